@@ -1,0 +1,5 @@
+"""``python -m trackplan``."""
+
+from trackplan.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The ``trackplan`` command: a thin click group; each backend registers its own commands."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from trackplan.errors import TrackplanError
+
+__all__ = ["main", "cli"]
+
+#: Modules that each define ``COMMANDS``: a list of click commands or groups to register.
+COMMAND_MODULES = (
+    "trackplan.plan.cli",
+    "trackplan.engine.cli",
+    "trackplan.codegen.cli",
+    "trackplan.batch.cli",
+    "trackplan.ci.cli",
+    "trackplan.privacy.cli",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trackplan")
+def cli() -> None:
+    """trackplan: tracking plans as code (validate, enforce PII, codegen, scan, diff)."""
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # backend not built into this install
+            raise
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning trackplan errors into messages and exit codes."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except TrackplanError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)

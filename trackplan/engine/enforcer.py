@@ -1,0 +1,441 @@
+"""Compile a plan into an :class:`Enforcer` and enforce it on events.
+
+The per-event path is one validator call for events that pass (envelope, common rule and
+event rule are one compiled ``allOf``); the detailed, all-errors explanation is built only
+for events that fail. The input event is never mutated: when anything changes, the
+result holds a copy, with what happened recorded in ``context.protocols`` as Segment does.
+
+>>> enforcer = load_plan("plans/ecommerce").compile()           # doctest: +SKIP
+>>> result = enforcer.enforce({"type": "track", "event": "Signed Up", ...})  # doctest: +SKIP
+>>> result.allowed, result.violations                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import jsonschema_rs
+
+from trackplan import pointer as jp
+from trackplan.engine.envelope import envelope_message, envelope_schema
+from trackplan.engine.violations import (
+    ADDITIONAL_PROPERTIES,
+    ENVELOPE,
+    OTHER,
+    UNPLANNED_EVENT,
+    Violation,
+    from_rs_error,
+)
+from trackplan.errors import CompileError
+from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
+from trackplan.plan.model import CallControls, Plan, Rule
+
+__all__ = ["Enforcer", "Result", "compile_plan", "make_validator", "refuse_remote"]
+
+_ENVELOPE, _COMMON, _RULE = 0, 1, 2
+
+
+class RemoteRefRefused(Exception):
+    """Raised inside the validator's retriever: trackplan never fetches a schema."""
+
+
+def refuse_remote(uri: str) -> Any:
+    """Retriever for jsonschema-rs that refuses every remote or file ``$ref``."""
+    raise RemoteRefRefused(
+        f"remote $ref {uri!r} refused: trackplan never fetches schemas over the network "
+        "or from files; put the schema in the plan's definitions"
+    )
+
+
+def make_validator(schema: Mapping[str, Any] | bool) -> Any:
+    """A jsonschema-rs validator with formats asserted and remote refs refused."""
+    return jsonschema_rs.validator_for(
+        schema, validate_formats=True, retriever=refuse_remote
+    )
+
+
+class Result:
+    """What :meth:`Enforcer.enforce` decided for one event.
+
+    Attributes:
+        allowed: False when the event is blocked.
+        event: the event as it should be forwarded (the input object itself when nothing
+            changed; a copy otherwise). Kept for blocked events too, so they can be sent
+            elsewhere for review.
+        violations: every violation found, in a stable order.
+        omitted: pointers of fields omitted as unplanned.
+        omitted_on_violation: pointers of fields omitted because they violated the plan.
+    """
+
+    __slots__ = ("allowed", "event", "violations", "omitted", "omitted_on_violation", "rule")
+
+    def __init__(
+        self,
+        allowed: bool,
+        event: Any,
+        violations: tuple[Violation, ...] = (),
+        omitted: tuple[str, ...] = (),
+        omitted_on_violation: tuple[str, ...] = (),
+        rule: Rule | None = None,
+    ) -> None:
+        self.allowed = allowed
+        self.event = event
+        self.violations = violations
+        self.omitted = omitted
+        self.omitted_on_violation = omitted_on_violation
+        self.rule = rule
+
+    @property
+    def decision(self) -> str:
+        """``"allowed"`` or ``"blocked"``."""
+        return "allowed" if self.allowed else "blocked"
+
+    @property
+    def forwarded(self) -> Any:
+        """The event to forward, or None when blocked."""
+        return self.event if self.allowed else None
+
+    def __repr__(self) -> str:
+        return f"Result({self.decision}, violations={list(self.violations)!r})"
+
+
+class _Compiled:
+    """One compiled rule: its validator and what the controls need to know about it."""
+
+    __slots__ = (
+        "rule",
+        "kind",
+        "validator",
+        "payload_key",
+        "planned",
+        "patterns",
+        "controls",
+        "locations",
+        "check_unplanned",
+        "transform",
+    )
+
+    def __init__(
+        self, plan: Plan, kind: str, rule: Rule | None, controls: CallControls
+    ) -> None:
+        self.rule = rule
+        self.kind = kind
+        from trackplan.plan.assemble import call_schema
+        from trackplan.plan.model import PAYLOAD_KEY
+
+        self.payload_key = PAYLOAD_KEY.get(kind)
+        envelope = envelope_schema(kind)
+        if rule is None:
+            # no rule for this call type: envelope and common rule only
+            placeholder = Rule(kind if kind != "alias" else "track", None, 1, None, None, None,
+                               plan.draft, "", "")  # type: ignore[arg-type]
+            schema = call_schema(plan, placeholder, extra=[envelope])
+        else:
+            schema = call_schema(plan, rule, extra=[envelope])
+        if plan.common is None:
+            # keep branch indexes stable: envelope, common, rule
+            schema["allOf"].insert(_COMMON, True)
+        try:
+            self.validator = make_validator(schema)
+        except (ValueError, jsonschema_rs.ValidationError) as exc:
+            where = rule.source if rule else plan.source
+            label = rule.label if rule else kind
+            raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
+        self.controls = controls
+        payload = rule.payload if rule is not None else None
+        self.planned: frozenset[str] = frozenset()
+        self.patterns: tuple[re.Pattern[str], ...] = ()
+        self.check_unplanned = controls.unplanned_properties != "allow" and payload is not True
+        if isinstance(payload, Mapping):
+            props = payload.get("properties")
+            self.planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
+            pats = payload.get("patternProperties")
+            if isinstance(pats, Mapping):
+                self.patterns = tuple(re.compile(p) for p in pats)
+            if payload.get("additionalProperties") not in (None, False) and not isinstance(
+                payload.get("additionalProperties"), bool
+            ):
+                # additionalProperties with a schema: every key is planned
+                self.check_unplanned = False
+        common = plan.common
+        self.locations = (
+            "",
+            f"{common.source}#{common.pointer}" if common else "",
+            f"{rule.source}#{rule.pointer}" if rule else "",
+            plan.sections.get("definitions", f"{plan.source}#/definitions"),
+        )
+        self.transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+
+    def unplanned(self, payload: dict[str, Any]) -> list[str]:
+        extra = payload.keys() - self.planned
+        if not extra:
+            return []
+        if self.patterns:
+            extra = {k for k in extra if not any(p.search(k) for p in self.patterns)}
+        return sorted(extra)
+
+
+def _schema_location(compiled: _Compiled, schema_path: list[Any]) -> tuple[int, str]:
+    """Which branch failed and ``file#pointer`` into the plan file for it."""
+    if schema_path and schema_path[0] in ("definitions", "$defs"):
+        # reached through $ref: the plan's shared definitions (counted as the rule's)
+        return _RULE, compiled.locations[3] + jp.from_parts(schema_path[1:])
+    if len(schema_path) < 2 or schema_path[0] != "allOf":
+        return _RULE, compiled.locations[_RULE]
+    branch = int(schema_path[1])
+    rest = schema_path[2:]
+    base = compiled.locations[branch] if branch < 3 else ""
+    if branch == _ENVELOPE:
+        return _ENVELOPE, "envelope#" + jp.from_parts(rest)
+    rule = compiled.rule if branch == _RULE else None
+    key = compiled.payload_key
+    if (
+        rule is not None
+        and key is not None
+        and len(rest) >= 2
+        and rest[0] == "properties"
+        and rest[1] == key
+    ):
+        return branch, base + jp.join("", key) + jp.from_parts(rest[2:])
+    return branch, base + "/call" + jp.from_parts(rest)
+
+
+def _blocked(event: Any, vtype: str, pointer: str, message: str) -> Result:
+    return Result(False, event, (Violation(vtype, pointer, message),))
+
+
+class Enforcer:
+    """A compiled plan. Build it with :meth:`Plan.compile` or :func:`compile_plan`."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        controls = plan.controls
+        self._track: dict[str, tuple[_Compiled, ...]] = {}
+        for name in plan.event_names:
+            self._track[name] = tuple(
+                _Compiled(plan, "track", rule, controls.track) for rule in plan.versions(name)
+            )
+        self._kinds: dict[str, _Compiled] = {}
+        for kind in ("identify", "group", "page", "screen", "alias"):
+            rule = plan.rule(kind) if kind != "alias" else None  # type: ignore[arg-type]
+            self._kinds[kind] = _Compiled(plan, kind, rule, controls.for_kind(kind))
+        self._unplanned_track = _Compiled(plan, "track", None, controls.track)
+        self._block_unplanned = controls.track.unplanned_events == "block"
+        self.hooks: list[Callable[[Enforcer], None]] = []
+
+    # -- public API ------------------------------------------------------------------
+    def compiled_rules(self) -> Iterator[_Compiled]:
+        """Every compiled rule (track versions, then other call types)."""
+        for versions in self._track.values():
+            yield from versions
+        yield from self._kinds.values()
+        yield self._unplanned_track
+
+    def enforce(self, event: Any) -> Result:
+        """Enforce the plan on one event (a dict as parsed from JSON). Never raises."""
+        if type(event) is not dict:
+            return _blocked(event, ENVELOPE, "", "an event must be a JSON object")
+        kind = event.get("type")
+        if kind == "track" or (kind is None and "event" in event):
+            name = event.get("event")
+            versions = self._track.get(name) if type(name) is str else None
+            if versions is None:
+                compiled = self._unplanned_track
+                if self._block_unplanned and type(name) is str and name:
+                    return _blocked(
+                        event, UNPLANNED_EVENT, "/event", "event is not in the tracking plan"
+                    )
+            elif len(versions) == 1:
+                compiled = versions[0]
+            else:
+                compiled = _select_version(versions, event)
+        else:
+            found = self._kinds.get(kind) if type(kind) is str else None
+            if found is None:
+                return _blocked(
+                    event,
+                    ENVELOPE,
+                    "/type",
+                    "type must be one of track, identify, page, screen, group, alias",
+                )
+            compiled = found
+        key = compiled.payload_key
+        unplanned: list[str] = []
+        view = event
+        if key == "traits" and "traits" not in event:
+            ctx = event.get("context")
+            if type(ctx) is dict and type(ctx.get("traits")) is dict:
+                view = None  # identify traits under context.traits (RudderStack, some SDKs)
+        if compiled.check_unplanned and view is not None and key is not None:
+            payload = event.get(key)
+            if type(payload) is dict and payload:
+                unplanned = compiled.unplanned(payload)
+        if view is not None and not unplanned and compiled.transform is None:
+            try:
+                if compiled.validator.is_valid(event):
+                    return Result(True, event, (), (), (), compiled.rule)
+            except (ValueError, TypeError, OverflowError):
+                pass  # not plain JSON (or too deep): the slow path explains it
+        return self._explain(compiled, event, unplanned)
+
+    def enforce_many(self, events: Iterable[Any]) -> Iterator[Result]:
+        """Enforce the plan on many events, lazily, in order."""
+        enforce = self.enforce
+        for event in events:
+            yield enforce(event)
+
+    # -- slow path -------------------------------------------------------------------
+    def _explain(self, compiled: _Compiled, event: dict[str, Any], unplanned: list[str]) -> Result:
+        if depth_exceeds(event):
+            return _blocked(event, OTHER, "", f"event nests deeper than {MAX_DEPTH} levels")
+        controls = compiled.controls
+        key = compiled.payload_key
+        violations: list[Violation] = []
+        omitted: list[str] = []
+        omitted_on_violation: list[str] = []
+        out = dict(event)
+        in_context = False
+        if key == "traits" and "traits" not in event:
+            ctx = event.get("context")
+            if type(ctx) is dict and type(ctx.get("traits")) is dict:
+                in_context = True
+                unplanned = compiled.unplanned(ctx["traits"]) if compiled.check_unplanned else []
+        payload_base = "/context/traits" if in_context else jp.join("", key or "")
+        if unplanned:
+            if controls.unplanned_properties == "block":
+                for name in unplanned:
+                    violations.append(
+                        Violation(
+                            ADDITIONAL_PROPERTIES,
+                            jp.join(payload_base, name),
+                            "property is not in the tracking plan",
+                            compiled.locations[_RULE],
+                        )
+                    )
+                return Result(False, _stamp(out, violations, [], []), tuple(violations),
+                              rule=compiled.rule)
+            _omit(out, in_context, key, unplanned)
+            omitted = [jp.join(payload_base, n) for n in unplanned]
+        validated = out
+        if in_context:
+            validated = dict(out)
+            validated["traits"] = out["context"]["traits"]
+        blocked = False
+        offending: set[str] = set()
+        try:
+            errors = list(compiled.validator.iter_errors(validated))
+        except (ValueError, TypeError, OverflowError) as exc:
+            kind = type(exc).__name__
+            return _blocked(event, OTHER, "", f"event is not plain JSON ({kind})")
+        for err in errors:
+            path = list(err.schema_path)
+            branch, location = _schema_location(compiled, path)
+            ipath = list(err.instance_path)
+            if in_context and ipath and ipath[0] == "traits":
+                ipath = ["context", "traits", *ipath[1:]]
+            if branch == _ENVELOPE:
+                v = from_rs_error(err, schema_location="", instance_path=ipath, vtype=ENVELOPE)
+                v.message = envelope_message(path[2:], v.message)
+                v.schema_location = location
+                violations.append(v)
+                blocked = True
+                continue
+            v = from_rs_error(err, schema_location=location, instance_path=ipath)
+            violations.append(v)
+            action = controls.common_violations if branch == _COMMON else controls.violations
+            if action == "block":
+                blocked = True
+            elif action == "omit" and key is not None:
+                top = _payload_child(ipath, in_context, key)
+                if top is not None:
+                    offending.add(top)
+        if offending and not blocked:
+            names = sorted(offending)
+            _omit(out, in_context, key, names)
+            omitted_on_violation = [jp.join(payload_base, n) for n in names]
+        violations.sort(key=lambda v: (v.pointer, v.type, v.message))
+        if compiled.transform is not None and not blocked:
+            changed = compiled.transform(out, violations)
+            if changed is None:
+                blocked = True
+            else:
+                out = changed
+        if violations or omitted or omitted_on_violation:
+            out = _stamp(out, violations, omitted, omitted_on_violation)
+        return Result(
+            not blocked,
+            out,
+            tuple(violations),
+            tuple(omitted),
+            tuple(omitted_on_violation),
+            compiled.rule,
+        )
+
+
+def _payload_child(ipath: list[Any], in_context: bool, key: str) -> str | None:
+    if in_context:
+        if len(ipath) >= 3 and ipath[0] == "context" and ipath[1] == "traits":
+            return str(ipath[2])
+        return None
+    if len(ipath) >= 2 and ipath[0] == key:
+        return str(ipath[1])
+    return None
+
+
+def _omit(out: dict[str, Any], in_context: bool, key: str | None, names: list[str]) -> None:
+    """Remove payload keys from ``out`` (copying what it changes, never the input)."""
+    if in_context:
+        ctx = dict(out["context"])
+        traits = dict(ctx["traits"])
+        for n in names:
+            traits.pop(n, None)
+        ctx["traits"] = traits
+        out["context"] = ctx
+    elif key is not None and type(out.get(key)) is dict:
+        payload = dict(out[key])
+        for n in names:
+            payload.pop(n, None)
+        out[key] = payload
+
+
+def _stamp(
+    out: dict[str, Any],
+    violations: list[Violation],
+    omitted: list[str],
+    omitted_on_violation: list[str],
+) -> dict[str, Any]:
+    """Record what happened in ``context.protocols``, the way Segment does."""
+    ctx = out.get("context")
+    ctx = dict(ctx) if type(ctx) is dict else {}
+    protocols = ctx.get("protocols")
+    protocols = dict(protocols) if type(protocols) is dict else {}
+    if omitted:
+        protocols["omitted"] = [jp.dotted(jp.parse(p)) for p in omitted]
+    if omitted_on_violation:
+        protocols["omitted_on_violation"] = [jp.dotted(jp.parse(p)) for p in omitted_on_violation]
+    if violations:
+        protocols["violations"] = [v.to_dict() for v in violations]
+    ctx["protocols"] = protocols
+    out["context"] = ctx
+    return out
+
+
+def _select_version(versions: tuple[_Compiled, ...], event: dict[str, Any]) -> _Compiled:
+    """The version ``context.protocols.event_version`` names; the oldest otherwise."""
+    ctx = event.get("context")
+    if type(ctx) is dict:
+        protocols = ctx.get("protocols")
+        if type(protocols) is dict:
+            wanted = protocols.get("event_version")
+            if type(wanted) is int:
+                for compiled in versions:
+                    if compiled.rule is not None and compiled.rule.version == wanted:
+                        return compiled
+    return versions[0]
+
+
+def compile_plan(plan: Plan) -> Enforcer:
+    """Compile ``plan`` into an :class:`Enforcer` (raises :class:`CompileError`)."""
+    return Enforcer(plan)

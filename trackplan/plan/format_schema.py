@@ -1,0 +1,130 @@
+"""The plan format, published as a JSON Schema (``trackplan schema`` prints it).
+
+Editors use it to check plan files; the loader checks every file against it first.
+Sections owned by other backends (``pii``, ``destinations``, ``consent``, ``lint``,
+``policy``) are described here too, so there is one document for the whole format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PLAN_FORMAT_SCHEMA", "RULE_SCHEMA", "EVENT_FILE_SCHEMA"]
+
+_SCHEMA_VALUE: dict[str, Any] = {
+    "description": "A JSON Schema (draft-07 or 2020-12), checked against its meta-schema.",
+    "type": ["object", "boolean"],
+}
+
+_CALL_CONTROLS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "unplanned_events": {
+            "enum": ["allow", "block"],
+            "description": "Track calls whose event is not in the plan: forward or block.",
+        },
+        "unplanned_properties": {
+            "enum": ["allow", "omit", "block"],
+            "description": "Properties or traits the rule does not name: forward, omit "
+            "them (recorded in context.protocols.omitted), or block the event.",
+        },
+        "violations": {
+            "enum": ["allow", "omit", "block"],
+            "description": "Schema violations: forward with the violations recorded, omit the "
+            "offending top-level properties, or block the event.",
+        },
+        "common_violations": {
+            "enum": ["allow", "omit", "block"],
+            "description": "Violations of the common rule.",
+        },
+    },
+}
+
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One rule: the schema of a track event version, or of another call type.",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "The event name on the wire."},
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "The event version; context.protocols.event_version selects it.",
+        },
+        "description": {"type": "string"},
+        "properties": {
+            **_SCHEMA_VALUE,
+            "description": "JSON Schema of the call's properties (track, page, screen).",
+        },
+        "traits": {**_SCHEMA_VALUE, "description": "JSON Schema of traits (identify, group)."},
+        "call": {
+            "type": "object",
+            "description": "JSON Schema applied to the whole call: context, messageId, ...",
+        },
+        "labels": {"type": "object", "description": "Segment labels, kept as they are."},
+    },
+    "patternProperties": {"^x-": {}},
+    "additionalProperties": False,
+}
+
+EVENT_FILE_SCHEMA: dict[str, Any] = {
+    **RULE_SCHEMA,
+    "required": ["name"],
+    "description": "A file under events/: one track event version.",
+}
+
+_PII_CATEGORIES = [
+    "email", "phone", "name", "address", "postal_code", "birthdate", "ip", "device_id",
+    "government_id", "payment_card", "bank_account", "precise_location", "health",
+    "credentials", "free_text", "other",
+]  # fmt: skip
+
+PLAN_FORMAT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:trackplan:plan-format:1",
+    "title": "trackplan plan file",
+    "description": "plan.yaml (or a single-file plan). Sibling files named after a section "
+    "(common.yaml, identify.yaml, group.yaml, page.yaml, screen.yaml, definitions.yaml, "
+    "destinations.yaml) and events/*.yaml hold the same content split for review.",
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "trackplan": {"const": 1, "description": "Plan format version."},
+        "name": {"type": "string", "minLength": 1},
+        "version": {"type": ["string", "integer"], "description": "The plan's own version."},
+        "description": {"type": "string"},
+        "draft": {
+            "enum": ["draft-07", "2020-12"],
+            "description": "Default JSON Schema draft of rules without $schema (draft-07).",
+        },
+        "controls": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                k: _CALL_CONTROLS for k in ("track", "identify", "group", "page", "screen", "alias")
+            },
+        },
+        "definitions": {
+            "type": "object",
+            "additionalProperties": _SCHEMA_VALUE,
+            "description": "Shared schemas, reached as {$ref: '#/definitions/<name>'}.",
+        },
+        "common": {**RULE_SCHEMA, "description": "Applied to every call (use `call`)."},
+        "identify": RULE_SCHEMA,
+        "group": RULE_SCHEMA,
+        "page": RULE_SCHEMA,
+        "screen": RULE_SCHEMA,
+        "events": {"type": "array", "items": EVENT_FILE_SCHEMA},
+        "pii": {
+            "type": "object",
+            "description": "PII defaults and detection; see the x-pii keyword in rules.",
+            "x-categories": _PII_CATEGORIES,
+        },
+        "destinations": {"type": "array", "items": {"type": "object"}},
+        "consent": {"type": "object"},
+        "lint": {"type": "object"},
+        "policy": {"type": "object"},
+    },
+    "patternProperties": {"^x-": {}},
+    "additionalProperties": False,
+}

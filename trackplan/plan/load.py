@@ -1,0 +1,425 @@
+"""Load a plan from a directory or one file, checking everything and reporting all errors.
+
+>>> plan = load_plan("plans/ecommerce")   # doctest: +SKIP
+>>> plan.event("Order Completed").version  # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import jsonschema
+import orjson
+import yaml
+
+from trackplan import pointer as jp
+from trackplan.errors import PlanError, PlanIssue
+from trackplan.plan.format_schema import EVENT_FILE_SCHEMA, PLAN_FORMAT_SCHEMA
+from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
+from trackplan.plan.model import (
+    PAYLOAD_KEY,
+    CallControls,
+    Controls,
+    Plan,
+    Rule,
+    draft_of,
+)
+
+__all__ = ["load_plan", "read_document", "build_plan", "PLAN_FILE_NAMES", "SECTION_FILES"]
+
+PLAN_FILE_NAMES = ("plan.yaml", "plan.yml", "plan.json")
+SECTION_FILES = (
+    "common", "identify", "group", "page", "screen", "definitions", "destinations", "consent",
+    "pii", "lint", "policy",
+)  # fmt: skip
+_DOC_SUFFIXES = (".yaml", ".yml", ".json")
+_RULE_SECTIONS = ("common", "identify", "group", "page", "screen")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: ``2026-01-01`` stays a string, as in JSON."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_document(path: Path, issues: list[PlanIssue]) -> Any:
+    """Parse one YAML or JSON file; problems go to ``issues`` and ``None`` is returned."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        issues.append(PlanIssue(name, "", f"cannot read file: {exc.strerror or exc}"))
+        return None
+    try:
+        if path.suffix == ".json":
+            doc = orjson.loads(raw)
+        else:
+            doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except orjson.JSONDecodeError as exc:
+        issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
+        return None
+    except yaml.YAMLError as exc:
+        issues.append(PlanIssue(name, "", f"invalid YAML: {exc}"))
+        return None
+    except UnicodeDecodeError:
+        issues.append(PlanIssue(name, "", "file is not UTF-8 text"))
+        return None
+    except RecursionError:
+        issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
+        return None
+    if depth_exceeds(doc):
+        issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
+        return None
+    bad = _non_json(doc)
+    if bad is not None:
+        issues.append(PlanIssue(name, bad[0], bad[1]))
+        return None
+    return doc
+
+
+def _non_json(doc: Any) -> tuple[str, str] | None:
+    """The first place where a YAML document holds something JSON cannot, if any."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        ptr, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    return ptr, f"key {key!r} is not a string (quote it)"
+                stack.append((jp.join(ptr, key), value))
+        elif isinstance(node, list):
+            stack.extend((jp.join(ptr, i), v) for i, v in enumerate(node))
+        elif not (node is None or isinstance(node, bool | int | float | str)):
+            return ptr, f"value of type {type(node).__name__} is not JSON"
+    return None
+
+
+def _format_issues(
+    doc: Any, schema: Mapping[str, Any], file: str, base: str, event: str | None
+) -> list[PlanIssue]:
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        where = jp.join(base, *err.absolute_path)
+        out.append(PlanIssue(file, where, _describe_format_error(err), event))
+    return out
+
+
+def _describe_format_error(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"unknown key(s) {', '.join(map(repr, extra))}; allowed: " + ", ".join(
+            sorted(err.schema.get("properties", {}))
+        )
+    if err.validator == "required":
+        return err.message
+    if err.validator == "enum":
+        return "must be one of " + ", ".join(map(repr, err.validator_value))
+    if err.validator == "type":
+        return f"must be of type {err.validator_value}"
+    return f"invalid ({err.validator} {err.validator_value!r})"
+
+
+def _doc_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _DOC_SUFFIXES)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Load and check a plan directory or file; raise :class:`PlanError` with every issue."""
+    root = Path(path)
+    issues: list[PlanIssue] = []
+    if root.is_dir():
+        plan_file = next((root / n for n in PLAN_FILE_NAMES if (root / n).is_file()), None)
+        if plan_file is None:
+            raise PlanError(
+                [PlanIssue(str(root), "", f"no {' or '.join(PLAN_FILE_NAMES)} in the directory")]
+            )
+        doc = read_document(plan_file, issues)
+        sections: dict[str, tuple[str, Any]] = {}
+        for name in SECTION_FILES:
+            for suffix in _DOC_SUFFIXES:
+                candidate = root / f"{name}{suffix}"
+                if candidate.is_file():
+                    sections[name] = (str(candidate), read_document(candidate, issues))
+        event_docs = [
+            (str(p), read_document(p, issues)) for p in _doc_files(root / "events")
+        ] if (root / "events").is_dir() else []
+        source = str(root)
+    elif root.is_file():
+        plan_file = root
+        doc = read_document(root, issues)
+        sections, event_docs, source = {}, [], str(root)
+    else:
+        raise PlanError([PlanIssue(str(root), "", "no such file or directory")])
+    if issues:
+        raise PlanError(issues)
+    return build_plan(str(plan_file), doc, sections, event_docs, source=source)
+
+
+def build_plan(
+    plan_file: str,
+    doc: Any,
+    sections: Mapping[str, tuple[str, Any]] | None = None,
+    event_docs: list[tuple[str, Any]] | None = None,
+    *,
+    source: str = "",
+) -> Plan:
+    """Check parsed documents and build the :class:`Plan` (raises :class:`PlanError`)."""
+    issues: list[PlanIssue] = []
+    sections = dict(sections or {})
+    event_docs = list(event_docs or [])
+    if not isinstance(doc, dict):
+        raise PlanError([PlanIssue(plan_file, "", "the plan file must hold a mapping")])
+    issues += _format_issues(doc, PLAN_FORMAT_SCHEMA, plan_file, "", None)
+    # where each section lives: (file, pointer-base, value)
+    located: dict[str, tuple[str, str, Any]] = {}
+    for key in SECTION_FILES:
+        if key in doc:
+            located[key] = (plan_file, jp.join("", key), doc[key])
+        if key in sections:
+            file, value = sections[key]
+            if key in doc:
+                issues.append(PlanIssue(file, "", f"'{key}' is also set in {plan_file}"))
+                continue
+            sub = PLAN_FORMAT_SCHEMA["properties"][key]
+            issues += _format_issues(value, sub, file, "", None)
+            located[key] = (file, "", value)
+    if issues:
+        raise PlanError(issues)
+
+    default_draft = str(doc.get("draft", "draft-07"))
+    rules: list[Rule] = []
+    for kind in _RULE_SECTIONS:
+        if kind in located:
+            file, base, value = located[kind]
+            rule = _make_rule(kind, value, file, base, default_draft, issues)
+            if rule is not None:
+                rules.append(rule)
+    for i, ev in enumerate(doc.get("events", []) or []):
+        rule = _make_rule("track", ev, plan_file, jp.join("", "events", i), default_draft, issues)
+        if rule is not None:
+            rules.append(rule)
+    for file, ev in event_docs:
+        before = len(issues)
+        issues += _format_issues(ev, EVENT_FILE_SCHEMA, file, "", _name_of(ev))
+        if len(issues) == before:
+            rule = _make_rule("track", ev, file, "", default_draft, issues)
+            if rule is not None:
+                rules.append(rule)
+
+    seen: dict[tuple[str | None, int], Rule] = {}
+    for rule in rules:
+        if rule.kind != "track":
+            continue
+        key = (rule.name, rule.version)
+        if key in seen:
+            other = seen[key]
+            issues.append(
+                PlanIssue(
+                    rule.source,
+                    rule.pointer,
+                    f"event {rule.name!r} version {rule.version} is also defined in "
+                    f"{other.source} at {other.pointer or '/'}",
+                    rule.label,
+                )
+            )
+        seen[key] = rule
+
+    definitions = dict(located["definitions"][2]) if "definitions" in located else {}
+    if "definitions" in located:
+        dfile, dbase, _ = located["definitions"]
+        for name, schema in definitions.items():
+            issues += _meta_issues(
+                schema, default_draft, dfile, jp.join(dbase, name), f"definition {name}"
+            )
+
+    order = {"common": 0, "identify": 1, "group": 2, "page": 3, "screen": 4, "track": 5}
+    rules.sort(key=lambda r: (order[r.kind], r.name or "", r.version))
+    controls = _make_controls(doc.get("controls", {}))
+    destinations = located.get("destinations", ("", "", []))[2] or []
+    plan = Plan(
+        name=str(doc["name"]),
+        version=str(doc.get("version", "1")),
+        description=doc.get("description"),
+        draft=default_draft,
+        rules=tuple(rules),
+        definitions=definitions,
+        controls=controls,
+        pii=dict(located.get("pii", ("", "", {}))[2] or {}),
+        destinations=tuple(destinations),
+        consent=dict(located.get("consent", ("", "", {}))[2] or {}),
+        lint=dict(located.get("lint", ("", "", {}))[2] or {}),
+        policy=dict(located.get("policy", ("", "", {}))[2] or {}),
+        extra={k: v for k, v in doc.items() if k.startswith("x-")},
+        source=source,
+        sections={k: f"{f}#{b}" for k, (f, b, _v) in located.items()},
+    )
+    for rule in plan.rules:
+        issues += _ref_issues(plan, rule)
+    if issues:
+        raise PlanError(issues)
+    return plan
+
+
+def _name_of(ev: Any) -> str | None:
+    return ev.get("name") if isinstance(ev, dict) and isinstance(ev.get("name"), str) else None
+
+
+def _make_rule(
+    kind: str, value: Any, file: str, base: str, default_draft: str, issues: list[PlanIssue]
+) -> Rule | None:
+    if not isinstance(value, dict):
+        issues.append(PlanIssue(file, base, "a rule must be a mapping"))
+        return None
+    name = value.get("name") if kind == "track" else None
+    label = str(name) if kind == "track" else kind
+    payload_key = PAYLOAD_KEY.get(kind)
+    wrong = {"properties", "traits"} - {payload_key}
+    for key in sorted(wrong & set(value)):
+        hint = f"use '{payload_key}'" if payload_key else "use 'call' for the whole call"
+        issues.append(PlanIssue(file, jp.join(base, key), f"a {kind} rule has no {key}; {hint}",
+                                label))
+    payload = value.get(payload_key) if payload_key else None
+    call = value.get("call")
+    draft = draft_of(call, default_draft) if call is not None else default_draft
+    pdraft = draft_of(payload, draft or default_draft) if payload is not None else draft
+    if draft is None or pdraft is None:
+        issues.append(PlanIssue(file, base, "unsupported $schema: use draft-07 or 2020-12", label))
+        return None
+    if payload is not None:
+        issues += _meta_issues(payload, pdraft, file, jp.join(base, str(payload_key)), label)
+    if call is not None:
+        issues += _meta_issues(call, draft, file, jp.join(base, "call"), label)
+    known = {"name", "version", "description", "properties", "traits", "call"}
+    return Rule(
+        kind=kind,  # type: ignore[arg-type]
+        name=name,
+        version=int(value.get("version", 1)),
+        description=value.get("description"),
+        payload=payload,
+        call=call,
+        draft=draft,
+        source=file,
+        pointer=base,
+        extra={k: v for k, v in value.items() if k not in known},
+    )
+
+
+_META = {
+    "draft-07": jsonschema.Draft7Validator,
+    "2020-12": jsonschema.Draft202012Validator,
+}
+
+
+def _meta_issues(schema: Any, draft: str, file: str, base: str, event: str) -> list[PlanIssue]:
+    cls = _META[draft]
+    validator = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+    out = []
+    for err in validator.iter_errors(schema):
+        where = jp.join(base, *err.absolute_path)
+        out.append(
+            PlanIssue(
+                file,
+                where,
+                f"not a valid {draft} schema: '{err.validator}' check failed "
+                f"({_short(err.message)})",
+                event,
+            )
+        )
+    for path, node in walk_schemas(schema):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                out.append(PlanIssue(file, jp.join(base, *path, "pattern"),
+                                     f"invalid regular expression: {exc}", event))
+    return out
+
+
+def _short(message: str, limit: int = 160) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+_BASE = "urn:trackplan:rule"
+
+
+def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
+    """Refuse non-local ``$ref``s; check local ones resolve and do not loop."""
+    from trackplan.plan.assemble import rule_call_schema
+
+    out: list[PlanIssue] = []
+    parts: list[tuple[str, str, Any]] = []
+    if rule.payload is not None and rule.payload_key:
+        parts.append((rule.payload_key, jp.join(rule.pointer, rule.payload_key), rule.payload))
+    if rule.call is not None:
+        parts.append(("call", jp.join(rule.pointer, "call"), rule.call))
+    whole = rule_call_schema(rule)
+    root = {"definitions": dict(plan.definitions), "$defs": dict(plan.definitions), **whole}
+    embedded_ids = {
+        urldefrag(urljoin(_BASE, node["$id"]))[0]
+        for _, node in walk_schemas(whole)
+        if isinstance(node.get("$id"), str)
+    }
+    for _part, base, schema in parts:
+        for path, node in walk_schemas(schema):
+            ref = node.get("$ref")
+            if not isinstance(ref, str):
+                continue
+            where = jp.join(base, *path, "$ref")
+            target, fragment = urldefrag(urljoin(_BASE, ref))
+            if not ref.startswith("#"):
+                if target in embedded_ids:
+                    continue
+                out.append(PlanIssue(rule.source, where, _refusal(ref), rule.label))
+                continue
+            problem = _resolve_local(root, fragment)
+            if problem:
+                out.append(PlanIssue(rule.source, where, problem, rule.label))
+    return out
+
+
+def _refusal(ref: str) -> str:
+    return (
+        f"$ref {ref!r} points outside the plan; trackplan never fetches remote or file "
+        "schemas: copy the schema into the plan's definitions and use '#/definitions/<name>'"
+    )
+
+
+def _resolve_local(root: Any, fragment: str) -> str | None:
+    """None when ``#fragment`` resolves in ``root`` without a pure ``$ref`` loop."""
+    seen: set[str] = set()
+    current = fragment
+    while True:
+        if current in seen:
+            return f"$ref cycle: '#{fragment}' only refers to itself"
+        seen.add(current)
+        if current and not current.startswith("/"):
+            # anchors ($anchor, plain-name fragments) are resolved by the validator
+            return None
+        node: Any = root
+        try:
+            for token in jp.parse(current):
+                node = node[int(token)] if isinstance(node, list) else node[token]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return f"$ref '#{fragment}' does not resolve inside the plan"
+        if isinstance(node, dict) and isinstance(node.get("$ref"), str) and len(node) == 1:
+            nxt = node["$ref"]
+            if not nxt.startswith("#"):
+                return None
+            current = nxt[1:]
+            continue
+        return None
+
+
+def _make_controls(value: Mapping[str, Any]) -> Controls:
+    return Controls(**{k: CallControls(**v) for k, v in (value or {}).items()})
