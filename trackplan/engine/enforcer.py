@@ -166,6 +166,9 @@ class _Compiled:
             f"{rule.source}#{rule.pointer}" if rule else "",
             plan.sections.get("definitions", f"{plan.source}#/definitions"),
         )
+        #: Set by later stages (PII actions): ``transform(event, violations)`` returns the
+        #: event to forward (the same object when nothing changed, else a copy; never
+        #: mutating its argument), or None to block; it appends its own violations.
         self.transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
 
     def unplanned(self, payload: dict[str, Any]) -> list[str]:
@@ -272,13 +275,28 @@ class Enforcer:
             payload = event.get(key)
             if type(payload) is dict and payload:
                 unplanned = compiled.unplanned(payload)
-        if view is not None and not unplanned and compiled.transform is None:
+        if view is not None and not unplanned:
             try:
-                if compiled.validator.is_valid(event):
-                    return Result(True, event, (), (), (), compiled.rule)
+                valid = compiled.validator.is_valid(event)
             except (ValueError, TypeError, OverflowError):
-                pass  # not plain JSON (or too deep): the slow path explains it
+                valid = False  # not plain JSON (or too deep): the slow path explains it
+            if valid:
+                if compiled.transform is None:
+                    return Result(True, event, (), (), (), compiled.rule)
+                return self._transform_valid(compiled, event)
         return self._explain(compiled, event, unplanned)
+
+    def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
+        """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
+        assert compiled.transform is not None
+        violations: list[Violation] = []
+        out = compiled.transform(event, violations)
+        if out is None:
+            return Result(False, _stamp(dict(event), violations, [], []), tuple(violations),
+                          rule=compiled.rule)
+        if violations:
+            out = _stamp(out if out is not event else dict(event), violations, [], [])
+        return Result(True, out, tuple(violations), (), (), compiled.rule)
 
     def enforce_many(self, events: Iterable[Any]) -> Iterator[Result]:
         """Enforce the plan on many events, lazily, in order."""
