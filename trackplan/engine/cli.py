@@ -1,0 +1,211 @@
+"""``trackplan validate``: enforce a plan on event files and report what happened."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+
+from trackplan.engine.readers import INPUT_FORMATS, iter_file
+from trackplan.errors import InputError
+from trackplan.plan.load import load_plan
+
+__all__ = ["COMMANDS", "validate", "ValidationReport"]
+
+_SAMPLE = 20
+
+
+class ValidationReport:
+    """Counts and the first violations of a ``validate`` run."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.allowed = 0
+        self.blocked = 0
+        self.malformed = 0
+        self.violations = 0
+        self.omitted = 0
+        self.by_type: Counter[str] = Counter()
+        self.by_event: dict[str, Counter[str]] = {}
+        self.first: list[dict[str, Any]] = []
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing was blocked, violated or unreadable."""
+        return not (self.blocked or self.violations or self.malformed)
+
+    def add_malformed(self, file: str, line: int, error: str) -> None:
+        self.events += 1
+        self.malformed += 1
+        self.blocked += 1
+        self.by_type["Malformed"] += 1
+        if len(self.first) < _SAMPLE:
+            self.first.append(
+                {"file": file, "line": line, "event": None, "type": "Malformed",
+                 "pointer": "", "message": error}
+            )
+
+    def add(self, file: str, line: int, event: Any, result: Any) -> None:
+        self.events += 1
+        if result.allowed:
+            self.allowed += 1
+        else:
+            self.blocked += 1
+        self.omitted += len(result.omitted)
+        name = _event_label(event)
+        counts = self.by_event.setdefault(name, Counter())
+        counts["events"] += 1
+        counts["blocked"] += 0 if result.allowed else 1
+        for v in result.violations:
+            self.violations += 1
+            self.by_type[v.type] += 1
+            counts[v.type] += 1
+            if len(self.first) < _SAMPLE:
+                self.first.append(
+                    {"file": file, "line": line, "event": name, "type": v.type,
+                     "pointer": v.pointer, "message": v.message,
+                     "schema": v.schema_location}
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "allowed": self.allowed,
+            "blocked": self.blocked,
+            "malformed": self.malformed,
+            "violations": self.violations,
+            "omitted": self.omitted,
+            "by_type": dict(sorted(self.by_type.items())),
+            "by_event": {k: dict(sorted(v.items())) for k, v in sorted(self.by_event.items())},
+            "first_violations": self.first,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"{self.events} events: {self.allowed} allowed, {self.blocked} blocked, "
+            f"{self.violations} violations, {self.omitted} properties omitted"
+            + (f", {self.malformed} malformed" if self.malformed else ""),
+        ]
+        if self.by_type:
+            lines.append("")
+            lines.append("violations by type:")
+            width = max(len(t) for t in self.by_type)
+            for vtype, count in sorted(self.by_type.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"  {vtype:<{width}}  {count}")
+        if self.by_event:
+            lines.append("")
+            lines.append("by event:")
+            width = max(len(e) for e in self.by_event)
+            for name, counts in sorted(self.by_event.items()):
+                detail = ", ".join(
+                    f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("events", "blocked")
+                )
+                lines.append(
+                    f"  {name:<{width}}  {counts['events']} events, {counts['blocked']} blocked"
+                    + (f"; {detail}" if detail else "")
+                )
+        if self.first:
+            lines.append("")
+            lines.append(f"first {len(self.first)} violations:")
+            for v in self.first:
+                where = f"{v['file']}:{v['line']}"
+                lines.append(
+                    f"  {where} [{v['event'] or '-'}] {v['type']} at {v['pointer'] or '/'}: "
+                    f"{v['message']}"
+                )
+        return "\n".join(lines)
+
+
+def _event_label(event: Any) -> str:
+    if not isinstance(event, dict):
+        return "(not an object)"
+    kind = event.get("type")
+    if kind == "track" or (kind is None and "event" in event):
+        name = event.get("event")
+        return name if isinstance(name, str) else "(track without event)"
+    return f"({kind})" if isinstance(kind, str) else "(no type)"
+
+
+class _AtomicOut:
+    """NDJSON output written aside and renamed into place when the run completes."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._tmp: str | None = None
+        self.fh: IO[bytes]
+        if target == "-":
+            self.fh = sys.stdout.buffer
+        else:
+            parent = Path(target).resolve().parent
+            fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".trackplan-", suffix=".tmp")
+            self.fh = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        if self._tmp is not None:
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self._tmp, self.target)
+            self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            self.fh.close()
+            Path(self._tmp).unlink(missing_ok=True)
+            self._tmp = None
+
+
+@click.command()
+@click.argument("plan", type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out", default=None, help="Write forwarded events as NDJSON here ('-' = stdout).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto",
+              show_default=True, help="How to read inputs (auto-detected from content).")
+@click.option("--include-blocked", is_flag=True, help="Also write blocked events to --out.")
+def validate(
+    plan: str, inputs: tuple[str, ...], out: str | None, fmt: str, input_format: str,
+    include_blocked: bool,
+) -> None:
+    """Enforce PLAN on event files (NDJSON, JSON array or batch bodies; '-' for stdin).
+
+    Exit 0 when nothing was blocked or violated, 1 when something was, 2 on bad usage or
+    unreadable input.
+    """
+    enforcer = load_plan(plan).compile()
+    for path in inputs:
+        if path != "-" and not Path(path).is_file():
+            raise InputError(f"{path}: no such file")
+    report = ValidationReport()
+    sink = _AtomicOut(out) if out else None
+    dumps = orjson.dumps
+    try:
+        for path in inputs:
+            for item in iter_file(path, input_format):  # type: ignore[arg-type]
+                if item.error is not None:
+                    report.add_malformed(path, item.line, item.error)
+                    continue
+                result = enforcer.enforce(item.event)
+                report.add(path, item.line, item.event, result)
+                if sink is not None and (result.allowed or include_blocked):
+                    sink.fh.write(dumps(result.event) + b"\n")
+        if sink is not None:
+            sink.commit()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    text = orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() if fmt == "json" \
+        else report.to_text()
+    click.echo(text, err=(out == "-"))
+    sys.exit(0 if report.clean else 1)
+
+
+COMMANDS = [validate]
