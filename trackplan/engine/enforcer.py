@@ -101,6 +101,20 @@ class Result:
         return f"Result({self.decision}, violations={list(self.violations)!r})"
 
 
+class _Ok(Result):
+    """An allowed, unchanged event: the fast path's result (three slots to fill, not six)."""
+
+    __slots__ = ()
+    violations: tuple[Violation, ...] = ()  # type: ignore[misc]
+    omitted: tuple[str, ...] = ()  # type: ignore[misc]
+    omitted_on_violation: tuple[str, ...] = ()  # type: ignore[misc]
+
+    def __init__(self, event: Any, rule: Rule | None) -> None:
+        self.allowed = True
+        self.event = event
+        self.rule = rule
+
+
 class _Compiled:
     """One compiled rule: its validator and what the controls need to know about it."""
 
@@ -108,6 +122,7 @@ class _Compiled:
         "rule",
         "kind",
         "validator",
+        "fast",
         "payload_key",
         "planned",
         "patterns",
@@ -143,6 +158,7 @@ class _Compiled:
             where = rule.source if rule else plan.source
             label = rule.label if rule else kind
             raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
+        self.fast = self.validator
         self.controls = controls
         payload = rule.payload if rule is not None else None
         self.planned: frozenset[str] = frozenset()
@@ -159,6 +175,20 @@ class _Compiled:
             ):
                 # additionalProperties with a schema: every key is planned
                 self.check_unplanned = False
+        if self.check_unplanned and self.payload_key is not None:
+            # One call decides the common case: the plan's schema plus "no unplanned keys".
+            strict: dict[str, Any] = {
+                "properties": {k: True for k in sorted(self.planned)},
+                "additionalProperties": False,
+            }
+            if self.patterns:
+                strict["patternProperties"] = {p.pattern: True for p in self.patterns}
+            fast_schema = dict(schema)
+            fast_schema["allOf"] = [
+                *schema["allOf"],
+                {"properties": {self.payload_key: strict}},
+            ]
+            self.fast = make_validator(fast_schema)
         common = plan.common
         self.locations = (
             "",
@@ -225,6 +255,8 @@ class Enforcer:
             rule = plan.rule(kind) if kind != "alias" else None  # type: ignore[arg-type]
             self._kinds[kind] = _Compiled(plan, kind, rule, controls.for_kind(kind))
         self._unplanned_track = _Compiled(plan, "track", None, controls.track)
+        #: planned track events with one version: the hot path's only lookup
+        self._single = {n: v[0] for n, v in self._track.items() if len(v) == 1}
         self._block_unplanned = controls.track.unplanned_events == "block"
         self.hooks: list[Callable[[Enforcer], None]] = []
 
@@ -238,6 +270,29 @@ class Enforcer:
 
     def enforce(self, event: Any) -> Result:
         """Enforce the plan on one event (a dict as parsed from JSON). Never raises."""
+        # The common case costs two dict lookups and one validator call; everything else
+        # (versions, unplanned events, odd shapes) goes through _dispatch.
+        if type(event) is dict and event.get("type") == "track":
+            try:
+                compiled = self._single.get(event.get("event"))
+            except TypeError:  # unhashable event name
+                compiled = None
+            if compiled is None:
+                return self._dispatch(event)
+        else:
+            return self._dispatch(event)
+        try:
+            valid = compiled.fast.is_valid(event)
+        except (ValueError, TypeError, OverflowError):
+            valid = False  # not plain JSON (or too deep): the slow path explains it
+        if valid:
+            if compiled.transform is None:
+                return _Ok(event, compiled.rule)
+            return self._transform_valid(compiled, event)
+        return self._explain(compiled, event)
+
+    def _dispatch(self, event: Any) -> Result:
+        """Everything but a single-version planned track event."""
         if type(event) is not dict:
             return _blocked(event, ENVELOPE, "", "an event must be a JSON object")
         kind = event.get("type")
@@ -264,27 +319,16 @@ class Enforcer:
                     "type must be one of track, identify, page, screen, group, alias",
                 )
             compiled = found
-        key = compiled.payload_key
-        unplanned: list[str] = []
-        view = event
-        if key == "traits" and "traits" not in event:
-            ctx = event.get("context")
-            if type(ctx) is dict and type(ctx.get("traits")) is dict:
-                view = None  # identify traits under context.traits (RudderStack, some SDKs)
-        if compiled.check_unplanned and view is not None and key is not None:
-            payload = event.get(key)
-            if type(payload) is dict and payload:
-                unplanned = compiled.unplanned(payload)
-        if view is not None and not unplanned:
+        if compiled.payload_key != "traits" or "traits" in event or not _has_context_traits(event):
             try:
-                valid = compiled.validator.is_valid(event)
+                valid = compiled.fast.is_valid(event)
             except (ValueError, TypeError, OverflowError):
                 valid = False  # not plain JSON (or too deep): the slow path explains it
             if valid:
                 if compiled.transform is None:
-                    return Result(True, event, (), (), (), compiled.rule)
+                    return _Ok(event, compiled.rule)
                 return self._transform_valid(compiled, event)
-        return self._explain(compiled, event, unplanned)
+        return self._explain(compiled, event)
 
     def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
@@ -305,7 +349,7 @@ class Enforcer:
             yield enforce(event)
 
     # -- slow path -------------------------------------------------------------------
-    def _explain(self, compiled: _Compiled, event: dict[str, Any], unplanned: list[str]) -> Result:
+    def _explain(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         if depth_exceeds(event):
             return _blocked(event, OTHER, "", f"event nests deeper than {MAX_DEPTH} levels")
         controls = compiled.controls
@@ -314,12 +358,11 @@ class Enforcer:
         omitted: list[str] = []
         omitted_on_violation: list[str] = []
         out = dict(event)
-        in_context = False
-        if key == "traits" and "traits" not in event:
-            ctx = event.get("context")
-            if type(ctx) is dict and type(ctx.get("traits")) is dict:
-                in_context = True
-                unplanned = compiled.unplanned(ctx["traits"]) if compiled.check_unplanned else []
+        in_context = key == "traits" and "traits" not in event and _has_context_traits(event)
+        payload = event["context"]["traits"] if in_context else event.get(key or "")
+        unplanned: list[str] = []
+        if compiled.check_unplanned and type(payload) is dict and payload:
+            unplanned = compiled.unplanned(payload)
         payload_base = "/context/traits" if in_context else jp.join("", key or "")
         if unplanned:
             if controls.unplanned_properties == "block":
@@ -390,6 +433,12 @@ class Enforcer:
             tuple(omitted_on_violation),
             compiled.rule,
         )
+
+
+def _has_context_traits(event: dict[str, Any]) -> bool:
+    """Identify traits sent under ``context.traits`` (RudderStack and some SDKs)."""
+    ctx = event.get("context")
+    return type(ctx) is dict and type(ctx.get("traits")) is dict
 
 
 def _payload_child(ipath: list[Any], in_context: bool, key: str) -> str | None:
