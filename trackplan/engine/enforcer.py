@@ -412,6 +412,8 @@ class Enforcer:
                 top = _payload_child(ipath, in_context, key)
                 if top is not None:
                     offending.add(top)
+        if offending and type(payload) is dict:
+            offending &= payload.keys()  # a missing required property has nothing to omit
         if offending and not blocked:
             names = sorted(offending)
             _omit(out, in_context, key, names)

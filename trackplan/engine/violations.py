@@ -188,6 +188,8 @@ def from_rs_error(
     name = kind_name or type(kind).__name__
     found_type, message = classify(name, kind, err.instance)
     path = list(err.instance_path) if instance_path is None else list(instance_path)
+    if name == "Required":
+        path.append(kind.property)  # point at the missing property, as Segment's field does
     return Violation(
         vtype or found_type,
         jp.from_parts(path),
