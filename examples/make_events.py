@@ -17,7 +17,8 @@ import orjson
 
 RNG = random.Random(20261129)
 START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-FIRST = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Radia", "Edsger", "Frances"]
+FIRST = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Radia", "Edsger",
+         "Frances"]
 LAST = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson", "Perlman"]
 PRODUCTS = [
     ("p-1001", "SKU-TSHIRT-BLK-M", "Apparel", "Logo T-Shirt", "Acme", 19.99),
@@ -29,7 +30,8 @@ PRODUCTS = [
 ]
 SEARCHES = ["hoodie", "usb c cable", "algorithms book", "gift ideas", "headphones noise cancelling"]
 USER_AGENTS = [
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 "
+    "Safari/605.1.15",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/128.0 Mobile Safari/537.36",
 ]
 

@@ -143,7 +143,8 @@ def test_failed_run_leaves_no_partial_output(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["ndjson", "json"])
 def test_input_format_override(tmp_path: Path, fmt: str) -> None:
     src = tmp_path / "in.txt"
-    src.write_bytes(ndjson([good_event()]) if fmt == "ndjson" else json.dumps([good_event()]).encode())
+    data = ndjson([good_event()]) if fmt == "ndjson" else json.dumps([good_event()]).encode()
+    src.write_bytes(data)
     proc = run("validate", str(PLAN), str(src), "--input-format", fmt, "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["allowed"] == 1

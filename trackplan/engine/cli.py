@@ -164,7 +164,8 @@ class _AtomicOut:
 @click.command()
 @click.argument("plan", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out", default=None, help="Write forwarded events as NDJSON here ('-' = stdout).")
+@click.option("--out", "out", default=None,
+              help="Write forwarded events as NDJSON here ('-' = stdout).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format.")
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import jsonschema_rs
 
@@ -30,7 +30,7 @@ from trackplan.engine.violations import (
 )
 from trackplan.errors import CompileError
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
-from trackplan.plan.model import CallControls, Plan, Rule
+from trackplan.plan.model import CallControls, Plan, Rule, RuleKind
 
 __all__ = ["Enforcer", "Result", "compile_plan", "make_validator", "refuse_remote"]
 
@@ -51,9 +51,8 @@ def refuse_remote(uri: str) -> Any:
 
 def make_validator(schema: Mapping[str, Any] | bool) -> Any:
     """A jsonschema-rs validator with formats asserted and remote refs refused."""
-    return jsonschema_rs.validator_for(
-        schema, validate_formats=True, retriever=refuse_remote
-    )
+    value = schema if isinstance(schema, bool) else dict(schema)
+    return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
 
 
 class Result:
@@ -105,9 +104,9 @@ class _Ok(Result):
     """An allowed, unchanged event: the fast path's result (three slots to fill, not six)."""
 
     __slots__ = ()
-    violations: tuple[Violation, ...] = ()  # type: ignore[misc]
-    omitted: tuple[str, ...] = ()  # type: ignore[misc]
-    omitted_on_violation: tuple[str, ...] = ()  # type: ignore[misc]
+    violations: tuple[Violation, ...] = ()
+    omitted: tuple[str, ...] = ()
+    omitted_on_violation: tuple[str, ...] = ()
 
     def __init__(self, event: Any, rule: Rule | None) -> None:
         self.allowed = True
@@ -144,8 +143,8 @@ class _Compiled:
         envelope = envelope_schema(kind)
         if rule is None:
             # no rule for this call type: envelope and common rule only
-            placeholder = Rule(kind if kind != "alias" else "track", None, 1, None, None, None,
-                               plan.draft, "", "")  # type: ignore[arg-type]
+            placeholder_kind = cast(RuleKind, kind if kind != "alias" else "track")
+            placeholder = Rule(placeholder_kind, None, 1, None, None, None, plan.draft, "", "")
             schema = call_schema(plan, placeholder, extra=[envelope])
         else:
             schema = call_schema(plan, rule, extra=[envelope])
@@ -274,7 +273,7 @@ class Enforcer:
         # (versions, unplanned events, odd shapes) goes through _dispatch.
         if type(event) is dict and event.get("type") == "track":
             try:
-                compiled = self._single.get(event.get("event"))
+                compiled = self._single.get(event.get("event"))  # type: ignore[arg-type]
             except TypeError:  # unhashable event name
                 compiled = None
             if compiled is None:

@@ -14,7 +14,6 @@ import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
@@ -130,15 +129,16 @@ def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
     Raises :class:`InputError` when the file cannot be opened.
     """
     try:
+        raw: Any
         if path == "-":
-            raw: IO[bytes] = sys.stdin.buffer
+            raw = sys.stdin.buffer
         elif path.endswith(".gz"):
             raw = gzip.open(path, "rb")
         else:
             raw = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    stream = io.BufferedReader(raw, buffer_size=1 << 20) if path == "-" else raw
+    stream: Any = io.BufferedReader(raw, buffer_size=1 << 20) if path == "-" else raw
     try:
         chosen = fmt
         if fmt == "auto":

@@ -121,7 +121,7 @@ def _describe_format_error(err: jsonschema.ValidationError) -> str:
             sorted(err.schema.get("properties", {}))
         )
     if err.validator == "required":
-        return err.message
+        return str(err.message)
     if err.validator == "enum":
         return "must be one of " + ", ".join(map(repr, err.validator_value))
     if err.validator == "type":
@@ -220,9 +220,9 @@ def build_plan(
     for rule in rules:
         if rule.kind != "track":
             continue
-        key = (rule.name, rule.version)
-        if key in seen:
-            other = seen[key]
+        ident = (rule.name, rule.version)
+        if ident in seen:
+            other = seen[ident]
             issues.append(
                 PlanIssue(
                     rule.source,
@@ -232,7 +232,7 @@ def build_plan(
                     rule.label,
                 )
             )
-        seen[key] = rule
+        seen[ident] = rule
 
     definitions = dict(located["definitions"][2]) if "definitions" in located else {}
     if "definitions" in located:
