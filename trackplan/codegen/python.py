@@ -14,7 +14,6 @@ identifiers only through :class:`~trackplan.codegen.names.Namespace`.
 
 from __future__ import annotations
 
-import builtins
 import copy
 import keyword
 import textwrap
@@ -24,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
-from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper
+from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
 
@@ -41,7 +40,6 @@ _MODULE_NAMES = (
 )  # fmt: skip
 #: Keyword arguments every method has; properties that sanitise to one get a suffix.
 _ENVELOPE = ("user_id", "anonymous_id", "context", "timestamp", "integrations", "message_id")
-_BUILTINS = frozenset(dir(builtins))
 _CLIENT_NAMES = ("self", "identify", "group", "track", "page", "screen", "alias", "flush")
 
 
@@ -70,6 +68,38 @@ def _header(plan: Plan, options: Options) -> str:
         f"# Plan: {comment(plan.name)} version {comment(plan.version)}\n"
         f"# Plan digest: sha256:{plan.digest()}\n"
         f"# Regenerate: {comment(command)}\n"
+    )
+
+
+_WIDTH = 99
+_ANNOTATION_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "None"})
+
+
+def _wrap(pad: str, head: str, ann: str, tail: str) -> list[str]:
+    """``pad + head + ann + tail`` on one line, or the union one member a line.
+
+    A ``head`` ending in ``[`` (``NotRequired[``) already opens a bracket; otherwise the
+    annotation is parenthesised so it may span lines.
+    """
+    line = f"{pad}{head}{ann}{tail}"
+    if len(line) <= _WIDTH:
+        return [line]
+    inner = [f"{pad}    {'| ' if i else ''}{part}" for i, part in enumerate(split_union(ann))]
+    if head.endswith("["):
+        return [f"{pad}{head}", *inner, f"{pad}{tail}"]
+    return [f"{pad}{head}(", *inner, f"{pad}){tail}"]
+
+
+def _fit(text: str) -> str:
+    """Mark the lines still too long (a long literal or name) for linters.
+
+    Safe on any line of generated code: no literal spans lines, so a trailing comment
+    never lands inside a string.
+    """
+    lines = text.split("\n")
+    return "\n".join(
+        line + "  # noqa: E501" if len(line) > _WIDTH and "#" not in line else line
+        for line in lines
     )
 
 
@@ -157,8 +187,8 @@ class _Generator:
         client = Namespace((*_CLIENT_NAMES, "datetime", "annotations"))
         method_names = client.allocate(list(originals.values()), style="snake", fallback="event")
         for kind in ("identify", "group"):
-            rule = plan.rule(kind)  # type: ignore[arg-type]
-            self.methods.append(self._method(kind, kind, rule, class_names[
+            other = plan.rule(kind)
+            self.methods.append(self._method(kind, kind, other, class_names[
                 "Identify Traits" if kind == "identify" else "Group Traits"]))
         for rule in events:
             original = originals[(str(rule.name), rule.version)]
@@ -191,9 +221,9 @@ class _Generator:
         header = _header(self.plan, self.options)
         runtime = resources.files("trackplan.codegen").joinpath("templates/runtime.py.tmpl")
         return {
-            "__init__.py": header + self._init(),
+            "__init__.py": header + _fit(self._init()),
             "_runtime.py": header + runtime.read_text(encoding="utf-8"),
-            "_schemas.py": header + self._schemas_module(),
+            "_schemas.py": header + _fit(self._schemas_module()),
             "py.typed": "",
         }
 
@@ -248,9 +278,6 @@ class _Generator:
         return names + [c.name for c in self.types.classes]
 
     def _class(self, spec: ClassSpec) -> list[str]:
-        def ann(f: FieldSpec) -> str:
-            return f.annotation if f.required else f"NotRequired[{f.annotation}]"
-
         plain = all(self._plain_key(f.wire) for f in spec.fields)
         out: list[str] = []
         if plain:
@@ -258,7 +285,10 @@ class _Generator:
             if spec.description:
                 out += [f"    {_doc(spec.description, 4)}", ""]
             for f in spec.fields:
-                out.append(f"    {f.wire}: {ann(f)}")
+                if f.required:
+                    out += _wrap("    ", f"{f.wire}: ", f.annotation, "")
+                else:
+                    out += _wrap("    ", f"{f.wire}: NotRequired[", f.annotation, "]")
                 if f.description:
                     out.append(f"    {_doc(f.description, 4)}")
             if not spec.fields and not spec.description:
@@ -268,13 +298,19 @@ class _Generator:
             return out
         if spec.description:
             out += _comment_lines(spec.description, 0)
-        out.append(f"{spec.name} = TypedDict(")
+        upgradable = all(f.wire.isidentifier() and not keyword.iskeyword(f.wire)
+                         for f in spec.fields)
+        out.append(f"{spec.name} = TypedDict(" + ("  # noqa: UP013" if upgradable else ""))
         out.append(f"    {literal(spec.name)},")
         out.append("    {")
         for f in spec.fields:
             if f.description:
                 out += _comment_lines(f.description, 8)
-            out.append(f"        {_lit(f.wire, 8)}: {ann(f)},")
+            key = _lit(f.wire, 8)
+            if f.required:
+                out += _wrap("        ", f"{key}: ", f.annotation, ",")
+            else:
+                out += _wrap("        ", f"{key}: NotRequired[", f.annotation, "],")
         out.append("    },")
         out.append(")")
         return out
@@ -284,11 +320,11 @@ class _Generator:
         return (
             wire.isidentifier()
             and wire.isascii()
-            and not wire.startswith("_")
+            and not wire.startswith("__")
             and wire not in self.module
             and not keyword.iskeyword(wire)
             and not keyword.issoftkeyword(wire)
-            and wire not in _BUILTINS
+            and wire not in _ANNOTATION_NAMES
         )
 
     def _client(self) -> list[str]:
@@ -330,12 +366,12 @@ class _Generator:
             sig.append("        group_id: str,")
         for arg, f in m.fields:
             if f.required:
-                sig.append(f"        {arg}: {f.annotation},")
+                sig += _wrap("        ", f"{arg}: ", f.annotation, ",")
         if m.kind in ("identify", "group") and m.schema_index is None:
             sig.append("        traits: Mapping[str, Any] | None = None,")
         for arg, f in m.fields:
             if not f.required:
-                sig.append(f"        {arg}: {f.annotation} | Unset = UNSET,")
+                sig += _wrap("        ", f"{arg}: ", f"{f.annotation} | Unset", " = UNSET,")
         sig += [
             "        user_id: str | None = None,",
             "        anonymous_id: str | None = None,",

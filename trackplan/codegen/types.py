@@ -15,7 +15,7 @@ from typing import Any
 from trackplan import pointer as jp
 from trackplan.codegen.names import Namespace, literal
 
-__all__ = ["FieldSpec", "ClassSpec", "TypeMapper", "resolve_ref", "is_nullable"]
+__all__ = ["FieldSpec", "ClassSpec", "TypeMapper", "resolve_ref", "is_nullable", "split_union"]
 
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}
 _DEFS = ("definitions", "$defs")
@@ -91,7 +91,7 @@ def _literal_ok(value: Any) -> bool:
 def _union(parts: list[str]) -> str:
     out: list[str] = []
     for part in parts:
-        for piece in _split_union(part):
+        for piece in split_union(part):
             if piece not in out:
                 out.append(piece)
     if "Any" in out:
@@ -102,7 +102,8 @@ def _union(parts: list[str]) -> str:
     return " | ".join(out) if out else "Any"
 
 
-def _split_union(annotation: str) -> list[str]:
+def split_union(annotation: str) -> list[str]:
+    """The top-level members of a ``A | B`` annotation (brackets respected)."""
     depth, start, parts = 0, 0, []
     for i, ch in enumerate(annotation):
         if ch in "[(":
