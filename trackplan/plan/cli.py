@@ -37,7 +37,7 @@ def check(plan: Path) -> None:
         click.echo(f"{plan}: {count} error{'s' if count != 1 else ''}")
         for issue in exc.issues:
             click.echo(f"  {issue}")
-        raise click.exceptions.Exit(1) from None
+        sys.exit(1)
     others = len(loaded.rules) - len(loaded.events)
     click.echo(
         f"{plan}: valid plan {loaded.name!r}: {len(loaded.event_names)} events, "

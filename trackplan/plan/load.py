@@ -177,9 +177,16 @@ def build_plan(
     issues: list[PlanIssue] = []
     sections = dict(sections or {})
     event_docs = list(event_docs or [])
+    too_deep = [f for f, v in [(plan_file, doc), *sections.values(), *event_docs]
+                if depth_exceeds(v)]  # fmt: skip
+    if too_deep:
+        # checked first: the schema validators below recurse and would overflow the stack
+        raise PlanError([PlanIssue(f, "", f"nesting is deeper than {MAX_DEPTH} levels")
+                         for f in too_deep])  # fmt: skip
     if not isinstance(doc, dict):
         raise PlanError([PlanIssue(plan_file, "", "the plan file must hold a mapping")])
     issues += _format_issues(doc, PLAN_FORMAT_SCHEMA, plan_file, "", None)
+    section_ok: set[str] = set()
     # where each section lives: (file, pointer-base, value)
     located: dict[str, tuple[str, str, Any]] = {}
     for key in SECTION_FILES:
@@ -191,9 +198,19 @@ def build_plan(
                 issues.append(PlanIssue(file, "", f"'{key}' is also set in {plan_file}"))
                 continue
             sub = PLAN_FORMAT_SCHEMA["properties"][key]
-            issues += _format_issues(value, sub, file, "", None)
+            found = _format_issues(value, sub, file, "", None)
+            issues += found
             located[key] = (file, "", value)
+            if not found:
+                section_ok.add(key)
     if issues:
+        # Files that do not depend on plan.yaml are still checked, so one run lists all.
+        draft = doc.get("draft") if doc.get("draft") in _META else "draft-07"
+        for kind in _RULE_SECTIONS:
+            if kind in section_ok:
+                file, base, value = located[kind]
+                _make_rule(kind, value, file, base, str(draft), issues)
+        _event_file_rules(event_docs, str(draft), issues)
         raise PlanError(issues)
 
     default_draft = str(doc.get("draft", "draft-07"))
@@ -208,13 +225,7 @@ def build_plan(
         rule = _make_rule("track", ev, plan_file, jp.join("", "events", i), default_draft, issues)
         if rule is not None:
             rules.append(rule)
-    for file, ev in event_docs:
-        before = len(issues)
-        issues += _format_issues(ev, EVENT_FILE_SCHEMA, file, "", _name_of(ev))
-        if len(issues) == before:
-            rule = _make_rule("track", ev, file, "", default_draft, issues)
-            if rule is not None:
-                rules.append(rule)
+    rules += _event_file_rules(event_docs, default_draft, issues)
 
     seen: dict[tuple[str | None, int], Rule] = {}
     for rule in rules:
@@ -268,6 +279,21 @@ def build_plan(
     if issues:
         raise PlanError(issues)
     return plan
+
+
+def _event_file_rules(
+    event_docs: list[tuple[str, Any]], default_draft: str, issues: list[PlanIssue]
+) -> list[Rule]:
+    """Check the files under events/ (format, then schemas) and make their rules."""
+    rules = []
+    for file, ev in event_docs:
+        before = len(issues)
+        issues += _format_issues(ev, EVENT_FILE_SCHEMA, file, "", _name_of(ev))
+        if len(issues) == before:
+            rule = _make_rule("track", ev, file, "", default_draft, issues)
+            if rule is not None:
+                rules.append(rule)
+    return rules
 
 
 def _name_of(ev: Any) -> str | None:
