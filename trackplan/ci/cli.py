@@ -1,0 +1,131 @@
+"""``trackplan lint`` and ``trackplan diff``: thin adapters over :mod:`trackplan.ci`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from trackplan.ci.diff import diff_plans
+from trackplan.ci.git import load_plan_at, resolve_spec, spec_path
+from trackplan.ci.lint import RULE_IDS, lint_plan
+from trackplan.ci.render import (
+    diff_github,
+    diff_json,
+    diff_markdown,
+    diff_text,
+    lint_github,
+    lint_json,
+    lint_text,
+)
+from trackplan.plan.load import load_plan
+
+__all__ = ["COMMANDS", "lint", "diff"]
+
+
+def _rule_list(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    ids = tuple(r.strip() for item in value for r in item.split(",") if r.strip())
+    unknown = sorted(set(ids) - set(RULE_IDS))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown rule(s) {', '.join(unknown)}; rules: {', '.join(RULE_IDS)}"
+        )
+    return ids
+
+
+@click.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    callback=_rule_list,
+    metavar="RULE,...",
+    help="Rules not to run (comma-separated; repeatable).",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+def lint(plan: Path, fmt: str, skip: tuple[str, ...], strict: bool) -> None:
+    """Lint PLAN: schema hygiene, naming, documentation and PII declarations.
+
+    Exit 0 when clean, 1 when a rule at level error fires (or a warning with --strict),
+    2 on bad usage. Configure rules in the plan's lint section.
+    """
+    report = lint_plan(load_plan(plan), skip=skip)
+    render = {"text": lint_text, "json": lint_json, "github": lint_github}[fmt]
+    click.echo(render(report), nl=False)
+    sys.exit(1 if report.failed(strict=strict) else 0)
+
+
+@click.command()
+@click.argument("specs", nargs=-1, metavar="[OLD] [NEW]")
+@click.option(
+    "--base",
+    "base",
+    default=None,
+    metavar="REV",
+    help="Compare the plan at git revision REV with the working tree.",
+)
+@click.option(
+    "--plan",
+    "plan_path",
+    default=None,
+    metavar="PATH",
+    help="The plan path for bare revisions (default: the other argument's path).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "github"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: str) -> None:
+    """Classify every change between two plans and check the version policy.
+
+    OLD and NEW are plan paths, REV:PATH, or bare git revisions (then the plan sits at
+    --plan or the other argument's path). With --base REV, OLD is the plan at REV and
+    NEW the working tree (PATH from the one argument or --plan):
+
+        trackplan diff --base main plans/ecommerce
+        trackplan diff main HEAD:plans/ecommerce
+
+    Exit 0 when the policy holds, 1 when an event changed incompatibly without a new
+    version, 2 on bad usage or an unreadable plan.
+    """
+    if base is not None:
+        if len(specs) > 1 or (not specs and plan_path is None):
+            raise click.UsageError("with --base give one plan path (or --plan PATH)")
+        path = specs[0] if specs else str(plan_path)
+        old = load_plan_at(base, path)
+        new = load_plan(path)
+    else:
+        if len(specs) != 2:
+            raise click.UsageError("give OLD and NEW, or --base REV [PATH]")
+        old_spec, new_spec = specs
+        old_default = plan_path or spec_path(new_spec)
+        new_default = plan_path or spec_path(old_spec)
+        old = resolve_spec(old_spec, default_path=old_default)
+        new = resolve_spec(new_spec, default_path=new_default)
+    report = diff_plans(old, new)
+    render = {
+        "text": diff_text,
+        "json": diff_json,
+        "markdown": diff_markdown,
+        "github": diff_github,
+    }[fmt]
+    click.echo(render(report), nl=False)
+    sys.exit(0 if report.ok else 1)
+
+
+COMMANDS = [lint, diff]

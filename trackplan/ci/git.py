@@ -1,0 +1,126 @@
+"""Load a plan as it was at a git revision, with the one plan loader.
+
+The files under the plan path at ``REV`` are exported with one ``git archive`` into a
+temporary directory and loaded by :func:`trackplan.plan.load.load_plan`; file names in the
+result (and in any :class:`PlanError`) read ``REV:path``, never the temporary directory.
+
+>>> plan = resolve_spec("main", default_path="plans/ecommerce")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from trackplan.errors import InputError, PlanError
+from trackplan.plan.load import load_plan
+from trackplan.plan.model import Plan
+
+__all__ = ["repo_root", "is_revision", "load_plan_at", "resolve_spec", "spec_path"]
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError as exc:
+        raise InputError("git is not installed: git revisions cannot be read") from exc
+
+
+def repo_root(cwd: Path | None = None) -> Path:
+    """The top directory of the git work tree holding ``cwd`` (raises InputError)."""
+    here = Path.cwd() if cwd is None else cwd
+    done = _git(["rev-parse", "--show-toplevel"], here)
+    if done.returncode != 0:
+        raise InputError(f"{here} is not inside a git repository: cannot read revisions")
+    return Path(done.stdout.decode().strip())
+
+
+def is_revision(rev: str, cwd: Path | None = None) -> bool:
+    """Whether ``rev`` names a commit in the repository at ``cwd``."""
+    if not rev or rev.startswith("-"):
+        return False
+    here = Path.cwd() if cwd is None else cwd
+    done = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], here)
+    return done.returncode == 0
+
+
+def _repo_path(path: str, cwd: Path) -> str:
+    """``path`` (relative to ``cwd`` or absolute) as a path relative to the repo root."""
+    root = repo_root(cwd).resolve()
+    target = (cwd / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
+    try:
+        return target.relative_to(root).as_posix()
+    except ValueError as exc:
+        raise InputError(f"{path} is outside the git repository {root}") from exc
+
+
+def load_plan_at(rev: str, path: str, cwd: Path | None = None) -> Plan:
+    """The plan at ``path`` (a directory or a file, relative to ``cwd``) as of ``rev``."""
+    here = Path.cwd() if cwd is None else cwd
+    if not is_revision(rev, here):
+        raise InputError(f"{rev!r} is not a git revision of the repository")
+    rel = _repo_path(path, here)
+    label = f"{rev}:"
+    with tempfile.TemporaryDirectory(prefix="trackplan-git-") as tmp:
+        done = _git(["archive", "--format=tar", rev, "--", rel or "."], repo_root(here))
+        if done.returncode != 0:
+            raise InputError(f"{path} does not exist at {rev}")
+        with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        prefix = str(Path(tmp)) + "/"
+        try:
+            plan = load_plan(Path(tmp) / rel)
+        except PlanError as exc:
+            raise PlanError(
+                [dataclasses.replace(i, file=_relabel(i.file, prefix, label)) for i in exc.issues]
+            ) from None
+    return _relabel_plan(plan, prefix, label)
+
+
+def _relabel(name: str, prefix: str, label: str) -> str:
+    return label + name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def _relabel_plan(plan: Plan, prefix: str, label: str) -> Plan:
+    rules = tuple(
+        dataclasses.replace(r, source=_relabel(r.source, prefix, label)) for r in plan.rules
+    )
+    sections = {k: _relabel(v, prefix, label) for k, v in plan.sections.items()}
+    source = _relabel(plan.source, prefix, label)
+    return dataclasses.replace(plan, rules=rules, sections=sections, source=source)
+
+
+def resolve_spec(spec: str, *, default_path: str | None, cwd: Path | None = None) -> Plan:
+    """Load the plan a ``diff`` argument names.
+
+    Args:
+        spec: a plan path; ``REV:path``; or a bare revision (the plan then sits at
+            ``default_path``, the other argument's path or ``--plan``).
+        default_path: where the plan lives when ``spec`` is a bare revision.
+    """
+    here = Path.cwd() if cwd is None else cwd
+    if (here / spec).exists():
+        return load_plan(here / spec)
+    rev, sep, path = spec.partition(":")
+    if sep and rev and is_revision(rev, here):
+        return load_plan_at(rev, path or ".", repo_root(here))  # git: from the top
+    if is_revision(spec, here):
+        if default_path is None:
+            raise InputError(f"{spec!r} is a revision: say which plan with --plan PATH or REV:PATH")
+        return load_plan_at(spec, default_path, here)
+    raise InputError(f"{spec!r} is neither a plan path nor a git revision (REV or REV:PATH)")
+
+
+def spec_path(spec: str, cwd: Path | None = None) -> str | None:
+    """The plan path a ``diff`` argument names, if it names one (for the other side)."""
+    here = Path.cwd() if cwd is None else cwd
+    if (here / spec).exists():
+        return spec
+    rev, sep, path = spec.partition(":")
+    if sep and rev and path and is_revision(rev, here):
+        return str(repo_root(here) / path)
+    return None
