@@ -192,7 +192,10 @@ def test_refs_to_an_embedded_id_are_allowed(tmp_path: Path) -> None:
             "total": {"$ref": "urn:example:money"},
         },
     }
-    write(tmp_path, {"plan.yaml": {"name": "Ids"}, "events/e.yaml": {"name": "E", "properties": schema}})
+    write(
+        tmp_path,
+        {"plan.yaml": {"name": "Ids"}, "events/e.yaml": {"name": "E", "properties": schema}},
+    )
     enforcer = load_plan(tmp_path).compile()
     base = {"type": "track", "event": "E", "userId": "u", "messageId": "m"}
     assert enforcer.enforce({**base, "properties": {"total": 3}}).violations == ()
@@ -233,10 +236,16 @@ def test_an_indirect_cycle_through_allof_compiles_and_validates(tmp_path: Path) 
     write(
         tmp_path,
         {
-            "plan.yaml": {"name": "Indirect", "definitions": {"a": {"allOf": [{"$ref": "#/definitions/a"}]}}},
-            "events/e.yaml": {"name": "E", "properties": {"properties": {"x": {"$ref": "#/definitions/a"}}}},
+            "plan.yaml": {
+                "name": "Indirect",
+                "definitions": {"a": {"allOf": [{"$ref": "#/definitions/a"}]}},
+            },
+            "events/e.yaml": {
+                "name": "E",
+                "properties": {"properties": {"x": {"$ref": "#/definitions/a"}}},
+            },
         },
-    )  # fmt: skip
+    )
     enforcer = load_plan(tmp_path).compile()
     result = enforcer.enforce(
         {"type": "track", "event": "E", "userId": "u", "messageId": "m", "properties": {"x": 1}}
@@ -260,7 +269,10 @@ def tree_plan(root: Path) -> Path:
             "plan.yaml": {"name": "Trees", "definitions": {"node": node}},
             "events/tree.yaml": {
                 "name": "Tree Saved",
-                "properties": {"type": "object", "properties": {"root": {"$ref": "#/definitions/node"}}},
+                "properties": {
+                    "type": "object",
+                    "properties": {"root": {"$ref": "#/definitions/node"}},
+                },
             },
         },
     )
