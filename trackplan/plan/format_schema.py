@@ -79,6 +79,59 @@ _PII_CATEGORIES = [
     "credentials", "free_text", "other",
 ]  # fmt: skip
 
+_LINT_RULES = [
+    "numericMinimumMaximum", "stringMinMaxLength", "arrayMinMaxItems", "numericProperties",
+    "stringProperties", "arrayProperties", "objectProperties", "requiredPropertiesExist",
+    "rootObject", "stringMaxLengthRange", "unknownFormats", "numericMinMax", "stringLength",
+    "optionalNull", "typedProperties", "eventNameCase", "propertyNameCase",
+    "eventNameCollision", "propertyNameCollision", "conflictingPropertyTypes",
+    "eventDescription", "propertyDescription", "piiStatus", "piiUndeclared", "piiAnnotation",
+]  # fmt: skip
+_CASES = ["title", "sentence", "lower", "snake", "camel", "pascal", "kebab", "constant"]
+_CLASSES = ["MODEL", "REVISION", "ADDITION", "PATCH"]
+
+_LINT: dict[str, Any] = {
+    "type": "object",
+    "description": "trackplan lint settings (rules in x-rules; `trackplan lint --help`). A "
+    "property declares its PII status with x-pii: <category> or {category, action}, or is "
+    "marked not PII with x-pii: false.",
+    "x-rules": _LINT_RULES,
+    "additionalProperties": False,
+    "properties": {
+        "skip": {"type": "array", "items": {"enum": _LINT_RULES}, "description": "Rules not run."},
+        "levels": {
+            "type": "object",
+            "propertyNames": {"enum": _LINT_RULES},
+            "additionalProperties": {"enum": ["error", "warning", "info", "off"]},
+            "description": "Level per rule id; errors fail lint, warnings only with --strict.",
+        },
+        "event_case": {"enum": _CASES, "description": "Event names (default title: "
+                       "Segment's 'Object Action' Title Case)."},
+        "property_case": {"enum": ["auto", *_CASES], "description": "Property names "
+                          "(default auto: the convention most of the plan's names use)."},
+        "optional_null": {"type": "boolean", "description": "Optional properties must allow "
+                          "null (rule optionalNull; default false)."},
+    },
+}
+
+_POLICY: dict[str, Any] = {
+    "type": "object",
+    "description": "Version-bump policy `trackplan diff` enforces (exit 1 when violated).",
+    "additionalProperties": False,
+    "properties": {
+        "new_version_for": {
+            "enum": [*_CLASSES, "never"],
+            "description": "The least change class (SchemaVer, after Snowplow) that needs a "
+            "new event version: a new event file with version+1 beside the old one, or the "
+            "version number increased. Default MODEL; `never` turns the check off.",
+        },
+        "removed_events": {
+            "enum": ["allow", "fail"],
+            "description": "Whether removing an event from the plan fails diff (default allow).",
+        },
+    },
+}
+
 PLAN_FORMAT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "urn:trackplan:plan-format:1",
@@ -122,8 +175,8 @@ PLAN_FORMAT_SCHEMA: dict[str, Any] = {
         },
         "destinations": {"type": "array", "items": {"type": "object"}},
         "consent": {"type": "object"},
-        "lint": {"type": "object"},
-        "policy": {"type": "object"},
+        "lint": _LINT,
+        "policy": _POLICY,
     },
     "patternProperties": {"^x-": {}},
     "additionalProperties": False,
