@@ -8,7 +8,14 @@ import keyword
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal, sanitise
+from trackplan.codegen.names import (
+    INTERNAL_PREFIX,
+    Namespace,
+    comment,
+    docstring,
+    literal,
+    sanitise,
+)
 
 
 def test_sanitise_handles_punctuation_digits_keywords_builtins_and_non_ascii() -> None:

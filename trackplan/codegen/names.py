@@ -164,7 +164,7 @@ def _flat(value: Any) -> str:
 
 def _layout(value: Any, indent: int, col: int, width: int) -> str:
     flat = _flat(value)
-    if col + len(flat) < width or not isinstance(value, dict | list | tuple | str):
+    if col + len(flat) < width or not value or not isinstance(value, dict | list | tuple | str):
         return flat
     inner = indent + 4
     pad, close = " " * inner, " " * indent

@@ -59,6 +59,7 @@ class _Method:
     fields: list[tuple[str, FieldSpec]]  # (keyword argument, field)
     schema_index: int | None
     description: str | None
+    payload_class: str | None = None
 
 
 def _header(plan: Plan, options: Options) -> str:
@@ -213,7 +214,9 @@ class _Generator:
         args = Namespace(reserved).allocate([f.wire for f in spec.fields], style="snake")
         fields = [(args[f.wire], f) for f in spec.fields]
         fields.sort(key=lambda item: not item[1].required)  # stable: plan order kept
-        return _Method(name, kind, rule, fields, len(self.schemas) - 1, rule.description)
+        return _Method(
+            name, kind, rule, fields, len(self.schemas) - 1, rule.description, class_name
+        )
 
     # -- emit --------------------------------------------------------------------
     def files(self) -> dict[str, str]:
@@ -234,8 +237,8 @@ class _Generator:
         lines = [
             _doc("Typed tracking client for the plan " + plan.name + ".", 0),
             "",
-            "from __future__ import annotations",
-            "",
+            "# Annotations are evaluated (no ``from __future__ import annotations``) so that",
+            "# TypedDict knows its NotRequired keys at run time, as introspection expects.",
             "from collections.abc import Mapping",
             "from datetime import datetime",
             f"from typing import {', '.join(typing_names)}",
@@ -438,8 +441,10 @@ class _Generator:
 
     def _methods_table(self) -> list[str]:
         out = [
-            "#: method -> (call kind, event name, version, {keyword argument: wire name})",
-            "METHODS: Final[dict[str, tuple[str, str | None, int, dict[str, str]]]] = {",
+            "#: method -> (call kind, event name, version, {argument: wire name}, payload class)",
+            "METHODS: Final[",
+            "    dict[str, tuple[str, str | None, int, dict[str, str], str | None]]",
+            "] = {",
         ]
         for m in self.methods:
             name = str(m.rule.name) if m.kind == "track" and m.rule else None
@@ -451,6 +456,7 @@ class _Generator:
                 f"        {_lit(name, 8)},",
                 f"        {version},",
                 f"        {_lit(mapping, 8)},",
+                f"        {literal(m.payload_class)},",
                 "    ),",
             ]
         out.append("}")

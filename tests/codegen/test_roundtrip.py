@@ -1,0 +1,227 @@
+"""Round trip: instances of every generated class, sent by the client, pass the enforcer.
+
+Valid payloads come from the plan's own schemas (hypothesis-jsonschema); the client is
+called with them as keyword arguments; what reaches the SDK must be the same payload
+under the wire names, typed as the generated classes say, and allowed by the plan's
+enforcer with no violation. Development-mode validation catches what types cannot.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import types
+import typing
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from trackplan.engine.enforcer import make_validator
+from trackplan.plan.model import Plan
+
+from .conftest import RecordingSdk, to_message
+
+
+def _closed(schema: Any) -> Any:
+    """A copy where objects with declared properties allow no others (what the types say)."""
+    out = copy.deepcopy(schema)
+    stack = [out]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict) and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            stack.extend(v for k, v in node.items() if k not in ("enum", "const"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
+def conforms(value: Any, annotation: Any, seen: set[str]) -> bool:
+    """Whether ``value`` is an instance of a generated annotation (TypedDicts included)."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if typing.is_typeddict(annotation):
+        seen.add(annotation.__name__)
+        if not isinstance(value, dict):
+            return False
+        hints = typing.get_type_hints(annotation)
+        required = annotation.__required_keys__
+        return (required <= value.keys() <= hints.keys()) and all(
+            conforms(v, hints[k], seen) for k, v in value.items()
+        )
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, a, seen) for a in typing.get_args(annotation))
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(conforms(v, item, seen) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _cases(shop: ModuleType, plan: Plan) -> list[tuple[str, str, Any, Any]]:
+    """(method, kind, payload schema, class) for every method that has a rule."""
+    out = []
+    for method, (kind, name, version, _mapping, _cls) in shop.METHODS.items():
+        rule = plan.event(name, version) if kind == "track" else plan.rule(kind)
+        if rule is None or not isinstance(rule.payload, dict):
+            continue
+        schema = {**_closed(rule.payload), "definitions": _closed(dict(plan.definitions))}
+        hint = typing.get_type_hints(getattr(shop.Client, method))
+        out.append((method, kind, schema, hint))
+    return out
+
+
+@pytest.fixture(scope="module")
+def enforcer(ecommerce: Plan) -> Any:
+    os.environ.setdefault("TRACKPLAN_HASH_KEY", "test-key-not-secret")
+    return ecommerce.compile()
+
+
+def _round_trip(
+    shop: ModuleType, enforcer: Any, case: tuple[str, str, Any, Any], seen: set[str]
+) -> None:
+    method, kind, schema, hints = case
+    kind_sent, name, version, mapping, payload_class = shop.METHODS[method]
+    # hypothesis-jsonschema and the enforcer's format checker disagree on a few exotic
+    # values (IDN e-mail domains): keep the ones the enforcer calls valid
+    reference = make_validator(schema)
+
+    @settings(max_examples=25, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(data=from_schema(schema), validate=st.booleans())
+    def check(data: dict[str, Any], validate: bool) -> None:
+        assume(reference.is_valid(data))
+        sdk = RecordingSdk()
+        client = shop.Client(sdk, validate=validate)
+        kwargs = {arg: data[wire] for arg, wire in mapping.items() if wire in data}
+        for arg, value in kwargs.items():  # each argument is an instance of its type
+            assert conforms(value, hints[arg], seen), (method, arg)
+        extra = {"group_id": "g-1"} if kind == "group" else {}
+        getattr(client, method)(user_id="u-1", **extra, **kwargs)
+        [(sent_kind, call)] = sdk.calls
+        assert sent_kind == kind == kind_sent
+        payload = call["properties" if kind == "track" else "traits"]
+        assert payload == data  # wire names, nothing added or lost
+        assert conforms(payload, getattr(shop, payload_class), seen)
+        if kind == "track":
+            assert call["event"] == name
+            assert call["context"]["protocols"]["event_version"] == version
+        result = enforcer.enforce(to_message(kind, call))
+        assert result.allowed, (method, result.violations)
+        assert result.violations == ()
+        assert result.omitted == () and result.omitted_on_violation == ()
+
+    check()
+
+
+def test_round_trip_every_method(shop: ModuleType, ecommerce: Plan, enforcer: Any) -> None:
+    cases = _cases(shop, ecommerce)
+    assert len(cases) == len(ecommerce.events) + 2  # every event version, identify, group
+    seen: set[str] = set()
+    for case in cases:
+        _round_trip(shop, enforcer, case, seen)
+    classes = {n for n in shop.__all__ if typing.is_typeddict(getattr(shop, n))}
+    assert classes <= seen, classes - seen  # every generated class was built
+
+
+def _order(shop: ModuleType, **changes: Any) -> dict[str, Any]:
+    args = dict(user_id="u-1", order_id="o-1", checkout_id="c-1", total=30.0, currency="EUR",
+                products=[shop.Product(product_id="p-1", price=30.0, quantity=1)])
+    args.update(changes)
+    return args
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer", "keyword"),
+    [
+        ({"currency": "eur"}, "/currency", "pattern"),
+        ({"total": -1.0}, "/total", "minimum"),
+        ({"loyalty_points": 2_000_000}, "/loyalty_points", "maximum"),
+        ({"email": "not an email"}, "/email", "format"),
+        ({"products": []}, "/products", "minItems"),
+    ],
+)
+def test_development_mode_raises_under_pytest(
+    shop: ModuleType, changes: dict[str, Any], pointer: str, keyword: str
+) -> None:
+    sdk = RecordingSdk()
+    client = shop.Client(sdk, validate=True)
+    with pytest.raises(shop.ValidationError) as info:
+        client.order_completed(**_order(shop, **changes))
+    assert [(v.pointer, v.keyword) for v in info.value.violations] == [(pointer, keyword)]
+    assert "Order Completed" in str(info.value)
+    for value in changes.values():  # messages never echo the value (it may be PII)
+        if isinstance(value, str):
+            assert value not in str(info.value)
+    assert sdk.calls == []  # raised before sending
+
+
+def test_validation_off_sends_without_checking_and_never_loads_schemas(
+    shop: ModuleType,
+) -> None:
+    sys.modules.pop(f"{shop.__name__}._schemas", None)
+    sdk = RecordingSdk()
+    shop.Client(sdk).order_completed(**_order(shop, currency="eur"))
+    assert sdk.calls[0][1]["properties"]["currency"] == "eur"
+    assert f"{shop.__name__}._schemas" not in sys.modules
+
+
+def test_custom_handler_hears_violations_and_the_event_is_still_sent(shop: ModuleType) -> None:
+    heard: list[tuple[str, list[Any]]] = []
+    sdk = RecordingSdk()
+    client = shop.Client(sdk, validate=True, on_violation=lambda m, v: heard.append((m, list(v))))
+    client.order_completed(**_order(shop, total=-5.0))
+    assert len(heard) == 1 and heard[0][1][0].keyword == "minimum"
+    assert len(sdk.calls) == 1
+
+
+def test_default_handler_warns_outside_pytest(shop_pkg: Path) -> None:
+    script = (
+        "import warnings, sys\n"
+        f"from {shop_pkg.name} import Client, Product, TrackingPlanWarning\n"
+        "calls = []\n"
+        "class Sdk:\n"
+        "    def track(self, **kw): calls.append(kw)\n"
+        "client = Client(Sdk(), validate=True)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    client.order_completed(user_id='u', order_id='o', checkout_id='c', total=1.0,\n"
+        "        currency='eur', products=[Product(product_id='p', price=1.0)])\n"
+        "assert 'pytest' not in sys.modules\n"
+        "assert [w.category for w in caught] == [TrackingPlanWarning], caught\n"
+        "assert '/currency' in str(caught[0].message)\n"
+        "assert len(calls) == 1\n"
+        "print('warned')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=shop_pkg.parent, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "warned"
+
+
+def test_context_is_stamped_with_the_event_version_and_not_mutated(shop: ModuleType) -> None:
+    sdk = RecordingSdk()
+    context = {"ip": "192.0.2.1", "protocols": {"sourceId": "s"}}
+    shop.Client(sdk).order_completed_v1(**_order(shop, context=context))
+    sent = sdk.calls[0][1]["context"]
+    assert sent == {"ip": "192.0.2.1", "protocols": {"sourceId": "s", "event_version": 1}}
+    assert context == {"ip": "192.0.2.1", "protocols": {"sourceId": "s"}}
