@@ -52,7 +52,17 @@ def refuse_remote(uri: str) -> Any:
 def make_validator(schema: Mapping[str, Any] | bool) -> Any:
     """A jsonschema-rs validator with formats asserted and remote refs refused."""
     value = schema if isinstance(schema, bool) else dict(schema)
-    return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
+    try:
+        return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
+    except jsonschema_rs.ValidationError as exc:
+        meta = value.get("$schema") if isinstance(value, dict) else None
+        if isinstance(meta, str) and str(exc).startswith("Unknown meta-schema"):
+            # a custom meta-schema is another document: refused like a remote $ref
+            raise ValueError(
+                f"meta-schema {meta!r} refused: trackplan never fetches schemas; "
+                "use draft-07 or 2020-12"
+            ) from None
+        raise
 
 
 class Result:
