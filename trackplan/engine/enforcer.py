@@ -361,10 +361,7 @@ class Enforcer:
         """
         from trackplan.engine.typed import TypedPath
 
-        # built on first use; the bound method then shadows this one on the instance
-        path = TypedPath(self)
-        self.enforce_bytes = path.enforce  # type: ignore[method-assign]
-        return path.enforce(line)
+        return TypedPath.of(self).enforce(line)
 
     def enforce_many(self, events: Iterable[Any]) -> Iterator[Result]:
         """Enforce the plan on many events, lazily, in order."""
