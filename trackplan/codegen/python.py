@@ -99,7 +99,7 @@ def _fit(text: str) -> str:
     """
     lines = text.split("\n")
     return "\n".join(
-        line + "  # noqa: E501" if len(line) > _WIDTH and "#" not in line else line
+        line + "  # noqa: E501" if len(line) > _WIDTH and "# noqa" not in line else line
         for line in lines
     )
 
@@ -224,9 +224,9 @@ class _Generator:
         header = _header(self.plan, self.options)
         runtime = resources.files("trackplan.codegen").joinpath("templates/runtime.py.tmpl")
         return {
-            "__init__.py": header + _fit(self._init()),
-            "_runtime.py": header + runtime.read_text(encoding="utf-8"),
-            "_schemas.py": header + _fit(self._schemas_module()),
+            "__init__.py": _fit(header + self._init()),
+            "_runtime.py": _fit(header + runtime.read_text(encoding="utf-8")),
+            "_schemas.py": _fit(header + self._schemas_module()),
             "py.typed": "",
         }
 
