@@ -94,6 +94,7 @@ class Context:
     resolve_old: Callable[[str], Any] = field(default=lambda _ref: None)
     resolve_new: Callable[[str], Any] = field(default=lambda _ref: None)
     root_closed: bool = False
+    refs_stable: bool = True
     pii_defaults_old: Mapping[str, str] = field(default_factory=dict)
     pii_defaults_new: Mapping[str, str] = field(default_factory=dict)
 
@@ -252,7 +253,8 @@ class _Walk:
         old, seen_old = self.deref(old, self.ctx.resolve_old, seen[0])
         new, seen_new = self.deref(new, self.ctx.resolve_new, seen[1])
         seen = (seen_old, seen_new)
-        if _canon(old) == _canon(new):
+        same = _canon(old)
+        if same == _canon(new) and (self.ctx.refs_stable or b'"$ref"' not in same):
             return
         if not isinstance(old, dict) or not isinstance(new, dict):
             self._booleans(old, new, ptr, prop)
@@ -373,11 +375,13 @@ class _Walk:
 
     def _enum(self, old: dict[str, Any], new: dict[str, Any], ptr: str, prop: str | None) -> None:
         def values(s: dict[str, Any]) -> dict[bytes, Any] | None:
+            found: dict[bytes, Any] | None = None
             if "enum" in s and isinstance(s["enum"], list):
-                return {_canon(v): v for v in s["enum"]}
-            if "const" in s:
-                return {_canon(s["const"]): s["const"]}
-            return None
+                found = {_canon(v): v for v in s["enum"]}
+            if "const" in s:  # beside an enum, only the const value remains valid
+                key = _canon(s["const"])
+                found = {key: s["const"]} if found is None or key in found else {}
+            return found
 
         o, n = values(old), values(new)
         if o == n or (o is not None and n is not None and set(o) == set(n)):

@@ -179,7 +179,7 @@ class PlanDiff:
 
 
 # -- resolution of local $refs -------------------------------------------------------------
-def _resolver(plan: Plan, rule: Rule) -> Any:
+def _ref_root(plan: Plan, rule: Rule) -> dict[str, Any]:
     root: dict[str, Any] = rule_call_schema(rule)
     payload = rule.payload if isinstance(rule.payload, Mapping) else {}
     for key in DEFS_KEYS:
@@ -188,7 +188,10 @@ def _resolver(plan: Plan, rule: Rule) -> Any:
             if isinstance(source, dict):
                 merged.update(source)
         root[key] = merged
+    return root
 
+
+def _resolver(root: dict[str, Any]) -> Any:
     def resolve(ref: str) -> Any:
         if not ref.startswith("#"):
             return None
@@ -214,9 +217,11 @@ def _canon(value: Any) -> bytes:
 
 # -- event diff ------------------------------------------------------------------------
 def _compare_rules(old_plan: Plan, new_plan: Plan, old: Rule, new: Rule) -> list[Change]:
+    old_root, new_root = _ref_root(old_plan, old), _ref_root(new_plan, new)
     ctx = Context(
-        resolve_old=_resolver(old_plan, old),
-        resolve_new=_resolver(new_plan, new),
+        resolve_old=_resolver(old_root),
+        resolve_new=_resolver(new_root),
+        refs_stable=all(_canon(old_root[k]) == _canon(new_root[k]) for k in DEFS_KEYS),
         root_closed=_closed(old_plan, old) and _closed(new_plan, new),
         pii_defaults_old=_defaults(old_plan),
         pii_defaults_new=_defaults(new_plan),
