@@ -12,7 +12,8 @@ from typing import IO, Any
 import click
 import orjson
 
-from trackplan.engine.readers import INPUT_FORMATS, iter_file
+from trackplan.engine.readers import INPUT_FORMATS
+from trackplan.engine.typed import LineResult, iter_results
 from trackplan.errors import InputError
 from trackplan.plan.load import load_plan
 
@@ -51,14 +52,15 @@ class ValidationReport:
                  "pointer": "", "message": error}
             )
 
-    def add(self, file: str, line: int, event: Any, result: Any) -> None:
+    def add(self, file: str, line: int, event: Any, result: Any, *,
+            label: str | None = None) -> None:
         self.events += 1
         if result.allowed:
             self.allowed += 1
         else:
             self.blocked += 1
         self.omitted += len(result.omitted)
-        name = _event_label(event)
+        name = label if label is not None else _event_label(event)
         counts = self.by_event.setdefault(name, Counter())
         counts["events"] += 1
         counts["blocked"] += 0 if result.allowed else 1
@@ -189,12 +191,18 @@ def validate(
     dumps = orjson.dumps
     try:
         for path in inputs:
-            for item in iter_file(path, input_format):  # type: ignore[arg-type]
-                if item.error is not None:
-                    report.add_malformed(path, item.line, item.error)
+            # NDJSON goes through enforce_bytes: valid events are decided while parsing
+            for item, result in iter_results(enforcer, path, input_format):  # type: ignore[arg-type]
+                if result is None:
+                    report.add_malformed(path, item.line, item.error or "unreadable")
                     continue
-                result = enforcer.enforce(item.event)
-                report.add(path, item.line, item.event, result)
+                if isinstance(result, LineResult):  # allowed as it is: forward its bytes
+                    report.add(path, item.line, None, result, label=result.rule_label)
+                    if sink is not None:
+                        sink.fh.write(result.line.rstrip(b"\r\n") + b"\n")
+                    continue
+                event = item.event if item.event is not None else result.event
+                report.add(path, item.line, event, result)
                 if sink is not None and (result.allowed or include_blocked):
                     sink.fh.write(dumps(result.event) + b"\n")
         if sink is not None:

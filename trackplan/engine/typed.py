@@ -18,16 +18,21 @@ rule untyped. Every line that does not decode and pass the post-checks takes the
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import msgspec
 import orjson
 
-from trackplan.engine.envelope import envelope_schema
 from trackplan.engine.enforcer import Result, make_validator
+from trackplan.engine.envelope import envelope_schema
+from trackplan.engine.readers import _HEAD, InputFormat, Item, detect_format, iter_events, iter_file
+from trackplan.errors import InputError
 from trackplan.plan.assemble import DEFS_KEYS, call_schema
 from trackplan.plan.model import Rule
 
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from trackplan.engine.enforcer import Enforcer, _Compiled
     from trackplan.engine.violations import Violation
 
-__all__ = ["TypedPath", "Unsupported", "typed_rule"]
+__all__ = ["LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule"]
 
 UNSET = msgspec.UNSET
 _Check = Callable[[Any], bool]
@@ -158,15 +163,15 @@ class _Builder:
         members: list[Any] = []
         checks: list[_Check] = []
         if "object" in types:
-            struct, check = self._struct(schemas, exclude, extra or {}, tag)
+            struct, struct_check = self._struct(schemas, exclude, extra or {}, tag)
             members.append(struct)
-            if check is not None:
-                checks.append(_if_type(struct, check))
+            if struct_check is not None:
+                checks.append(_if_type(struct, struct_check))
         if "array" in types:
-            arr, check = self._array(schemas)
+            arr, arr_check = self._array(schemas)
             members.append(arr)
-            if check is not None:
-                checks.append(_if_type(list, check))
+            if arr_check is not None:
+                checks.append(_if_type(list, arr_check))
         scalars = types - {"object", "array"}
         if scalars:
             members.append(self._scalar_union(schemas, scalars))
@@ -336,7 +341,7 @@ def _meta(schemas: list[dict[str, Any]],
                 if type(value) is not int or value < 0:
                     raise Unsupported(f"{keyword} not a non-negative integer")
                 kwargs[option] = pick(kwargs[option], value) if option in kwargs else value
-    return msgspec.Meta(**kwargs) if kwargs else None  # type: ignore[arg-type]
+    return msgspec.Meta(**kwargs) if kwargs else None  # type: ignore[call-overload]
 
 
 def _number_meta(schemas: list[dict[str, Any]], *, integer: bool) -> msgspec.Meta | None:
@@ -454,8 +459,11 @@ def _rename_map(struct: Any) -> dict[str, str]:
     return dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
 
 
-class _LineOk(Result):
-    """An allowed, unchanged event decided on its bytes: the dict is parsed only if asked."""
+class LineResult(Result):
+    """An allowed, unchanged event decided on its bytes: the dict is parsed only if asked.
+
+    ``line`` holds the input bytes, which can be forwarded as they are.
+    """
 
     __slots__ = ("line",)
     violations: tuple[Violation, ...] = ()
@@ -467,7 +475,12 @@ class _LineOk(Result):
         self.line = line
         self.rule = rule
 
-    @property  # type: ignore[override]
+    @property
+    def rule_label(self) -> str:
+        """The event name (what reports count by), without parsing the line."""
+        return self.rule.name if self.rule is not None and self.rule.name else "(track)"
+
+    @property
     def event(self) -> Any:
         try:
             return orjson.loads(self.line)
@@ -504,6 +517,21 @@ class TypedPath:
             union = structs[0] if len(structs) == 1 else Union[tuple(structs)]  # noqa: UP007
             self.decoder = msgspec.json.Decoder(union)
 
+    @classmethod
+    def of(cls, enforcer: Enforcer) -> TypedPath:
+        """The typed path of ``enforcer``, built on first use and kept on it.
+
+        Its ``enforce`` then shadows :meth:`Enforcer.enforce_bytes` on the instance, so
+        later calls pay no lookup.
+        """
+        found = enforcer.__dict__.get("_typed_path")
+        if isinstance(found, TypedPath):
+            return found
+        path = cls(enforcer)
+        enforcer.__dict__["_typed_path"] = path
+        enforcer.__dict__["enforce_bytes"] = path.enforce
+        return path
+
     def match(self, line: bytes) -> _Entry | None:
         """The typed rule ``line`` is a valid event of, or None (then: the dict path)."""
         decoder = self.decoder
@@ -537,5 +565,61 @@ class TypedPath:
             return self.enforcer.enforce(orjson.loads(line))
         compiled = entry.compiled
         if compiled.transform is None:
-            return _LineOk(line, compiled.rule)
+            return LineResult(line, compiled.rule)
         return self.enforcer._transform_valid(compiled, orjson.loads(line))
+
+
+def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto"
+                 ) -> Iterator[tuple[Item, Result | None]]:
+    """Enforce ``enforcer`` on the events of a file: ``(item, result)`` in order.
+
+    NDJSON goes line by line through :meth:`Enforcer.enforce_bytes` (``item.event`` is then
+    None: use ``result.event``, parsed on demand); other formats through the readers and
+    :meth:`Enforcer.enforce`. Unreadable events come as items with ``error`` and no result,
+    worded as the readers word them. Raises :class:`InputError` when the file cannot be read.
+    """
+    if fmt not in ("auto", "ndjson"):
+        for item in iter_file(path, fmt):
+            yield item, None if item.error is not None else enforcer.enforce(item.event)
+        return
+    try:
+        raw: Any
+        if path == "-":
+            raw = io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 20)
+        elif path.endswith(".gz"):
+            raw = gzip.open(path, "rb")
+        else:
+            raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    try:
+        chosen: str = fmt
+        if fmt == "auto":
+            head = raw.peek(_HEAD)[:_HEAD]
+            # the readers' rule: decide on the first line when it is complete
+            if b"\n" in head.lstrip() or len(head) < _HEAD:
+                chosen = detect_format(head)
+            else:
+                chosen = "json"
+        if chosen != "ndjson":
+            for item in iter_events(raw.read(), chosen):  # type: ignore[arg-type]
+                yield item, None if item.error is not None else enforcer.enforce(item.event)
+            return
+        enforce_bytes = TypedPath.of(enforcer).enforce
+        decode_error = orjson.JSONDecodeError
+        for number, line in enumerate(raw, start=1):
+            if not line.strip():
+                continue
+            try:
+                result = enforce_bytes(line)
+            except decode_error as exc:
+                yield Item(number, None, f"invalid JSON: {exc}"), None
+                continue
+            yield Item(number), result
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except EOFError:
+        raise InputError(f"{path}: truncated compressed file") from None
+    finally:
+        if path != "-":
+            raw.close()
