@@ -440,14 +440,18 @@ class Enforcer:
             _omit(out, in_context, key, names)
             omitted_on_violation = [jp.join(payload_base, n) for n in names]
         violations.sort(key=lambda v: (v.pointer, v.type, v.message))
+        unchanged = True
         if compiled.transform is not None and not blocked:
             changed = compiled.transform(out, violations)
             if changed is None:
                 blocked = True
             else:
+                unchanged = changed is out
                 out = changed
         if violations or omitted or omitted_on_violation:
             out = _stamp(out, violations, omitted, omitted_on_violation)
+        elif unchanged:
+            out = event  # nothing changed (traits in context): forward the input itself
         return Result(
             not blocked,
             out,
