@@ -1,0 +1,61 @@
+"""Helpers of the engine tests: small plans built in memory, realistic events."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from trackplan.plan.load import build_plan
+from trackplan.plan.model import Plan
+
+#: the payload schemas of the kitchen-sink event: one property per violation type
+SINK_PROPERTIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["order_id"],
+    "properties": {
+        "order_id": {"type": "string"},
+        "count": {"type": "integer", "minimum": 1, "maximum": 10},
+        "email": {"type": "string", "format": "email"},
+        "tier": {"enum": ["free", "pro"]},
+        "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "tags": {"type": "array", "uniqueItems": True},
+        "strict": {
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def make_plan(
+    controls: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    **sections: Any,
+) -> Plan:
+    """A plan from one in-memory document (``plan.yaml``), checked by the real loader."""
+    doc: dict[str, Any] = {"trackplan": 1, "name": "test", "version": "1"}
+    if controls is not None:
+        doc["controls"] = controls
+    doc["events"] = events if events is not None else [
+        {"name": "Sink", "properties": copy.deepcopy(SINK_PROPERTIES)}
+    ]
+    doc.update(sections)
+    return build_plan("plan.yaml", doc)
+
+
+def track(name: str = "Sink", properties: Any = None, **over: Any) -> dict[str, Any]:
+    """A track call as analytics-python sends it (``anonymousId: null`` beside ``userId``)."""
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": name,
+        "userId": "usr_1",
+        "anonymousId": None,
+        "messageId": "0f9c3e0e-1f6e-4b7a-9c57-4d1f0b5e8a11",
+        "timestamp": "2026-11-29T10:00:00.000+00:00",
+        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+        "integrations": {},
+        "properties": {"order_id": "o-1"} if properties is None else properties,
+    }
+    event.update(over)
+    return event
