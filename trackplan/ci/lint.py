@@ -463,7 +463,7 @@ def _conflicting_types(ctx: _Ctx) -> Out:
     for name, by_sig in sorted(seen.items()):
         if len(by_sig) < 2:
             continue
-        first_sig, *rest = sorted(by_sig)
+        first_sig, *rest = by_sig  # the first type met in plan order is the reference
         first = by_sig[first_sig]
         for sig in rest:
             p = by_sig[sig]
@@ -499,9 +499,13 @@ def _looks_pii(ctx: _Ctx, p: _Prop) -> str | None:
 
 
 def _pii_status(ctx: _Ctx) -> Out:
+    cfg = ctx.config
+    other_rule_runs = "piiUndeclared" not in cfg.skip and cfg.levels.get("piiUndeclared") != "off"
     for p in ctx.props:
-        if p.under_pii or pii_status(p.schema)[0] or _looks_pii(ctx, p):
+        if p.under_pii or pii_status(p.schema)[0]:
             continue
+        if other_rule_runs and _looks_pii(ctx, p):
+            continue  # piiUndeclared reports it, as an error
         yield (
             p.site.file,
             p.pointer,
