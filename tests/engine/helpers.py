@@ -37,9 +37,11 @@ def make_plan(
     doc: dict[str, Any] = {"trackplan": 1, "name": "test", "version": "1"}
     if controls is not None:
         doc["controls"] = controls
-    doc["events"] = events if events is not None else [
-        {"name": "Sink", "properties": copy.deepcopy(SINK_PROPERTIES)}
-    ]
+    doc["events"] = (
+        events
+        if events is not None
+        else [{"name": "Sink", "properties": copy.deepcopy(SINK_PROPERTIES)}]
+    )
     doc.update(sections)
     return build_plan("plan.yaml", doc)
 

@@ -279,9 +279,7 @@ def test_traits_in_context_are_enforced(ecommerce_plan: Plan) -> None:
     bad["context"]["traits"]["email"] = "nope"
     result = enforcer.enforce(bad)
     assert not result.allowed
-    assert [(v.type, v.pointer) for v in result.violations] == [
-        ("Format", "/context/traits/email")
-    ]
+    assert [(v.type, v.pointer) for v in result.violations] == [("Format", "/context/traits/email")]
     extra = copy.deepcopy(RUDDER_IDENTIFY)
     extra["context"]["traits"]["shoe_size"] = 44
     result = enforcer.enforce(extra)
@@ -411,8 +409,10 @@ def test_every_violation_type_is_produced() -> None:
 
 
 def test_schema_additional_properties_false_is_additional_properties() -> None:
-    result = make_plan().compile().enforce(
-        track(properties={"order_id": "o", "strict": {"a": "x", "b": 1}})
+    result = (
+        make_plan()
+        .compile()
+        .enforce(track(properties={"order_id": "o", "strict": {"a": "x", "b": 1}}))
     )
     assert [(v.type, v.keyword) for v in result.violations] == [
         ("Additional-Properties", "additionalProperties")

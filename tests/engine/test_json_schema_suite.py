@@ -65,8 +65,15 @@ def suite_files(draft: str) -> list[Path]:
 
 def _params() -> list[Any]:
     if not SUITE.is_dir():
-        return [pytest.param("draft7", None, marks=pytest.mark.skip(
-            reason=f"shared fixture {SUITE} is absent (expected ../shared beside the repo)"))]
+        return [
+            pytest.param(
+                "draft7",
+                None,
+                marks=pytest.mark.skip(
+                    reason=f"shared fixture {SUITE} is absent (expected ../shared beside the repo)"
+                ),
+            )
+        ]
     return [
         pytest.param(draft, path, id=f"{draft}/{path.relative_to(SUITE / 'tests' / draft)}")
         for draft in DRAFTS
