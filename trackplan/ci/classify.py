@@ -470,6 +470,15 @@ class _Walk:
             if name in n_props:
                 added, _ = self.deref(n_props[name], self.ctx.resolve_new, frozenset())
                 self._added(added, name in n_req, old_closed, closed_by_controls, where, sub)
+                _, category, action = pii_status(added)
+                if category is not None:
+                    act = _effective(category, action, self.ctx.pii_defaults_new)
+                    last = self.out[-1]
+                    self.out[-1] = replace(
+                        last,
+                        privacy=True,
+                        reason=last.reason + f"; new PII ({category}, action {act})",
+                    )
             else:
                 if new_closed:
                     self.add(

@@ -61,6 +61,7 @@ def _repo_path(path: str, cwd: Path) -> str:
 def load_plan_at(rev: str, path: str, cwd: Path | None = None) -> Plan:
     """The plan at ``path`` (a directory or a file, relative to ``cwd``) as of ``rev``."""
     here = Path.cwd() if cwd is None else cwd
+    repo_root(here)  # says "not inside a git repository" before anything else
     if not is_revision(rev, here):
         raise InputError(f"{rev!r} is not a git revision of the repository")
     rel = _repo_path(path, here)
