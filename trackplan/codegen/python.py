@@ -420,7 +420,9 @@ class _Generator:
                 "            user_id=user_id,",
                 f"            event={_lit(str(m.rule.name), 12, 18)},",
                 f"            {key}=_tp_payload,",
-                f"            context=stamp(context, {version}),",
+                # the common case (no context passed) builds the dict inline: no call
+                f"            context={{'protocols': {{'event_version': {version}}}}}",
+                f"            if context is None else stamp(context, {version}),",
             ]
         else:
             body += [f"        self._tp_sdk.{m.kind}(", "            user_id=user_id,"]
