@@ -205,12 +205,13 @@ def build_plan(
                 section_ok.add(key)
     if issues:
         # Files that do not depend on plan.yaml are still checked, so one run lists all.
-        draft = doc.get("draft") if doc.get("draft") in _META else "draft-07"
+        draft = doc.get("draft")
+        draft = draft if isinstance(draft, str) and draft in _META else "draft-07"
         for kind in _RULE_SECTIONS:
             if kind in section_ok:
                 file, base, value = located[kind]
-                _make_rule(kind, value, file, base, str(draft), issues)
-        _event_file_rules(event_docs, str(draft), issues)
+                _make_rule(kind, value, file, base, draft, issues)
+        _event_file_rules(event_docs, draft, issues)
         raise PlanError(issues)
 
     default_draft = str(doc.get("draft", "draft-07"))
