@@ -59,17 +59,35 @@ _TYPED = frozenset(
 #: keywords a jsonschema-rs post-check decides, on strings (and null) only
 _POST = frozenset({"format", "pattern", "anyOf", "oneOf", "not", "if", "then", "else"})
 _JSON_TYPES = ("null", "boolean", "object", "array", "number", "integer", "string")
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson keeps as int; beyond it makes floats
+#: int64: msgspec's limit for bounds (orjson keeps up to uint64 as int: the rest falls back)
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _EXACT_FLOAT = 2.0**53  # bounds beyond it compare ints and floats inexactly
 _IDENTITY_ANYOF = envelope_schema("track")["anyOf"]
+_MAX_NESTING = 48  # typed objects and arrays within each other; recursive refs stop here
 
 
 class Unsupported(Exception):
     """A schema has no exact msgspec equivalent; the rule stays on the dict path."""
 
 
+#: every keyword of draft-04 to 2020-12: what a validator might act on; others are ignored
+_VOCABULARY = frozenset(
+    {"$id", "id", "$schema", "$ref", "$comment", "$anchor", "$dynamicRef", "$dynamicAnchor",
+     "$recursiveRef", "$recursiveAnchor", "$vocabulary", "$defs", "definitions", "title",
+     "description", "default", "readOnly", "writeOnly", "deprecated", "examples", "multipleOf",
+     "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength",
+     "pattern", "additionalItems", "items", "prefixItems", "maxItems", "minItems", "uniqueItems",
+     "contains", "minContains", "maxContains", "maxProperties", "minProperties", "required",
+     "additionalProperties", "properties", "patternProperties", "dependencies",
+     "dependentRequired", "dependentSchemas", "propertyNames", "unevaluatedItems",
+     "unevaluatedProperties", "const", "enum", "type", "format", "contentMediaType",
+     "contentEncoding", "contentSchema", "if", "then", "else", "allOf", "anyOf", "oneOf", "not"}
+)
+
+
 def _is_annotation(key: str) -> bool:
-    return key in _ANNOTATIONS or key.startswith("x-")
+    """Keywords that never change validity: annotations and words outside every draft."""
+    return key in _ANNOTATIONS or key not in _VOCABULARY
 
 
 class _Builder:
@@ -78,6 +96,8 @@ class _Builder:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.counter = 0
+        self.depth = 0
+        self.no_ids = False
         self.post_root: dict[str, Any] = {"$schema": root.get("$schema")}
         for key in DEFS_KEYS:
             if key in root:
@@ -106,7 +126,9 @@ class _Builder:
                 continue
             if not isinstance(schema, dict):
                 raise Unsupported("false or non-object schema")
-            keys = [k for k in schema if not _is_annotation(k)]
+            if self.no_ids and ("id" in schema or "$id" in schema):
+                raise Unsupported("id beside $ref")
+            keys = [k for k in schema if not _is_annotation(k) and k not in ("id", "$id")]
             for key in keys:
                 if key not in _TYPED and key not in _POST:
                     raise Unsupported(f"keyword {key}")
@@ -145,6 +167,17 @@ class _Builder:
               extra: Mapping[str, list[Any]] | None = None,
               tag: str | None = None) -> tuple[Any, _Check | None]:
         """``(msgspec type, post-check or None)`` for the conjunction ``raw``."""
+        self.depth += 1
+        try:
+            if self.depth > _MAX_NESTING:
+                raise Unsupported(f"recursive $ref or nesting deeper than {_MAX_NESTING}")
+            return self._build(raw, exclude, extra, tag)
+        finally:
+            self.depth -= 1
+
+    def _build(self, raw: list[Any], exclude: frozenset[str],
+               extra: Mapping[str, list[Any]] | None, tag: str | None
+               ) -> tuple[Any, _Check | None]:
         schemas = self.expand(raw)
         if not schemas:
             return msgspec.Raw, None  # any JSON value: msgspec checks its syntax only
@@ -440,6 +473,8 @@ def typed_rule(compiled: _Compiled, plan: Any) -> tuple[Any, _Entry]:
         for b in branches
     ]
     builder = _Builder(schema)
+    if _refs(schema):
+        builder.no_ids = True  # a legacy "id" could change what a $ref resolves to
     top = builder.expand(branches)
     # the tag field: the event name must satisfy every constraint on "event"
     event_schemas = [s["properties"]["event"] for s in top
@@ -501,6 +536,7 @@ class TypedPath:
         for name, compiled in sorted(enforcer._single.items()):
             try:
                 struct, entry = typed_rule(compiled, enforcer.plan)
+                msgspec.json.Decoder(struct)  # msgspec checks the type here, not in defstruct
             except Unsupported as exc:
                 self.untyped[name] = str(exc)
                 continue
