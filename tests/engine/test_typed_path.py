@@ -272,7 +272,7 @@ def test_number_beyond_double_range_in_a_free_field_is_accepted_as_documented(
 def test_generated_events_agree(enforcer: Enforcer, name: str, data: st.DataObject) -> None:
     compiled = enforcer._single[name]
     schema = whole_call_schema(compiled, enforcer.plan)
-    event = data.draw(from_schema(schema))
+    event: Any = data.draw(from_schema(schema))
     event["type"], event["event"] = "track", name
     result = same(enforcer, dumps(event))
     assert result is not None
@@ -344,9 +344,10 @@ def write_plan(tmp: Path, events: dict[str, dict[str, Any]]) -> Path:
     (tmp / "plan.yaml").write_text(json.dumps({
         "trackplan": 1, "name": "t", "version": "1", "draft": "draft-07",
         "controls": {"track": {"unplanned_properties": "allow"}},
-        "definitions": {"tree": {"type": "object",
-                                 "properties": {"kids": {"type": "array",
-                                                         "items": {"$ref": "#/definitions/tree"}}}}},
+        "definitions": {"tree": {
+            "type": "object",
+            "properties": {"kids": {"type": "array", "items": {"$ref": "#/definitions/tree"}}},
+        }},
     }))
     for index, (name, props) in enumerate(events.items()):
         (tmp / "events" / f"e{index}.yaml").write_text(json.dumps(
@@ -428,7 +429,7 @@ def test_segment_plan_is_typed(segment_enforcer: Enforcer) -> None:
 def test_segment_generated_events_agree(segment_enforcer: Enforcer, data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(sorted(segment_enforcer._single)))
     compiled = segment_enforcer._single[name]
-    event = data.draw(from_schema(whole_call_schema(compiled, segment_enforcer.plan)))
+    event: Any = data.draw(from_schema(whole_call_schema(compiled, segment_enforcer.plan)))
     event["type"], event["event"] = "track", name
     same(segment_enforcer, dumps(event))
     props = event.get("properties")
