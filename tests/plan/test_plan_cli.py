@@ -142,3 +142,17 @@ def test_export_of_a_broken_plan_exits_1(tmp_path: Path) -> None:
     result = run_cli("export", "segment", str(tmp_path))
     assert result.returncode == 1 and "/events/0/version" in result.stderr
     assert result.stdout == ""
+
+
+def test_check_also_compiles_the_plan(tmp_path: Path) -> None:
+    """Python's re accepts ``a{,3}``; the engine's regex dialect does not: check says so."""
+    (tmp_path / "events").mkdir()
+    (tmp_path / "plan.yaml").write_text("name: P\n", encoding="utf-8")
+    (tmp_path / "events" / "e.yaml").write_text(
+        'name: E\nproperties:\n  properties:\n    a: {type: string, pattern: "a{,3}"}\n',
+        encoding="utf-8",
+    )
+    load_plan(tmp_path)  # the loader accepts it
+    result = run_cli("check", str(tmp_path))
+    assert result.returncode == 1
+    assert "e.yaml [E]: cannot compile schema" in result.stdout
