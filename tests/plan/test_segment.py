@@ -518,3 +518,20 @@ def test_native_plan_exports_standalone_rules_that_validate_alike() -> None:
         assert va.is_valid(event) == vb.is_valid(event)
         checked += 1
     assert checked > 50
+
+
+def test_rules_declaring_draft_04_import_as_draft_07_and_export_as_declared(
+    tmp_path: Path,
+) -> None:
+    draft4 = "http://json-schema.org/draft-04/schema#"
+    doc = legacy_doc("schema")
+    doc["rules"]["global"]["$schema"] = draft4
+    doc["rules"]["events"][0]["rules"]["$schema"] = "http://json-schema.org/draft-06/schema"
+    plan = import_segment(doc, source="acme.json")
+    common = plan.common
+    assert common is not None and common.draft == "draft-07"
+    assert common.call is not None and common.call["$schema"] == DRAFT7
+    exported = {r["type"]: r for r in export_segment(plan)["rules"]}
+    assert exported["COMMON"]["jsonSchema"] == doc["rules"]["global"]
+    assert exported["TRACK"]["jsonSchema"] == doc["rules"]["events"][0]["rules"]
+    assert round_trip(plan, tmp_path).content() == plan.content()

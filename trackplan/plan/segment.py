@@ -58,6 +58,11 @@ _LEGACY_SECTIONS: Mapping[str, str] = {
 }
 #: Legacy plan metadata with a Public API name; the rest keeps its own name.
 _LEGACY_META = {"create_time": "createdAt", "update_time": "updatedAt", "name": "resource_name"}
+#: Older drafts some Segment rules declare; Segment validates every rule as draft-07.
+_OLD_DRAFT_URIS = frozenset(
+    f"http://json-schema.org/draft-0{n}/schema{h}" for n in (4, 6) for h in ("#", "")
+)
+_DECLARED = EXTRA_PREFIX + "declared-schema"
 _PUBLIC_RULE_KEYS = frozenset({"type", "key", "jsonSchema", "version", "description"})
 _LEGACY_RULE_KEYS = frozenset({"name", "description", "rules", "version"})
 
@@ -123,6 +128,11 @@ class _Reader:
             what = "missing" if schema is None else "not a JSON object"
             self.issue(schema_ptr, f"the rule's JSON Schema is {what}", label)
             return
+        declared = schema.get("$schema")
+        if isinstance(declared, str) and declared in _OLD_DRAFT_URIS:
+            # validated as draft-07, as Segment does; the declared URI is given back on export
+            schema = {**schema, "$schema": DRAFT_URIS["draft-07"]}
+            doc[_DECLARED] = declared
         payload, call = split_call_schema(kind, schema)
         key = PAYLOAD_KEY.get(kind)
         if key is not None and payload is not None:
@@ -449,6 +459,9 @@ def _export_rule(plan: Plan, rule: Rule) -> dict[str, Any]:
     _inline_definitions(schema, plan.definitions)
     if rule.draft != "draft-07" and "$schema" not in schema:
         schema = {"$schema": DRAFT_URIS[rule.draft], **schema}
+    declared = rule.extra.get(_DECLARED)
+    if declared is not None and schema.get("$schema") == DRAFT_URIS["draft-07"]:
+        schema["$schema"] = declared
     out: dict[str, Any] = {"type": rule.extra.get(EXTRA_PREFIX + "type", _KIND_TO_TYPE[rule.kind])}
     if rule.kind == "track":
         out["key"] = rule.name
@@ -459,7 +472,7 @@ def _export_rule(plan: Plan, rule: Rule) -> dict[str, Any]:
         out["description"] = rule.description
     out["jsonSchema"] = schema
     for key, value in rule.extra.items():
-        if key in (EXTRA_PREFIX + "type", EXTRA_PREFIX + "key"):
+        if key in (EXTRA_PREFIX + "type", EXTRA_PREFIX + "key", _DECLARED):
             continue
         name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
         out[name] = copy.deepcopy(value)
