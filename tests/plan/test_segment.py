@@ -237,6 +237,9 @@ def test_public_form_imports_every_rule_type() -> None:
     assert v1.call["labels"] == {"team": "checkout"} and v1.call["$schema"] == DRAFT7
     assert v1.extra["x-segment-createdAt"] == "2024-01-02T00:00:00.000Z"
     assert plan.event("Order Placed", 2).extra["x-owner"] == "checkout"
+    # rules and sections point into the Segment file, for later messages
+    assert [r.pointer for r in plan.rules] == [f"/rules/{i}" for i in range(8)]
+    assert plan.sections["identify"] == "shop.json#/rules/1"
     assert plan.rule("screen") is not None and plan.rule("screen").payload is None  # type: ignore[union-attr]
 
 

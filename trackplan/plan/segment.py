@@ -427,7 +427,11 @@ def import_segment(doc: Any, *, source: str = "") -> Plan:
         # point each rule at its place in the Segment file, for later error messages
         found = native.get(rule.pointer[1:])
         rules_out.append(dataclasses.replace(rule, pointer=found.base) if found else rule)
-    return dataclasses.replace(plan, rules=tuple(rules_out))
+    sections = {
+        key: f"{source}#{native[key].base}" if key in native else where
+        for key, where in plan.sections.items()
+    }
+    return dataclasses.replace(plan, rules=tuple(rules_out), sections=sections)
 
 
 # -- export --------------------------------------------------------------------------
