@@ -486,6 +486,23 @@ def test_ten_thousand_levels_give_a_plan_error() -> None:
 
 
 # -- native plans exported to Segment ----------------------------------------------------------
+def test_native_x_keys_survive_export_and_import(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(
+        "name: N\nx-owner: data-team\nevents:\n"
+        "- {name: E, x-pii-reviewed: true, labels: {area: core}, properties: {type: object}}\n",
+        encoding="utf-8",
+    )
+    native = load_plan(tmp_path)
+    exported = export_segment(native)
+    assert exported["x-owner"] == "data-team"
+    assert exported["rules"][0]["x-pii-reviewed"] is True
+    assert exported["rules"][0]["labels"] == {"area": "core"}
+    back = import_segment(exported, source="n.json")
+    assert back.extra == native.extra
+    assert back.event("E").extra == native.event("E").extra
+    assert back.event("E").payload == native.event("E").payload
+
+
 def test_native_plan_exports_standalone_rules_that_validate_alike() -> None:
     native = load_plan(ECOMMERCE)
     exported = export_segment(native)

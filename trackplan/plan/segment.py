@@ -282,6 +282,9 @@ def _metadata(
         if key == "version" and isinstance(value, str | int) and not isinstance(value, bool):
             out["version"] = str(value)
             continue
+        if key.startswith("x-"):
+            extra[key] = value  # a native plan's own x-* keys, exported as they are
+            continue
         new_key = _LEGACY_META.get(key, key) if legacy else key
         extra[EXTRA_PREFIX + new_key] = value
     if not isinstance(name, str) or not name:
@@ -479,7 +482,8 @@ def _export_rule(plan: Plan, rule: Rule) -> dict[str, Any]:
         if key in (EXTRA_PREFIX + "type", EXTRA_PREFIX + "key", _DECLARED):
             continue
         name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
-        out[name] = copy.deepcopy(value)
+        if name not in out:
+            out[name] = copy.deepcopy(value)
     return out
 
 
@@ -497,8 +501,9 @@ def export_segment(plan: Plan) -> dict[str, Any]:
     if plan.version != "1":
         out["version"] = plan.version
     for key, value in plan.extra.items():
-        name = key[len(EXTRA_PREFIX) :]
-        if key.startswith(EXTRA_PREFIX) and name not in out and name != "rules":
+        # x-segment-* metadata under its own name; other x-* keys as they are
+        name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
+        if name not in out and name != "rules":
             out[name] = copy.deepcopy(value)
     ordered = sorted(plan.rules, key=lambda r: (_KIND_ORDER.index(r.kind), r.name or "", r.version))
     out["rules"] = [_export_rule(plan, rule) for rule in ordered]
