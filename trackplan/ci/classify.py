@@ -30,6 +30,14 @@ from typing import Any
 import orjson
 
 from trackplan import pointer as jp
+from trackplan.ci.facts import (
+    allows_null,
+    column_type,
+    covers,
+    is_closed,
+    pii_status,
+    type_set,
+)
 
 __all__ = [
     "CLASSES",
@@ -106,112 +114,6 @@ def _canon(value: Any) -> bytes:
 def _fmt(value: Any) -> str:
     text = _canon(value).decode()
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-# -- facts about one schema -------------------------------------------------------------
-def type_set(schema: Any) -> frozenset[str] | None:
-    """The JSON types a schema's ``type`` keyword allows, or ``None`` for any type."""
-    if not isinstance(schema, dict) or "type" not in schema:
-        return None
-    raw = schema["type"]
-    names = [raw] if isinstance(raw, str) else [t for t in raw if isinstance(t, str)]
-    return frozenset(names)
-
-
-def _covers(wide: frozenset[str] | None, narrow: frozenset[str] | None) -> bool:
-    if wide is None:
-        return True
-    if narrow is None:
-        return False
-    return all(t in wide or (t == "integer" and "number" in wide) for t in narrow)
-
-
-def _allows_null(schema: Any) -> bool:
-    """True when ``null`` is valid for the schema as far as its own keywords say."""
-    if schema is True or schema == {}:
-        return True
-    if not isinstance(schema, dict):
-        return False
-    types = type_set(schema)
-    if types is not None and "null" not in types:
-        return False
-    if "enum" in schema and None not in schema["enum"]:
-        return False
-    if "const" in schema and schema["const"] is not None:
-        return False
-    for key in ("anyOf", "oneOf"):
-        if key in schema and not any(_allows_null(s) for s in schema[key]):
-            return False
-    return True
-
-
-def _is_closed(schema: Any) -> bool:
-    return isinstance(schema, dict) and schema.get("additionalProperties") is False
-
-
-_FORMAT_COLUMNS = {"date-time": "TIMESTAMP", "date": "DATE", "uuid": "CHAR(36)"}
-
-
-def column_type(schema: Any) -> str:
-    """The warehouse column type a loader would create for a schema (Snowplow-style)."""
-    if not isinstance(schema, dict):
-        return "JSON"
-    types = type_set(schema)
-    if types is None and "enum" in schema:
-        types = frozenset(_json_type(v) for v in schema["enum"])
-    if types is None:
-        return "JSON"
-    types = types - {"null"}
-    if types == {"integer"}:
-        return "BIGINT"
-    if types and types <= {"integer", "number"}:
-        return "DOUBLE"
-    if types == {"boolean"}:
-        return "BOOLEAN"
-    if types == {"string"}:
-        fmt = schema.get("format")
-        if isinstance(fmt, str) and fmt in _FORMAT_COLUMNS:
-            return _FORMAT_COLUMNS[fmt]
-        if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
-            return f"VARCHAR({max((len(v) for v in schema['enum']), default=1)})"
-        limit = schema.get("maxLength")
-        return f"VARCHAR({limit})" if isinstance(limit, int) else "VARCHAR"
-    return "JSON"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def pii_status(schema: Any) -> tuple[bool, str | None, str | None]:
-    """``(declared, category, action)`` of a schema's ``x-pii`` annotation.
-
-    ``x-pii: false`` and ``{category: none}`` declare "not PII": ``(True, None, None)``.
-    A missing annotation is ``(False, None, None)``.
-    """
-    if not isinstance(schema, dict) or "x-pii" not in schema:
-        return False, None, None
-    value = schema["x-pii"]
-    if value is False or value is None:
-        return True, None, None
-    if isinstance(value, str):
-        return True, (None if value == "none" else value), None
-    if isinstance(value, dict):
-        cat = value.get("category")
-        act = value.get("action")
-        category = cat if isinstance(cat, str) and cat != "none" else None
-        return True, category, act if isinstance(act, str) else None
-    return True, "other", None
 
 
 # -- comparison ---------------------------------------------------------------------------
@@ -352,13 +254,13 @@ class _Walk:
         where = jp.join(ptr, "type")
         shown_o = "any" if o is None else "|".join(sorted(o))
         shown_n = "any" if n is None else "|".join(sorted(n))
-        if _covers(n, o):
+        if covers(n, o):
             if o is not None and n is not None and n - o == {"null"}:
                 reason = "now allows null: a widened type"
             else:
                 reason = f"type widened from {shown_o} to {shown_n}: old data stays valid"
             self.add("type widened", where, "REVISION", reason, prop)
-        elif _covers(o, n):
+        elif covers(o, n):
             if o is not None and n is not None and o - n == {"null"}:
                 reason = "no longer allows null: rows holding null become invalid"
             else:
@@ -458,8 +360,8 @@ class _Walk:
         o_req = {r for r in old.get("required", []) if isinstance(r, str)}
         n_req = {r for r in new.get("required", []) if isinstance(r, str)}
         closed_by_controls = root and self.ctx.root_closed
-        old_closed = _is_closed(old) or closed_by_controls
-        new_closed = _is_closed(new) or closed_by_controls
+        old_closed = is_closed(old) or closed_by_controls
+        new_closed = is_closed(new) or closed_by_controls
         base = jp.join(ptr, "properties")
         for name in sorted(set(o_props) | set(n_props)):
             where = jp.join(base, name)
@@ -579,7 +481,7 @@ class _Walk:
             if by_controls
             else "additionalProperties was false"
         )
-        if _allows_null(schema):
+        if allows_null(schema):
             self.add(
                 "property added",
                 where,

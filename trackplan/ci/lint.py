@@ -19,46 +19,28 @@ Configuration lives in the plan's ``lint`` section::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from trackplan import pointer as jp
-from trackplan.ci.classify import pii_status, type_set
+from trackplan.ci import hygiene
+from trackplan.ci.facts import pii_status, type_set
 from trackplan.ci.naming import (
     CONVENTIONS,
     collision_key,
     conforms,
     example,
     majority_convention,
-    pii_name_matcher,
 )
+from trackplan.ci.sites import Check, LintConfig, LintContext, Out, Prop, split_section
 from trackplan.errors import PlanError, PlanIssue
-from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.model import Plan
 
 __all__ = ["LEVELS", "Finding", "LintRule", "LintConfig", "LintReport", "RULES", "RULE_IDS",
            "lint_config", "lint_plan"]  # fmt: skip
 
 LEVELS = ("error", "warning", "info")
-
-#: Formats the validator knows (draft-07 and 2020-12); anything else is unknownFormats.
-KNOWN_FORMATS = frozenset(
-    {"date-time", "date", "time", "duration", "email", "idn-email", "hostname",
-     "idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid",
-     "uri-template", "json-pointer", "relative-json-pointer", "regex"}
-)  # fmt: skip
-_TYPE_KEYWORDS = {
-    "number": ("numericProperties", ("minimum", "maximum", "exclusiveMinimum",
-                                     "exclusiveMaximum", "multipleOf"), {"number", "integer"}),
-    "string": ("stringProperties", ("minLength", "maxLength", "pattern", "format"),
-               {"string"}),
-    "array": ("arrayProperties", ("items", "minItems", "maxItems", "uniqueItems", "contains",
-                                  "additionalItems"), {"array"}),
-    "object": ("objectProperties", ("properties", "required", "additionalProperties",
-                                    "patternProperties", "minProperties", "maxProperties",
-                                    "propertyNames"), {"object"}),
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,59 +71,6 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class LintConfig:
-    """Lint settings: the plan's ``lint`` section plus command-line skips."""
-
-    skip: frozenset[str] = frozenset()
-    levels: Mapping[str, str] = field(default_factory=dict)
-    event_case: str = "title"
-    property_case: str = "auto"
-    optional_null: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Site:
-    """A schema to lint and where it is."""
-
-    file: str
-    pointer: str
-    event: str
-    schema: Any
-    payload: bool  # a payload (properties/traits) or a definition, not a call schema
-    qualifier: str | None = None
-    latest: bool = True  # the newest version of its event
-
-
-@dataclass(frozen=True, slots=True)
-class _Prop:
-    """One property of a payload schema."""
-
-    site: _Site
-    name: str
-    pointer: str
-    schema: Any  # after one $ref hop into the plan's definitions
-    raw: Any
-    required: bool
-    under_pii: bool
-    qualifier: str | None
-    top: bool
-
-
-class _Ctx:
-    """What every rule reads: the plan, its settings, and the schema sites."""
-
-    def __init__(self, plan: Plan, config: LintConfig) -> None:
-        self.plan = plan
-        self.config = config
-        self.sites = list(_sites(plan))
-        self.props = [p for s in self.sites if s.payload for p in _props(plan, s)]
-        self.matcher = pii_name_matcher()
-
-
-Check = Callable[[_Ctx], Iterator[tuple[str, str, str | None, str]]]
-
-
-@dataclass(frozen=True, slots=True)
 class LintRule:
     """A lint rule: id, default level, the reason users read, and its check."""
 
@@ -151,231 +80,8 @@ class LintRule:
     check: Check
 
 
-# -- where the schemas are ----------------------------------------------------------------
-def _split(section: str) -> tuple[str, str]:
-    file, _, base = section.partition("#")
-    return file, base
-
-
-def _sites(plan: Plan) -> Iterator[_Site]:
-    newest: dict[tuple[str, str | None], int] = {}
-    for rule in plan.rules:
-        newest[(rule.kind, rule.name)] = max(rule.version, newest.get((rule.kind, rule.name), 0))
-    for rule in plan.rules:
-        if rule.payload is not None and rule.payload_key:
-            latest = rule.version == newest[(rule.kind, rule.name)]
-            yield _Site(
-                rule.source,
-                jp.join(rule.pointer, rule.payload_key),
-                rule.label,
-                rule.payload,
-                True,
-                latest=latest,
-            )
-        if rule.call is not None:
-            yield _Site(rule.source, jp.join(rule.pointer, "call"), rule.label, rule.call, False)
-    if plan.definitions:
-        file, base = _split(plan.sections.get("definitions", "#/definitions"))
-        for name, schema in plan.definitions.items():
-            yield _Site(
-                file, jp.join(base, name), f"definition {name}", schema, True, qualifier=name
-            )
-
-
-def _deref(plan: Plan, schema: Any) -> Any:
-    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
-        ref = schema["$ref"]
-        for key in ("#/definitions/", "#/$defs/"):
-            if ref.startswith(key):
-                target = plan.definitions.get(jp.unescape(ref[len(key) :]))
-                if isinstance(target, dict):
-                    return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    return schema
-
-
-def _props(plan: Plan, site: _Site) -> Iterator[_Prop]:
-    """Every property under a payload schema, without following ``$ref`` (definitions are
-    linted where they are written)."""
-    stack: list[tuple[Any, str, bool, str | None, bool]] = [
-        (site.schema, site.pointer, False, site.qualifier, True)
-    ]
-    while stack:
-        node, ptr, under_pii, qualifier, top = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        props = node.get("properties")
-        required = set(node.get("required", []) or [])
-        if isinstance(props, dict):
-            for name, raw in props.items():
-                where = jp.join(ptr, "properties", name)
-                schema = _deref(plan, raw)
-                yield _Prop(
-                    site, name, where, schema, raw, name in required, under_pii, qualifier, top
-                )
-                declared, category, _ = pii_status(schema)
-                inner_pii = under_pii or (declared and category is not None)
-                stack.append((raw, where, inner_pii, name.rstrip("s"), False))
-        items = node.get("items")
-        if isinstance(items, dict):
-            stack.append((items, jp.join(ptr, "items"), under_pii, qualifier, False))
-        for key in ("anyOf", "oneOf", "allOf"):
-            for i, branch in enumerate(node.get(key, []) or []):
-                stack.append((branch, jp.join(ptr, key, i), under_pii, qualifier, top))
-        extra = node.get("additionalProperties")
-        if isinstance(extra, dict):
-            stack.append((extra, jp.join(ptr, "additionalProperties"), under_pii, qualifier, False))
-
-
-def _nodes(ctx: _Ctx) -> Iterator[tuple[_Site, str, dict[str, Any]]]:
-    for site in ctx.sites:
-        for path, node in walk_schemas(site.schema):
-            yield site, jp.join(site.pointer, *path), node
-
-
-Out = Iterator[tuple[str, str, str | None, str]]
-
-
-# -- hygiene (igluctl) --------------------------------------------------------------------
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _min_max(lower: tuple[str, ...], upper: tuple[str, ...], what: str) -> Check:
-    def check(ctx: _Ctx) -> Out:
-        for site, ptr, node in _nodes(ctx):
-            lo = [node[k] for k in lower if _num(node.get(k))]
-            hi = [node[k] for k in upper if _num(node.get(k))]
-            if lo and hi and max(lo) > min(hi):
-                yield (
-                    site.file,
-                    ptr,
-                    site.event,
-                    f"{what}: the lower bound {max(lo)} is "
-                    f"greater than the upper bound {min(hi)}, so no value is valid",
-                )
-
-    return check
-
-
-def _wrong_type(kind: str) -> Check:
-    rule_id, keywords, applies = _TYPE_KEYWORDS[kind]
-    del rule_id
-
-    def check(ctx: _Ctx) -> Out:
-        for site, ptr, node in _nodes(ctx):
-            types = type_set(node)
-            if types is None or types & applies:
-                continue
-            for key in keywords:
-                if key in node:
-                    yield (
-                        site.file,
-                        jp.join(ptr, key),
-                        site.event,
-                        f"'{key}' applies to {kind} values but the type is "
-                        f"{'|'.join(sorted(types))}: it is ignored",
-                    )
-
-    return check
-
-
-def _required_exist(ctx: _Ctx) -> Out:
-    for site, ptr, node in _nodes(ctx):
-        props = node.get("properties")
-        props = props if isinstance(props, dict) else {}
-        if not isinstance(node.get("required"), list) or node.get("patternProperties"):
-            continue
-        for i, name in enumerate(node["required"]):
-            if name not in props:
-                yield (
-                    site.file,
-                    jp.join(ptr, "required", i),
-                    site.event,
-                    f"required property '{name}' is not defined in properties",
-                )
-
-
-def _root_object(ctx: _Ctx) -> Out:
-    for site in ctx.sites:
-        if (
-            site.payload
-            and not site.event.startswith("definition ")
-            and isinstance(site.schema, dict)
-            and site.schema.get("type") != "object"
-        ):
-            yield site.file, site.pointer, site.event, "the payload schema is not type: object"
-
-
-def _string_range(ctx: _Ctx) -> Out:
-    for site, ptr, node in _nodes(ctx):
-        if _num(node.get("maxLength")) and node["maxLength"] > 65535:
-            yield (
-                site.file,
-                jp.join(ptr, "maxLength"),
-                site.event,
-                f"maxLength {node['maxLength']} is over 65535: warehouses cap VARCHAR there",
-            )
-
-
-def _unknown_formats(ctx: _Ctx) -> Out:
-    for site, ptr, node in _nodes(ctx):
-        fmt = node.get("format")
-        if isinstance(fmt, str) and fmt not in KNOWN_FORMATS:
-            yield (
-                site.file,
-                jp.join(ptr, "format"),
-                site.event,
-                f"format '{fmt}' is unknown: it is not checked",
-            )
-
-
-def _numeric_min_max(ctx: _Ctx) -> Out:
-    for site, ptr, node in _nodes(ctx):
-        types = type_set(node)
-        if types is None or not types & {"number", "integer"} or "enum" in node or "const" in node:
-            continue
-        has_lo = any(k in node for k in ("minimum", "exclusiveMinimum"))
-        has_hi = any(k in node for k in ("maximum", "exclusiveMaximum"))
-        if not (has_lo and has_hi):
-            yield site.file, ptr, site.event, "number without both a minimum and a maximum"
-
-
-def _string_length(ctx: _Ctx) -> Out:
-    for site, ptr, node in _nodes(ctx):
-        if type_set(node) != frozenset({"string"}) and type_set(node) != frozenset(
-            {"string", "null"}
-        ):
-            continue
-        if not any(k in node for k in ("maxLength", "enum", "const", "format")):
-            yield site.file, ptr, site.event, "string without maxLength, enum or format"
-
-
-def _optional_null(ctx: _Ctx) -> Out:
-    if not ctx.config.optional_null:
-        return
-    from trackplan.ci.classify import _allows_null
-
-    for p in ctx.props:
-        if not p.required and not _allows_null(p.schema):
-            yield (
-                p.site.file,
-                p.pointer,
-                p.site.event,
-                f"optional property '{p.name}' does not allow null (the plan asks it to)",
-            )
-
-
-def _typed(ctx: _Ctx) -> Out:
-    for p in ctx.props:
-        s = p.schema
-        if isinstance(s, dict) and not any(
-            k in s for k in ("type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf")
-        ):
-            yield p.site.file, p.pointer, p.site.event, f"property '{p.name}' has no type"
-
-
 # -- naming (Avo) --------------------------------------------------------------------------
-def _event_case(ctx: _Ctx) -> Out:
+def _event_case(ctx: LintContext) -> Out:
     conv = ctx.config.event_case
     for rule in ctx.plan.events:
         if rule.version == min(
@@ -389,7 +95,7 @@ def _event_case(ctx: _Ctx) -> Out:
             )
 
 
-def _property_case(ctx: _Ctx) -> Out:
+def _property_case(ctx: LintContext) -> Out:
     conv = ctx.config.property_case
     if conv == "auto":
         found = majority_convention(
@@ -427,14 +133,14 @@ def _collisions(names: Iterable[tuple[str, tuple[str, str, str | None]]], what: 
             )
 
 
-def _event_collision(ctx: _Ctx) -> Out:
+def _event_collision(ctx: LintContext) -> Out:
     yield from _collisions(
         ((str(r.name), (r.source, jp.join(r.pointer, "name"), r.label)) for r in ctx.plan.events),
         "event name",
     )
 
 
-def _property_collision(ctx: _Ctx) -> Out:
+def _property_collision(ctx: LintContext) -> Out:
     yield from _collisions(
         ((p.name, (p.site.file, p.pointer, p.site.event)) for p in ctx.props), "property name"
     )
@@ -443,17 +149,17 @@ def _property_collision(ctx: _Ctx) -> Out:
 def _type_signature(schema: Any) -> str | None:
     types = type_set(schema)
     if types is None and isinstance(schema, dict) and isinstance(schema.get("enum"), list):
-        from trackplan.ci.classify import _json_type
+        from trackplan.ci.facts import json_type
 
-        types = frozenset(_json_type(v) for v in schema["enum"])
+        types = frozenset(json_type(v) for v in schema["enum"])
     if types is None:
         return None
     names = {"number" if t == "integer" else t for t in types} - {"null"}
     return "|".join(sorted(names)) or None
 
 
-def _conflicting_types(ctx: _Ctx) -> Out:
-    seen: dict[str, dict[str, _Prop]] = {}
+def _conflicting_types(ctx: LintContext) -> Out:
+    seen: dict[str, dict[str, Prop]] = {}
     for p in ctx.props:
         if not p.top or not p.site.latest or p.site.event.startswith("definition "):
             continue
@@ -476,13 +182,13 @@ def _conflicting_types(ctx: _Ctx) -> Out:
 
 
 # -- documentation --------------------------------------------------------------------------
-def _event_description(ctx: _Ctx) -> Out:
+def _event_description(ctx: LintContext) -> Out:
     for rule in ctx.plan.events:
         if not (rule.description or "").strip():
             yield rule.source, rule.pointer, rule.label, "event has no description"
 
 
-def _property_description(ctx: _Ctx) -> Out:
+def _property_description(ctx: LintContext) -> Out:
     for p in ctx.props:
         if p.under_pii and not p.top:
             continue
@@ -491,14 +197,14 @@ def _property_description(ctx: _Ctx) -> Out:
 
 
 # -- privacy ------------------------------------------------------------------------------
-def _looks_pii(ctx: _Ctx, p: _Prop) -> str | None:
+def _looks_pii(ctx: LintContext, p: Prop) -> str | None:
     found = ctx.matcher(p.name, p.schema)
     if found is None or p.qualifier is None:
         return found
     return ctx.matcher(f"{p.qualifier}_{p.name}", p.schema) if p.name == "name" else found
 
 
-def _pii_status(ctx: _Ctx) -> Out:
+def _pii_status(ctx: LintContext) -> Out:
     cfg = ctx.config
     other_rule_runs = "piiUndeclared" not in cfg.skip and cfg.levels.get("piiUndeclared") != "off"
     for p in ctx.props:
@@ -514,7 +220,7 @@ def _pii_status(ctx: _Ctx) -> Out:
         )
 
 
-def _pii_undeclared(ctx: _Ctx) -> Out:
+def _pii_undeclared(ctx: LintContext) -> Out:
     for p in ctx.props:
         if p.under_pii or pii_status(p.schema)[0]:
             continue
@@ -529,7 +235,7 @@ def _pii_undeclared(ctx: _Ctx) -> Out:
             )
 
 
-def _pii_annotation(ctx: _Ctx) -> Out:
+def _pii_annotation(ctx: LintContext) -> Out:
     from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
 
     listed = PLAN_FORMAT_SCHEMA["properties"]["pii"].get("x-categories", [])
@@ -558,93 +264,95 @@ RULES: tuple[LintRule, ...] = (
         "numericMinimumMaximum",
         "error",
         "A minimum above the maximum rejects every number.",
-        _min_max(("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"), "number bounds"),
+        hygiene.min_max(
+            ("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"), "number bounds"
+        ),
     ),
     LintRule(
         "stringMinMaxLength",
         "error",
         "minLength above maxLength rejects every string.",
-        _min_max(("minLength",), ("maxLength",), "string length"),
+        hygiene.min_max(("minLength",), ("maxLength",), "string length"),
     ),
     LintRule(
         "arrayMinMaxItems",
         "error",
         "minItems above maxItems rejects every array.",
-        _min_max(("minItems",), ("maxItems",), "array length"),
+        hygiene.min_max(("minItems",), ("maxItems",), "array length"),
     ),
     LintRule(
         "numericProperties",
         "error",
         "Numeric keywords on a non-numeric type are "
         "silently ignored: the author meant a constraint that does not apply.",
-        _wrong_type("number"),
+        hygiene.wrong_type("number"),
     ),
     LintRule(
         "stringProperties",
         "error",
         "String keywords on a non-string type are ignored.",
-        _wrong_type("string"),
+        hygiene.wrong_type("string"),
     ),
     LintRule(
         "arrayProperties",
         "error",
         "Array keywords on a non-array type are ignored.",
-        _wrong_type("array"),
+        hygiene.wrong_type("array"),
     ),
     LintRule(
         "objectProperties",
         "error",
         "Object keywords on a non-object type are ignored.",
-        _wrong_type("object"),
+        hygiene.wrong_type("object"),
     ),
     LintRule(
         "requiredPropertiesExist",
         "error",
         "A required property that is not defined is usually a typo; its values go unchecked.",
-        _required_exist,
+        hygiene.required_exist,
     ),
     LintRule(
         "rootObject",
         "warning",
         "Event properties and traits are objects; any other root type rejects every call.",
-        _root_object,
+        hygiene.root_object,
     ),
     LintRule(
         "stringMaxLengthRange",
         "warning",
         "Warehouses cap VARCHAR at 65535; longer strings are truncated or fail to load.",
-        _string_range,
+        hygiene.string_range,
     ),
     LintRule(
         "unknownFormats",
         "warning",
         "An unknown format is not checked by validators.",
-        _unknown_formats,
+        hygiene.unknown_formats,
     ),
     LintRule(
         "numericMinMax",
         "warning",
         "Unbounded numbers hide unit mistakes and overflow warehouse columns.",
-        _numeric_min_max,
+        hygiene.numeric_min_max,
     ),
     LintRule(
         "stringLength",
         "warning",
         "Unbounded strings become wide warehouse columns and let free text (often PII) through.",
-        _string_length,
+        hygiene.string_length,
     ),
     LintRule(
         "optionalNull",
         "info",
         "Loaders write null for absent optional properties; "
         "a schema rejecting null fails on reload (when the plan sets optional_null).",
-        _optional_null,
+        hygiene.optional_null,
     ),
     LintRule(
         "typedProperties",
         "warning",
         "A property without a type accepts anything (Avo: typed properties).",
-        _typed,
+        hygiene.typed,
     ),
     LintRule(
         "eventNameCase",
@@ -716,7 +424,7 @@ _BY_ID = {r.id: r for r in RULES}
 def lint_config(plan: Plan, *, skip: Iterable[str] = ()) -> LintConfig:
     """The lint settings of a plan, plus ``skip``; raises PlanError for unknown rule ids."""
     raw = plan.lint
-    file, base = _split(plan.sections.get("lint", "#/lint"))
+    file, base = split_section(plan.sections.get("lint", "#/lint"))
     issues = []
     skips = set(raw.get("skip", []) or [])
     levels = dict(raw.get("levels", {}) or {})
@@ -787,7 +495,7 @@ def lint_plan(
     if unknown:
         raise ValueError(f"unknown lint rule(s): {', '.join(unknown)}")
     cfg = config if config is not None else lint_config(plan, skip=skip)
-    ctx = _Ctx(plan, cfg)
+    ctx = LintContext(plan, cfg)
     found: list[Finding] = []
     for rule in RULES:
         level = cfg.levels.get(rule.id, rule.level)
