@@ -264,12 +264,32 @@ class Enforcer:
             rule = plan.rule(kind) if kind != "alias" else None  # type: ignore[arg-type]
             self._kinds[kind] = _Compiled(plan, kind, rule, controls.for_kind(kind))
         self._unplanned_track = _Compiled(plan, "track", None, controls.track)
+        from trackplan.privacy.consent import reserved_rules
+
+        reserved = reserved_rules(plan)  # Segment's consent event: accepted in every plan
+        name = str(reserved[0][0].name)
+        compiled_reserved = tuple(_Compiled(plan, "track", r, c) for r, c in reserved)
+        self._reserved = {} if name in self._track else {name: compiled_reserved}
+        if name in self._track:
+            self._track[name] = compiled_reserved
         #: planned track events with one version: the hot path's only lookup
         self._single = {n: v[0] for n, v in self._track.items() if len(v) == 1}
         self._block_unplanned = controls.track.unplanned_events == "block"
         self.hooks: list[Callable[[Enforcer], None]] = []
 
     # -- public API ------------------------------------------------------------------
+    def route(self, event: Any) -> Any:
+        """Enforce, then route to the plan's destinations (:mod:`trackplan.privacy.consent`)."""
+        from trackplan.privacy.consent import route
+
+        return route(self, event)
+
+    def with_suppression(self, suppression: Any) -> Enforcer:
+        """A copy that blocks suppressed subjects (:mod:`trackplan.privacy.suppression`)."""
+        from trackplan.privacy.suppression import suppressed
+
+        return suppressed(self, suppression)
+
     def compiled_rules(self) -> Iterator[_Compiled]:
         """Every compiled rule (track versions, then other call types)."""
         for versions in self._track.values():
@@ -307,7 +327,9 @@ class Enforcer:
         kind = event.get("type")
         if kind == "track" or (kind is None and "event" in event):
             name = event.get("event")
-            versions = self._track.get(name) if type(name) is str else None
+            versions = (
+                (self._track.get(name) or self._reserved.get(name)) if type(name) is str else None
+            )
             if versions is None:
                 compiled = self._unplanned_track
                 if self._block_unplanned and type(name) is str and name:

@@ -1,0 +1,274 @@
+"""Consent routing: which destinations an event goes to, and the copy each one gets.
+
+Routing starts from :meth:`Enforcer.enforce` (a blocked event goes nowhere), then decides
+per destination with Segment's consent semantics, in this order:
+
+1. consent, read from ``context.consent.categoryPreferences``:
+
+   - no ``context.consent``, an empty consent object, or one without
+     ``categoryPreferences``: every destination receives;
+   - an empty ``categoryPreferences``: every category counts as false, so only
+     destinations without a category receive;
+   - a destination mapped to several categories needs every one of them ``true``
+     (a category missing from the preferences counts as false);
+   - categories the plan does not declare are ignored;
+   - a ``context.consent`` or ``categoryPreferences`` that is not an object fails closed:
+     treated as an empty ``categoryPreferences``;
+
+2. the ``integrations`` object: ``{"<destination>": false}`` turns a destination off,
+   ``{"All": false}`` turns off every destination not named with a true value (or an
+   options object); consent always wins over ``integrations``;
+
+3. the destination's PII forms (:mod:`trackplan.privacy.forms`): a category the
+   destination may not receive is dropped, or hashed, masked or redacted as it declares; a
+   ``reject`` form keeps the event away from the destination when the category is present.
+
+>>> routing = enforcer.route(event)                              # doctest: +SKIP
+>>> {d.destination: d.send for d in routing.deliveries}          # doctest: +SKIP
+{'Amplitude': True, 'Salesforce': True, 'Google Ads': False, 'Snowflake': True}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trackplan.plan.model import CallControls, Plan, Rule
+from trackplan.privacy.destinations import Destination, Privacy, load_privacy
+
+if TYPE_CHECKING:
+    from trackplan.engine.enforcer import Enforcer, Result
+    from trackplan.privacy.forms import DestinationForms
+
+__all__ = [
+    "CONSENT_EVENT",
+    "Delivery",
+    "Routing",
+    "Router",
+    "route",
+    "preferences",
+    "consent_allows",
+    "integrations_allow",
+    "reserved_rules",
+]
+
+#: Segment's reserved event; accepted in every plan, must carry categoryPreferences.
+CONSENT_EVENT = "Segment Consent Preference Updated"
+
+#: Why a destination does or does not get an event.
+SENT, BLOCKED, NO_CONSENT, INTEGRATIONS_OFF, PII_REJECTED = (
+    "sent", "blocked", "consent", "integrations", "pii",
+)  # fmt: skip
+
+
+def preferences(event: Any) -> Mapping[str, Any] | None:
+    """The event's ``categoryPreferences``; None when it carries no consent decision."""
+    if type(event) is not dict:
+        return None
+    ctx = event.get("context")
+    if type(ctx) is not dict or "consent" not in ctx:
+        return None
+    consent = ctx["consent"]
+    if type(consent) is not dict:
+        return {}  # malformed consent: fail closed
+    if not consent or "categoryPreferences" not in consent:
+        return None
+    prefs = consent["categoryPreferences"]
+    return prefs if type(prefs) is dict else {}
+
+
+def consent_allows(categories: tuple[str, ...], prefs: Mapping[str, Any] | None) -> bool:
+    """Segment's rule: no decision lets everything through; else every category must be true.
+
+    ``categories`` are the destination's categories (all declared by the plan, so
+    categories in ``prefs`` the plan does not know are ignored by construction).
+    """
+    if prefs is None or not categories:
+        return True
+    return all(prefs.get(c) is True for c in categories)
+
+
+def integrations_allow(name: str, event: Any) -> bool:
+    """Whether the event's ``integrations`` object leaves destination ``name`` on."""
+    flags = event.get("integrations") if type(event) is dict else None
+    if type(flags) is not dict:
+        return True
+    if name in flags:
+        return flags[name] is not False
+    return flags.get("All", True) is not False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one destination gets: ``event`` is its own copy, None when not sent.
+
+    ``reason`` is ``sent``, ``blocked`` (the plan blocked the event), ``consent``,
+    ``integrations`` or ``pii`` (the destination rejects a PII category the event holds);
+    ``detail`` says more without event values (missing categories, PII categories).
+    """
+
+    destination: str
+    send: bool
+    reason: str
+    event: Any = None
+    detail: tuple[str, ...] = ()
+
+    def to_dict(self, *, with_event: bool = True) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {"send": self.send, "reason": self.reason}
+        if self.detail:
+            out["detail"] = list(self.detail)
+        if with_event and self.send:
+            out["event"] = self.event
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The route of one event: the enforcement result and one delivery per destination."""
+
+    result: Result
+    deliveries: tuple[Delivery, ...]
+
+    @property
+    def sent(self) -> tuple[str, ...]:
+        """Names of the destinations that get the event."""
+        return tuple(d.destination for d in self.deliveries if d.send)
+
+    def delivery(self, name: str) -> Delivery:
+        """The delivery to destination ``name``."""
+        for d in self.deliveries:
+            if d.destination == name:
+                return d
+        raise KeyError(name)
+
+    def stamped(self) -> Any:
+        """The enforced event with ``integrations`` set to these decisions, for a downstream
+        Segment workspace to enforce the same ones (a copy; None when the event is blocked)."""
+        if not self.result.allowed or type(self.result.event) is not dict:
+            return None
+        out = dict(self.result.event)
+        flags = out.get("integrations")
+        flags = dict(flags) if type(flags) is dict else {}
+        flags["All"] = False
+        for d in self.deliveries:
+            flags[d.destination] = flags.get(d.destination, True) if d.send else False
+        out["integrations"] = flags
+        return out
+
+    def to_dict(self, *, with_events: bool = True) -> dict[str, Any]:
+        """JSON form: the decision, violations and every delivery."""
+        return {
+            "allowed": self.result.allowed,
+            "violations": [v.to_dict() for v in self.result.violations],
+            "destinations": {
+                d.destination: d.to_dict(with_event=with_events) for d in self.deliveries
+            },
+        }
+
+
+class Router:
+    """Routes enforced events to the plan's destinations (built once per enforcer)."""
+
+    def __init__(self, plan: Plan, privacy: Privacy | None = None) -> None:
+        self.privacy = privacy if privacy is not None else load_privacy(plan)
+        from trackplan.privacy.forms import DestinationForms
+
+        self.forms: DestinationForms = DestinationForms(plan, self.privacy)
+
+    def decide(self, result: Result) -> Routing:
+        """Deliveries for an enforcement result."""
+        dests = self.privacy.destinations
+        if not result.allowed:
+            return Routing(result, tuple(Delivery(d.name, False, BLOCKED) for d in dests))
+        event = result.event
+        prefs = preferences(event)
+        out = []
+        for dest in dests:
+            out.append(self._one(dest, event, prefs))
+        return Routing(result, tuple(out))
+
+    def _one(self, dest: Destination, event: Any, prefs: Mapping[str, Any] | None) -> Delivery:
+        if not consent_allows(dest.consent, prefs):
+            assert prefs is not None
+            missing = tuple(c for c in dest.consent if prefs.get(c) is not True)
+            return Delivery(dest.name, False, NO_CONSENT, detail=missing)
+        if not integrations_allow(dest.name, event):
+            return Delivery(dest.name, False, INTEGRATIONS_OFF)
+        copy, rejected = self.forms.apply(dest, event)
+        if rejected:
+            return Delivery(dest.name, False, PII_REJECTED, detail=rejected)
+        return Delivery(dest.name, True, SENT, copy)
+
+
+def router_of(enforcer: Enforcer) -> Router:
+    """The enforcer's router, built on first use and kept on the enforcer."""
+    found = enforcer.__dict__.get("_router")
+    if found is None:
+        found = Router(enforcer.plan)
+        enforcer.__dict__["_router"] = found
+    assert isinstance(found, Router)
+    return found
+
+
+def route(enforcer: Enforcer, event: Any) -> Routing:
+    """Enforce the plan on ``event``, then route it to every destination of the plan."""
+    return router_of(enforcer).decide(enforcer.enforce(event))
+
+
+# -- the reserved consent event -----------------------------------------------------------
+_PREFERENCES_REQUIRED: dict[str, Any] = {
+    "type": "object",
+    "required": ["context"],
+    "properties": {
+        "context": {
+            "type": "object",
+            "required": ["consent"],
+            "properties": {
+                "consent": {
+                    "type": "object",
+                    "required": ["categoryPreferences"],
+                    "properties": {
+                        "categoryPreferences": {
+                            "type": "object",
+                            "additionalProperties": {"type": "boolean"},
+                        }
+                    },
+                }
+            },
+        }
+    },
+}
+
+
+def reserved_rules(plan: Plan) -> list[tuple[Rule, CallControls]]:
+    """Rules for Segment's reserved consent event, with the controls they run under.
+
+    Every version the plan defines gets the ``categoryPreferences`` requirement added to
+    its call schema; a plan without the event gets one version that requires only that.
+    Violations of these rules always block: Segment rejects the event without preferences.
+    """
+    track = plan.controls.track
+    controls = CallControls(
+        unplanned_events="allow",
+        unplanned_properties=track.unplanned_properties,
+        violations="block",
+        common_violations=track.common_violations,
+    )
+    own = plan.versions(CONSENT_EVENT)
+    if not own:
+        controls = CallControls("allow", "allow", "block", track.common_violations)
+        rule = Rule("track", CONSENT_EVENT, 1, "Segment's reserved consent event.",
+                    None, _PREFERENCES_REQUIRED, plan.draft, "reserved", "")
+        return [(rule, controls)]
+    out = []
+    for r in own:
+        call = {"allOf": [dict(r.call), _PREFERENCES_REQUIRED]} if r.call else _PREFERENCES_REQUIRED
+        out.append((Rule(r.kind, r.name, r.version, r.description, r.payload, call, r.draft,
+                         r.source, r.pointer, r.extra), controls))
+    return out
+
+
+__all__ += ["router_of", "SENT", "BLOCKED", "NO_CONSENT",
+            "INTEGRATIONS_OFF", "PII_REJECTED"]
