@@ -413,6 +413,7 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
                 "REVISION",
                 reason,
                 pii_file,
+                prop=f"pii.defaults.{cat}",
                 privacy=True,
             )
         )
@@ -438,6 +439,7 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
                     "REVISION",
                     f"destination {name} newly receives PII: {', '.join(fresh)}",
                     dest_file,
+                    prop=f"destination {name}",
                     privacy=True,
                 )
             )
@@ -458,6 +460,7 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
                         "REVISION",
                         f"destination {name} gets {cat} loosened from {a} to {b}",
                         dest_file,
+                        prop=f"destination {name}",
                         privacy=True,
                     )
                 )
