@@ -104,7 +104,7 @@ def _round_trip(
     # values (IDN e-mail domains): keep the ones the enforcer calls valid
     reference = make_validator(schema)
 
-    @settings(max_examples=25, deadline=None, database=None,
+    @settings(max_examples=12, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(data=from_schema(schema), validate=st.booleans())
     def check(data: dict[str, Any], validate: bool) -> None:

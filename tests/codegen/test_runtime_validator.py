@@ -40,7 +40,7 @@ def _agree(runtime: ModuleType, root: Any, pointer: str, defs: dict[str, Any]) -
         {**root, "properties": {key: payload_schema}, "required": [key]}
     )
 
-    @settings(max_examples=40, deadline=None, database=None,
+    @settings(max_examples=15, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(_payloads(payload_schema, defs))
     def agree(data: dict[str, Any]) -> None:
