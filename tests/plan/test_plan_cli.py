@@ -156,3 +156,11 @@ def test_check_also_compiles_the_plan(tmp_path: Path) -> None:
     result = run_cli("check", str(tmp_path))
     assert result.returncode == 1
     assert "e.yaml [E]: cannot compile schema" in result.stdout
+
+
+def test_unwritable_outputs_are_reported_not_tracebacks(tmp_path: Path) -> None:
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    result = run_cli("export", "segment", str(ECOMMERCE), "--out", str(target))
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ from trackplan.errors import CompileError, InputError, MissingSecretError, PlanE
 from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH
 from trackplan.plan.load import PLAN_FILE_NAMES, SECTION_FILES, load_plan
+from trackplan.plan.model import Plan
 from trackplan.plan.segment import export_segment, import_segment
 from trackplan.plan.write import write_plan
 
@@ -84,6 +85,26 @@ def _plan_files(root: Path) -> list[Path]:
     return found
 
 
+def _replace_plan(plan: Plan, out: Path, *, header: str) -> None:
+    """Write ``plan`` into ``out``, replacing only the plan files already there."""
+    # Write next to the target first so a failure leaves the old plan untouched.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        write_plan(plan, tmp, header=header)
+        if load_plan(tmp).content() != plan.content():
+            raise InputError("the written plan does not read back the same; nothing was written")
+        if out.is_dir():
+            for stale in _plan_files(out):
+                stale.unlink()
+        for path in sorted(Path(tmp).rglob("*")):
+            target = out / path.relative_to(tmp)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+
+
 @click.group("import")
 def import_group() -> None:
     """Import a tracking plan from another tool into a native plan directory."""
@@ -105,23 +126,11 @@ def import_segment_command(file: str, out: Path, force: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not force:
         raise click.UsageError(f"{out} is not empty; pass --force to replace the plan in it")
     plan = import_segment(_read_json(file), source=file)
-    # Write next to the target first so a failure leaves the old plan untouched.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        write_plan(plan, tmp, header=f"Imported from Segment tracking plan {Path(file).name}")
-        written = load_plan(tmp)
-        if written.content() != plan.content():
-            raise InputError("the written plan does not read back the same; nothing was written")
-        if out.is_dir():
-            for stale in _plan_files(out):
-                stale.unlink()
-        for path in sorted(Path(tmp).rglob("*")):
-            target = out / path.relative_to(tmp)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+    name = "standard input" if file == "-" else Path(file).name
+    try:
+        _replace_plan(plan, out, header=f"Imported from Segment tracking plan {name}")
+    except OSError as exc:
+        raise InputError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     click.echo(
         f"imported {len(plan.event_names)} events ({len(plan.events)} versions) and "
         f"{len(plan.rules) - len(plan.events)} other rules into {out}",
@@ -149,11 +158,18 @@ def export_segment_command(plan: Path, out: Path | None) -> None:
         sys.stdout.buffer.write(text)
         sys.stdout.buffer.flush()
         return
+    try:
+        _write_atomic(out, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
+            fh.write(data)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
