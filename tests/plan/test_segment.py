@@ -498,6 +498,7 @@ def test_native_x_keys_survive_export_and_import(tmp_path: Path) -> None:
     assert exported["rules"][0]["x-pii-reviewed"] is True
     assert exported["rules"][0]["labels"] == {"area": "core"}
     back = import_segment(exported, source="n.json")
+    assert back.content() == native.content()
     assert back.extra == native.extra
     assert back.event("E").extra == native.event("E").extra
     assert back.event("E").payload == native.event("E").payload

@@ -40,7 +40,11 @@ def split_call_schema(
     if key is not None and isinstance(props, dict) and key in props:
         props = dict(props)
         payload = props.pop(key)
-        call["properties"] = props
+        if props:
+            call["properties"] = props
+        else:
+            # rule_call_schema puts it back: an empty remainder is noise, not information
+            del call["properties"]
     return payload, (call or None)
 
 
