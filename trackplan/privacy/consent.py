@@ -186,17 +186,19 @@ class Router:
         prefs = preferences(event)
         out = []
         for dest in dests:
-            out.append(self._one(dest, event, prefs))
+            out.append(self._one(dest, event, prefs, result.rule))
         return Routing(result, tuple(out))
 
-    def _one(self, dest: Destination, event: Any, prefs: Mapping[str, Any] | None) -> Delivery:
+    def _one(
+        self, dest: Destination, event: Any, prefs: Mapping[str, Any] | None, rule: Rule | None
+    ) -> Delivery:
         if not consent_allows(dest.consent, prefs):
             assert prefs is not None
             missing = tuple(c for c in dest.consent if prefs.get(c) is not True)
             return Delivery(dest.name, False, NO_CONSENT, detail=missing)
         if not integrations_allow(dest.name, event):
             return Delivery(dest.name, False, INTEGRATIONS_OFF)
-        copy, rejected = self.forms.apply(dest, event)
+        copy, rejected = self.forms.apply(dest, event, rule)
         if rejected:
             return Delivery(dest.name, False, PII_REJECTED, detail=rejected)
         return Delivery(dest.name, True, SENT, copy)
@@ -259,16 +261,39 @@ def reserved_rules(plan: Plan) -> list[tuple[Rule, CallControls]]:
     own = plan.versions(CONSENT_EVENT)
     if not own:
         controls = CallControls("allow", "allow", "block", track.common_violations)
-        rule = Rule("track", CONSENT_EVENT, 1, "Segment's reserved consent event.",
-                    None, _PREFERENCES_REQUIRED, plan.draft, "reserved", "")
+        rule = Rule(
+            "track",
+            CONSENT_EVENT,
+            1,
+            "Segment's reserved consent event.",
+            None,
+            _PREFERENCES_REQUIRED,
+            plan.draft,
+            "reserved",
+            "",
+        )
         return [(rule, controls)]
     out = []
     for r in own:
         call = {"allOf": [dict(r.call), _PREFERENCES_REQUIRED]} if r.call else _PREFERENCES_REQUIRED
-        out.append((Rule(r.kind, r.name, r.version, r.description, r.payload, call, r.draft,
-                         r.source, r.pointer, r.extra), controls))
+        out.append(
+            (
+                Rule(
+                    r.kind,
+                    r.name,
+                    r.version,
+                    r.description,
+                    r.payload,
+                    call,
+                    r.draft,
+                    r.source,
+                    r.pointer,
+                    r.extra,
+                ),
+                controls,
+            )
+        )
     return out
 
 
-__all__ += ["router_of", "SENT", "BLOCKED", "NO_CONSENT",
-            "INTEGRATIONS_OFF", "PII_REJECTED"]
+__all__ += ["router_of", "SENT", "BLOCKED", "NO_CONSENT", "INTEGRATIONS_OFF", "PII_REJECTED"]

@@ -161,15 +161,21 @@ def load_privacy(plan: Plan) -> Privacy:
         if dest is None:
             continue
         if dest.name in seen:
-            issues.append(PlanIssue(dfile, jp.join(where, "name"),
-                                    f"destination name is also used at {seen[dest.name]}"))
+            issues.append(
+                PlanIssue(
+                    dfile,
+                    jp.join(where, "name"),
+                    f"destination name is also used at {seen[dest.name]}",
+                )
+            )
             continue
         seen[dest.name] = where
         destinations.append(dest)
     if issues:
         raise PlanError(issues)
-    return Privacy(tuple(destinations), tuple(categories), plan.source,
-                   {d.name: d for d in destinations})
+    return Privacy(
+        tuple(destinations), tuple(categories), plan.source, {d.name: d for d in destinations}
+    )
 
 
 def _categories(
@@ -179,14 +185,23 @@ def _categories(
     where = jp.join(base, "categories")
     out: list[ConsentCategory] = []
     if not isinstance(raw, Mapping):
-        issues.append(PlanIssue(file, where, "consent categories must be a mapping of "
-                                "category id to description"))
+        issues.append(
+            PlanIssue(
+                file, where, "consent categories must be a mapping of category id to description"
+            )
+        )
         return out
     for cid, desc in raw.items():
         ptr = jp.join(where, str(cid))
         if not isinstance(cid, str) or not CONSENT_CATEGORY_RE.match(cid):
-            issues.append(PlanIssue(file, ptr, "consent category id must be a non-empty "
-                                    "string of fewer than 35 characters not starting with a digit"))
+            issues.append(
+                PlanIssue(
+                    file,
+                    ptr,
+                    "consent category id must be a non-empty "
+                    "string of fewer than 35 characters not starting with a digit",
+                )
+            )
             continue
         if desc is not None and not isinstance(desc, str):
             issues.append(PlanIssue(file, ptr, "consent category description must be a string"))
@@ -232,8 +247,13 @@ def _destination(
         consent = []
     for i, cid in enumerate(consent):
         if cid not in known:
-            issues.append(PlanIssue(file, jp.join(where, "consent", i),
-                                    "consent category is not declared under consent.categories"))
+            issues.append(
+                PlanIssue(
+                    file,
+                    jp.join(where, "consent", i),
+                    "consent category is not declared under consent.categories",
+                )
+            )
     pii = raw.get("pii")
     if pii is not None:
         if not isinstance(pii, Mapping):
@@ -242,8 +262,13 @@ def _destination(
         else:
             for cat, form in pii.items():
                 if form not in DESTINATION_FORMS:
-                    issues.append(PlanIssue(file, jp.join(where, "pii", str(cat)),
-                                            f"form must be one of {', '.join(DESTINATION_FORMS)}"))
+                    issues.append(
+                        PlanIssue(
+                            file,
+                            jp.join(where, "pii", str(cat)),
+                            f"form must be one of {', '.join(DESTINATION_FORMS)}",
+                        )
+                    )
     for key in ("vendor", "purpose"):
         if key in raw and not isinstance(raw[key], str):
             bad(key, f"{key} must be a string")
