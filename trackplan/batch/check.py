@@ -1,0 +1,373 @@
+"""The vectorised check of one record batch: a pure function with a fixed output schema.
+
+:func:`check_batch` takes a :class:`BatchPlan` (the plan's rules compiled once into
+vectorised nodes) and one ``pyarrow.RecordBatch``, and returns a record batch of
+:data:`RESULT_SCHEMA`. Nothing else is read or written, so any engine that can call a
+function on Arrow batches (this process, Dask, Spark's ``mapInArrow``) can run it, and
+their outputs concatenate into the same report.
+
+Output rows are of two kinds:
+
+* ``violation``: one per failing (row, field, keyword), with the file, the row number
+  (0-based, within the file), the event and version, the field (``products[].price``),
+  the keyword, the source column and, for the first few per batch, the offending value
+  as JSON text (masked later, before anyone sees it);
+* ``checked``: one per (event, version) with the number of rows checked in ``count``;
+* ``rows``: one per batch with its number of rows; ``unplanned``: rows of events the plan
+  does not know, when the plan lets them through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trackplan.batch.mapping import (
+    Layout,
+    LayoutOptions,
+    column_at,
+    infer_layout,
+    payload_struct,
+    snake_case,
+)
+from trackplan.batch.rules import Node, compile_payload, row_failures, to_json
+from trackplan.engine.enforcer import make_validator
+from trackplan.plan.model import Plan, Rule
+
+__all__ = ["RESULT_SCHEMA", "BatchPlan", "check_batch", "SAMPLES_PER_BATCH", "JSON_COLUMN"]
+
+#: Every engine's output schema (Spark's ``mapInArrow`` needs it up front).
+RESULT_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("file", pa.string()),
+        ("row", pa.int64()),
+        ("event", pa.string()),
+        ("version", pa.int32()),
+        ("field", pa.string()),
+        ("keyword", pa.string()),
+        ("column", pa.string()),
+        ("value", pa.string()),
+        ("count", pa.int64()),
+    ]
+)
+
+#: Offending values kept per (field, keyword) and batch, for report samples.
+SAMPLES_PER_BATCH = 3
+
+#: Column of raw JSON rows, for NDJSON chunks whose values do not fit one Arrow type.
+JSON_COLUMN = "__json__"
+
+_KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
+
+
+@dataclass
+class CompiledRule:
+    """One rule with its vectorised node and its per-row validator (for JSON rows)."""
+
+    rule: Rule
+    node: Node
+    validator: Any
+
+    @property
+    def properties(self) -> list[str]:
+        payload = self.rule.payload
+        props = payload.get("properties") if isinstance(payload, Mapping) else None
+        return list(props) if isinstance(props, Mapping) else []
+
+
+@dataclass
+class BatchPlan:
+    """A plan compiled for batch checks; build once, reuse for every batch.
+
+    Example:
+        >>> bp = BatchPlan.build(load_plan("plans/ecommerce"))      # doctest: +SKIP
+        >>> check_batch(bp, batch, file="a.parquet", offset=0)      # doctest: +SKIP
+    """
+
+    plan: Plan
+    layout_options: LayoutOptions = field(default_factory=LayoutOptions)
+    rules: dict[tuple[str, str | None, int], CompiledRule] = field(default_factory=dict)
+    block_unplanned: bool = False
+    _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
+    _names: frozenset[str] = frozenset()
+    _aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, plan: Plan, options: LayoutOptions | None = None) -> BatchPlan:
+        """Compile every track, page, screen, identify and group rule of ``plan``."""
+        out = cls(plan, options or LayoutOptions())
+        defs = plan.definitions
+        for rule in plan.rules:
+            if rule.kind == "common":
+                continue
+            payload = rule.payload if rule.payload is not None else True
+            schema: Any = payload
+            if isinstance(payload, Mapping):
+                schema = {**payload, "definitions": dict(defs)}
+            out.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
+                rule, compile_payload(payload, defs), make_validator(schema)
+            )
+        out.block_unplanned = plan.controls.track.unplanned_events == "block"
+        out._names = frozenset(plan.event_names)
+        # warehouse tables name events snake_cased (order_completed)
+        out._aliases = {snake_case(n): n for n in plan.event_names}
+        return out
+
+    def layout(self, schema: pa.Schema) -> Layout:
+        """The layout of batches with ``schema`` (inferred once per schema)."""
+        found = self._layouts.get(schema)
+        if found is None:
+            found = self._layouts[schema] = infer_layout(schema, self.layout_options)
+        return found
+
+    def per_row_rules(self) -> dict[str, list[str]]:
+        """Rule label -> fields (and why) that run on the per-row engine."""
+        out: dict[str, list[str]] = {}
+        for compiled in self.rules.values():
+            fields = [f"{f} ({why})" for f, why in compiled.node.per_row()]
+            if fields:
+                out[compiled.rule.label] = fields
+        return out
+
+    def select(self, kind: str, event: str | None, version: int | None) -> CompiledRule | None:
+        """The rule for a row: the event's version if planned, else its oldest version."""
+        name = event if kind == "track" else None
+        if kind == "track" and name is not None and name not in self._names:
+            name = self._aliases.get(name, name)
+        if kind == "track":
+            versions = [r for (k, n, _), r in self.rules.items() if k == "track" and n == name]
+        else:
+            versions = [r for (k, _, _), r in self.rules.items() if k == kind]
+        if not versions:
+            return None
+        for compiled in versions:
+            if compiled.rule.version == version:
+                return compiled
+        return min(versions, key=lambda c: c.rule.version)
+
+
+class _Out:
+    """Columns of the result batch, appended to as checks run."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
+
+    def checked(self, event: str | None, version: int, count: int) -> None:
+        self._add("checked", None, event, version, None, None, None, None, count)
+
+    def _add(self, *values: Any) -> None:
+        kind, row, event, version, fld, keyword, column, value, count = values
+        for name, v in zip(
+            RESULT_SCHEMA.names,
+            (kind, self.file, row, event, version, fld, keyword, column, value, count),
+            strict=True,
+        ):
+            self.cols[name].append(v)
+
+    def violations(
+        self,
+        rows: np.ndarray,
+        event: str | None,
+        version: int,
+        fld: str,
+        keyword: str,
+        column: str | None,
+        values: list[str | None],
+    ) -> None:
+        n = len(rows)
+        c = self.cols
+        c["kind"].extend(["violation"] * n)
+        c["file"].extend([self.file] * n)
+        c["row"].extend(rows.tolist())
+        c["event"].extend([event] * n)
+        c["version"].extend([version] * n)
+        c["field"].extend([fld] * n)
+        c["keyword"].extend([keyword] * n)
+        c["column"].extend([column] * n)
+        c["value"].extend(values + [None] * (n - len(values)))
+        c["count"].extend([None] * n)
+
+    def batch(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
+
+
+def _value_text(value: Any) -> str:
+    text = orjson.dumps(to_json(value), default=str).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sample_values(payload: pa.StructArray, fld: str, rows: np.ndarray) -> list[str | None]:
+    """JSON text of the value at ``fld`` for the first few failing rows."""
+    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    if not top or payload.type.get_field_index(top) < 0:
+        return []
+    column = pc.struct_field(payload, top)
+    return [_value_text(column[int(i)].as_py()) for i in rows[:SAMPLES_PER_BATCH]]
+
+
+def _source_column(sources: Mapping[str, str], fld: str) -> str | None:
+    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    return sources.get(top, top or None)
+
+
+def _groups(batch: pa.RecordBatch, layout: Layout) -> Iterator[tuple[str, str | None, Any]]:
+    """(call kind, event name, row mask or None for all rows) for each event in the batch."""
+    kinds: pa.Array | None = None
+    if layout.type_column is not None:
+        kinds = pc.fill_null(batch.column(layout.type_column).cast(pa.string()), "track")
+    events: pa.Array | None = None
+    if layout.fixed_event is not None:
+        events = None
+    elif layout.event_column is not None:
+        events = batch.column(layout.event_column).cast(pa.string())
+    kind_values = pc.unique(kinds).to_pylist() if kinds is not None else ["track"]
+    for kind in kind_values:
+        kmask = pc.equal(kinds, kind) if kinds is not None and len(kind_values) > 1 else None
+        if kind != "track" or events is None:
+            name = layout.fixed_event if kind == "track" else None
+            yield kind, name, kmask
+            continue
+        scope = events if kmask is None else pc.filter(events, kmask)
+        names = pc.unique(scope).to_pylist()
+        for name in names:
+            if name is None:
+                emask = pc.is_null(events)
+            elif len(names) == 1 and kmask is None and events.null_count == 0:
+                yield kind, name, None
+                continue
+            else:
+                emask = pc.fill_null(pc.equal(events, name), False)
+            yield kind, name, emask if kmask is None else pc.and_(emask, kmask)
+
+
+def check_batch(plan: BatchPlan, batch: pa.RecordBatch, *, file: str, offset: int) -> pa.RecordBatch:
+    """Check every row of ``batch``; rows are numbered from ``offset`` within ``file``.
+
+    Returns:
+        A record batch of :data:`RESULT_SCHEMA`.
+    """
+    out = _Out(file)
+    out._add("rows", None, None, None, None, None, None, None, batch.num_rows)
+    if JSON_COLUMN in batch.schema.names:
+        _check_json_rows(plan, batch, offset, out)
+        return out.batch()
+    layout = plan.layout(batch.schema)
+    versions: pa.Array | None = None
+    if layout.version_path is not None:
+        versions = column_at(batch, layout.version_path)
+    index = np.arange(batch.num_rows, dtype=np.int64) + offset
+    for kind, name, mask in _groups(batch, layout):
+        sub, rows, vers = batch, index, versions
+        if mask is not None:
+            mask = pc.fill_null(mask, False)
+            sub = batch.filter(mask)
+            rows = index[mask.to_numpy(zero_copy_only=False)]
+            vers = versions.filter(mask) if versions is not None else None
+        if sub.num_rows == 0:
+            continue
+        if kind == "track" and name is None:
+            out.violations(rows, None, 0, "event", "required", layout.event_column, [])
+            continue
+        _check_group(plan, sub, rows, kind, name, vers, layout, out)
+    return out.batch()
+
+
+def _check_group(
+    plan: BatchPlan,
+    sub: pa.RecordBatch,
+    rows: np.ndarray,
+    kind: str,
+    name: str | None,
+    versions: pa.Array | None,
+    layout: Layout,
+    out: _Out,
+) -> None:
+    if versions is not None and pa.types.is_integer(versions.type):
+        wanted = [v for v in pc.unique(versions).to_pylist()]
+    else:
+        wanted = [None]
+    seen: set[tuple[str, str | None, int]] = set()
+    for version in wanted:
+        compiled = plan.select(kind, name, version)
+        if compiled is None:
+            if kind == "track" and plan.block_unplanned:
+                out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
+            else:
+                out._add("unplanned", None, name, 0, None, None, None, None, len(rows))
+            return
+        key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
+        if key in seen:
+            continue
+        seen.add(key)
+        # every version value that selects this rule (unknown ones select the oldest)
+        same = [v for v in wanted if plan.select(kind, name, v) is compiled]
+        g, grow = sub, rows
+        if len(same) != len(wanted) and versions is not None:
+            vm = pc.is_in(versions, value_set=pa.array([v for v in same if v is not None]))
+            if None in same:
+                vm = pc.or_(pc.fill_null(vm, False), pc.is_null(versions))
+            vm = pc.fill_null(vm, False)
+            g, grow = sub.filter(vm), rows[vm.to_numpy(zero_copy_only=False)]
+        label_event = compiled.rule.name or compiled.rule.kind
+        version_no = compiled.rule.version
+        out.checked(label_event, version_no, g.num_rows)
+        payload, sources = payload_struct(g, layout, compiled.properties)
+        for fld, keyword, fail in compiled.node.evaluate(payload):
+            idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
+            if not len(idx):
+                continue
+            out.violations(
+                grow[idx],
+                label_event,
+                version_no,
+                fld,
+                keyword,
+                _source_column(sources, fld),
+                _sample_values(payload, fld, idx),
+            )
+
+
+def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
+    """Rows kept as JSON text: the per-row engine, one event at a time."""
+    counts: dict[tuple[str, int], int] = {}
+    for i, text in enumerate(batch.column(JSON_COLUMN).to_pylist()):
+        event = orjson.loads(text) if text is not None else {}
+        if not isinstance(event, dict):
+            event = {}
+        kind = str(event.get("type") or "track")
+        name = event.get("event") if kind == "track" else None
+        row = np.array([offset + i], dtype=np.int64)
+        if kind == "track" and not isinstance(name, str):
+            out.violations(row, None, 0, "event", "required", "event", [])
+            continue
+        ctx = event.get("context")
+        proto = ctx.get("protocols") if isinstance(ctx, dict) else None
+        version = proto.get("event_version") if isinstance(proto, dict) else None
+        compiled = plan.select(kind, name, version if isinstance(version, int) else None)
+        if compiled is None:
+            if kind == "track" and plan.block_unplanned:
+                out.violations(row, name, 0, "event", "unplanned", "event", [])
+            else:
+                out._add("unplanned", None, name, 0, None, None, None, None, 1)
+            continue
+        label = compiled.rule.name or compiled.rule.kind
+        key = (label, compiled.rule.version)
+        counts[key] = counts.get(key, 0) + 1
+        payload = to_json(event.get(compiled.rule.payload_key or "properties") or {})
+        if compiled.validator.is_valid(payload):
+            continue
+        for fld, keyword in sorted(row_failures(compiled.validator, payload)):
+            top = fld.split(".", 1)[0].split("[]", 1)[0]
+            value = payload.get(top) if isinstance(payload, dict) else None
+            sample = [_value_text(value)] if value is not None else []
+            out.violations(row, label, compiled.rule.version, fld, keyword, top, sample)
+    for (label, version), count in counts.items():
+        out.checked(label, version, count)

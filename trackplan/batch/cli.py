@@ -1,0 +1,93 @@
+"""``trackplan scan``: check warehouse exports against a plan; exit 0 clean, 1 failing, 2 unreadable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trackplan.batch.atomic import write_text_atomic
+from trackplan.batch.mapping import LayoutOptions
+from trackplan.batch.report import FORMATS, render
+from trackplan.batch.scan import ScanOptions, scan
+from trackplan.errors import BatchError
+from trackplan.plan.load import load_plan
+
+__all__ = ["COMMANDS", "scan_command"]
+
+
+def _columns(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        prop, sep, column = value.partition("=")
+        if not sep or not prop or not column:
+            raise click.BadParameter(f"expected PROPERTY=COLUMN, got {value!r}")
+        out[prop] = column
+    return out
+
+
+@click.command("scan")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True)
+@click.option("--report", "report_file", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--redact-to", type=click.Path(path_type=Path), help="Write a PII-redacted copy here.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--layout", type=click.Choice(["nested", "flat"]), help="Override layout detection.")
+@click.option("--event", "fixed_event", help="Event name of every row (a flat table per event).")
+@click.option("--column", "columns", multiple=True, metavar="PROPERTY=COLUMN",
+              help="Map a property to a column of a flat table (repeatable).")
+@click.option("--keep-blocked", is_flag=True, help="Keep rows with violations in --redact-to.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no report on stdout.")
+def scan_command(
+    plan_path: Path,
+    paths: tuple[str, ...],
+    report_file: Path | None,
+    fmt: str,
+    redact_to: Path | None,
+    engine: str,
+    layout: str | None,
+    fixed_event: str | None,
+    columns: tuple[str, ...],
+    keep_blocked: bool,
+    quiet: bool,
+) -> None:
+    """Scan parquet, NDJSON or CSV exports (files or directories) against PLAN.
+
+    Exits 0 when every row is valid, 1 when rows fail, 2 when an input cannot be read.
+    """
+    plan = load_plan(plan_path)
+    options = ScanOptions(
+        engine=engine,
+        layout=LayoutOptions(kind=layout, event=fixed_event, columns=_columns(columns)),  # type: ignore[arg-type]
+        progress=not quiet,
+    )
+    if redact_to is not None and engine != "local":
+        raise click.UsageError("--redact-to runs on the local engine only")
+    writer = None
+    if redact_to is not None:
+        from trackplan.batch.redact import RedactWriter
+
+        for raw in paths:
+            if Path(raw).resolve() == redact_to.resolve() or redact_to.resolve() in Path(
+                raw
+            ).resolve().parents:
+                raise click.UsageError("--redact-to must not be an input or inside one")
+        writer = RedactWriter(plan, redact_to, keep_blocked=keep_blocked)
+    try:
+        outcome = scan(plan, paths, options, on_chunk=writer.add if writer else None)
+        if writer is not None:
+            writer.close()
+    except BatchError:
+        if writer is not None:
+            writer.abort()
+        raise
+    text = render(outcome.report, fmt)
+    if report_file is not None:
+        write_text_atomic(report_file, text)
+    if not quiet and (report_file is None or fmt == "text"):
+        click.echo(text if report_file is None else render(outcome.report, "text"), nl=False)
+    click.get_current_context().exit(1 if outcome.report["invalid_rows"] else 0)
+
+
+COMMANDS = [scan_command]

@@ -1,0 +1,195 @@
+"""Which columns of an export hold what: nested or flat (Segment warehouse) layouts.
+
+Two layouts exist in the wild:
+
+* **nested**: one row per call with a ``properties`` (or ``traits``) struct column, a
+  ``context`` struct and an ``event`` column, as the events arrive;
+* **flat**: Segment's warehouse tables, one table per event, each property a snake_cased
+  column, context flattened into ``context_*`` columns, the event name in ``event`` or
+  ``event_text``.
+
+:func:`infer_layout` looks at an Arrow schema and decides; :class:`LayoutOptions`
+overrides what it guesses. :func:`payload_struct` then presents the payload of either
+layout as one struct array, so the rules see one shape.
+
+>>> infer_layout(pa.schema([("event", pa.string()), ("order_id", pa.string())])).kind
+'flat'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "Layout",
+    "LayoutOptions",
+    "infer_layout",
+    "payload_struct",
+    "snake_case",
+    "ENVELOPE_COLUMNS",
+]
+
+#: Columns of a flat warehouse table that belong to the call, not to its properties.
+ENVELOPE_COLUMNS = frozenset(
+    {
+        "id", "message_id", "anonymous_id", "user_id", "event", "event_text", "type",
+        "timestamp", "original_timestamp", "sent_at", "received_at", "uuid_ts", "loaded_at",
+        "channel", "context", "integrations", "version", "messageId", "anonymousId", "userId",
+        "sentAt", "receivedAt", "originalTimestamp", "name", "category", "group_id",
+        "groupId", "previous_id", "previousId", "properties", "traits",
+    }
+)  # fmt: skip
+
+_CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
+_CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
+_NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
+
+
+def snake_case(name: str) -> str:
+    """Segment's warehouse column name for a property: ``orderId`` -> ``order_id``."""
+    name = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", name))
+    return _NON_WORD.sub("_", name).strip("_").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutOptions:
+    """What the user says about the layout; ``None`` means infer it.
+
+    Attributes:
+        kind: ``nested`` or ``flat``.
+        event: a fixed event name for every row (a flat table per event without an event
+            column).
+        columns: property name -> column name, for flat tables whose names differ.
+    """
+
+    kind: Literal["nested", "flat"] | None = None
+    event: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the event name, call type, event version and payload are in a batch."""
+
+    kind: Literal["nested", "flat"]
+    event_column: str | None
+    type_column: str | None
+    version_path: tuple[str, ...] | None
+    payload_column: str | None
+    fixed_event: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    def payload_columns(self, schema: pa.Schema, properties: Sequence[str]) -> dict[str, str]:
+        """Flat layout: property name -> column holding it, for every payload column.
+
+        Declared properties map to their override, their own name or their snake_cased
+        name, whichever exists; every other non-envelope column is an undeclared property
+        under its column name.
+        """
+        names = set(schema.names)
+        out: dict[str, str] = {}
+        used: set[str] = set()
+        for prop in properties:
+            for candidate in (self.columns.get(prop), prop, snake_case(prop)):
+                if candidate is not None and candidate in names and candidate not in used:
+                    out[prop] = candidate
+                    used.add(candidate)
+                    break
+        for name in schema.names:
+            if name in used or name in ENVELOPE_COLUMNS or name.startswith("context_"):
+                continue
+            if name.startswith("__") or name in out:
+                continue
+            out[name] = name
+        return out
+
+
+def _field_path(schema: pa.Schema, path: Sequence[str]) -> bool:
+    """Whether the nested struct path exists in ``schema``."""
+    if path[0] not in schema.names:
+        return False
+    typ = schema.field(path[0]).type
+    for part in path[1:]:
+        if not pa.types.is_struct(typ) or typ.get_field_index(part) < 0:
+            return False
+        typ = typ.field(part).type
+    return True
+
+
+def infer_layout(schema: pa.Schema, options: LayoutOptions | None = None) -> Layout:
+    """Decide the layout of a batch schema, honouring ``options``.
+
+    Nested when a ``properties`` or ``traits`` struct column exists, flat otherwise.
+    """
+    options = options or LayoutOptions()
+    payload: str | None = None
+    for name in ("properties", "traits"):
+        if name in schema.names and pa.types.is_struct(schema.field(name).type):
+            payload = name
+            break
+    kind = options.kind or ("nested" if payload is not None else "flat")
+    if kind == "flat":
+        payload = None
+    # Segment's warehouse tables hold the original name in event_text, snake_cased in event
+    event_column = next((c for c in ("event_text", "event") if c in schema.names), None)
+    type_column = "type" if "type" in schema.names else None
+    version_path: tuple[str, ...] | None = None
+    for path in (
+        ("context", "protocols", "event_version"),
+        ("context_protocols_event_version",),
+    ):
+        if _field_path(schema, path):
+            version_path = path
+            break
+    return Layout(
+        kind=kind,
+        event_column=event_column,
+        type_column=type_column,
+        version_path=version_path,
+        payload_column=payload,
+        fixed_event=options.event,
+        columns=dict(options.columns),
+    )
+
+
+def column_at(batch: pa.RecordBatch, path: Sequence[str]) -> pa.Array:
+    """The array at a nested struct path, with parent nulls propagated."""
+    arr: pa.Array = batch.column(path[0])
+    for part in path[1:]:
+        arr = pc.struct_field(arr, part)
+    return arr
+
+
+def payload_struct(
+    batch: pa.RecordBatch, layout: Layout, properties: Sequence[str]
+) -> tuple[pa.StructArray, dict[str, str]]:
+    """The payload of every row as one struct array, and property -> source column.
+
+    A null payload struct (a nested row without ``properties``) reads as an empty
+    object, as Segment treats it.
+    """
+    if layout.payload_column is not None:
+        arr = batch.column(layout.payload_column)
+        if arr.null_count:
+            # a missing properties object is an empty one: drop the parent validity
+            arr = pa.StructArray.from_arrays(
+                [pc.struct_field(arr, i) for i in range(arr.type.num_fields)],
+                fields=list(arr.type),
+            )
+        sources = {f.name: f"{layout.payload_column}.{f.name}" for f in arr.type}
+        return arr, sources
+    mapping = layout.payload_columns(batch.schema, properties)
+    if not mapping:
+        empty = pa.StructArray.from_arrays(
+            [pa.nulls(batch.num_rows)], names=["__none__"]
+        )
+        return empty, {}
+    arrays = [batch.column(col) for col in mapping.values()]
+    struct = pa.StructArray.from_arrays(arrays, names=list(mapping))
+    return struct, dict(mapping)

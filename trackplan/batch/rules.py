@@ -1,0 +1,470 @@
+"""Compile a payload JSON Schema into vectorised Arrow compute over whole columns.
+
+Each schema node becomes a :class:`Node` whose :meth:`Node.evaluate` takes an Arrow array
+(one value per row, null meaning *absent*) and returns, per failing check, a boolean mask
+of the rows that break it. Keywords without a vectorised form send that subtree to the
+per-row engine (:func:`trackplan.engine.enforcer.make_validator`) for those values only,
+and the node records that it did.
+
+Conventions, shared with :func:`to_json` (the per-row view of a row):
+
+* a null struct field or column is an absent property (warehouse exports cannot tell the
+  two apart); a null list element is a JSON ``null``;
+* fields are dotted property paths with ``[]`` for array items: ``products[].price``.
+
+>>> node = compile_payload({"type": "object", "required": ["a"]}, {})   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trackplan.engine.enforcer import make_validator
+
+__all__ = [
+    "Node",
+    "compile_payload",
+    "to_json",
+    "row_failures",
+    "Failure",
+    "FORMAT_PREFILTERS",
+]
+
+Failure = tuple[str, str, pa.BooleanArray]
+"""(field, keyword, mask of failing rows)."""
+
+#: Keywords with no effect on validity, or handled by the node that owns them.
+_INERT = frozenset(
+    {
+        "description", "title", "examples", "default", "$comment", "deprecated", "readOnly",
+        "writeOnly", "$schema", "$id", "definitions", "$defs", "contentMediaType",
+        "contentEncoding",
+    }
+)  # fmt: skip
+_VECTOR = frozenset(
+    {
+        "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+        "minLength", "maxLength", "pattern", "format", "properties", "required",
+        "additionalProperties", "items", "minItems", "maxItems", "$ref",
+    }
+)  # fmt: skip
+
+#: Formats checked by a conservative RE2 pattern: what it accepts the exact checker
+#: accepts too (tested), and values it does not accept go to the exact checker.
+FORMAT_PREFILTERS: dict[str, str] = {
+    "email": (
+        r"^[A-Za-z0-9_+-]{1,30}(\.[A-Za-z0-9_+-]{1,10}){0,2}@[A-Za-z0-9]{1,20}"
+        r"(-[A-Za-z0-9]{1,10})?(\.[A-Za-z0-9]{1,20}){0,2}\.[A-Za-z]{2,10}$"
+    ),
+    "date-time": (
+        r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+        r":[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    ),
+    "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+    "uri": r"^https?://[a-z0-9]{1,30}(\.[a-z0-9]{1,30}){1,3}(/[A-Za-z0-9_-]{1,40}){0,8}$",
+    "ipv4": (
+        r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+        r"(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+    ),
+    "uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}
+
+
+def to_json(value: Any) -> Any:
+    """The JSON value a row's Python value stands for: absent (None) dict values dropped."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, tuple):  # map arrays come back as lists of (key, value)
+        return list(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def row_failures(validator: Any, instance: Any, base: str = "") -> set[tuple[str, str]]:
+    """The per-row engine's failures as (field, keyword), in this module's field notation."""
+    out: set[tuple[str, str]] = set()
+    for error in validator.iter_errors(instance):
+        parts = ["[]" if isinstance(p, int) else str(p) for p in error.instance_path]
+        keyword = str(error.schema_path[-1]) if error.schema_path else "schema"
+        if keyword == "required":
+            missing = getattr(error.kind, "property", None)
+            if missing is not None:
+                parts.append(str(missing))
+        field = _join(base, ".".join(parts).replace(".[]", "[]"))
+        out.add((field, keyword))
+    return out
+
+
+def _join(base: str, child: str) -> str:
+    if not child:
+        return base
+    if not base:
+        return child
+    return base + child if child.startswith("[]") else f"{base}.{child}"
+
+
+def _json_type(typ: pa.DataType) -> str | None:
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "string"
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    if pa.types.is_integer(typ):
+        return "integer"
+    if pa.types.is_floating(typ):
+        return "number"
+    if pa.types.is_struct(typ):
+        return "object"
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return "array"
+    if pa.types.is_null(typ):
+        return "null"
+    return None  # anything else (timestamps, decimals, maps...) goes per-row
+
+
+def _false(n: int) -> pa.BooleanArray:
+    return pa.array(np.zeros(n, dtype=bool))
+
+
+def _rows_mask(n: int, rows: Any) -> pa.BooleanArray:
+    """A mask of length ``n`` true at the given row indexes."""
+    mask = np.zeros(n, dtype=bool)
+    idx = rows.to_numpy(zero_copy_only=False) if hasattr(rows, "to_numpy") else np.asarray(rows)
+    if len(idx):
+        mask[idx.astype(np.int64)] = True
+    return pa.array(mask)
+
+
+def _fill(mask: Any) -> pa.BooleanArray:
+    """A mask with nulls (absent values) read as not failing."""
+    arr = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+    return pc.fill_null(arr, False) if arr.null_count else arr
+
+
+class Node:
+    """One compiled schema node for the values at ``field``."""
+
+    def __init__(
+        self,
+        schema: Any,
+        field: str,
+        defs: Mapping[str, Any],
+        *,
+        items: bool = False,
+        depth: int = 0,
+    ) -> None:
+        self.field = field
+        self.defs = defs
+        self.items = items  # values are array elements: null means JSON null
+        schema = self._resolve(schema, depth)
+        self.schema = schema
+        self.fallback: Any = None
+        self.fallback_reason = ""
+        self.children: dict[str, Node] = {}
+        self.item_node: Node | None = None
+        self._prefilter: str | None = None
+        if isinstance(schema, bool):
+            if not schema:
+                self._fall_back(schema, "false schema")
+            return
+        if not isinstance(schema, Mapping):
+            self._fall_back(True, "not a schema")
+            return
+        unknown = sorted(
+            k for k in schema if k not in _VECTOR and k not in _INERT and not k.startswith("x-")
+        )
+        ap = schema.get("additionalProperties")
+        if ap is not None and ap is not False:
+            unknown.append("additionalProperties")
+        items_schema = schema.get("items")
+        if items_schema is not None and not isinstance(items_schema, (Mapping, bool)):
+            unknown.append("items")
+        if depth > 16:
+            unknown.append("depth")
+        if unknown:
+            self._fall_back(schema, ", ".join(unknown))
+            return
+        fmt = schema.get("format")
+        if isinstance(fmt, str):
+            self._prefilter = FORMAT_PREFILTERS.get(fmt)
+            self._format_validator = make_validator({"format": fmt})
+        for name, sub in (schema.get("properties") or {}).items():
+            self.children[name] = Node(sub, _join(field, name), defs, depth=depth + 1)
+        if isinstance(items_schema, (Mapping, bool)):
+            self.item_node = Node(
+                items_schema, _join(field, "[]"), defs, items=True, depth=depth + 1
+            )
+
+    def _resolve(self, schema: Any, depth: int) -> Any:
+        seen = 0
+        while isinstance(schema, Mapping) and "$ref" in schema and seen < 32:
+            ref = schema["$ref"]
+            prefix = next((p for p in ("#/definitions/", "#/$defs/") if ref.startswith(p)), None)
+            if not isinstance(ref, str) or prefix is None or "/" in ref[len(prefix) :]:
+                return {"$ref": ref, "x-unresolved": True, "not": {}}  # falls back per-row
+            target = self.defs.get(ref[len(prefix) :])
+            if target is None:
+                return {"$ref": ref, "not": {}}
+            schema = target
+            seen += 1
+        return schema
+
+    def _fall_back(self, schema: Any, reason: str) -> None:
+        whole = schema
+        if isinstance(schema, Mapping):
+            whole = {**schema, "definitions": dict(self.defs)}
+        self.fallback = make_validator(whole)
+        self.fallback_reason = reason
+
+    # -- inspection -----------------------------------------------------------------
+
+    def per_row(self) -> Iterator[tuple[str, str]]:
+        """(field, reason) for every subtree that runs on the per-row engine."""
+        if self.fallback is not None:
+            yield self.field or "(payload)", self.fallback_reason
+        for child in self.children.values():
+            yield from child.per_row()
+        if self.item_node is not None:
+            yield from self.item_node.per_row()
+
+    # -- evaluation -----------------------------------------------------------------
+
+    def evaluate(self, arr: pa.Array) -> list[Failure]:
+        """Masks of failing values (length ``len(arr)``), one per (field, keyword)."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if self.fallback is not None:
+            return self._evaluate_per_row(arr)
+        schema = self.schema
+        if schema is True or not isinstance(schema, Mapping):
+            return []
+        jtype = _json_type(arr.type)
+        if jtype is None:
+            return self._evaluate_per_row(arr)
+        out: list[Failure] = []
+        nulls_count = self.items and arr.null_count > 0
+        self._type_ok(arr, jtype, out, nulls_count)
+        if "enum" in schema or "const" in schema:
+            self._enum(arr, jtype, out, nulls_count)
+        if jtype in ("integer", "number"):
+            self._numeric(arr, out)
+        elif jtype == "string":
+            self._string(arr, out)
+        elif jtype == "object":
+            self._object(arr, out)
+        elif jtype == "array":
+            self._array(arr, out)
+        return out
+
+    def _type_ok(
+        self, arr: pa.Array, jtype: str, out: list[Failure], nulls_count: bool
+    ) -> bool:
+        declared = self.schema.get("type")
+        if declared is None:
+            return True
+        allowed = {declared} if isinstance(declared, str) else set(declared)
+        ok = jtype in allowed or (jtype == "integer" and "number" in allowed)
+        if jtype == "null":
+            ok = not self.items or "null" in allowed
+            if not ok:
+                out.append((self.field, "type", pc.is_null(arr)))
+            return ok
+        if not ok and jtype == "number" and "integer" in allowed:
+            # floats with no fractional part are integers to JSON Schema
+            whole = pc.equal(pc.floor(arr), arr)
+            bad = _fill(pc.invert(whole))
+            if nulls_count and "null" not in allowed:
+                bad = pc.or_(bad, pc.is_null(arr))
+            out.append((self.field, "type", bad))
+            return False
+        mask: pa.BooleanArray
+        if not ok:
+            mask = (
+                pc.is_valid(arr)
+                if not nulls_count or "null" in allowed
+                else pa.array(np.ones(len(arr), dtype=bool))
+            )
+        elif nulls_count and "null" not in allowed:
+            mask = pc.is_null(arr)
+        else:
+            return True
+        out.append((self.field, "type", mask))
+        return ok
+
+    def _enum(self, arr: pa.Array, jtype: str, out: list[Failure], nulls_count: bool) -> None:
+        schema = self.schema
+        keyword = "const" if "const" in schema else "enum"
+        values = [schema["const"]] if keyword == "const" else list(schema["enum"])
+        if jtype in ("object", "array"):
+            self._per_row_keyword(arr, {keyword: schema[keyword]}, keyword, out)
+            return
+
+        def fits(v: Any) -> bool:
+            if jtype == "boolean":
+                return isinstance(v, bool)
+            if jtype in ("integer", "number"):
+                return isinstance(v, (int, float)) and not isinstance(v, bool)
+            return isinstance(v, str) if jtype == "string" else False
+
+        candidates = [v for v in values if fits(v)]
+        if candidates:
+            value_set = pa.array(candidates, type=arr.type if jtype != "number" else None)
+            if jtype in ("integer", "number"):
+                value_set = pc.cast(pa.array([float(v) for v in candidates]), pa.float64())
+                member = pc.is_in(pc.cast(arr, pa.float64()), value_set=value_set)
+            else:
+                member = pc.is_in(arr, value_set=value_set)
+            bad = pc.and_(pc.is_valid(arr), pc.invert(member))
+        else:
+            bad = pc.is_valid(arr)
+        if nulls_count and None not in values:
+            bad = pc.or_(bad, pc.is_null(arr))
+        out.append((self.field, keyword, _fill(bad)))
+
+    def _numeric(self, arr: pa.Array, out: list[Failure]) -> None:
+        s = self.schema
+        tests = (
+            ("minimum", pc.less),
+            ("maximum", pc.greater),
+            ("exclusiveMinimum", pc.less_equal),
+            ("exclusiveMaximum", pc.greater_equal),
+        )
+        for keyword, op in tests:
+            bound = s.get(keyword)
+            if isinstance(bound, (int, float)) and not isinstance(bound, bool):
+                out.append((self.field, keyword, _fill(op(arr, pa.scalar(bound)))))
+
+    def _string(self, arr: pa.Array, out: list[Failure]) -> None:
+        s = self.schema
+        if "minLength" in s or "maxLength" in s:
+            length = pc.utf8_length(arr)
+            if isinstance(s.get("minLength"), int):
+                out.append((self.field, "minLength", _fill(pc.less(length, s["minLength"]))))
+            if isinstance(s.get("maxLength"), int):
+                out.append((self.field, "maxLength", _fill(pc.greater(length, s["maxLength"]))))
+        pattern = s.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                ok = pc.match_substring_regex(arr, pattern=pattern)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self._per_row_keyword(arr, {"pattern": pattern}, "pattern", out)
+            else:
+                out.append((self.field, "pattern", _fill(pc.invert(ok))))
+        if isinstance(s.get("format"), str):
+            self._format(arr, out)
+
+    def _format(self, arr: pa.Array, out: list[Failure]) -> None:
+        """Values the prefilter accepts are valid; the rest go to the exact checker once each."""
+        candidates = arr
+        if self._prefilter is not None:
+            sure = pc.match_substring_regex(arr, pattern=self._prefilter)
+            candidates = pc.filter(arr, pc.invert(_fill(sure)))
+        unique = pc.unique(candidates.drop_null())
+        if len(unique) == 0:
+            out.append((self.field, "format", _false(len(arr))))
+            return
+        validator = self._format_validator
+        bad_values = [v for v in unique.to_pylist() if not validator.is_valid(v)]
+        if not bad_values:
+            out.append((self.field, "format", _false(len(arr))))
+            return
+        bad = pc.is_in(arr, value_set=pa.array(bad_values, arr.type))
+        out.append((self.field, "format", _fill(bad)))
+
+    def _object(self, arr: pa.Array, out: list[Failure]) -> None:
+        s = self.schema
+        typ = arr.type
+        names = {f.name for f in typ}
+        valid = pc.is_valid(arr)
+        for name in s.get("required") or ():
+            if name in names:
+                missing = pc.and_(valid, pc.is_null(pc.struct_field(arr, name)))
+            else:
+                missing = valid
+            out.append((_join(self.field, name), "required", _fill(missing)))
+        for name, child in self.children.items():
+            if name not in names:
+                continue
+            for f, k, mask in child.evaluate(pc.struct_field(arr, name)):
+                out.append((f, k, mask))
+        if s.get("additionalProperties") is False:
+            extra = [n for n in names if n not in self.children]
+            if extra:
+                any_extra = pc.is_valid(pc.struct_field(arr, extra[0]))
+                for name in extra[1:]:
+                    any_extra = pc.or_(any_extra, pc.is_valid(pc.struct_field(arr, name)))
+                out.append((self.field, "additionalProperties", _fill(any_extra)))
+
+    def _array(self, arr: pa.Array, out: list[Failure]) -> None:
+        s = self.schema
+        if "minItems" in s or "maxItems" in s:
+            length = pc.list_value_length(arr)
+            if isinstance(s.get("minItems"), int):
+                out.append((self.field, "minItems", _fill(pc.less(length, s["minItems"]))))
+            if isinstance(s.get("maxItems"), int):
+                out.append((self.field, "maxItems", _fill(pc.greater(length, s["maxItems"]))))
+        if self.item_node is None:
+            return
+        flat = pc.list_flatten(arr)
+        if len(flat) == 0:
+            return
+        parents = pc.list_parent_indices(arr)
+        for f, k, mask in self.item_node.evaluate(flat):
+            rows = pc.unique(pc.filter(parents, mask))
+            if len(rows):
+                out.append((f, k, _rows_mask(len(arr), rows)))
+
+    def _per_row_keyword(
+        self, arr: pa.Array, schema: Mapping[str, Any], keyword: str, out: list[Failure]
+    ) -> None:
+        validator = make_validator(schema)
+        values = arr.to_pylist()
+        bad = [
+            (v is not None or self.items) and not validator.is_valid(to_json(v)) for v in values
+        ]
+        out.append((self.field, keyword, pa.array(bad, pa.bool_())))
+
+    def _evaluate_per_row(self, arr: pa.Array) -> list[Failure]:
+        """The per-row engine on this subtree, for present values only."""
+        validator = self.fallback
+        if validator is None:
+            schema = self.schema
+            if isinstance(schema, Mapping):
+                schema = {**schema, "definitions": dict(self.defs)}
+            validator = self.fallback = make_validator(schema)
+            self.fallback_reason = f"column type {arr.type}"
+        masks: dict[tuple[str, str], list[int]] = {}
+        for i, value in enumerate(arr.to_pylist()):
+            if value is None and not self.items:
+                continue
+            instance = to_json(value)
+            if validator.is_valid(instance):
+                continue
+            for key in row_failures(validator, instance, self.field):
+                masks.setdefault(key, []).append(i)
+        n = len(arr)
+        out: list[Failure] = []
+        for (f, k), rows in masks.items():
+            out.append((f, k, _rows_mask(n, rows)))
+        return out
+
+
+def compile_payload(schema: Any, defs: Mapping[str, Any]) -> Node:
+    """The vectorised check of a rule's payload schema (``rule.payload``)."""
+    return Node(schema if schema is not None else True, "", defs)

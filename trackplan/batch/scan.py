@@ -1,0 +1,205 @@
+"""Scan inputs against a plan: discover files, run an engine, tally, mask samples.
+
+>>> outcome = scan(load_plan("plans/ecommerce"), ["examples/orders.parquet"])  # doctest: +SKIP
+>>> outcome.report["invalid_rows"]                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import pyarrow as pa
+
+from trackplan.batch.check import BatchPlan
+from trackplan.batch.engines import run_dask, run_local
+from trackplan.batch.mapping import LayoutOptions
+from trackplan.batch.readers import BATCH_ROWS, Chunk, discover
+from trackplan.batch.report import Tally
+from trackplan.plan.model import Plan
+
+__all__ = ["ScanOptions", "ScanOutcome", "scan", "Progress", "pii_fields", "make_masker"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """How to scan: the engine, the layout hints, the batch size and progress output."""
+
+    engine: str = "local"
+    layout: LayoutOptions = field(default_factory=LayoutOptions)
+    batch_rows: int = BATCH_ROWS
+    progress: bool = False
+
+
+@dataclass
+class ScanOutcome:
+    """The report dictionary and what produced it."""
+
+    report: dict[str, Any]
+    tally: Tally
+    batch_plan: BatchPlan
+
+
+class Progress:
+    """A one-line progress display (files, rows, rows/s) on a terminal; silent otherwise."""
+
+    def __init__(self, total_files: int, *, stream: TextIO | None = None, enabled: bool = True):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.total = total_files
+        self.files: set[str] = set()
+        self.rows = 0
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def update(self, file: str, rows: int) -> None:
+        """Count ``rows`` more rows of ``file`` and redraw at most ten times a second."""
+        self.files.add(file)
+        self.rows += rows
+        now = time.monotonic()
+        if self.enabled and now - self._last > 0.1:
+            self._last = now
+            rate = self.rows / max(now - self.start, 1e-9)
+            self.stream.write(
+                f"\rfiles {len(self.files)}/{self.total}  rows {self.rows:,}  {rate:,.0f} rows/s"
+            )
+            self.stream.flush()
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.enabled and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def pii_fields(plan: Plan) -> dict[tuple[str | None, str], str]:
+    """(event or rule label, field) -> PII category, from ``x-pii`` in each payload.
+
+    Fields use the batch notation (``products[].email``); ``x-pii: false`` is not PII.
+    """
+    out: dict[tuple[str | None, str], str] = {}
+
+    def walk(schema: Any, base: str, label: str | None, depth: int) -> None:
+        if not isinstance(schema, Mapping) or depth > 12:
+            return
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            target = plan.definitions.get(ref.split("/", 2)[2])
+            walk(target, base, label, depth + 1)
+        mark = schema.get("x-pii")
+        category: str | None = None
+        if isinstance(mark, str):
+            category = mark
+        elif isinstance(mark, Mapping) and isinstance(mark.get("category"), str):
+            category = mark["category"]
+        elif mark is True:
+            category = "pii"
+        if category and base:
+            out[(label, base)] = category
+        for name, sub in (schema.get("properties") or {}).items():
+            walk(sub, f"{base}.{name}" if base else name, label, depth + 1)
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            walk(items, f"{base}[]", label, depth + 1)
+
+    for rule in plan.rules:
+        walk(rule.payload, "", rule.name or rule.kind, 0)
+    return out
+
+
+def _mask_text(category: str, value: Any) -> Any:
+    """Mask a sample value with the plan's mask action (or a generic mask without it)."""
+    try:
+        from trackplan.pii.actions import mask_value
+    except ImportError:
+        mask_value = None
+    if isinstance(value, str):
+        if mask_value is not None:
+            return mask_value(category, value)
+        return value[:1] + "***" if value else value
+    if isinstance(value, list):
+        return [_mask_text(category, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_text(category, v) for k, v in value.items()}
+    return value
+
+
+def make_masker(plan: Plan) -> Callable[[str | None, str, str], str]:
+    """A function masking report samples: declared PII fields, then detected PII values."""
+    declared = pii_fields(plan)
+    detector: Callable[[str], Any] | None = None
+    try:
+        from trackplan.pii import detect
+
+        detector = getattr(detect, "detect_value", None)
+    except ImportError:
+        detector = None
+
+    def mask(event: str | None, fld: str, text: str) -> str:
+        value = orjson.loads(text) if not text.endswith("...") else text
+        top = fld.split(".", 1)[0].split("[]", 1)[0]
+        categories = {
+            c for (label, f), c in declared.items()
+            if label == event and (f == fld or f == top or f.startswith(top + "[]") or
+                                   f.startswith(top + "."))
+        }  # fmt: skip
+        if categories:
+            return orjson.dumps(_mask_text(sorted(categories)[0], value)).decode()
+        if detector is not None and isinstance(value, str):
+            found = detector(value)
+            if found:
+                category = found if isinstance(found, str) else getattr(found, "category", "pii")
+                return orjson.dumps(_mask_text(str(category), value)).decode()
+        if isinstance(value, str) and text.endswith("..."):
+            return text
+        return text
+
+    return mask
+
+
+def scan(
+    plan: Plan,
+    paths: Sequence[str | Path],
+    options: ScanOptions | None = None,
+    *,
+    on_chunk: Callable[[Chunk, pa.RecordBatch], None] | None = None,
+) -> ScanOutcome:
+    """Scan ``paths`` against ``plan``; ``on_chunk`` sees each chunk with its result.
+
+    Raises:
+        BatchError: an input cannot be read (exit code 2).
+    """
+    options = options or ScanOptions()
+    sources = discover(paths)
+    batch_plan = BatchPlan.build(plan, options.layout)
+    tally = Tally()
+    progress = Progress(len(sources), enabled=options.progress)
+    for source in sources:
+        tally.files.setdefault(str(source.path), {"rows": 0, "invalid_rows": 0})
+    try:
+        if options.engine == "dask":
+            if on_chunk is not None:
+                raise ValueError("the dask engine does not write redacted copies")
+
+            def on_table(table: pa.Table) -> None:
+                tally.add(table)
+
+            run_dask(plan, options.layout, sources, on_table, batch_rows=options.batch_rows)
+        else:
+
+            def on_result(chunk: Chunk, result: pa.RecordBatch) -> None:
+                tally.add(result)
+                progress.update(str(chunk.source.path), chunk.batch.num_rows)
+                if on_chunk is not None:
+                    on_chunk(chunk, result)
+
+            run_local(batch_plan, sources, on_result, batch_rows=options.batch_rows)
+    finally:
+        progress.close()
+    report = tally.to_dict(per_row=batch_plan.per_row_rules(), mask=make_masker(plan))
+    return ScanOutcome(report, tally, batch_plan)
