@@ -76,7 +76,10 @@ def test_revision_in_place_is_allowed_unless_the_policy_says_otherwise() -> None
     assert policy_of(strict).new_version_for == "REVISION"
     assert not diff_plans(make_plan([V1]), strict).ok
     off = make_plan([_variant(required=["id", "n"])], policy={"new_version_for": "never"})
-    assert diff_plans(make_plan([V1]), off).ok
+    relaxed = diff_plans(make_plan([V1]), off)
+    assert relaxed.ok
+    [note] = relaxed.plan_changes
+    assert note.kind == "policy changed" and "MODEL -> never" in note.reason
 
 
 def test_events_added_and_removed() -> None:

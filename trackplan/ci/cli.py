@@ -97,6 +97,7 @@ def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: s
     --plan or the other argument's path). With --base REV, OLD is the plan at REV and
     NEW the working tree (PATH from the one argument or --plan):
 
+    \b
         trackplan diff --base main plans/ecommerce
         trackplan diff main HEAD:plans/ecommerce
 
