@@ -188,4 +188,5 @@ def flat_table(rows: list[Row], event: str) -> pa.Table:
         flat["context_protocols_event_version"] = protocols["event_version"] if protocols else None
         flat.update(r["properties"])
         out.append(flat)
-    return pa.Table.from_pylist(out)
+    keys = list(dict.fromkeys(k for row in out for k in row))  # from_pylist reads row 0's keys
+    return pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in out])
