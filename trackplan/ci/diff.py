@@ -419,13 +419,13 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
         )
     if _canon(dict(old.policy)) != _canon(dict(new.policy)):
         pol_file, _, pol_base = new.sections.get("policy", "#").partition("#")
-        before, after = policy_of(old), policy_of(new)
+        was, now = policy_of(old), policy_of(new)
         out.append(
             Change(
                 PLAN_LABEL, None, None, "policy changed", pol_base, "PATCH",
-                f"version policy changed (new_version_for {before.new_version_for} -> "
-                f"{after.new_version_for}, removed_events {before.removed_events} -> "
-                f"{after.removed_events}): this diff applies the new policy",
+                f"version policy changed (new_version_for {was.new_version_for} -> "
+                f"{now.new_version_for}, removed_events {was.removed_events} -> "
+                f"{now.removed_events}): this diff applies the new policy",
                 pol_file or new.source, prop="policy",
             )
         )  # fmt: skip
