@@ -124,6 +124,13 @@ def test_plans_at_revisions_are_labelled_and_errors_are_clear(repo: Path) -> Non
         resolve_spec("no-such-thing", default_path=PLAN, cwd=repo)
     with pytest.raises(InputError, match="--plan"):
         resolve_spec("main", default_path=None, cwd=repo)
+    # symlinks at a revision are not followed out of the plan
+    (repo / PLAN / "events" / "linked.yaml").symlink_to("/etc/hostname")
+    git(repo, "add", PLAN)
+    git(repo, "commit", "-q", "-m", "Add a symlink")
+    assert load_plan_at("HEAD", PLAN, repo).event_names == plan.event_names
+    (repo / PLAN / "events" / "linked.yaml").unlink()
+    git(repo, "commit", "-q", "-am", "Drop the symlink")
     # a broken plan at a revision names REV:path files, not a temporary directory
     _edit(repo / PLAN / "events" / "cart-viewed.yaml", "version: 1", "version: zero")
     git(repo, "commit", "-q", "-am", "Break the plan")

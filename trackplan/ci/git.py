@@ -70,8 +70,7 @@ def load_plan_at(rev: str, path: str, cwd: Path | None = None) -> Plan:
         done = _git(["archive", "--format=tar", rev, "--", rel or "."], repo_root(here))
         if done.returncode != 0:
             raise InputError(f"{path} does not exist at {rev}")
-        with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
-            tar.extractall(tmp, filter="data")
+        _extract(done.stdout, Path(tmp))
         prefix = str(Path(tmp)) + "/"
         try:
             plan = load_plan(Path(tmp) / rel)
@@ -80,6 +79,23 @@ def load_plan_at(rev: str, path: str, cwd: Path | None = None) -> Plan:
                 [dataclasses.replace(i, file=_relabel(i.file, prefix, label)) for i in exc.issues]
             ) from None
     return _relabel_plan(plan, prefix, label)
+
+
+def _extract(blob: bytes, dest: Path) -> None:
+    """Unpack a ``git archive`` tar: regular files and directories only, inside ``dest``."""
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest.resolve()):
+                raise InputError(f"refusing archive entry outside the plan: {member.name}")
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                source = tar.extractfile(member)
+                if source is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(source.read())
+            # symlinks and other entries are skipped: a plan is plain files
 
 
 def _relabel(name: str, prefix: str, label: str) -> str:
