@@ -192,6 +192,8 @@ class _Out:
         c["field"].extend([fld] * n)
         c["keyword"].extend([keyword] * n)
         c["column"].extend([column] * n)
+        if not values:  # nothing to show, but the first rows are still samples
+            values = [""] * min(n, SAMPLES_PER_BATCH)
         c["value"].extend(values + [None] * (n - len(values)))
         c["count"].extend([None] * n)
 

@@ -77,12 +77,12 @@ def plan_parts(sources: Sequence[Source]) -> list[Part]:
     return parts
 
 
-_CACHE: dict[tuple[str, LayoutOptions], BatchPlan] = {}
+_CACHE: dict[tuple[Any, ...], BatchPlan] = {}
 
 
 def _batch_plan(plan: Plan, options: LayoutOptions) -> BatchPlan:
     """The compiled plan, built once per worker process (validators do not pickle)."""
-    key = (plan.digest(), options)
+    key = (plan.digest(), options.kind, options.event, tuple(sorted(options.columns.items())))
     found = _CACHE.get(key)
     if found is None:
         found = _CACHE[key] = BatchPlan.build(plan, options)
@@ -107,7 +107,7 @@ def _part_batches(part: Part, batch_rows: int) -> Iterator[tuple[int, pa.RecordB
             offset += batch.num_rows
 
 
-def check_part(plan: Plan, options: LayoutOptions, part: Part, batch_rows: int) -> pa.Table:
+def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> pa.Table:
     """Worker side: read one part and check it; returns a table of RESULT_SCHEMA."""
     from trackplan.batch.check import RESULT_SCHEMA
 
@@ -139,7 +139,7 @@ def run_dask(
     if not parts:
         return
     bag = db.from_sequence(parts, npartitions=min(len(parts), 64))
-    tables: list[Any] = bag.map(check_part, plan, options, batch_rows=batch_rows).compute(
+    tables: list[Any] = bag.map(check_part, plan, options, batch_rows).compute(
         scheduler=scheduler or "processes"
     )
     for table in tables:

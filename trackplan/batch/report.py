@@ -22,8 +22,8 @@ __all__ = ["Tally", "render", "render_text", "render_html", "FORMATS"]
 
 FORMATS = ("text", "json", "html")
 
-#: Sample failing rows kept per rule.
-SAMPLES_PER_RULE = 5
+#: Sample failing rows kept per rule (at most what a batch carries).
+SAMPLES_PER_RULE = 3
 
 Masker = Callable[[str | None, str, str], str]
 """(event, field, value as JSON text) -> the text to show."""
@@ -75,16 +75,15 @@ class Tally:
         for key, count in _counts(bad, ["event", "version", "field", "keyword"]):
             k = (key[0], key[1], key[2], key[3])
             self.rules[k] = self.rules.get(k, 0) + count
+        # each batch carries values for its first failing rows per rule; keeping the
+        # smallest (file, row) makes samples the same whatever the batching or engine
         for sample in bad.filter(pc.is_valid(bad.column("value"))).to_pylist():
             k = (sample["event"], sample["version"], sample["field"], sample["keyword"])
             kept = self.samples.setdefault(k, [])
-            if len(kept) < SAMPLES_PER_RULE:
-                kept.append(sample)
-        for sample in bad.slice(0, 64).to_pylist():  # rules without sample values
-            k = (sample["event"], sample["version"], sample["field"], sample["keyword"])
-            kept = self.samples.setdefault(k, [])
-            if not kept:
-                kept.append(sample)
+            kept.append(sample)
+            if len(kept) > SAMPLES_PER_RULE:
+                kept.sort(key=lambda s: (s["file"], s["row"]))
+                del kept[SAMPLES_PER_RULE:]
 
     @property
     def invalid_rows(self) -> int:
@@ -112,7 +111,7 @@ class Tally:
                 self.samples.get((event, version, field, keyword), []),
                 key=lambda s: (s["file"], s["row"]),
             ):
-                value = s["value"]
+                value = s["value"] or None  # "" marks a sample with no value to show
                 if value is not None and mask is not None:
                     value = mask(event, field, value)
                 samples.append(
