@@ -105,7 +105,8 @@ def test_event_description_is_a_patch() -> None:
 
 def test_privacy_changes_are_called_out() -> None:
     pii = {"defaults": {"email": "hash", "phone": "hash"}}
-    dests = [{"name": "Ads", "pii": {"email": "hash"}}]
+    where = {"legal_basis": "consent", "region": "EU"}
+    dests = [{"name": "Ads", **where, "pii": {"email": "hash"}}]
     old = make_plan([V1], pii=pii, destinations=dests)
     marked = _variant(id={"type": "string", "maxLength": 9, "x-pii": "email"})
     new = make_plan(
