@@ -112,52 +112,51 @@ def pii_fields(plan: Plan) -> dict[tuple[str | None, str], str]:
     return out
 
 
-def _mask_text(category: str, value: Any) -> Any:
-    """Mask a sample value with the plan's mask action (or a generic mask without it)."""
-    try:
-        from trackplan.pii.actions import mask_value
-    except ImportError:
-        mask_value = None
-    if isinstance(value, str):
-        if mask_value is not None:
-            return mask_value(category, value)
-        return value[:1] + "***" if value else value
+def _mask_declared(category: str, value: Any) -> Any:
+    """Mask every string in a declared PII value with the plan's one mask action."""
+    from trackplan.pii.actions import mask_value
+
     if isinstance(value, list):
-        return [_mask_text(category, v) for v in value]
+        return [_mask_declared(category, v) for v in value]
     if isinstance(value, dict):
-        return {k: _mask_text(category, v) for k, v in value.items()}
-    return value
+        return {k: _mask_declared(category, v) for k, v in value.items()}
+    return mask_value(category, value) if isinstance(value, str) else value
+
+
+def _mask_found(key: str | None, value: Any) -> Any:
+    """Mask PII the value detectors find in undeclared values (nested values by key)."""
+    from trackplan.pii.actions import replace_spans
+    from trackplan.pii.detect import findings_for
+
+    if isinstance(value, list):
+        return [_mask_found(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_found(k, v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    spans = [(f.start, f.end, f.category) for f in findings_for(key, value)]
+    return replace_spans(value, spans, "mask", None) if spans else value
 
 
 def make_masker(plan: Plan) -> Callable[[str | None, str, str], str]:
-    """A function masking report samples: declared PII fields, then detected PII values."""
+    """A function masking report samples: declared PII fields by their category's mask,
+    every other value where a PII detector finds something."""
     declared = pii_fields(plan)
-    detector: Callable[[str], Any] | None = None
-    try:
-        from trackplan.pii import detect
-
-        detector = getattr(detect, "detect_value", None)
-    except ImportError:
-        detector = None
 
     def mask(event: str | None, fld: str, text: str) -> str:
-        value = orjson.loads(text) if not text.endswith("...") else text
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:  # a truncated sample
+            value = text
         top = fld.split(".", 1)[0].split("[]", 1)[0]
-        categories = {
+        categories = sorted(
             c for (label, f), c in declared.items()
-            if label == event and (f == fld or f == top or f.startswith(top + "[]") or
-                                   f.startswith(top + "."))
-        }  # fmt: skip
+            if label == event and (f == top or f.startswith((top + "[]", top + ".")))
+        )  # fmt: skip
         if categories:
-            return orjson.dumps(_mask_text(sorted(categories)[0], value)).decode()
-        if detector is not None and isinstance(value, str):
-            found = detector(value)
-            if found:
-                category = found if isinstance(found, str) else getattr(found, "category", "pii")
-                return orjson.dumps(_mask_text(str(category), value)).decode()
-        if isinstance(value, str) and text.endswith("..."):
-            return text
-        return text
+            value = _mask_declared(categories[0], value)
+        value = _mask_found(top, value)
+        return orjson.dumps(value).decode()
 
     return mask
 
