@@ -113,8 +113,8 @@ def test_privacy_changes_are_called_out() -> None:
         [marked],
         pii={"defaults": {"email": "allow", "phone": "hash"}},
         destinations=[
-            {"name": "Ads", "pii": {"email": "hash", "phone": "hash"}},
-            {"name": "CRM", "pii": {"name": "allow", "ip": "drop"}},
+            {"name": "Ads", **where, "pii": {"email": "hash", "phone": "hash"}},
+            {"name": "CRM", **where, "pii": {"name": "allow", "ip": "drop"}},
         ],
     )
     diff = diff_plans(old, new)
