@@ -154,7 +154,10 @@ def _adapt(func: Callable[..., Any]) -> Callable[[str, Any], str | None]:
             found = func(name)
         if found is None or isinstance(found, str):
             return found
-        category = getattr(found, "category", None)
-        return category if isinstance(category, str) else None
+        for attr in ("category", "value"):  # a match object or an Enum member
+            category = getattr(found, attr, None)
+            if isinstance(category, str):
+                return category
+        return _builtin_matcher(name, schema)  # an answer we cannot read: do not go blind
 
     return match
