@@ -46,7 +46,9 @@ _register()
 def main() -> None:
     """Entry point: run the CLI, turning trackplan errors into messages and exit codes."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # ctx.exit(n): click returns it in non-standalone mode
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from plan_helpers import ECOMMERCE, TYPEWRITER, run_cli, shared_fixture
 
+from trackplan.errors import PlanError
 from trackplan.plan.load import load_plan
 from trackplan.plan.segment import export_segment
 
@@ -145,17 +146,19 @@ def test_export_of_a_broken_plan_exits_1(tmp_path: Path) -> None:
 
 
 def test_check_also_compiles_the_plan(tmp_path: Path) -> None:
-    """Python's re accepts ``a{,3}``; the engine's regex dialect does not: check says so."""
+    """Python's re accepts ``a{,3}``; the engine's regex dialect does not: the plan is refused."""
     (tmp_path / "events").mkdir()
     (tmp_path / "plan.yaml").write_text("name: P\n", encoding="utf-8")
     (tmp_path / "events" / "e.yaml").write_text(
         'name: E\nproperties:\n  properties:\n    a: {type: string, pattern: "a{,3}"}\n',
         encoding="utf-8",
     )
-    load_plan(tmp_path)  # the loader accepts it
+    with pytest.raises(PlanError) as caught:  # the loader checks the engine's dialect too
+        load_plan(tmp_path)
+    assert "/properties/properties/a/pattern" in str(caught.value)
     result = run_cli("check", str(tmp_path))
     assert result.returncode == 1
-    assert "e.yaml [E]: cannot compile schema" in result.stdout
+    assert "e.yaml [E] at /properties/properties/a/pattern" in result.stdout + result.stderr
 
 
 def test_unwritable_outputs_are_reported_not_tracebacks(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema
-import orjson
+import jsonschema_rs
 import yaml
 
 from trackplan import pointer as jp
@@ -61,10 +62,11 @@ def read_document(path: Path, issues: list[PlanIssue]) -> Any:
         return None
     try:
         if path.suffix == ".json":
-            doc = orjson.loads(raw)
+            # the standard parser keeps big integers exact (plans are small)
+            doc = json.loads(raw)
         else:
             doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except orjson.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
     except yaml.YAMLError as exc:
@@ -72,6 +74,9 @@ def read_document(path: Path, issues: list[PlanIssue]) -> Any:
         return None
     except UnicodeDecodeError:
         issues.append(PlanIssue(name, "", "file is not UTF-8 text"))
+        return None
+    except ValueError as exc:  # e.g. integers too long to parse
+        issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
     except RecursionError:
         issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
@@ -363,14 +368,29 @@ def _meta_issues(schema: Any, draft: str, file: str, base: str, event: str) -> l
             )
         )
     for path, node in walk_schemas(schema):
-        pattern = node.get("pattern")
-        if isinstance(pattern, str):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                out.append(PlanIssue(file, jp.join(base, *path, "pattern"),
-                                     f"invalid regular expression: {exc}", event))
+        patterns: list[tuple[tuple[str, ...], Any]] = [(("pattern",), node.get("pattern"))]
+        pattern_props = node.get("patternProperties")
+        if isinstance(pattern_props, dict):
+            patterns += [(("patternProperties", p), p) for p in pattern_props]
+        for where, pattern in patterns:
+            problem = _regex_problem(pattern) if isinstance(pattern, str) else None
+            if problem:
+                out.append(PlanIssue(file, jp.join(base, *path, *where),
+                                     f"invalid regular expression: {problem}", event))
     return out
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why the engine's regex dialect (or Python's, used by the reference) refuses ``pattern``."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    try:
+        jsonschema_rs.validator_for({"pattern": pattern})
+    except (ValueError, jsonschema_rs.ValidationError) as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def _short(message: str, limit: int = 160) -> str:
