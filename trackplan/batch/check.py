@@ -206,13 +206,32 @@ def _value_text(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _pluck(value: Any, parts: list[str]) -> Any:
+    """The value at a field path (``products[].price`` -> the list of prices)."""
+    for i, part in enumerate(parts):
+        if part == "[]":
+            if not isinstance(value, list):
+                return value
+            return [_pluck(v, parts[i + 1 :]) for v in value]
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _field_parts(fld: str) -> list[str]:
+    return [p for p in fld.replace("[]", ".[].").split(".") if p]
+
+
 def _sample_values(payload: pa.StructArray, fld: str, rows: np.ndarray) -> list[str | None]:
     """JSON text of the value at ``fld`` for the first few failing rows."""
-    top = fld.split(".", 1)[0].split("[]", 1)[0]
-    if not top or payload.type.get_field_index(top) < 0:
+    parts = _field_parts(fld)
+    if not parts or payload.type.get_field_index(parts[0]) < 0:
         return []
-    column = pc.struct_field(payload, top)
-    return [_value_text(column[int(i)].as_py()) for i in rows[:SAMPLES_PER_BATCH]]
+    column = pc.struct_field(payload, parts[0])
+    return [
+        _value_text(_pluck(column[int(i)].as_py(), parts[1:])) for i in rows[:SAMPLES_PER_BATCH]
+    ]
 
 
 def _source_column(sources: Mapping[str, str], fld: str) -> str | None:
@@ -368,7 +387,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             continue
         for fld, keyword in sorted(row_failures(compiled.validator, payload)):
             top = fld.split(".", 1)[0].split("[]", 1)[0]
-            value = payload.get(top) if isinstance(payload, dict) else None
+            value = _pluck(payload, _field_parts(fld))
             sample = [_value_text(value)] if value is not None else []
             out.violations(row, label, compiled.rule.version, fld, keyword, top, sample)
     for (label, version), count in counts.items():

@@ -144,10 +144,11 @@ def make_masker(plan: Plan) -> Callable[[str | None, str, str], str]:
     declared = pii_fields(plan)
 
     def mask(event: str | None, fld: str, text: str) -> str:
+        truncated = False
         try:
             value = orjson.loads(text)
-        except orjson.JSONDecodeError:  # a truncated sample
-            value = text
+        except orjson.JSONDecodeError:  # a truncated sample: mask it as text
+            value, truncated = text, True
         top = fld.split(".", 1)[0].split("[]", 1)[0]
         categories = sorted(
             c for (label, f), c in declared.items()
@@ -156,7 +157,7 @@ def make_masker(plan: Plan) -> Callable[[str | None, str, str], str]:
         if categories:
             value = _mask_declared(categories[0], value)
         value = _mask_found(top, value)
-        return orjson.dumps(value).decode()
+        return value if truncated and isinstance(value, str) else orjson.dumps(value).decode()
 
     return mask
 
