@@ -132,6 +132,56 @@ _POLICY: dict[str, Any] = {
     },
 }
 
+_FORMS = ["allow", "hash", "mask", "redact", "drop", "reject"]
+
+_DESTINATION: dict[str, Any] = {
+    "type": "object",
+    "description": "A destination events are routed to (`trackplan route`, `trackplan report "
+    "dpia`). Consent categories it needs must all be granted (Segment's semantics).",
+    "required": ["name", "legal_basis", "region"],
+    "additionalProperties": False,
+    "patternProperties": {"^x-": {}},
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "Unique; the key of the "
+                 "destination in an event's `integrations` object."},
+        "vendor": {"type": "string", "description": "Who processes the data."},
+        "purpose": {"type": "string", "description": "Why (record of processing)."},
+        "consent": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                    "description": "Consent category ids (declared under consent.categories); "
+                    "empty: the destination does not depend on consent."},
+        "legal_basis": {"enum": ["consent", "contract", "legal_obligation", "vital_interests",
+                                 "public_task", "legitimate_interest"],
+                        "description": "GDPR Art. 6(1) lawful basis."},
+        "region": {"type": "string", "pattern": "^[A-Za-z]{2,3}$", "description": "Where the "
+                   "data is processed: EU, EEA or an ISO 3166 country code (US, GB, ...)."},
+        "transfer": {"enum": ["adequacy", "scc", "dpf", "none"], "description": "Transfer "
+                     "mechanism outside the EEA: adequacy decision, standard contractual "
+                     "clauses, EU-US Data Privacy Framework, or none (default)."},
+        "dpa": {"type": "boolean", "description": "A data processing agreement is signed."},
+        "pii": {"type": "object", "propertyNames": {"enum": _PII_CATEGORIES},
+                "additionalProperties": {"enum": _FORMS},
+                "description": "PII category -> form the destination may receive it in; it "
+                "can only tighten the plan's action (allow < hash < mask < redact < drop < "
+                "reject: reject keeps the event away). Unlisted categories are dropped; "
+                "without this map the destination gets the plan's forms (a report gap)."},
+    },
+}
+
+_CONSENT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Consent categories, read from context.consent.categoryPreferences.",
+    "properties": {
+        "categories": {
+            "type": "object",
+            "description": "Category id -> description. Ids are case-sensitive, do not "
+            "start with a digit and have fewer than 35 characters (Segment's rules).",
+            "propertyNames": {"pattern": "^[^0-9]", "minLength": 1, "maxLength": 34},
+            "additionalProperties": {"type": "string"},
+        }
+    },
+}
+
 PLAN_FORMAT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "urn:trackplan:plan-format:1",
@@ -173,8 +223,8 @@ PLAN_FORMAT_SCHEMA: dict[str, Any] = {
             "description": "PII defaults and detection; see the x-pii keyword in rules.",
             "x-categories": _PII_CATEGORIES,
         },
-        "destinations": {"type": "array", "items": {"type": "object"}},
-        "consent": {"type": "object"},
+        "destinations": {"type": "array", "items": _DESTINATION},
+        "consent": _CONSENT,
         "lint": _LINT,
         "policy": _POLICY,
     },
