@@ -39,6 +39,7 @@ from trackplan.privacy.destinations import Destination, Privacy, load_privacy
 
 if TYPE_CHECKING:
     from trackplan.engine.enforcer import Enforcer, Result
+    from trackplan.pii.policy import PiiPolicy
     from trackplan.privacy.forms import DestinationForms
 
 __all__ = [
@@ -171,11 +172,13 @@ class Routing:
 class Router:
     """Routes enforced events to the plan's destinations (built once per enforcer)."""
 
-    def __init__(self, plan: Plan, privacy: Privacy | None = None) -> None:
+    def __init__(
+        self, plan: Plan, privacy: Privacy | None = None, *, policy: PiiPolicy | None = None
+    ) -> None:
         self.privacy = privacy if privacy is not None else load_privacy(plan)
         from trackplan.privacy.forms import DestinationForms
 
-        self.forms: DestinationForms = DestinationForms(plan, self.privacy)
+        self.forms: DestinationForms = DestinationForms(plan, self.privacy, policy)
 
     def decide(self, result: Result) -> Routing:
         """Deliveries for an enforcement result."""
@@ -208,7 +211,7 @@ def router_of(enforcer: Enforcer) -> Router:
     """The enforcer's router, built on first use and kept on the enforcer."""
     found = enforcer.__dict__.get("_router")
     if found is None:
-        found = Router(enforcer.plan)
+        found = Router(enforcer.plan, policy=getattr(enforcer, "pii", None))
         enforcer.__dict__["_router"] = found
     assert isinstance(found, Router)
     return found

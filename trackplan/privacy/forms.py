@@ -15,12 +15,12 @@ Each action is the one function of :mod:`trackplan.pii.actions`; nothing is rede
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 from trackplan.privacy.destinations import FORM_RANK, Destination, Privacy
 
@@ -39,57 +39,72 @@ class PiiField:
     path: tuple[str, ...]
     category: str
     action: str
-    declared: bool = True
 
 
 def _rule_key(rule: Rule) -> tuple[str, str | None, int]:
     return (rule.kind, rule.name, rule.version)
 
 
-def pii_fields(plan: Plan) -> list[PiiField]:
-    """Every declared PII field of the plan, read through :class:`trackplan.pii.policy.PiiPolicy`.
+def pii_fields(plan: Plan, policy: PiiPolicy | None = None) -> list[PiiField]:
+    """Every declared PII field of the plan, from its :class:`PiiPolicy`.
 
-    Returns an empty list when the PII backend is not installed.
+    Without ``policy`` one is built; the hash key is not needed for that (nothing is
+    hashed here), so a placeholder stands in for it when the environment lacks it.
     """
-    try:
-        from trackplan.pii.policy import PiiPolicy
-    except ModuleNotFoundError:
-        return []
-    policy = PiiPolicy.from_plan(plan)
-    return [_field_of(entry) for entry in _entries(policy)]
+    if policy is None:
+        policy = policy_without_key(plan)
+    out = []
+    for f in policy.fields:
+        if f.category is None:
+            continue
+        everywhere = f.rule.kind == "common" or (
+            f.rule.kind == "identify" and f.path[:2] == ("context", "traits")
+        )
+        key = None if everywhere else _rule_key(f.rule)
+        out.append(PiiField(key, tuple(f.path), f.category, f.action))
+    return out
 
 
-def _entries(policy: Any) -> Iterator[Any]:
-    for name in ("fields", "rules", "entries"):
-        found = getattr(policy, name, None)
-        if found is not None:
-            yield from (found() if callable(found) else found)
-            return
+def policy_without_key(plan: Plan, defaults: dict[str, str] | None = None) -> PiiPolicy:
+    """The plan's PII policy built without its hash key (for reports and route planning).
 
+    ``defaults`` replaces the plan's per-category defaults (the report uses it to tell
+    declared actions from defaulted ones).
+    """
+    import dataclasses
+    import os
 
-def _field_of(entry: Any) -> PiiField:
-    rule = getattr(entry, "rule", None)
-    key = _rule_key(rule) if isinstance(rule, Rule) and rule.kind != "common" else None
-    path = tuple(str(t) for t in entry.path)
-    return PiiField(
-        key, path, str(entry.category), str(entry.action), bool(getattr(entry, "declared", True))
-    )
+    from trackplan.pii.policy import DEFAULT_KEY_ENV, PiiPolicy
+
+    env_name = plan.pii.get("hash_key_env", DEFAULT_KEY_ENV) if plan.pii else DEFAULT_KEY_ENV
+    environ = {**os.environ, str(env_name): "placeholder: never used to hash"}
+    if defaults is not None:
+        plan = dataclasses.replace(plan, pii={**plan.pii, "defaults": defaults})
+    return PiiPolicy.from_plan(plan, environ=environ)
 
 
 def effective_form(plan_action: str, form: str | None) -> str | None:
-    """What the destination's form changes on top of the plan's action (None: nothing)."""
-    if form is None or FORM_RANK.get(form, 4) <= FORM_RANK.get(plan_action, 0):
+    """What the destination's form changes on top of the plan's action (None: nothing).
+
+    ``hash`` and ``mask`` are not comparable: when the plan applied one and the
+    destination asks for the other, the raw value is gone and the field is redacted.
+    """
+    if form is None or form == plan_action:
         return None
-    if form in ("hash", "mask") and plan_action != "allow":
-        return "redact"  # the raw value is gone: the only way to be stricter is to redact
+    transforms = ("hash", "mask")
+    if form in transforms and plan_action in transforms:
+        return "redact"
+    if FORM_RANK.get(form, 4) <= FORM_RANK.get(plan_action, 0):
+        return None
     return form
 
 
 class DestinationForms:
     """Applies each destination's PII forms to enforced events."""
 
-    def __init__(self, plan: Plan, privacy: Privacy) -> None:
-        fields = pii_fields(plan)
+    def __init__(self, plan: Plan, privacy: Privacy, policy: PiiPolicy | None = None) -> None:
+        fields = pii_fields(plan, policy)
+        self._policy = policy
         self._common = [f for f in fields if f.rule is None]
         self._by_rule: dict[tuple[str, str | None, int], list[PiiField]] = {}
         for f in fields:
@@ -103,7 +118,7 @@ class DestinationForms:
             for f in fields
         )
         if needs_key:
-            self._key = _hash_key(plan)
+            self._key = _hash_key(plan, policy)
 
     def fields_for(self, rule: Rule | None) -> list[PiiField]:
         """Declared PII fields that apply to calls of ``rule``."""
@@ -132,21 +147,23 @@ class DestinationForms:
         return copy, ()
 
 
-def _hash_key(plan: Plan) -> bytes:
-    from trackplan.pii import actions
-
-    loader = getattr(actions, "hash_key", None) or getattr(actions, "load_key", None)
-    if loader is not None:
-        return bytes(loader(plan))
+def _hash_key(plan: Plan, policy: PiiPolicy | None) -> bytes:
+    """The plan's hash key: the policy's, else read from the variable the plan names."""
     import os
 
     from trackplan.errors import MissingSecretError
+    from trackplan.pii.policy import DEFAULT_KEY_ENV
 
-    env = str(plan.pii.get("hash_key_env", "TRACKPLAN_HASH_KEY"))
+    if policy is not None and policy.key:
+        return policy.key
+    env = str(policy.hash_key_env if policy else plan.pii.get("hash_key_env", DEFAULT_KEY_ENV))
     value = os.environ.get(env)
     if not value:
-        raise MissingSecretError(f"a destination receives hashed PII: set {env}")
-    return value.encode()
+        raise MissingSecretError(
+            f"a destination receives hashed PII but the environment variable {env} is not "
+            "set: set it to a secret key (never logged)"
+        )
+    return value.encode("utf-8")
 
 
 def _present(node: Any, path: tuple[str, ...]) -> bool:
@@ -183,7 +200,8 @@ def _rewrite(node: Any, path: tuple[str, ...], category: str, form: str, key: by
         elif type(p) is dict and last in p:
             slots = [last]
         for slot in reversed(slots):
-            if form == "drop":
-                del p[slot]
+            keep, value = apply_action(form, category, p[slot], key)
+            if keep:
+                p[slot] = value
             else:
-                p[slot] = apply_action(form, category, p[slot], key)
+                del p[slot]

@@ -26,7 +26,13 @@ import orjson
 from trackplan import pointer as jp
 from trackplan.plan.model import Plan
 from trackplan.privacy.destinations import Destination, Privacy, load_privacy
-from trackplan.privacy.forms import ANY, PiiField, effective_form, pii_fields
+from trackplan.privacy.forms import (
+    ANY,
+    PiiField,
+    effective_form,
+    pii_fields,
+    policy_without_key,
+)
 
 __all__ = ["Gap", "PiiFlow", "DpiaReport", "build_report", "render", "FORMATS"]
 
@@ -145,6 +151,27 @@ def _flow_form(f: PiiField, dest: Destination) -> str:
     return form
 
 
+def _declared_actions(plan: Plan, count: int) -> list[bool]:
+    """Per declared field: whether its action is declared (by its annotation or a plan
+    default for its category) rather than the built-in default.
+
+    The policy is built twice more with every category's default set to two different
+    actions: a field whose action follows the defaults has no action of its own.
+    """
+    from trackplan.pii.actions import CATEGORIES
+
+    cats = [*CATEGORIES, *(plan.pii.get("categories") or [])] if plan.pii else list(CATEGORIES)
+    a = pii_fields(plan, policy_without_key(plan, {c: "allow" for c in cats}))
+    b = pii_fields(plan, policy_without_key(plan, {c: "drop" for c in cats}))
+    own_defaults = plan.pii.get("defaults") or {} if plan.pii else {}
+    out = []
+    for fa, fb in zip(a, b, strict=True):
+        from_annotation = fa.action == fb.action
+        out.append(from_annotation or fa.category in own_defaults)
+    assert len(out) == count
+    return out
+
+
 def build_report(plan: Plan) -> DpiaReport:
     """The data-protection report of ``plan`` (raises PlanError on a bad privacy section)."""
     privacy = load_privacy(plan)
@@ -154,14 +181,15 @@ def build_report(plan: Plan) -> DpiaReport:
     }
     multi = {r.name for r in plan.events if len(plan.versions(str(r.name))) > 1}
     flows: list[PiiFlow] = []
-    for f in pii_fields(plan):
+    fields = pii_fields(plan)
+    for f, declared in zip(fields, _declared_actions(plan, len(fields)), strict=True):
         label = "every call" if f.rule is None else labels.get(f.rule, str(f.rule[1]))
         if f.rule is not None and f.rule[1] in multi:
             label += f" v{f.rule[2]}"
         ptr = jp.from_parts(f.path).replace(jp.escape(ANY), ANY)
         forms = {d.name: _flow_form(f, d) for d in privacy.destinations}
-        flows.append(PiiFlow(label, ptr, f.category, f.action, f.declared, forms))
-    flows.sort(key=lambda fl: (fl.event != "every call", fl.event, fl.pointer))
+        flows.append(PiiFlow(label, ptr, f.category, f.action, declared, forms))
+    flows.sort(key=lambda fl: (fl.event != "every call", fl.event.lower(), fl.pointer))
     gaps: list[Gap] = []
     for d in privacy.destinations:
         where = f"{dfile}#{d.pointer}"
