@@ -179,3 +179,12 @@ def test_line_of_finds_yaml_pointers() -> None:
     assert "email:" in lines[line_of(file, "/identify/traits/properties/email") - 1]  # type: ignore[operator]
     assert line_of(file, "/no/such/place") == line_of(file, "") == lines.index("trackplan: 1") + 1
     assert line_of(str(ECOMMERCE / "absent.yaml"), "/x") is None
+
+
+def test_pii_without_a_default_takes_the_pii_modules_default_action() -> None:
+    marked = _variant(id={"type": "string", "maxLength": 9, "x-pii": "phone"})
+    diff = diff_plans(make_plan([V1]), make_plan([marked]))
+    [change] = diff.privacy
+    assert change.reason.startswith("becomes PII (phone, action redact)")
+    not_pii = _variant(id={"type": "string", "maxLength": 9, "x-pii": False})
+    assert [c.cls for c in diff_plans(make_plan([V1]), make_plan([not_pii])).changes] == ["PATCH"]

@@ -226,7 +226,9 @@ class _Walk:
                 "PII annotation changed",
                 where,
                 "PATCH",
-                "PII annotation rewritten with the same category and action",
+                "PII status declared or rewritten; same category and action as before"
+                if o_cat is not None
+                else "declared not PII (x-pii: false); values go out as before",
                 prop,
                 privacy=True,
             )
@@ -638,7 +640,16 @@ def _effective(category: str | None, action: str | None, defaults: Mapping[str, 
     if action is not None:
         return action
     value = defaults.get(category)
-    return value if isinstance(value, str) else "allow"
+    return value if isinstance(value, str) else default_pii_action()
+
+
+def default_pii_action() -> str:
+    """The action for a PII category the plan sets no default for: the PII module's."""
+    try:
+        from trackplan.pii.policy import DEFAULT_ACTION
+    except ImportError:  # pragma: no cover - the PII module is part of trackplan
+        return "redact"
+    return str(DEFAULT_ACTION)
 
 
 def _tighter(key: str, a: Any, b: Any) -> bool | None:

@@ -25,6 +25,7 @@ from trackplan.ci.classify import (
     Context,
     SchemaChange,
     compare_schemas,
+    default_pii_action,
 )
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
@@ -397,11 +398,12 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
         a, b = od.get(cat), nd.get(cat)
         if a == b:
             continue
-        loose = PII_ACTION_RANK.get(b or "allow", 0) < PII_ACTION_RANK.get(a or "allow", 0)
+        fallback = default_pii_action()
+        loose = PII_ACTION_RANK.get(b or fallback, 0) < PII_ACTION_RANK.get(a or fallback, 0)
         reason = (
             f"default action for {cat} {'loosened' if loose else 'changed'} from "
-            f"{a or 'none'} to {b or 'none'}: applies to every {cat} property "
-            "without its own action"
+            f"{a or fallback + ' (unset)'} to {b or fallback + ' (unset)'}: applies to every "
+            f"{cat} property without its own action"
         )
         out.append(
             Change(
