@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
@@ -28,8 +30,9 @@ from trackplan.plan.load import load_plan
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "plans" / "ecommerce"
 EVENTS = ROOT / "examples" / "events.ndjson"
-TYPED_EVENTS = ["Cart Viewed", "Checkout Started", "Product Added", "Product Viewed",
-                "Products Searched", "Signed Up"]
+TYPED_EVENTS = ["Cart Viewed", "Checkout Started", "Order Completed", "Product Added",
+                "Product Viewed", "Products Searched", "Signed Up"]
+SINGLE_EVENTS = [n for n in TYPED_EVENTS if n != "Order Completed"]
 #: number literals beyond the double range: valid JSON orjson refuses (documented exception)
 OVERFLOW = re.compile(rb"[0-9][eE]\+?[0-9]{3}|[0-9]{309}")
 SETTINGS = settings(max_examples=40, deadline=None,
@@ -48,7 +51,37 @@ json_values = st.recursive(
 
 @pytest.fixture(scope="module")
 def enforcer() -> Enforcer:
+    """The example plan: PII actions give every rule a transform (``context.ip`` is masked)."""
     return load_plan(PLAN).compile()
+
+
+def _strip_pii(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_pii(v) for k, v in node.items() if k != "x-pii"}
+    if isinstance(node, list):
+        return [_strip_pii(v) for v in node]
+    return node
+
+
+@pytest.fixture(scope="module")
+def plain_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example plan without ``x-pii`` annotations and ``pii`` section."""
+    out = tmp_path_factory.mktemp("plain") / "plan"
+    shutil.copytree(PLAN, out)
+    for path in out.rglob("*.yaml"):
+        doc = _strip_pii(yaml.safe_load(path.read_text()))
+        if path.name == "plan.yaml":
+            doc.pop("pii", None)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain(plain_dir: Path) -> Enforcer:
+    """The example plan without PII actions: valid events forward their input bytes."""
+    enforcer = load_plan(plain_dir).compile()
+    assert all(c.transform is None for c in enforcer.compiled_rules())
+    return enforcer
 
 
 def dumps(event: Any) -> bytes:
@@ -111,23 +144,31 @@ def with_path(event: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[
 
 
 # -- what is typed ---------------------------------------------------------------------------
-def test_single_version_track_events_of_the_example_are_typed(enforcer: Enforcer) -> None:
+def test_every_rule_of_the_example_is_typed(enforcer: Enforcer) -> None:
     path = TypedPath(enforcer)
-    typed = sorted(e.compiled.rule.name for e in path.entries.values()
-                   if e.compiled.rule is not None and e.compiled.rule.name)
-    assert typed == TYPED_EVENTS
-    assert path.untyped == {
-        "Order Completed": "several versions: the version is chosen from the dict"}
+    typed = sorted(e.compiled.rule.label for e in path.entries.values()
+                   if e.compiled.rule is not None)
+    assert len(typed) == len(TYPED_EVENTS) + 3  # and page, identify, group
+    assert path.untyped == {"(screen)": "no rule for this call type"}
+    versioned = [e for e in path.entries.values() if e.versioned]
+    assert [e.compiled.rule.version for e in versioned if e.compiled.rule] == [1]
 
 
-def test_base_event_takes_the_typed_path(enforcer: Enforcer) -> None:
+def test_base_event_takes_the_typed_path(plain: Enforcer, enforcer: Enforcer) -> None:
     line = orjson.dumps(base_event())
-    result = same(enforcer, line)
+    result = same(plain, line)
     assert isinstance(result, LineResult)
     assert result.line == line and result.allowed and result.rule_label == "Product Viewed"
+    masked = same(enforcer, line)  # a PII transform needs the dict: parsed after the decode
+    assert masked is not None and not isinstance(masked, LineResult)
+    assert TypedPath.of(enforcer).match(line) is not None
 
 
-def test_examples_file_agrees_and_every_valid_typed_event_is_typed(enforcer: Enforcer) -> None:
+@pytest.mark.parametrize("which", ["enforcer", "plain"])
+def test_examples_file_agrees_and_every_valid_event_is_typed(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    enforcer: Enforcer = request.getfixturevalue(which)
     path = TypedPath.of(enforcer)
     typed = 0
     for line in EVENTS.read_bytes().splitlines():
@@ -135,12 +176,15 @@ def test_examples_file_agrees_and_every_valid_typed_event_is_typed(enforcer: Enf
         assert result is not None
         event = orjson.loads(line)
         clean = result.allowed and not result.violations and not result.omitted
-        if clean and event.get("event") in TYPED_EVENTS and event.get("type") == "track":
+        planned = event.get("type") != "track" or event.get("event") in TYPED_EVENTS
+        named_version = b"event_version" in line and event.get("event") == "Order Completed"
+        if clean and planned and not named_version:
             assert path.match(line) is not None, line
+            assert isinstance(result, LineResult) == (which == "plain")
             typed += 1
         elif not clean:
             assert path.match(line) is None
-    assert typed > 150
+    assert typed > 300
 
 
 # -- edge cases where msgspec, orjson and jsonschema-rs could disagree ------------------------
@@ -254,19 +298,71 @@ def test_raw_lines_agree(enforcer: Enforcer, line: bytes) -> None:
     same(enforcer, line)
 
 
+def _first_clean(enforcer: Enforcer, kind: str, name: str | None = None) -> dict[str, Any]:
+    for line in EVENTS.read_bytes().splitlines():
+        event = orjson.loads(line)
+        if event.get("type") == kind and (name is None or event.get("event") == name) and (
+            b"event_version" not in line
+        ):
+            result = enforcer.enforce(event)
+            if result.allowed and not result.violations and not result.omitted:
+                return dict(event)
+    raise AssertionError(f"no clean {kind} {name} in the examples")
+
+
+@pytest.mark.parametrize("which", ["enforcer", "plain"])
+def test_versions_and_other_call_types_agree(which: str, request: pytest.FixtureRequest) -> None:
+    enforcer: Enforcer = request.getfixturevalue(which)
+    path = TypedPath.of(enforcer)
+    order = _first_clean(enforcer, "track", "Order Completed")
+    line = orjson.dumps(order)
+    assert same(enforcer, line) is not None and path.match(line) is not None
+    ctx = order["context"]
+    for version in (1, 2, "2", 3, None, 1.0):
+        event = {**order, "context": {**ctx, "protocols": {"event_version": version}}}
+        same(enforcer, orjson.dumps(event))
+        assert path.match(orjson.dumps(event)) is None  # a named version: the dict decides
+    escaped = line.replace(b'"context":{', b'"context":{"protocols":{"event\\u005fversion":2},')
+    assert escaped != line and orjson.loads(escaped)["context"]["protocols"]["event_version"] == 2
+    same(enforcer, escaped)
+    assert path.match(escaped) is None
+    ident = _first_clean(enforcer, "identify")
+    traits = ident.pop("traits")
+    for variant in (
+        {**ident, "traits": traits},
+        {**ident, "context": {**ident["context"], "traits": traits}},  # RudderStack style
+        {**ident, "traits": {}, "context": {**ident["context"], "traits": traits}},
+        {**ident, "traits": {**traits, "plan": "gold"}},
+        {**ident, "traits": {**traits, "email": "not-an-email"}},
+        {**ident, "traits": None},
+    ):
+        same(enforcer, orjson.dumps(variant))
+    page = _first_clean(enforcer, "page")
+    for name in ("Home", None, 5, ""):
+        same(enforcer, orjson.dumps({**page, "name": name}))
+    group = {**ident, "type": "group", "groupId": "org_1", "traits": {"name": "Initech"}}
+    for variant in (group, {**group, "groupId": ""}, {**group, "groupId": 7},
+                    {**group, "traits": {}}, {k: v for k, v in group.items() if k != "groupId"},
+                    {**group, "type": "screen"}, {**group, "type": "alias"}):
+        same(enforcer, orjson.dumps(variant))
+    assert path.match(orjson.dumps(group)) is not None
+    reordered = b'{"userId":"u","traits":{"name":"Initech"},"groupId":"g","type":"group"}'
+    assert same(enforcer, reordered) is not None and path.match(reordered) is not None
+
+
 def test_number_beyond_double_range_in_a_free_field_is_accepted_as_documented(
-    enforcer: Enforcer,
+    plain: Enforcer,
 ) -> None:
     line = b'{"type":"track","event":"Products Searched","userId":"u","x":1e400}'
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(line)
-    result = enforcer.enforce_bytes(line)
+    result = plain.enforce_bytes(line)
     assert isinstance(result, LineResult) and result.allowed
     assert result.event["x"] == float("inf")  # parsed on demand, by the stdlib then
 
 
 # -- generated events -------------------------------------------------------------------------
-@pytest.mark.parametrize("name", TYPED_EVENTS)
+@pytest.mark.parametrize("name", SINGLE_EVENTS)
 @SETTINGS
 @given(data=st.data())
 def test_generated_events_agree(enforcer: Enforcer, name: str, data: st.DataObject) -> None:
@@ -274,8 +370,11 @@ def test_generated_events_agree(enforcer: Enforcer, name: str, data: st.DataObje
     schema = whole_call_schema(compiled, enforcer.plan)
     event: Any = data.draw(from_schema(schema))
     event["type"], event["event"] = "track", name
-    result = same(enforcer, dumps(event))
+    line = dumps(event)
+    result = same(enforcer, line)
     assert result is not None
+    if result.allowed and not result.violations and not result.omitted:
+        assert TypedPath.of(enforcer).match(line) is not None  # decided on the typed path
     # mutate: replace or delete one value somewhere in the event
     paths: list[tuple[Any, ...]] = []
     stack: list[tuple[Any, tuple[Any, ...]]] = [(event, ())]
@@ -440,7 +539,11 @@ def test_segment_generated_events_agree(segment_enforcer: Enforcer, data: st.Dat
 
 
 # -- the CLI ------------------------------------------------------------------------------------
-def test_validate_forwards_typed_lines_verbatim(tmp_path: Path, enforcer: Enforcer) -> None:
+@pytest.mark.parametrize("pii", [True, False], ids=["example", "without-pii"])
+def test_validate_ndjson_matches_dict_input_and_forwards_typed_lines_verbatim(
+    tmp_path: Path, plain_dir: Path, plain: Enforcer, pii: bool
+) -> None:
+    plan_dir = PLAN if pii else plain_dir
     lines = EVENTS.read_bytes().splitlines()
     array = tmp_path / "events.json"
     array.write_bytes(b"[" + b",\n".join(lines) + b"]")
@@ -449,7 +552,7 @@ def test_validate_forwards_typed_lines_verbatim(tmp_path: Path, enforcer: Enforc
     for label, source, fmt in (("ndjson", EVENTS, "auto"), ("dicts", array, "json")):
         out = tmp_path / f"{label}.out"
         proc = subprocess.run(
-            [sys.executable, "-m", "trackplan", "validate", str(PLAN), str(source), "--out",
+            [sys.executable, "-m", "trackplan", "validate", str(plan_dir), str(source), "--out",
              str(out), "--format", "json", "--input-format", fmt],
             capture_output=True, cwd=ROOT, timeout=120,
         )
@@ -460,6 +563,8 @@ def test_validate_forwards_typed_lines_verbatim(tmp_path: Path, enforcer: Enforc
         assert reports["ndjson"][key] == reports["dicts"][key], key
     assert [orjson.loads(x) for x in outputs["ndjson"]] == [
         orjson.loads(x) for x in outputs["dicts"]]
-    path = TypedPath.of(enforcer)
+    if pii:
+        return  # every rule masks context.ip: nothing is forwarded as it came
+    path = TypedPath.of(plain)
     typed = [line for line in lines if path.match(line) is not None]
-    assert typed and set(typed) <= set(outputs["ndjson"])  # the input bytes, not re-serialised
+    assert len(typed) > 300 and set(typed) <= set(outputs["ndjson"])  # the input bytes
