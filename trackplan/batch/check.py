@@ -127,6 +127,30 @@ class BatchPlan:
             found = self._layouts[schema] = infer_layout(schema, self.layout_options)
         return found
 
+    def needed_columns(self, schema: pa.Schema) -> list[str] | None:
+        """The columns a check reads from files with ``schema`` (None: all of them).
+
+        Reading only these makes a scan cheaper than reading the whole file. Flat tables
+        are read whole when a payload closes its properties (``additionalProperties:
+        false``): every column may then be a violation.
+        """
+        layout = self.layout(schema)
+        wanted = {layout.event_column, layout.type_column}
+        if layout.version_path is not None:
+            wanted.add(layout.version_path[0])
+        if layout.payload_column is not None:
+            wanted |= {"properties", "traits"}
+        else:
+            declared: list[str] = []
+            for compiled in self.rules.values():
+                payload = compiled.rule.payload
+                if not isinstance(payload, Mapping) or payload.get("additionalProperties") is not None:
+                    return None
+                declared.extend(compiled.properties)
+            mapping = layout.payload_columns(schema, list(dict.fromkeys(declared)))
+            wanted |= {mapping[p] for p in declared if p in mapping}
+        return [name for name in schema.names if name in wanted]
+
     def per_row_rules(self) -> dict[str, list[str]]:
         """Rule label -> fields (and why) that run on the per-row engine."""
         out: dict[str, list[str]] = {}

@@ -40,10 +40,16 @@ def run_local(
     on_result: OnResult,
     *,
     batch_rows: int = BATCH_ROWS,
+    all_columns: bool = False,
 ) -> None:
-    """Check every chunk of every source in this process, handing each result on."""
+    """Check every chunk of every source in this process, handing each result on.
+
+    Only the columns the checks need are read, unless ``all_columns`` (a redacted copy
+    needs every column).
+    """
+    columns = None if all_columns else batch_plan.needed_columns
     for source in sources:
-        for chunk in read_source(source, batch_rows=batch_rows):
+        for chunk in read_source(source, batch_rows=batch_rows, columns=columns):
             result = check_batch(
                 batch_plan, chunk.batch, file=str(source.path), offset=chunk.offset
             )
@@ -89,14 +95,19 @@ def _batch_plan(plan: Plan, options: LayoutOptions) -> BatchPlan:
     return found
 
 
-def _part_batches(part: Part, batch_rows: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+def _part_batches(
+    part: Part, batch_rows: int, columns: Callable[[pa.Schema], list[str] | None]
+) -> Iterator[tuple[int, pa.RecordBatch]]:
     if part.row_group is None:
-        for chunk in read_source(part.source, batch_rows=batch_rows):
+        for chunk in read_source(part.source, batch_rows=batch_rows, columns=columns):
             yield chunk.offset, chunk.batch
         return
     with pq.ParquetFile(part.source.path) as handle:
         offset = part.offset
-        for batch in handle.iter_batches(batch_size=batch_rows, row_groups=[part.row_group]):
+        names = columns(handle.schema_arrow)
+        for batch in handle.iter_batches(
+            batch_size=batch_rows, row_groups=[part.row_group], columns=names
+        ):
             if part.source.partition:
                 for key, value in part.source.partition.items():
                     if key not in batch.schema.names:
@@ -114,7 +125,7 @@ def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) 
     bp = _batch_plan(plan, options)
     results = [
         check_batch(bp, batch, file=str(part.source.path), offset=offset)
-        for offset, batch in _part_batches(part, batch_rows)
+        for offset, batch in _part_batches(part, batch_rows, bp.needed_columns)
     ]
     return pa.Table.from_batches(results, schema=RESULT_SCHEMA)
 

@@ -12,7 +12,7 @@ the batch's first row in that file, so violations name ``file:row``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +28,9 @@ from trackplan.errors import BatchError
 __all__ = ["Chunk", "Source", "discover", "read_source", "BATCH_ROWS", "Format"]
 
 Format = Literal["parquet", "ndjson", "csv"]
+
+#: Picks the columns to read from a file's Arrow schema (None: every column).
+Columns = Callable[[pa.Schema], "list[str] | None"]
 
 #: Rows per record batch: large enough for vectorised compute, small enough for memory.
 BATCH_ROWS = 65_536
@@ -129,15 +132,19 @@ def discover(paths: Sequence[str | Path]) -> list[Source]:
     return out
 
 
-def read_source(source: Source, *, batch_rows: int = BATCH_ROWS) -> Iterator[Chunk]:
+def read_source(
+    source: Source, *, batch_rows: int = BATCH_ROWS, columns: Columns | None = None
+) -> Iterator[Chunk]:
     """Yield the record batches of one file.
+
+    ``columns`` picks, from a parquet file's schema, the columns to read (None: all).
 
     Raises:
         BatchError: the file cannot be read (names the file and, for NDJSON, the line).
     """
     try:
         if source.format == "parquet":
-            batches = _parquet(source, batch_rows)
+            batches = _parquet(source, batch_rows, columns)
         elif source.format == "ndjson":
             batches = _ndjson(source, batch_rows)
         else:
@@ -162,9 +169,10 @@ def _with_partition(batch: pa.RecordBatch, keys: dict[str, str]) -> pa.RecordBat
     return batch
 
 
-def _parquet(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterator[pa.RecordBatch]:
     with pq.ParquetFile(source.path) as handle:
-        yield from handle.iter_batches(batch_size=batch_rows)
+        names = columns(handle.schema_arrow) if columns is not None else None
+        yield from handle.iter_batches(batch_size=batch_rows, columns=names)
 
 
 def _csv(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:

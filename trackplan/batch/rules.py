@@ -151,6 +151,22 @@ def _rows_mask(n: int, rows: Any) -> pa.BooleanArray:
     return pa.array(mask)
 
 
+def _match(arr: pa.Array, pattern: str) -> pa.BooleanArray:
+    """``match_substring_regex``; on repetitive columns, once per distinct value.
+
+    Currency codes, product URLs and enums repeat: matching the dictionary of distinct
+    values and taking the answers back is several times cheaper than matching every row.
+    """
+    n = len(arr)
+    if n >= 4096:
+        sample = arr.slice(0, 2048)
+        if len(pc.unique(sample)) * 2 < len(sample):
+            encoded = pc.dictionary_encode(arr)
+            ok = pc.match_substring_regex(encoded.dictionary, pattern=pattern)
+            return pc.take(ok, encoded.indices)
+    return pc.match_substring_regex(arr, pattern=pattern)
+
+
 def _fill(mask: Any) -> pa.BooleanArray:
     """A mask with nulls (absent values) read as not failing."""
     arr = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
@@ -361,7 +377,7 @@ class Node:
         pattern = s.get("pattern")
         if isinstance(pattern, str):
             try:
-                ok = pc.match_substring_regex(arr, pattern=pattern)
+                ok = _match(arr, pattern)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 self._per_row_keyword(arr, {"pattern": pattern}, "pattern", out)
             else:
@@ -373,7 +389,7 @@ class Node:
         """Values the prefilter accepts are valid; the rest go to the exact checker once each."""
         candidates = arr
         if self._prefilter is not None:
-            sure = pc.match_substring_regex(arr, pattern=self._prefilter)
+            sure = _match(arr, self._prefilter)
             candidates = pc.filter(arr, pc.invert(_fill(sure)))
         unique = pc.unique(candidates.drop_null())
         if len(unique) == 0:

@@ -198,7 +198,13 @@ def scan(
                 if on_chunk is not None:
                     on_chunk(chunk, result)
 
-            run_local(batch_plan, sources, on_result, batch_rows=options.batch_rows)
+            run_local(
+                batch_plan,
+                sources,
+                on_result,
+                batch_rows=options.batch_rows,
+                all_columns=on_chunk is not None,
+            )
     finally:
         progress.close()
     report = tally.to_dict(per_row=batch_plan.per_row_rules(), mask=make_masker(plan))
