@@ -1,0 +1,222 @@
+"""PII actions: the one definition of what each action does to a value.
+
+Pure functions over the standard library only. The code generator copies this module's
+source into generated packages and the batch scanner calls it, so enforcement, typed
+clients and batch scans transform a value identically. Never import trackplan here.
+
+Actions:
+    ``reject``: the whole event is blocked (the caller does it; see :func:`apply_action`).
+    ``drop``: the field is removed.
+    ``redact``: the value becomes a fixed marker of the same JSON type (:func:`redact_value`).
+    ``hash``: HMAC-SHA256 (hex) of the normalised value under a secret key (:func:`hash_value`).
+    ``mask``: partial masking per category (:func:`mask_value`).
+    ``allow``: the value passes unchanged (declared PII with a lawful basis).
+
+>>> mask_value("email", "Jane.Doe@Example.com")
+'****@example.com'
+>>> mask_value("ip", "203.0.113.79")
+'203.0.113.0'
+>>> apply_action("redact", "name", "Jane", None)
+(True, '[REDACTED]')
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "CATEGORIES",
+    "ACTIONS",
+    "REDACTED",
+    "MASK",
+    "normalise",
+    "hash_value",
+    "mask_value",
+    "redact_value",
+    "apply_action",
+    "replace_spans",
+]
+
+#: Every PII category a plan may name (a plan may add its own under ``pii.categories``).
+CATEGORIES = (
+    "email", "phone", "name", "address", "postal_code", "birthdate", "ip", "device_id",
+    "government_id", "payment_card", "bank_account", "precise_location", "health",
+    "credentials", "free_text", "other",
+)  # fmt: skip
+
+#: Every action, from the most to the least protective but ``reject`` first.
+ACTIONS = ("reject", "drop", "redact", "hash", "mask", "allow")
+
+#: The marker a redacted string becomes.
+REDACTED = "[REDACTED]"
+
+#: The character masked characters become.
+MASK = "*"
+
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+def normalise(category: str, value: Any) -> str:
+    """The canonical text of ``value`` that :func:`hash_value` hashes.
+
+    ``email``: trimmed and lower-cased. ``phone``: digits only, keeping a leading ``+``
+    (``"+44 (20) 7946-0958"`` -> ``"+442079460958"``; a national number keeps its leading
+    zero and is not rewritten to international form). Other strings: trimmed. Non-string
+    values: their compact JSON text with sorted keys (``12`` -> ``"12"``).
+    """
+    if not isinstance(value, str):
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = value.strip()
+    if category == "email":
+        return text.lower()
+    if category == "phone":
+        plus = "+" if text.startswith("+") else ""
+        return plus + _NOT_DIGIT.sub("", text)
+    return text
+
+
+def hash_value(category: str, value: Any, key: bytes) -> str:
+    """HMAC-SHA256 of the normalised value, as 64 lower-case hex digits.
+
+    Raises:
+        ValueError: when ``key`` is empty or not bytes; an unkeyed hash is never made.
+    """
+    if not isinstance(key, bytes | bytearray) or not key:
+        raise ValueError("hash needs a non-empty key (bytes); an unkeyed hash is never made")
+    return hmac.digest(bytes(key), normalise(category, value).encode("utf-8"), "sha256").hex()
+
+
+def redact_value(value: Any) -> Any:
+    """A fixed marker of the value's JSON type: strings ``"[REDACTED]"``, integers and
+    floats ``0``, booleans ``False``, arrays ``[]``, objects ``{}``; ``null`` stays ``null``.
+    """
+    if isinstance(value, str):
+        return REDACTED
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0
+    if isinstance(value, float):
+        return 0.0
+    if isinstance(value, list):
+        return []
+    if isinstance(value, dict):
+        return {}
+    return None
+
+
+def mask_value(category: str, value: Any) -> Any:
+    """Mask part of a value, keeping what analyses need.
+
+    ``email``: the local part becomes ``****``, the domain is kept (lower-cased).
+    ``ip``: IPv4 keeps the first three octets (``203.0.113.0``); IPv6 keeps the /48 prefix.
+    ``payment_card`` and ``bank_account``: every digit or letter but the last four becomes
+    ``*`` (``************4242``; separators dropped). ``phone``: every digit but the last
+    two becomes ``*`` (``+**********58``). Other strings (the generic mask): the first
+    character is kept and the rest becomes ``****`` (``J****``); strings shorter than four
+    characters become ``****``. Values that are not strings, or that do not parse as their
+    category (an ``ip`` that is no address), are redacted (:func:`redact_value`).
+    """
+    if not isinstance(value, str):
+        return redact_value(value)
+    text = value.strip()
+    if category == "email":
+        local, at, domain = text.rpartition("@")
+        if not at or not local or not domain:
+            return _generic_mask(text)
+        return MASK * 4 + "@" + domain.lower()
+    if category == "ip":
+        return _mask_ip(text)
+    if category in ("payment_card", "bank_account"):
+        chars = [c for c in text if c.isalnum()]
+        if len(chars) <= 4:
+            return MASK * 4
+        return MASK * (len(chars) - 4) + "".join(chars[-4:])
+    if category == "phone":
+        digits = _NOT_DIGIT.sub("", text)
+        if len(digits) <= 2:
+            return MASK * 4
+        plus = "+" if text.startswith("+") else ""
+        return plus + MASK * (len(digits) - 2) + digits[-2:]
+    return _generic_mask(text)
+
+
+def _generic_mask(text: str) -> str:
+    if len(text) < 4:
+        return MASK * 4
+    return text[0] + MASK * 4
+
+
+def _mask_ip(text: str) -> Any:
+    head, dot, last = text.rpartition(".")
+    if dot and ":" not in text and last.isdigit() and head.count(".") == 2:
+        # the common case without a parse: a dotted quad
+        parts = head.split(".")
+        if all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts) and int(last) <= 255:
+            return head + ".0"
+        return REDACTED
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return REDACTED
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
+    if address.ipv4_mapped is not None:
+        return "::ffff:" + str(_mask_ip(str(address.ipv4_mapped)))
+    return str(ipaddress.ip_network(f"{address}/48", strict=False).network_address)
+
+
+def apply_action(action: str, category: str, value: Any, key: bytes | None) -> tuple[bool, Any]:
+    """Apply ``action`` to one value: ``(keep, new_value)``.
+
+    ``keep`` is False for ``drop`` and for ``reject``: the caller removes the field, and for
+    ``reject`` blocks the whole event as well. ``hash`` needs ``key``.
+
+    Raises:
+        ValueError: for an unknown action, or ``hash`` without a key.
+    """
+    if action == "redact":
+        return True, redact_value(value)
+    if action == "hash":
+        if key is None:
+            raise ValueError("hash needs a key; an unkeyed hash is never made")
+        return True, hash_value(category, value, key)
+    if action == "mask":
+        return True, mask_value(category, value)
+    if action == "allow":
+        return True, value
+    if action in ("drop", "reject"):
+        return False, None
+    raise ValueError(f"unknown PII action {action!r}; expected one of {', '.join(ACTIONS)}")
+
+
+def replace_spans(
+    text: str, spans: Iterable[tuple[int, int, str]], action: str, key: bytes | None
+) -> str:
+    """Apply ``action`` to each ``(start, end, category)`` span of ``text`` (PII found
+    inside longer text): ``redact`` writes ``[REDACTED]``, ``mask`` and ``hash`` write the
+    masked or hashed span, ``allow`` leaves it. Spans must not overlap. ``drop`` and
+    ``reject`` concern the whole value and are the caller's to apply.
+    """
+    out: list[str] = []
+    at = 0
+    for start, end, category in sorted(spans):
+        if start < at:
+            continue  # overlapping span: already replaced
+        out.append(text[at:start])
+        piece = text[start:end]
+        if action == "redact":
+            out.append(REDACTED)
+        elif action == "allow":
+            out.append(piece)
+        else:
+            _, new = apply_action(action, category, piece, key)
+            out.append(new if isinstance(new, str) else REDACTED)
+        at = end
+    out.append(text[at:])
+    return "".join(out)

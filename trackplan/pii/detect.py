@@ -1,0 +1,472 @@
+"""PII detectors: values (whole or inside longer text) and key names.
+
+Value detectors: email, phone (international with ``+``, North American and common
+national formats with a trunk ``0``, by digit count and structure, never any run of
+digits), payment card (Luhn and issuer prefix), IBAN (country length and mod-97), IPv4,
+IPv6, US SSN (with Presidio's exclusions), JWT and common API key shapes (credentials).
+Precision comes first: UUIDs, order ids, SKUs, timestamps, version strings like
+``1.2.3.4``, prices and URLs without PII are left alone.
+
+Key-name matchers split camelCase, snake_case, kebab-case and spaces into words and match
+the phrases Segment's Privacy Portal suggests by default, taking the value's type into
+account (``email_opt_in: true`` is no email, ``next_page_token`` no credential).
+
+>>> [(f.category, f.detector) for f in scan("write to jane.doe@example.com today")]
+[('email', 'email')]
+>>> category_for_name("billingAddress"), category_for_name("product_name")
+('address', None)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, NamedTuple
+
+__all__ = [
+    "Finding",
+    "scan",
+    "findings_for",
+    "name_tokens",
+    "category_for_name",
+    "match_key",
+    "luhn_ok",
+    "iban_ok",
+    "ssn_ok",
+]
+
+
+class Finding(NamedTuple):
+    """PII found in a string: the span, its category and the detector that found it.
+
+    ``weak`` marks a bare run of digits (a card number without separators), which the
+    caller drops when the key names an id (``order_id``): such ids pass Luhn one time in ten.
+    """
+
+    start: int
+    end: int
+    category: str
+    detector: str
+    weak: bool = False
+
+
+# -- value detectors --------------------------------------------------------------------
+
+#: Anything a detector could need; strings without a hint are clean at the cost of one search.
+_HINT = re.compile(
+    r"[@:]|%40|\d{2}|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-"
+    r"|AIza|glpat-|npm_|SG\.|-----BEGIN|[Bb]earer "
+)
+_NUMERIC = re.compile(r"\d(?:[ ().\-/]{0,3}\d){6,}")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,63})(?:@|%40)"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))(?![A-Za-z0-9\-@])"
+)
+_FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "css", "js", "pdf"})
+_RETINA = re.compile(r"\d+(?:\.\d+)?x\.", re.IGNORECASE)
+_PHONES = (
+    # international, with +: up to 15 digits in groups
+    re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,6}(?![\w])"),
+    # North American: (415) 555-2671, 415-555-2671, 1-800-555-0199
+    re.compile(
+        r"(?<![\w\-./+])(?:1[ .\-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}([ .\-]))[2-9]\d{2}[ .\-]\d{4}"
+        r"(?![\w\-]|\.\d)"
+    ),
+    # national with a trunk 0: 020 7946 0958, 07700 900123, 030 1234 5678, 06 12 34 56 78
+    re.compile(
+        r"(?<![\w\-./+])(?:0\d(?:[ .]\d{2}){4}|0\d{2,4}[ \-]\d{3,4}[ \-]?\d{3,4})(?![\w\-]|\.\d)"
+    ),
+)
+_CARD = re.compile(r"(?<![\w\-.])\d(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)")
+_SSN = re.compile(r"(?<![\w\-.])(\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-]|\.\d)")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})(?![a-z0-9])")
+_IPV4 = re.compile(
+    r"(?<![\w./:\-])((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})"
+    r"(?![\w\-]|\.\d)"
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.\-])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4}))"
+    r"(?![\w:\-]|\.\d)"
+)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
+_API_KEY = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"[sr]k_(?:live|test)_[0-9A-Za-z]{16,}"  # Stripe secret and restricted keys
+    r"|sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{32,}"  # OpenAI, Anthropic
+    r"|A[KS]IA[0-9A-Z]{16}"  # AWS access key ids
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub
+    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"  # Slack
+    r"|AIza[0-9A-Za-z_\-]{35}"  # Google
+    r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
+    r"|npm_[A-Za-z0-9]{36}"  # npm
+    r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"  # SendGrid
+    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
+    r"|[Bb]earer [A-Za-z0-9\-._~+/]{20,}=*"
+    r")"
+)
+
+#: IBAN length per country (SWIFT registry).
+_IBAN_LENGTH = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+_SSN_INVALID = frozenset({"123456789", "078051120"})
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _issuer_ok(digits: str) -> bool:
+    """A known card issuer prefix for the number's length (Visa, Mastercard, Amex, ...)."""
+    n = len(digits)
+    two, four = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":
+        return n in (13, 16, 19)  # Visa
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return n == 16  # Mastercard
+    if two in (34, 37):
+        return n == 15  # American Express
+    if digits.startswith("6011") or two == 65 or 644 <= int(digits[:3]) <= 649:
+        return 16 <= n <= 19  # Discover
+    if 3528 <= four <= 3589:
+        return 16 <= n <= 19  # JCB
+    if 300 <= int(digits[:3]) <= 305 or two in (36, 38, 39):
+        return 14 <= n <= 19  # Diners Club
+    if two == 62:
+        return 16 <= n <= 19  # UnionPay
+    if two in (50, 56, 57, 58, 67) or digits[:1] == "6":
+        return 12 <= n <= 19  # Maestro
+    return False
+
+
+def iban_ok(compact: str) -> bool:
+    """Country length and the mod-97 check of an IBAN without spaces."""
+    if _IBAN_LENGTH.get(compact[:2]) != len(compact):
+        return False
+    moved = compact[4:] + compact[:4]
+    number = "".join(str(int(c, 36)) for c in moved)
+    return int(number) % 97 == 1
+
+
+def ssn_ok(area: str, group: str, serial: str) -> bool:
+    """Presidio's exclusions for a US SSN (same delimiter checked by the regex)."""
+    digits = area + group + serial
+    if len(set(digits)) == 1 or area in ("000", "666") or group == "00" or serial == "0000":
+        return False
+    return digits not in _SSN_INVALID and not digits.startswith("98765432")
+
+
+def _email(text: str, out: list[Finding]) -> None:
+    for m in _EMAIL.finditer(text):
+        domain, tld = m.group(1), m.group(2).lower()
+        if tld in _FILE_TLDS or _RETINA.match(domain):
+            continue  # icon@2x.png
+        if text[m.end() : m.end() + 1] == ":":
+            continue  # git@github.com:org/repo.git, an SSH remote
+        out.append(Finding(m.start(), m.end(), "email", "email"))
+
+
+def _numeric(text: str, out: list[Finding]) -> None:
+    for m in _CARD.finditer(text):
+        raw = m.group()
+        digits = raw.replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and luhn_ok(digits) and _issuer_ok(digits):
+            out.append(Finding(m.start(), m.end(), "payment_card", "payment_card", raw == digits))
+    for m in _SSN.finditer(text):
+        if ssn_ok(m.group(1), m.group(3), m.group(4)):
+            out.append(Finding(m.start(), m.end(), "government_id", "us_ssn"))
+    for m in _IBAN.finditer(text):
+        compact = (m.group(1) + m.group(2) + m.group(3)).replace(" ", "")
+        want = _IBAN_LENGTH.get(m.group(1))
+        if want is None or len(compact) < want:
+            continue
+        if iban_ok(compact[:want]):
+            end, seen = m.start(), 0
+            while seen < want:  # the span of the first ``want`` characters, spaces included
+                if text[end] != " ":
+                    seen += 1
+                end += 1
+            out.append(Finding(m.start(), end, "bank_account", "iban"))
+    for pattern in _PHONES:
+        for m in pattern.finditer(text):
+            digits = sum(c.isdigit() for c in m.group())
+            if (8 if pattern is _PHONES[0] else 10) <= digits <= 15:
+                out.append(Finding(m.start(), m.end(), "phone", "phone"))
+
+
+def _ipv4(text: str, out: list[Finding]) -> None:
+    for m in _IPV4.finditer(text):
+        ip = m.group(1)
+        octets = ip.split(".")
+        if all(len(o) == 1 for o in octets):
+            continue  # 1.2.3.4 is a version string far more often than an address
+        if ip in ("0.0.0.0", "255.255.255.255") or octets[0] == "127":
+            continue  # no one's address
+        out.append(Finding(m.start(1), m.end(1), "ip", "ipv4"))
+
+
+def _ipv6(text: str, out: list[Finding]) -> None:
+    for m in _IPV6.finditer(text):
+        candidate = m.group(1)
+        if "::" not in candidate and candidate.count(":") != 7 and "." not in candidate:
+            continue
+        try:
+            address = ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        if address.is_unspecified or address.is_loopback:
+            continue
+        out.append(Finding(m.start(1), m.end(1), "ip", "ipv6"))
+
+
+def _credentials(text: str, out: list[Finding]) -> None:
+    for m in _JWT.finditer(text):
+        out.append(Finding(m.start(), m.end(), "credentials", "jwt"))
+    for m in _API_KEY.finditer(text):
+        out.append(Finding(m.start(), m.end(), "credentials", "api_key"))
+
+
+#: Strings known to hold nothing; bounded, and never holding a string that had PII.
+_CLEAN: dict[str, bool] = {}
+_CLEAN_MAX = 16384
+_CACHE_LEN = 256
+
+
+def scan(text: str) -> tuple[Finding, ...]:
+    """Every PII span in ``text``, sorted, overlaps resolved (longest wins). Cached for
+    clean strings, so repeated values (product names, categories) cost a dict lookup."""
+    if len(text) < 7 or text in _CLEAN:
+        return ()
+    if _HINT.search(text) is None:
+        found: list[Finding] = []
+    else:
+        found = []
+        if "@" in text or "%40" in text:
+            _email(text, found)
+        if _NUMERIC.search(text) is not None:
+            _numeric(text, found)
+        if "." in text:
+            _ipv4(text, found)
+        if text.count(":") >= 2:
+            _ipv6(text, found)
+        if len(text) >= 20:
+            _credentials(text, found)
+    if not found:
+        if len(text) <= _CACHE_LEN:
+            if len(_CLEAN) >= _CLEAN_MAX:
+                _CLEAN.clear()
+            _CLEAN[text] = True
+        return ()
+    return _resolve(found)
+
+
+def _resolve(found: list[Finding]) -> tuple[Finding, ...]:
+    """Drop spans that overlap a longer (or earlier, on a tie) span."""
+    found.sort(key=lambda f: (f.start, -(f.end - f.start)))
+    kept: list[Finding] = []
+    for f in found:
+        if kept and f.start < kept[-1].end:
+            last = kept[-1]
+            if f.end - f.start > last.end - last.start:
+                kept[-1] = f
+            continue
+        kept.append(f)
+    return tuple(kept)
+
+
+def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
+    """:func:`scan` of a value under ``key``, dropping what the key explains away: bare
+    digit runs under id-like keys (``order_id``) and IPv4 under version keys."""
+    found = scan(text)
+    if not found or key is None:
+        return found
+    words = set(name_tokens(key))
+    id_like = bool(words & _ID_WORDS)
+    version_like = bool(words & {"version", "build", "release", "ver"})
+    return tuple(
+        f
+        for f in found
+        if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
+    )
+
+
+# -- key names --------------------------------------------------------------------------
+
+_ID_WORDS = frozenset(
+    {"id", "ids", "order", "sku", "ref", "reference", "tracking", "invoice", "transaction",
+     "barcode", "ean", "upc", "isbn", "gtin", "number", "no", "num", "code", "sequence",
+     "checkout", "cart", "product", "shipment", "ticket", "booking", "confirmation"}
+)  # fmt: skip
+
+_SPLIT_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_SPLIT_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+#: (phrase, category), longest phrases first: ``email address`` before ``address``.
+_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
+    sorted(
+        [
+            (("social", "security"), "government_id"), (("ssn",), "government_id"),
+            (("passport",), "government_id"), (("license",), "government_id"),
+            (("licence",), "government_id"), (("identification",), "government_id"),
+            (("national", "id"), "government_id"), (("tax", "id"), "government_id"),
+            (("taxid",), "government_id"),
+            (("password",), "credentials"), (("passwd",), "credentials"),
+            (("pwd",), "credentials"), (("secret",), "credentials"), (("token",), "credentials"),
+            (("api", "key"), "credentials"), (("apikey",), "credentials"),
+            (("access", "key"), "credentials"), (("private", "key"), "credentials"),
+            (("certificate",), "credentials"),
+            (("credit", "card"), "payment_card"), (("card", "number"), "payment_card"),
+            (("cardnumber",), "payment_card"), (("creditcard",), "payment_card"),
+            (("cc", "number"), "payment_card"), (("ccnum",), "payment_card"),
+            (("visa",), "payment_card"), (("cvv",), "payment_card"), (("cvc",), "payment_card"),
+            (("iban",), "bank_account"), (("bank", "account"), "bank_account"),
+            (("account", "number"), "bank_account"), (("routing", "number"), "bank_account"),
+            (("sort", "code"), "bank_account"),
+            (("email",), "email"), (("e", "mail"), "email"), (("emailaddress",), "email"),
+            (("email", "address"), "email"),
+            (("phone",), "phone"), (("telephone",), "phone"), (("tel",), "phone"),
+            (("phonenumber",), "phone"), (("mobile",), "phone"), (("cellphone",), "phone"),
+            (("cell", "phone"), "phone"), (("fax",), "phone"), (("msisdn",), "phone"),
+            (("first", "name"), "name"), (("last", "name"), "name"), (("full", "name"), "name"),
+            (("given", "name"), "name"), (("family", "name"), "name"),
+            (("middle", "name"), "name"), (("maiden", "name"), "name"),
+            (("firstname",), "name"), (("lastname",), "name"), (("fullname",), "name"),
+            (("surname",), "name"), (("username",), "name"), (("nickname",), "name"),
+            (("address",), "address"), (("street",), "address"), (("city",), "address"),
+            (("zip",), "postal_code"), (("zipcode",), "postal_code"),
+            (("postcode",), "postal_code"), (("postal",), "postal_code"),
+            (("birthdate",), "birthdate"), (("birthday",), "birthdate"),
+            (("dob",), "birthdate"), (("birth",), "birthdate"),
+            (("ip",), "ip"), (("ipv4",), "ip"), (("ipv6",), "ip"), (("ip", "address"), "ip"),
+            (("ipaddress",), "ip"),
+            (("mac", "address"), "device_id"), (("mac",), "device_id"),
+            (("serial",), "device_id"), (("device", "id"), "device_id"),
+            (("deviceid",), "device_id"), (("idfa",), "device_id"), (("gaid",), "device_id"),
+            (("imei",), "device_id"), (("udid",), "device_id"),
+            (("advertising", "id"), "device_id"),
+            (("latitude",), "precise_location"), (("longitude",), "precise_location"),
+            (("lat",), "precise_location"), (("lng",), "precise_location"),
+            (("geolocation",), "precise_location"), (("coordinates",), "precise_location"),
+            (("health",), "health"), (("genetic",), "health"), (("disability",), "health"),
+            (("medication",), "health"), (("allergy",), "health"), (("allergies",), "health"),
+            (("diagnosis",), "health"), (("medical",), "health"),
+            (("gender",), "other"), (("sex",), "other"), (("ethnicity",), "other"),
+            (("race",), "other"), (("religion",), "other"), (("citizenship",), "other"),
+            (("nationality",), "other"), (("veteran",), "other"), (("salary",), "other"),
+            (("sexual", "orientation"), "other"),
+        ],
+        key=lambda item: -len(item[0]),
+    )
+)  # fmt: skip
+
+#: Words that turn a PII word into metadata about it (``email_opt_in``, ``phone_type``).
+_MODIFIERS = frozenset(
+    {"opt", "optin", "optout", "opted", "consent", "verified", "valid", "validated",
+     "confirmed", "subscribed", "enabled", "disabled", "count", "length", "strength",
+     "policy", "domain", "type", "provider", "format", "status", "hash", "hashed", "masked",
+     "template", "campaign", "changed", "reset", "updated", "present", "provided",
+     "required", "exists", "flag", "source", "method", "category", "kind", "label", "mode",
+     "field", "version", "country", "region", "prefix", "tier", "plan", "seats", "expired",
+     "expiry", "sent", "opened", "clicked", "bounced", "os", "app", "brand", "last4",
+     "network", "carrier", "code", "coverage", "rate", "score", "preference", "preferences"}
+)  # fmt: skip
+#: Words that make a ``*_token`` a pagination cursor, not a credential.
+_NOT_SECRET = frozenset(
+    {"page", "next", "prev", "previous", "cursor", "continuation", "pagination", "sync",
+     "max", "num", "usage", "input", "output", "total", "limit"}
+)  # fmt: skip
+#: Value types each category may hold (booleans are never PII).
+_KINDS: dict[str, tuple[type, ...]] = {
+    "phone": (str, int), "payment_card": (str, int), "government_id": (str, int),
+    "postal_code": (str, int), "bank_account": (str, int), "birthdate": (str, int),
+    "precise_location": (str, int, float, dict, list), "address": (str, dict, list),
+    "health": (str, list), "other": (str, list),
+}  # fmt: skip
+_SCHEMA_TYPES = {"string": str, "integer": int, "number": float, "object": dict, "array": list}
+
+_NAME_CACHE: dict[str, str | None] = {}
+
+
+def name_tokens(name: str) -> list[str]:
+    """Lower-case words of a key: ``billingAddressLine1`` -> ``['billing', 'address', 'line1']``."""
+    spaced = _SPLIT_ACRONYM.sub(r"\1 \2", _SPLIT_CAMEL.sub(r"\1 \2", name))
+    return [w for w in _NON_WORD.split(spaced.lower()) if w]
+
+
+def _category_of_words(words: list[str]) -> str | None:
+    if not words or len(words) > 8:
+        return None
+    if _MODIFIERS.intersection(words):
+        return None
+    for phrase, category in _PHRASES:
+        n = len(phrase)
+        for i in range(len(words) - n + 1):
+            if tuple(words[i : i + n]) == phrase:
+                if category == "credentials" and _NOT_SECRET.intersection(words):
+                    return None
+                return category
+    return None
+
+
+def _name_category(name: str) -> str | None:
+    found = _NAME_CACHE.get(name, "")
+    if found != "":
+        return found
+    category = _category_of_words(name_tokens(name))
+    if len(_NAME_CACHE) >= 4096:
+        _NAME_CACHE.clear()
+    _NAME_CACHE[name] = category
+    return category
+
+
+def match_key(name: str, value: Any, *, person: bool = False) -> str | None:
+    """The PII category a key names, given its value; None when it names none.
+
+    ``person`` marks a person's own traits (identify), where a bare ``name`` is the
+    person's name; elsewhere a bare ``name`` (a product's, a page's) is not PII.
+    """
+    category = _name_category(name)
+    if category is None:
+        if person and name.strip().lower() == "name" and type(value) is str:
+            return "name"
+        return None
+    if type(value) is bool or value is None:
+        return None
+    return category if isinstance(value, _KINDS.get(category, (str,))) else None
+
+
+def category_for_name(name: str, schema: Any = None) -> str | None:
+    """The PII category a property name suggests, given its JSON Schema (lint's view).
+
+    A schema whose ``type`` admits no value the category can hold (a boolean
+    ``email_opt_in``) gives None; a schema without ``type`` is taken at its name.
+    """
+    category = _name_category(name)
+    if category is None or not isinstance(schema, dict) or "type" not in schema:
+        return category
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    allowed = _KINDS.get(category, (str,))
+    for t in types:
+        py = _SCHEMA_TYPES.get(t) if isinstance(t, str) else None
+        if py is not None and (py in allowed or (py is float and int in allowed)):
+            return category
+    return None

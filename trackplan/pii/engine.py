@@ -1,0 +1,318 @@
+"""PII actions and detectors in the enforcement engine.
+
+:func:`install` gives each compiled rule of an :class:`~trackplan.engine.enforcer.Enforcer`
+a ``transform(event, violations)``: it applies the declared actions (inside arrays and
+nested objects too), runs the detectors over string values no declaration covers (the
+payload, and the context fields the plan selects), and returns the event to forward
+(the input itself when nothing changed, else a copy: the input is never mutated), or
+None to block. Detections append a ``PII`` violation naming the category, the pointer
+and the detector, never the value.
+
+Per rule, the paths to visit are precomputed as a small tree, so an event pays for the
+fields the plan declares and for detectors on undeclared strings only. Every value
+transformation is a function of :mod:`trackplan.pii.actions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trackplan import pointer as jp
+from trackplan.engine.violations import Violation
+from trackplan.pii.actions import apply_action, replace_spans
+from trackplan.pii.detect import findings_for, match_key
+from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
+from trackplan.plan.model import PAYLOAD_KEY, Rule
+
+if TYPE_CHECKING:
+    from trackplan.engine.enforcer import Enforcer
+
+__all__ = ["PII", "install", "Transformer"]
+
+#: The violation type of PII findings and rejections.
+PII = "PII"
+
+
+class _Drop:
+    """Sentinel: remove this field."""
+
+
+_DROP = _Drop()
+
+
+class _Block(Exception):
+    """Raised inside a transform to block the event (``reject``)."""
+
+
+class _Node:
+    """One step of the precomputed path tree: declared children, a leaf, detection."""
+
+    __slots__ = ("keys", "star", "leaf", "detect", "person")
+
+    def __init__(self) -> None:
+        self.keys: dict[str, _Node] = {}
+        self.star: _Node | None = None
+        self.leaf: DeclaredField | None = None
+        self.detect = False
+        self.person = False
+
+    def child(self, token: str) -> _Node:
+        if token == ANY:
+            if self.star is None:
+                self.star = _Node()
+            return self.star
+        node = self.keys.get(token)
+        if node is None:
+            node = self.keys[token] = _Node()
+        return node
+
+    def inert(self) -> bool:
+        """True when visiting this subtree can change nothing."""
+        if self.leaf is not None or self.detect:
+            return False
+        if self.star is not None and not self.star.inert():
+            return False
+        return all(c.inert() for c in self.keys.values())
+
+
+_DETECT_ALL = _Node()
+_DETECT_ALL.detect = True
+
+
+class Transformer:
+    """The PII transform of one compiled rule (``rule`` None: no rule for the call)."""
+
+    __slots__ = ("policy", "root", "key", "values", "names", "on_detect")
+
+    def __init__(self, policy: PiiPolicy, rule: Rule | None, kind: str) -> None:
+        self.policy = policy
+        self.key = policy.key
+        det = policy.detection
+        self.values = det.enabled and det.values
+        self.names = det.enabled and det.key_names
+        self.on_detect = det.action
+        root = _Node()
+        for f in _fields_for(policy, rule):
+            node = root
+            for token in f.path:
+                node = node.child(token)
+            if node.leaf is None or _wins(f, node.leaf):
+                node.leaf = f
+        if det.enabled:
+            payload_key = PAYLOAD_KEY.get(kind)
+            if payload_key is not None:
+                payload = root.child(payload_key)
+                payload.detect = True
+                payload.person = kind == "identify"
+            context = root.child("context")
+            for name in det.context:
+                target = context if name == ANY else context.child(name)
+                target.detect = True
+                target.person = target.person or name == "traits"
+        self.root = root
+
+    def inert(self) -> bool:
+        """True when this rule's transform can change nothing (no install needed)."""
+        return self.root.inert()
+
+    def __call__(self, event: dict[str, Any], violations: list[Violation]) -> Any:
+        """The event to forward (``event`` itself when unchanged), or None to block."""
+        try:
+            out = self._visit(event, self.root, (), violations)
+        except _Block:
+            return None
+        return event if out is _DROP else out
+
+    # -- walking ------------------------------------------------------------------------
+    def _visit(
+        self, value: Any, node: _Node, path: tuple[str | int, ...], violations: list[Violation]
+    ) -> Any:
+        leaf = node.leaf
+        if leaf is not None:
+            return self._declared(value, leaf, path, violations)
+        kind = type(value)
+        if kind is dict:
+            out: dict[str, Any] | None = None
+            if node.detect or node.star is not None:
+                keys, star, detect = node.keys, node.star, node.detect
+                for k, v in value.items():
+                    child = keys.get(k) or star
+                    if child is not None:
+                        new = self._visit(v, child, (*path, k), violations)
+                    elif detect:
+                        new = self._detect(k, v, path, node.person, violations)
+                    else:
+                        continue
+                    if new is not v:
+                        if out is None:
+                            out = dict(value)
+                        if new is _DROP:
+                            del out[k]
+                        else:
+                            out[k] = new
+            else:
+                for k, child in node.keys.items():
+                    if k in value:
+                        v = value[k]
+                        new = self._visit(v, child, (*path, k), violations)
+                        if new is not v:
+                            if out is None:
+                                out = dict(value)
+                            if new is _DROP:
+                                del out[k]
+                            else:
+                                out[k] = new
+            return value if out is None else out
+        if kind is list:
+            star = node.star
+            if star is None and not node.detect:
+                return value
+            items: list[Any] | None = None
+            for i, v in enumerate(value):
+                if star is not None:
+                    new = self._visit(v, star, (*path, i), violations)
+                else:
+                    new = self._detect(None, v, (*path, i), False, violations, index=True)
+                if new is not v:
+                    if items is None:
+                        items = list(value[:i])
+                elif items is None:
+                    continue
+                if new is not _DROP:
+                    items.append(new)
+            return value if items is None else items
+        if kind is str and node.detect and self.values:
+            # a scalar the plan selects for detection (context.ip)
+            return self._text(None, value, path, violations)
+        return value
+
+    def _declared(
+        self, value: Any, f: DeclaredField, path: tuple[str | int, ...],
+        violations: list[Violation],
+    ) -> Any:
+        action = f.action
+        if f.category is None:
+            return value
+        if action == "allow":
+            if f.category == "free_text" and type(value) is str and self.values:
+                return self._text(None, value, path, violations)  # free text may hold PII
+            return value
+        if action == "reject":
+            pointer = jp.from_parts(path)
+            violations.append(Violation(PII, pointer, f"declared {f.category} at {pointer}: "
+                                        "the plan's action is reject, the event is blocked",
+                                        f.location))
+            raise _Block
+        if action == "drop":
+            return _DROP
+        if type(value) is list and not any(type(v) in (dict, list) for v in value):
+            return [apply_action(action, f.category, v, self.key)[1] for v in value]
+        return apply_action(action, f.category, value, self.key)[1]
+
+    def _detect(
+        self, key: str | None, value: Any, parent: tuple[str | int, ...], person: bool,
+        violations: list[Violation], *, index: bool = False,
+    ) -> Any:
+        """An undeclared value: its key's name first, then its content."""
+        path = parent if index or key is None else (*parent, key)
+        if key is not None and self.names:
+            category = match_key(key, value, person=person)
+            if category is not None:
+                return self._act(category, "key_name", value, path, violations)
+        kind = type(value)
+        if kind is str:
+            return self._text(key, value, path, violations) if self.values else value
+        if kind is dict or kind is list:
+            return self._visit(value, _DETECT_ALL, path, violations)
+        return value
+
+    def _text(
+        self, key: str | None, value: str, path: tuple[str | int, ...],
+        violations: list[Violation],
+    ) -> Any:
+        found = findings_for(key, value)
+        if not found:
+            return value
+        pointer = jp.from_parts(path)
+        action = self._action(found[0].category)
+        for f in found:
+            violations.append(Violation(PII, pointer, _message(f.category, pointer, f.detector,
+                                                               self._action(f.category))))
+        actions = {self._action(f.category) for f in found}
+        if "reject" in actions:
+            raise _Block
+        if "drop" in actions:
+            return _DROP
+        if len(found) == 1 and found[0].start == 0 and found[0].end == len(value):
+            return apply_action(action, found[0].category, value, self.key)[1]
+        strict = action
+        for act in actions:  # one action for every span: the most protective one
+            strict = stricter(act, strict)
+        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict,
+                             self.key)
+
+    def _act(
+        self, category: str, detector: str, value: Any, path: tuple[str | int, ...],
+        violations: list[Violation],
+    ) -> Any:
+        pointer = jp.from_parts(path)
+        action = self._action(category)
+        violations.append(Violation(PII, pointer, _message(category, pointer, detector, action)))
+        if action == "reject":
+            raise _Block
+        if action == "drop":
+            return _DROP
+        return apply_action(action, category, value, self.key)[1]
+
+    def _action(self, category: str) -> str:
+        if self.on_detect == "default":
+            return self.policy.action_for(category)
+        return self.on_detect
+
+
+def _message(category: str, pointer: str, detector: str, action: str) -> str:
+    return (f"undeclared {category} at {pointer or '/'} (detector: {detector}); "
+            f"action {action}: declare it with x-pii")
+
+
+def _wins(new: DeclaredField, old: DeclaredField) -> bool:
+    """Whether ``new`` replaces ``old`` at the same path (PII over not-PII, stricter wins)."""
+    if new.category is None:
+        return False
+    if old.category is None:
+        return True
+    return stricter(new.action, old.action) == new.action and new.action != old.action
+
+
+def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
+    """Declarations that apply to a call of ``rule``: the common rule's, identify traits
+    under ``context.traits`` (SDKs send them with every call), and the rule's own."""
+    out: list[DeclaredField] = []
+    for f in (*policy.not_pii, *policy.fields):
+        owner = f.rule
+        if owner.kind == "common":
+            out.append(f)
+        elif owner.kind == "identify" and f.path[:2] == ("context", "traits"):
+            out.append(f)
+        elif rule is not None and owner is rule:
+            out.append(f)
+    return out
+
+
+def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
+    """Build the plan's PII policy and set each compiled rule's ``transform``.
+
+    Rules whose transform can change nothing keep ``transform = None`` (the fast path).
+
+    Raises:
+        CompileError: invalid PII declarations; MissingSecretError: a hash without its key.
+    """
+    if policy is None:
+        policy = PiiPolicy.from_plan(enforcer.plan)
+    compiled = list(enforcer.compiled_rules())
+    for versions in getattr(enforcer, "_reserved", {}).values():
+        compiled.extend(versions)
+    for c in compiled:
+        transformer = Transformer(policy, c.rule, c.kind)
+        c.transform = None if transformer.inert() else transformer
+    return policy
