@@ -267,7 +267,10 @@ def test_rudder_shapes_pass(ecommerce_plan: Plan) -> None:
     event = copy.deepcopy(RUDDER_IDENTIFY)
     result = enforcer.enforce(event)
     assert result.allowed and result.violations == ()
-    assert result.event is event  # nothing changed: the input itself is forwarded
+    # only the email trait changes: the plan hashes it (x-pii); the input is never mutated
+    assert event == RUDDER_IDENTIFY
+    out_traits = result.event["context"]["traits"]
+    assert out_traits["plan"] == "pro" and len(out_traits["email"]) == 64
     rudder_track = {**RUDDER_IDENTIFY, "type": "track", "event": "Signed Up",
                     "properties": {"method": "google"}}  # fmt: skip
     assert enforcer.enforce(rudder_track).allowed

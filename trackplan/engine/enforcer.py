@@ -276,6 +276,10 @@ class Enforcer:
         self._single = {n: v[0] for n, v in self._track.items() if len(v) == 1}
         self._block_unplanned = controls.track.unplanned_events == "block"
         self.hooks: list[Callable[[Enforcer], None]] = []
+        from trackplan.pii.engine import install
+
+        #: the plan's PII policy; its actions are each compiled rule's ``transform``
+        self.pii = install(self)
 
     # -- public API ------------------------------------------------------------------
     def route(self, event: Any) -> Any:
