@@ -10,7 +10,7 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
       hash_key_env: TRACKPLAN_HASH_KEY   # where the HMAC key is read from, at compile time
       defaults: {email: hash, ip: mask}  # per category; redact where the plan sets none
       categories: [loyalty_id]           # the plan's own categories, beside the built-in ones
-      detection:                         # on by default once the plan has a pii section
+      detection:                         # on by default once the plan sets anything under pii
         enabled: true                    # detectors on undeclared values and key names
         values: true
         key_names: true
@@ -175,8 +175,8 @@ class PiiPolicy:
             issues.append(f"{where}/hash_key_env: must name an environment variable")
             key_env = DEFAULT_KEY_ENV
         detection = _detection(raw.get("detection"), f"{where}/detection", issues)
-        if not raw and "pii" not in plan.sections:
-            # no pii section at all: the plan has not opted into detection (x-pii still holds)
+        if not raw:
+            # no pii settings: the plan has not opted into detection (x-pii still holds)
             detection = Detection(enabled=False)
         fields: list[DeclaredField] = []
         not_pii: list[DeclaredField] = []

@@ -79,6 +79,82 @@ _PII_CATEGORIES = [
     "credentials", "free_text", "other",
 ]  # fmt: skip
 
+_PII_ACTIONS = ["reject", "drop", "redact", "hash", "mask", "allow"]
+
+_PII: dict[str, Any] = {
+    "type": "object",
+    "description": "PII enforcement. Any schema in a rule (a property, a trait, array items, "
+    "context.ip, context.traits.*) declares PII with the vendor keyword x-pii: a category "
+    "string (x-pii: email; the plan's default action for the category applies), an object "
+    "{category, action, basis} (basis: the lawful basis an allow records), or false (not "
+    "PII: detectors leave it alone). Actions: reject blocks the event; drop omits the field; "
+    "redact writes a fixed marker of the same JSON type (strings '[REDACTED]', numbers 0, "
+    "booleans false, arrays [], objects {}, null stays null); hash writes HMAC-SHA256 (hex) "
+    "of the value after normalisation (emails trimmed and lower-cased, phones reduced to "
+    "digits keeping a leading +, other strings trimmed) under the key in hash_key_env, read "
+    "at compile time (a missing key is a compile error, never an unkeyed hash); mask keeps "
+    "part (email: the domain; IPv4: first three octets; IPv6: the /48; card and bank "
+    "account: the last four; phone: the last two digits; others: the first character then "
+    "****); allow passes the value. Declarations apply inside arrays and nested objects; "
+    "identify traits apply under context.traits too. Free text declared allow is still "
+    "scanned by the detectors.",
+    "x-categories": _PII_CATEGORIES,
+    "x-actions": _PII_ACTIONS,
+    "additionalProperties": False,
+    "properties": {
+        "hash_key_env": {
+            "type": "string",
+            "minLength": 1,
+            "default": "TRACKPLAN_HASH_KEY",
+            "description": "Environment variable holding the HMAC key (never in the plan).",
+        },
+        "defaults": {
+            "type": "object",
+            "description": "Action per category where x-pii names no action (redact where "
+            "unset).",
+            "additionalProperties": {"enum": _PII_ACTIONS},
+        },
+        "categories": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "description": "The plan's own categories, beside the built-in ones.",
+        },
+        "detection": {
+            "description": "Detectors on values no declaration covers (email, phone, payment "
+            "card with Luhn, IBAN with mod-97, IPv4, IPv6, US SSN, JWT and API keys) and "
+            "key-name matchers (Segment Privacy Portal's default list). On by default once "
+            "the plan sets anything under pii; false turns them off.",
+            "oneOf": [
+                {"const": False},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "enabled": {"type": "boolean", "default": True},
+                        "values": {"type": "boolean", "default": True,
+                                   "description": "Value detectors."},
+                        "key_names": {"type": "boolean", "default": True,
+                                      "description": "Key-name matchers."},
+                        "context": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "default": ["ip", "traits"],
+                            "description": "Context fields the detectors cover ('*': all "
+                            "of context); the payload is always covered.",
+                        },
+                        "action": {
+                            "enum": [*_PII_ACTIONS, "default"],
+                            "default": "redact",
+                            "description": "What a detection does ('default': the "
+                            "category's default); each is reported as a PII violation.",
+                        },
+                    },
+                },
+            ],
+        },
+    },
+}
+
 _LINT_RULES = [
     "numericMinimumMaximum", "stringMinMaxLength", "arrayMinMaxItems", "numericProperties",
     "stringProperties", "arrayProperties", "objectProperties", "requiredPropertiesExist",
@@ -218,11 +294,7 @@ PLAN_FORMAT_SCHEMA: dict[str, Any] = {
         "page": RULE_SCHEMA,
         "screen": RULE_SCHEMA,
         "events": {"type": "array", "items": EVENT_FILE_SCHEMA},
-        "pii": {
-            "type": "object",
-            "description": "PII defaults and detection; see the x-pii keyword in rules.",
-            "x-categories": _PII_CATEGORIES,
-        },
+        "pii": _PII,
         "destinations": {"type": "array", "items": _DESTINATION},
         "consent": _CONSENT,
         "lint": _LINT,
