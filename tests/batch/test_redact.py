@@ -1,0 +1,148 @@
+"""``--redact-to``: PII actions column-wise equal the per-row functions; layout, schema and
+compression kept; blocked rows removed; outputs atomic; inputs untouched."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.batch.gen import generate, nested_table
+from tests.conftest import ECOMMERCE_DIR
+from trackplan.batch.redact import apply_column
+from trackplan.batch.rules import to_json
+
+pytest.importorskip("trackplan.pii.policy")
+from trackplan.pii.actions import apply_action  # noqa: E402
+
+KEY = "test-key-not-secret"
+
+
+def run(*args: str | Path, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRACKPLAN_HASH_KEY"}
+    if key is not None:
+        env["TRACKPLAN_HASH_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "trackplan", "scan", str(ECOMMERCE_DIR), *map(str, args), "-q"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, object]], set[int]]:
+    root = tmp_path_factory.mktemp("in") / "export"
+    rows, _, bad = generate(900, seed=21)
+    for day in range(2):
+        part = root / f"day={day}"
+        part.mkdir(parents=True)
+        pq.write_table(nested_table(rows[day::2]), part / "part-0.parquet", compression="zstd")
+    return root, rows, bad
+
+
+@pytest.mark.parametrize(
+    ("action", "category", "values"),
+    [
+        ("hash", "email", ["A@Example.com", "a@example.com ", None, "b@x.org", "A@Example.com"]),
+        ("mask", "ip", ["203.0.113.79", None, "2001:db8::1", "nope"]),
+        ("mask", "email", ["jane@example.com", "x", None]),
+        ("redact", "name", ["Jane", None, ""]),
+        ("hash", "phone", ["+44 7700 900123", "07700900123", None]),
+    ],
+)
+def test_column_action_equals_per_row(action: str, category: str, values: list[str | None]) -> None:
+    got = apply_column(pa.array(values, pa.string()), action, category, KEY.encode()).to_pylist()
+    expected = [
+        None if v is None else apply_action(action, category, v, KEY.encode())[1] for v in values
+    ]
+    assert got == expected
+
+
+def test_numbers_and_drop() -> None:
+    arr = pa.array([1, None, 7], pa.int64())
+    assert apply_column(arr, "redact", "other", None).to_pylist() == [0, None, 0]
+    assert apply_column(arr, "drop", "other", None).null_count == 3
+
+
+def test_redacted_copy(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+    root, rows, bad = export
+    before = _tree_digest(root)
+    out = tmp_path / "clean"
+    result = run(root, "--redact-to", out)
+    assert result.returncode == 1, result.stderr
+    assert _tree_digest(root) == before, "inputs must never change"
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["day=0/part-0.parquet", "day=1/part-0.parquet"]
+    key = KEY.encode()
+    total = 0
+    for day in range(2):
+        src = root / f"day={day}" / "part-0.parquet"
+        dst = out / f"day={day}" / "part-0.parquet"
+        assert pq.read_schema(dst) == pq.read_schema(src)
+        meta = pq.ParquetFile(dst).metadata
+        assert meta.row_group(0).column(0).compression == "ZSTD"
+        kept = [r for i, r in enumerate(rows) if i % 2 == day and i not in bad]
+        got = pq.read_table(dst).to_pylist()
+        assert len(got) == len(kept)
+        total += len(got)
+        for original, clean in zip(kept, got, strict=True):
+            props, new = original["properties"], clean["properties"]
+            assert isinstance(props, dict) and isinstance(new, dict)
+            if props.get("email") is not None:
+                assert new["email"] == apply_action("hash", "email", props["email"], key)[1]
+            if original["event"] == "Signed Up" and props.get("phone") is not None:
+                assert new["phone"] == apply_action("hash", "phone", props["phone"], key)[1]
+            if props.get("shipping_address") is not None and original["event"] == "Order Completed":
+                assert new["shipping_address"] is None  # address: drop
+            ip = original["context"]["ip"]  # type: ignore[index]
+            assert clean["context"]["ip"] == apply_action("mask", "ip", ip, None)[1]
+            assert new["order_id"] == props.get("order_id")
+    assert total == len(rows) - len(bad)
+    kept_all = tmp_path / "all"
+    assert run(root, "--redact-to", kept_all, "--keep-blocked").returncode == 1
+    assert sum(pq.ParquetFile(p).metadata.num_rows for p in kept_all.rglob("*.parquet")) == 900
+
+
+def test_ndjson_gzip_copy(tmp_path: Path) -> None:
+    rows, _, bad = generate(200, seed=4)
+    src = tmp_path / "in" / "events.ndjson.gz"
+    src.parent.mkdir()
+    src.write_bytes(gzip.compress(b"".join(orjson.dumps(to_json(r)) + b"\n" for r in rows)))
+    out = tmp_path / "out"
+    assert run(src, "--redact-to", out).returncode == 1
+    lines = gzip.decompress((out / "events.ndjson.gz").read_bytes()).splitlines()
+    assert len(lines) == len(rows) - len(bad)
+    assert all("@" not in (orjson.loads(x)["properties"].get("email") or "") for x in lines)
+
+
+def test_failure_leaves_no_output(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+    root, _, _ = export
+    broken = tmp_path / "zz-broken.parquet"
+    broken.write_bytes(b"PAR1 not parquet at all")
+    out = tmp_path / "clean"
+    result = run(root, broken, "--redact-to", out)
+    assert result.returncode == 2
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_missing_hash_key_is_refused(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+    root, _, _ = export
+    out = tmp_path / "clean"
+    result = run(root, "--redact-to", out, key=None)
+    assert result.returncode == 2
+    assert "TRACKPLAN_HASH_KEY" in result.stderr
+    assert not out.exists() or not any(out.rglob("*"))

@@ -1,0 +1,326 @@
+"""Write a cleaned copy of scanned files: the plan's PII actions applied column-wise.
+
+For every field the plan declares with ``x-pii`` (:class:`trackplan.pii.policy.PiiPolicy`),
+the column (or struct field, or field of a list of structs) holding it goes through the
+one definition of the action in :mod:`trackplan.pii.actions`: ``hash``, ``mask`` and
+``redact`` run once per distinct value (dictionary-encoded) and are taken back to every
+row, so each row gets exactly what the per-row function gives; ``drop`` nulls the value
+(the schema keeps its column); ``reject`` nulls it and blocks the row. Rows with
+violations, and rejected rows, are removed unless ``keep_blocked``.
+
+Each output file keeps its input's relative path (so hive partitions stay), format,
+schema and parquet compression, and appears atomically: it is written to a hidden
+temporary beside its final name and renamed when complete. Inputs are only read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from trackplan.batch.mapping import snake_case
+from trackplan.batch.readers import Chunk, Source
+from trackplan.batch.rules import to_json
+from trackplan.errors import BatchError
+from trackplan.plan.model import Plan
+
+__all__ = ["RedactWriter", "apply_column", "FieldAction"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAction:
+    """One declared field: which rows (event), where (call path) and what to do."""
+
+    event: str | None  # None: every row (the common rule, or a non-track rule)
+    path: tuple[str, ...]
+    category: str
+    action: str
+
+
+def apply_column(arr: pa.Array, action: str, category: str, key: bytes | None) -> pa.Array:
+    """Apply ``action`` to every value of ``arr`` exactly as the per-row function would.
+
+    Nulls (absent values) stay null. The result keeps ``arr``'s type where the new values
+    fit it (a hash of a number column becomes a string column).
+    """
+    from trackplan.pii.actions import apply_action
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if action == "allow":
+        return arr
+    if action in ("drop", "reject"):
+        return pa.nulls(len(arr), arr.type)
+    primitive = not (pa.types.is_nested(arr.type) or pa.types.is_dictionary(arr.type))
+    if primitive:
+        encoded = pc.dictionary_encode(arr)
+        distinct = encoded.dictionary.to_pylist()
+        new = [apply_action(action, category, to_json(v), key)[1] for v in distinct]
+        try:
+            dictionary = pa.array(new, type=arr.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            dictionary = pa.array(new)
+        return pc.take(dictionary, encoded.indices)
+    values = [
+        None if v is None else apply_action(action, category, to_json(v), key)[1]
+        for v in arr.to_pylist()
+    ]
+    try:
+        return pa.array(values, type=arr.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return pa.array(values)
+
+
+def _replace(arr: pa.Array, path: Sequence[str], fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``arr`` with ``fn`` applied at ``path`` (struct fields by name, ``*`` for list items)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not path:
+        return fn(arr)
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+            return arr
+        offsets = arr.offsets
+        values = arr.values.slice(offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py())
+        shifted = pc.subtract(offsets, offsets[0])
+        new_values = _replace(values, rest, fn)
+        cls = pa.LargeListArray if pa.types.is_large_list(arr.type) else pa.ListArray
+        return cls.from_arrays(
+            pc.cast(shifted, offsets.type), new_values, mask=pc.is_null(arr) if arr.null_count else None
+        )
+    if not pa.types.is_struct(arr.type) or arr.type.get_field_index(head) < 0:
+        return arr
+    children = []
+    for i, f in enumerate(arr.type):
+        child = arr.field(i)
+        if arr.offset or len(child) != len(arr):
+            child = child.slice(arr.offset, len(arr))
+        children.append(_replace(child, rest, fn) if f.name == head else child)
+    fields = [
+        pa.field(f.name, c.type, f.nullable) for f, c in zip(arr.type, children, strict=True)
+    ]
+    mask = pc.is_null(arr) if arr.null_count else None
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
+
+
+class RedactWriter:
+    """Receives each scanned chunk with its result and writes the cleaned copy.
+
+    Raises (at construction):
+        MissingSecretError: the plan hashes PII and its key is not in the environment.
+    """
+
+    def __init__(self, plan: Plan, out_dir: Path, *, keep_blocked: bool = False) -> None:
+        from trackplan.pii.policy import PiiPolicy, stricter
+
+        policy = PiiPolicy.from_plan(plan)
+        self.key = policy.key
+        self.out_dir = out_dir
+        self.keep_blocked = keep_blocked
+        # one action per (event, path): an event's versions may declare a field twice,
+        # and applying hash twice would hash the hash; the stricter action wins
+        chosen: dict[tuple[str | None, tuple[str, ...]], FieldAction] = {}
+        for declared in policy.fields:
+            rule = declared.rule
+            if declared.category is None or declared.action == "allow":
+                continue
+            event = rule.name if rule.kind == "track" else None
+            path = tuple(declared.path)
+            before = chosen.get((event, path))
+            if before is not None and stricter(before.action, declared.action) == before.action:
+                continue
+            chosen[(event, path)] = FieldAction(event, path, declared.category, declared.action)
+        self.actions = list(chosen.values())
+        self._open: dict[Path, _FileOut] = {}
+        self.rows_written = 0
+        self.rows_removed = 0
+
+    def add(self, chunk: Chunk, result: pa.RecordBatch) -> None:
+        """Clean one chunk and append it to its output file."""
+        batch = chunk.batch
+        source = chunk.source
+        drop = [k for k in source.partition if k in batch.schema.names]
+        out = self._open.get(source.path)
+        if out is None:
+            out = self._open[source.path] = _FileOut(source, self.out_dir)
+        if drop and out.schema is None:
+            out.partition_columns = drop
+        blocked = np.zeros(batch.num_rows, dtype=bool)
+        bad = result.filter(pc.equal(result.column("kind"), "violation")).column("row")
+        if len(bad):
+            blocked[np.asarray(pc.unique(bad).to_numpy()) - chunk.offset] = True
+        batch = self._apply(batch, blocked)
+        if not self.keep_blocked and blocked.any():
+            self.rows_removed += int(blocked.sum())
+            batch = batch.filter(pa.array(~blocked))
+        batch = batch.drop_columns(out.partition_columns) if out.partition_columns else batch
+        out.write(batch)
+        self.rows_written += batch.num_rows
+
+    def _apply(self, batch: pa.RecordBatch, blocked: np.ndarray) -> pa.RecordBatch:
+        nested = "properties" in batch.schema.names or "traits" in batch.schema.names
+        event_col = next((c for c in ("event_text", "event") if c in batch.schema.names), None)
+        events = batch.column(event_col).cast(pa.string()) if event_col else None
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        for fa in self.actions:
+            located = self._locate(fa.path, batch.schema, nested)
+            if located is None:
+                continue
+            column, inner = located
+            rows: pa.Array | None = None
+            if fa.event is not None and events is not None:
+                rows = pc.fill_null(
+                    pc.or_(pc.equal(events, fa.event), pc.equal(events, snake_case(fa.event))),
+                    False,
+                )
+                if not pc.any(rows).as_py():
+                    continue
+                if pc.all(rows).as_py():
+                    rows = None
+            old = columns[column]
+            if fa.action == "reject":
+                present = pc.is_valid(_leaf(old, inner)) if not inner or "*" not in inner else None
+                if present is not None:
+                    hit = present if rows is None else pc.and_(present, rows)
+                    blocked |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+            def fn(a: pa.Array, fa: FieldAction = fa) -> pa.Array:
+                return apply_column(a, fa.action, fa.category, self.key)
+
+            new = _replace(old, inner, fn)
+            if rows is not None:
+                new = pc.if_else(rows, new, old) if new.type == old.type else new
+            columns[column] = new
+        arrays = list(columns.values())
+        return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+    @staticmethod
+    def _locate(
+        path: tuple[str, ...], schema: pa.Schema, nested: bool
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """(column, path inside it) holding the call path, in either layout."""
+        if not path:
+            return None
+        if path[0] in schema.names:  # nested layout (properties.email, context.ip)
+            return path[0], path[1:]
+        if nested or len(path) < 2:
+            return None
+        head, name, rest = path[0], path[1], path[2:]
+        if head in ("properties", "traits"):
+            for candidate in (name, snake_case(name)):
+                if candidate in schema.names:
+                    return candidate, rest
+        elif head == "context":
+            candidate = "context_" + snake_case(name)
+            if candidate in schema.names:
+                return candidate, rest
+        return None
+
+    def close(self) -> None:
+        """Finish every output file (each renamed into place when complete)."""
+        for out in self._open.values():
+            out.close()
+        self._open.clear()
+
+    def abort(self) -> None:
+        """Remove every unfinished temporary; no output file appears."""
+        for out in self._open.values():
+            out.abort()
+        self._open.clear()
+
+
+def _leaf(arr: pa.Array, path: Sequence[str]) -> pa.Array:
+    for part in path:
+        arr = pc.struct_field(arr, part)
+    return arr
+
+
+class _FileOut:
+    """One output file being written aside, renamed on close."""
+
+    def __init__(self, source: Source, out_dir: Path) -> None:
+        self.source = source
+        self.target = out_dir / source.relative
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.part")
+        self.schema: pa.Schema | None = None
+        self.partition_columns: list[str] = []
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pacsv.CSVWriter | None = None
+        self._text: IO[bytes] | None = None
+        self._compression = "snappy"
+        if source.format == "parquet":
+            meta = pq.ParquetFile(source.path).metadata
+            if meta.num_row_groups and meta.num_columns:
+                self._compression = meta.row_group(0).column(0).compression.lower()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.schema is None:
+            self.schema = batch.schema
+        elif batch.schema != self.schema:
+            batch = batch.cast(self.schema)
+        fmt = self.source.format
+        if fmt == "parquet":
+            if self._parquet is None:
+                compression: Any = None if self._compression == "uncompressed" else self._compression
+                self._parquet = pq.ParquetWriter(self.tmp, batch.schema, compression=compression)
+            self._parquet.write_batch(batch)
+        elif fmt == "csv":
+            if self._text is None:
+                self._text = self._open_text()
+                self._csv = pacsv.CSVWriter(self._text, batch.schema)
+            assert self._csv is not None
+            self._csv.write_batch(batch)
+        else:
+            if self._text is None:
+                self._text = self._open_text()
+            for row in batch.to_pylist():
+                self._text.write(orjson.dumps(to_json(row), default=str) + b"\n")
+
+    def _open_text(self) -> IO[bytes]:
+        raw = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
+        if self.source.compression == "gzip":
+            return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        return raw
+
+    def close(self) -> None:
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            elif self.source.format == "parquet" and self.schema is not None:
+                pq.write_table(self.schema.empty_table(), self.tmp)
+            if self._csv is not None:
+                self._csv.close()
+            if self._text is not None:
+                fileobj = getattr(self._text, "fileobj", None)
+                self._text.close()
+                if fileobj is not None:
+                    fileobj.close()
+            if self.tmp.exists():
+                os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.abort()
+            raise BatchError(f"cannot write ({type(exc).__name__})", file=str(self.target)) from None
+
+    def abort(self) -> None:
+        for handle in (self._parquet, self._csv, self._text):
+            try:
+                if handle is not None:
+                    handle.close()
+            except (OSError, ValueError, pa.ArrowException):
+                pass
+        if self.tmp.exists():
+            self.tmp.unlink()
+
