@@ -521,12 +521,12 @@ class LineResult(Result):
     """
 
     __slots__ = ("line",)
+    allowed = True  # fixed: no slot to fill per event
     violations: tuple[Violation, ...] = ()
     omitted: tuple[str, ...] = ()
     omitted_on_violation: tuple[str, ...] = ()
 
     def __init__(self, line: bytes, rule: Rule | None) -> None:
-        self.allowed = True
         self.line = line
         self.rule = rule
 
@@ -580,6 +580,10 @@ class TypedPath:
             self.entries[struct] = entry
         self.track = _decoder(track)
         self.calls = _decoder(calls)
+        # which decoders to try: by how the line starts (Segment writes "type" first)
+        self._for_track = tuple(d for d in (self.track,) if d is not None)
+        self._for_calls = tuple(d for d in (self.calls,) if d is not None)
+        self._for_other = self._for_track + self._for_calls
 
     @classmethod
     def of(cls, enforcer: Enforcer) -> TypedPath:
@@ -599,21 +603,16 @@ class TypedPath:
     def match(self, line: bytes) -> _Entry | None:
         """The typed rule ``line`` is a valid event of, or None (then: the dict path)."""
         # Segment writes "type" first: pick the decoder by it; otherwise try both
-        decoders: tuple[msgspec.json.Decoder[Any] | None, ...]
-        if line.startswith(b'{"type":"track"'):
-            decoders = (self.track,)
-        elif line.startswith(b'{"type":"'):
-            decoders = (self.calls,)
+        if line.startswith(b'{"type":"'):
+            decoders = self._for_track if line.startswith(b'track"', 9) else self._for_calls
         else:
-            decoders = (self.track, self.calls)
+            decoders = self._for_other
         if not line.isascii():
             try:
                 line.decode("utf-8")  # msgspec does not check skipped strings
             except UnicodeDecodeError:
                 return None
         for decoder in decoders:
-            if decoder is None:
-                continue
             try:
                 obj = decoder.decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
