@@ -167,12 +167,12 @@ def _start(paths: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for_work(proc: subprocess.Popen[bytes], data: Path) -> bool:
-    """Wait until the run writes its first temporary file (True), or exits (False)."""
+def _wait_until(proc: subprocess.Popen[bytes], ready: Any) -> bool:
+    """Poll until ``ready()`` (True) or the process exits (False)."""
     while proc.poll() is None:
-        if any(data.rglob("*" + TMP_SUFFIX)):
+        if ready():
             return True
-        time.sleep(0.002)
+        time.sleep(0.001)
     return False
 
 
@@ -188,12 +188,17 @@ def test_sigkill_at_random_points_then_rerun(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     rng = random.Random(int(time.time()))
     kills = mixed = 0
-    for attempt in range(8):
+    for attempt in range(9):
         proc = _start([str(data)], log)
-        if attempt % 2 == 0:
-            time.sleep(rng.uniform(0.0, 1.5))  # anywhere, startup included
-        elif _wait_for_work(proc, data):
-            time.sleep(rng.uniform(0.01, 0.12))  # inside the rewriting
+        inodes = {p: p.stat().st_ino for p in changing}
+        kind = attempt % 3
+        if kind == 0:  # anywhere, startup included
+            time.sleep(rng.uniform(0.0, 1.5))
+        elif kind == 1:  # while a file is being written aside
+            if _wait_until(proc, lambda: any(data.rglob("*" + TMP_SUFFIX))):
+                time.sleep(rng.uniform(0.0, 0.05))
+        else:  # right after a file was renamed into place
+            _wait_until(proc, lambda old=inodes: any(p.stat().st_ino != i for p, i in old.items()))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
