@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from trackplan.plan.load import build_plan
-from trackplan.plan.model import Plan
+from trackplan.plan.model import Controls, Plan
 
 #: the payload schemas of the kitchen-sink event: one property per violation type
 SINK_PROPERTIES: dict[str, Any] = {
@@ -61,3 +62,32 @@ def track(name: str = "Sink", properties: Any = None, **over: Any) -> dict[str, 
     }
     event.update(over)
     return event
+
+
+def _strip_pii(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_pii(v) for k, v in value.items() if k not in ("x-pii", "pii")}
+    if isinstance(value, list):
+        return [_strip_pii(v) for v in value]
+    return value
+
+
+def without_pii(plan: Plan) -> Plan:
+    """``plan`` with no PII section and no ``x-pii`` annotations: the core engine alone."""
+    rules = tuple(
+        dataclasses.replace(
+            r,
+            payload=_strip_pii(r.payload),
+            call=_strip_pii(r.call),
+            extra=_strip_pii(dict(r.extra)),
+        )
+        for r in plan.rules
+    )
+    return dataclasses.replace(
+        plan, rules=rules, pii={"detection": False}, definitions=_strip_pii(dict(plan.definitions))
+    )
+
+
+def all_allow(plan: Plan) -> Plan:
+    """``plan`` with every schema control at ``allow``: violations reported, nothing changed."""
+    return dataclasses.replace(plan, controls=Controls())
