@@ -246,7 +246,7 @@ def test_segment_python_sdk_messages_pass(ecommerce_plan: Plan) -> None:
         assert [v for v in result.violations if v.type == "Envelope"] == []
 
 
-RUDDER_IDENTIFY = {
+RUDDER_IDENTIFY: dict[str, Any] = {
     "type": "identify",
     "channel": "server",
     "userId": "usr_1",
