@@ -371,7 +371,8 @@ class Enforcer:
         violations: list[Violation] = []
         out = compiled.transform(event, violations)
         if out is None:
-            return Result(False, _stamp(dict(event), violations, [], []), tuple(violations),
+            scrubbed = compiled.transform.scrub(event)  # type: ignore[attr-defined]
+            return Result(False, _stamp(scrubbed, violations, [], []), tuple(violations),
                           rule=compiled.rule)
         if violations:
             out = _stamp(out if out is not event else dict(event), violations, [], [])
@@ -467,10 +468,12 @@ class Enforcer:
             omitted_on_violation = [jp.join(payload_base, n) for n in names]
         violations.sort(key=lambda v: (v.pointer, v.type, v.message))
         unchanged = True
-        if compiled.transform is not None and not blocked:
-            changed = compiled.transform(out, violations)
+        if compiled.transform is not None:
+            changed = None if blocked else compiled.transform(out, violations)
             if changed is None:
                 blocked = True
+                out = compiled.transform.scrub(out)  # type: ignore[attr-defined]
+                unchanged = False
             else:
                 unchanged = changed is out
                 out = changed

@@ -75,6 +75,9 @@ class _Node:
         return all(c.inert() for c in self.keys.values())
 
 
+#: Deeper undeclared containers are redacted unscanned (each level costs two frames).
+_MAX_SCAN_DEPTH = 200
+
 _DETECT_ALL = _Node()
 _DETECT_ALL.detect = True
 
@@ -82,10 +85,15 @@ _DETECT_ALL.detect = True
 class Transformer:
     """The PII transform of one compiled rule (``rule`` None: no rule for the call)."""
 
-    __slots__ = ("policy", "root", "key", "values", "names", "on_detect")
+    __slots__ = ("policy", "root", "key", "values", "names", "on_detect", "block", "scrubber")
 
-    def __init__(self, policy: PiiPolicy, rule: Rule | None, kind: str) -> None:
+    def __init__(
+        self, policy: PiiPolicy, rule: Rule | None, kind: str, *, block: bool = True
+    ) -> None:
         self.policy = policy
+        #: False for the scrubber: ``reject`` redacts instead of blocking
+        self.block = block
+        self.scrubber: Transformer | None = None
         self.key = policy.key
         det = policy.detection
         self.values = det.enabled and det.values
@@ -197,7 +205,9 @@ class Transformer:
             if f.category == "free_text" and type(value) is str and self.values:
                 return self._text(None, value, path, violations)  # free text may hold PII
             return value
-        if action == "reject":
+        if action == "reject" and not self.block:
+            action = "redact"
+        elif action == "reject":
             pointer = jp.from_parts(path)
             violations.append(Violation(PII, pointer, f"declared {f.category} at {pointer}: "
                                         "the plan's action is reject, the event is blocked",
@@ -223,6 +233,11 @@ class Transformer:
         if kind is str:
             return self._text(key, value, path, violations) if self.values else value
         if kind is dict or kind is list:
+            if len(path) > _MAX_SCAN_DEPTH:  # too deep to scan within the recursion limit
+                pointer = jp.from_parts(path)
+                violations.append(Violation(PII, pointer, f"value at {pointer} nests too deep "
+                                            "to scan for PII; action redact"))
+                return apply_action("redact", "other", value, None)[1]
             return self._visit(value, _DETECT_ALL, path, violations)
         return value
 
@@ -265,9 +280,27 @@ class Transformer:
         return apply_action(action, category, value, self.key)[1]
 
     def _action(self, category: str) -> str:
-        if self.on_detect == "default":
-            return self.policy.action_for(category)
-        return self.on_detect
+        action = self.on_detect
+        if action == "default":
+            action = self.policy.action_for(category)
+        return "redact" if action == "reject" and not self.block else action
+
+    def scrub(self, event: Any) -> Any:
+        """A copy of a blocked event with every PII action applied (``reject`` redacts), so
+        the copy kept for review holds no more PII than a forwarded one."""
+        if type(event) is not dict:
+            return event
+        scrubber = self.scrubber
+        if scrubber is None:
+            scrubber = self.scrubber = Transformer(
+                self.policy, None, "alias", block=False
+            )._adopt(self.root)
+        out = scrubber(event, [])
+        return dict(event) if out is event else out
+
+    def _adopt(self, root: _Node) -> Transformer:
+        self.root = root
+        return self
 
 
 def _message(category: str, pointer: str, detector: str, action: str) -> str:
