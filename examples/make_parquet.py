@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
-START = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
 FIRST = ["ada", "grace", "alan", "edsger", "barbara", "ken", "margaret", "linus"]
 LAST = ["lovelace", "hopper", "turing", "dijkstra", "liskov", "thompson", "hamilton"]
 PRODUCTS = [("p-100", "Mug", 12.0), ("p-101", "Tee", 25.0), ("p-102", "Cap", 18.5),
@@ -80,8 +80,12 @@ def _call(rnd: random.Random, i: int) -> dict[str, Any]:
                  "quantity": rnd.randint(1, 4) if rnd.random() > 0.05 else 0}  # fmt: skip
     elif pick < 0.85:
         event = "Signed Up"
-        props = {"method": rnd.choice(["email", "google", "apple"]), "email": email,
-                 "phone": f"+44 7700 900{rnd.randint(100, 999)}", "first_name": first.title()}  # fmt: skip
+        props = {
+            "method": rnd.choice(["email", "google", "apple"]),
+            "email": email,
+            "phone": f"+44 7700 900{rnd.randint(100, 999)}",
+            "first_name": first.title(),
+        }
         if rnd.random() < 0.06:
             props["method"] = "fax"
     else:
@@ -118,7 +122,8 @@ def main() -> None:
         row = {"id": c["message_id"], "event": "order_completed", "event_text": c["event"],
                "user_id": c["user_id"], "timestamp": c["timestamp"],
                "context_ip": c["context"]["ip"],
-               "context_protocols_event_version": c["context"]["protocols"]["event_version"]}  # fmt: skip
+               "context_protocols_event_version": c["context"]["protocols"]["event_version"],
+               }  # fmt: skip
         row.update(c["properties"])
         flat_rows.append(row)
     keys = list(dict.fromkeys(k for r in flat_rows for k in r))

@@ -142,7 +142,9 @@ INJECTIONS: dict[str, list[tuple[str, str, Callable[[Row], None]]]] = {
 }
 
 
-def generate(n: int, seed: int = 7, rate: float = 0.3) -> tuple[list[Row], Counter[tuple[str, int, str, str]], set[int]]:
+def generate(
+    n: int, seed: int = 7, rate: float = 0.3
+) -> tuple[list[Row], Counter[tuple[str, int, str, str]], set[int]]:
     """``n`` rows; about ``rate`` of them with exactly one injected violation.
 
     Returns:

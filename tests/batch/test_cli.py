@@ -1,4 +1,4 @@
-"""``trackplan scan`` run as a user runs it: exit codes, reports, atomic outputs, untouched inputs."""
+"""``trackplan scan`` run as a user runs it: exit codes, reports, atomic outputs, inputs kept."""
 
 from __future__ import annotations
 

@@ -101,7 +101,9 @@ def test_flat_warehouse_table(tmp_path: Path, ecommerce_plan: Plan, generated: A
     assert _by_rule(report) == expected
     assert report["rows"] == table.num_rows
     # camelCase columns map through an override, and unknown names still scan
-    renamed = table.rename_columns(["orderId" if n == "order_id" else n for n in table.column_names])
+    renamed = table.rename_columns(
+        ["orderId" if n == "order_id" else n for n in table.column_names]
+    )
     pq.write_table(renamed, path)
     from trackplan.batch.mapping import LayoutOptions
 
@@ -127,7 +129,9 @@ def test_ndjson_plain_and_gzip(
 def test_ndjson_mixed_types_fall_back_per_row(tmp_path: Path, ecommerce_plan: Plan) -> None:
     rows, injected, bad = generate(300, seed=3)
     lines = [to_json(r) for r in rows]
-    target = next(i for i, r in enumerate(lines) if r["event"] == "Order Completed" and i not in bad)
+    target = next(
+        i for i, r in enumerate(lines) if r["event"] == "Order Completed" and i not in bad
+    )
     lines[target]["properties"]["total"] = "12.50"  # a string where every other row has a number
     path = tmp_path / "mixed.ndjson"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))

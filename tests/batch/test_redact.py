@@ -44,7 +44,9 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, object]], set[int]]:
+def export(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[dict[str, object]], set[int]]:
     root = tmp_path_factory.mktemp("in") / "export"
     rows, _, bad = generate(900, seed=21)
     for day in range(2):
@@ -78,7 +80,9 @@ def test_numbers_and_drop() -> None:
     assert apply_column(arr, "drop", "other", None).null_count == 3
 
 
-def test_redacted_copy(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+def test_redacted_copy(
+    tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]
+) -> None:
     root, rows, bad = export
     before = _tree_digest(root)
     out = tmp_path / "clean"
@@ -129,7 +133,9 @@ def test_ndjson_gzip_copy(tmp_path: Path) -> None:
     assert all("@" not in (orjson.loads(x)["properties"].get("email") or "") for x in lines)
 
 
-def test_failure_leaves_no_output(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+def test_failure_leaves_no_output(
+    tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]
+) -> None:
     root, _, _ = export
     broken = tmp_path / "zz-broken.parquet"
     broken.write_bytes(b"PAR1 not parquet at all")
@@ -139,7 +145,9 @@ def test_failure_leaves_no_output(tmp_path: Path, export: tuple[Path, list[dict[
     assert [p for p in out.rglob("*") if p.is_file()] == []
 
 
-def test_missing_hash_key_is_refused(tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]) -> None:
+def test_missing_hash_key_is_refused(
+    tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]
+) -> None:
     root, _, _ = export
     out = tmp_path / "clean"
     result = run(root, "--redact-to", out, key=None)

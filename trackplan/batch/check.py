@@ -19,7 +19,7 @@ Output rows are of two kinds:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +144,10 @@ class BatchPlan:
             declared: list[str] = []
             for compiled in self.rules.values():
                 payload = compiled.rule.payload
-                if not isinstance(payload, Mapping) or payload.get("additionalProperties") is not None:
+                if (
+                    not isinstance(payload, Mapping)
+                    or payload.get("additionalProperties") is not None
+                ):
                     return None
                 declared.extend(compiled.properties)
             mapping = layout.payload_columns(schema, list(dict.fromkeys(declared)))
@@ -204,7 +207,7 @@ class _Out:
         fld: str,
         keyword: str,
         column: str | None,
-        values: list[str | None],
+        values: Sequence[str | None],
     ) -> None:
         n = len(rows)
         c = self.cols
@@ -218,7 +221,7 @@ class _Out:
         c["column"].extend([column] * n)
         if not values:  # nothing to show, but the first rows are still samples
             values = [""] * min(n, SAMPLES_PER_BATCH)
-        c["value"].extend(values + [None] * (n - len(values)))
+        c["value"].extend([*values, *([None] * (n - len(values)))])
         c["count"].extend([None] * n)
 
     def batch(self) -> pa.RecordBatch:
@@ -293,7 +296,9 @@ def _groups(batch: pa.RecordBatch, layout: Layout) -> Iterator[tuple[str, str | 
             yield kind, name, emask if kmask is None else pc.and_(emask, kmask)
 
 
-def check_batch(plan: BatchPlan, batch: pa.RecordBatch, *, file: str, offset: int) -> pa.RecordBatch:
+def check_batch(
+    plan: BatchPlan, batch: pa.RecordBatch, *, file: str, offset: int
+) -> pa.RecordBatch:
     """Check every row of ``batch``; rows are numbered from ``offset`` within ``file``.
 
     Returns:

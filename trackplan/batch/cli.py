@@ -1,4 +1,4 @@
-"""``trackplan scan``: check warehouse exports against a plan; exit 0 clean, 1 failing, 2 unreadable."""
+"""``trackplan scan``: check exports against a plan; exit 0 clean, 1 failing, 2 unreadable."""
 
 from __future__ import annotations
 
@@ -29,14 +29,23 @@ def _columns(values: tuple[str, ...]) -> dict[str, str]:
 @click.command("scan")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, path_type=Path))
 @click.argument("paths", metavar="PATH...", nargs=-1, required=True)
-@click.option("--report", "report_file", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option(
+    "--report", "report_file", type=click.Path(path_type=Path), help="Write the report here."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--redact-to", type=click.Path(path_type=Path), help="Write a PII-redacted copy here.")
+@click.option(
+    "--redact-to", type=click.Path(path_type=Path), help="Write a PII-redacted copy here."
+)
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
 @click.option("--layout", type=click.Choice(["nested", "flat"]), help="Override layout detection.")
 @click.option("--event", "fixed_event", help="Event name of every row (a flat table per event).")
-@click.option("--column", "columns", multiple=True, metavar="PROPERTY=COLUMN",
-              help="Map a property to a column of a flat table (repeatable).")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="PROPERTY=COLUMN",
+    help="Map a property to a column of a flat table (repeatable).",
+)
 @click.option("--keep-blocked", is_flag=True, help="Keep rows with violations in --redact-to.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no report on stdout.")
 def scan_command(
@@ -69,9 +78,10 @@ def scan_command(
         from trackplan.batch.redact import RedactWriter
 
         for raw in paths:
-            if Path(raw).resolve() == redact_to.resolve() or redact_to.resolve() in Path(
-                raw
-            ).resolve().parents:
+            if (
+                Path(raw).resolve() == redact_to.resolve()
+                or redact_to.resolve() in Path(raw).resolve().parents
+            ):
                 raise click.UsageError("--redact-to must not be an input or inside one")
         writer = RedactWriter(plan, redact_to, keep_blocked=keep_blocked)
     try:

@@ -149,7 +149,7 @@ def run_dask(
     parts = plan_parts(sources)
     if not parts:
         return
-    bag = db.from_sequence(parts, npartitions=min(len(parts), 64))
+    bag = db.from_sequence(parts, npartitions=min(len(parts), 64))  # type: ignore[no-untyped-call]
     tables: list[Any] = bag.map(check_part, plan, options, batch_rows).compute(
         scheduler=scheduler or "processes"
     )

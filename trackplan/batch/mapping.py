@@ -186,9 +186,7 @@ def payload_struct(
         return arr, sources
     mapping = layout.payload_columns(batch.schema, properties)
     if not mapping:
-        empty = pa.StructArray.from_arrays(
-            [pa.nulls(batch.num_rows)], names=["__none__"]
-        )
+        empty = pa.StructArray.from_arrays([pa.nulls(batch.num_rows)], names=["__none__"])
         return empty, {}
     arrays = [batch.column(col) for col in mapping.values()]
     struct = pa.StructArray.from_arrays(arrays, names=list(mapping))

@@ -234,7 +234,7 @@ def _json_batch(rows: list[object], texts: list[bytes]) -> pa.RecordBatch:
     """Typed columns when every value fits; else the rows as JSON text (checked per row)."""
     if all(isinstance(r, dict) for r in rows):
         try:
-            return pa.RecordBatch.from_pylist(rows)  # type: ignore[arg-type]
+            return pa.RecordBatch.from_pylist(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             pass
     column = pa.array([t.decode("utf-8", "replace") for t in texts], pa.string())

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import orjson
@@ -98,7 +98,9 @@ def _replace(arr: pa.Array, path: Sequence[str], fn: Callable[[pa.Array], pa.Arr
         new_values = _replace(values, rest, fn)
         cls = pa.LargeListArray if pa.types.is_large_list(arr.type) else pa.ListArray
         return cls.from_arrays(
-            pc.cast(shifted, offsets.type), new_values, mask=pc.is_null(arr) if arr.null_count else None
+            pc.cast(shifted, offsets.type),
+            new_values,
+            mask=pc.is_null(arr) if arr.null_count else None,
         )
     if not pa.types.is_struct(arr.type) or arr.type.get_field_index(head) < 0:
         return arr
@@ -108,9 +110,7 @@ def _replace(arr: pa.Array, path: Sequence[str], fn: Callable[[pa.Array], pa.Arr
         if arr.offset or len(child) != len(arr):
             child = child.slice(arr.offset, len(arr))
         children.append(_replace(child, rest, fn) if f.name == head else child)
-    fields = [
-        pa.field(f.name, c.type, f.nullable) for f, c in zip(arr.type, children, strict=True)
-    ]
+    fields = [pa.field(f.name, c.type, f.nullable) for f, c in zip(arr.type, children, strict=True)]
     mask = pc.is_null(arr) if arr.null_count else None
     return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
 
@@ -274,7 +274,9 @@ class _FileOut:
         fmt = self.source.format
         if fmt == "parquet":
             if self._parquet is None:
-                compression: Any = None if self._compression == "uncompressed" else self._compression
+                compression: Any = (
+                    None if self._compression == "uncompressed" else self._compression
+                )
                 self._parquet = pq.ParquetWriter(self.tmp, batch.schema, compression=compression)
             self._parquet.write_batch(batch)
         elif fmt == "csv":
@@ -292,7 +294,7 @@ class _FileOut:
     def _open_text(self) -> IO[bytes]:
         raw = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         if self.source.compression == "gzip":
-            return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", mtime=0))
         return raw
 
     def close(self) -> None:
@@ -312,7 +314,9 @@ class _FileOut:
                 os.replace(self.tmp, self.target)
         except OSError as exc:
             self.abort()
-            raise BatchError(f"cannot write ({type(exc).__name__})", file=str(self.target)) from None
+            raise BatchError(
+                f"cannot write ({type(exc).__name__})", file=str(self.target)
+            ) from None
 
     def abort(self) -> None:
         for handle in (self._parquet, self._csv, self._text):
@@ -323,4 +327,3 @@ class _FileOut:
                 pass
         if self.tmp.exists():
             self.tmp.unlink()
-

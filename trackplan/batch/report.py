@@ -231,8 +231,10 @@ def render_html(report: Mapping[str, Any], *, title: str = "trackplan scan") -> 
             f"<tr><td>{e(label)}</td><td>{s['rows']:,}</td><td>{s['invalid_rows']:,}</td>"
             f"<td>{_pct(s['invalid_rows'], s['rows'])}</td></tr>"
         )
-    out.append("</table><h2>Rules</h2><table><tr><th>rule</th><th>failing</th>"
-               "<th>checked</th><th>%</th><th>samples (PII masked)</th></tr>")
+    out.append(
+        "</table><h2>Rules</h2><table><tr><th>rule</th><th>failing</th>"
+        "<th>checked</th><th>%</th><th>samples (PII masked)</th></tr>"
+    )
     for key, r in report["by_rule"].items():
         samples = "<br>".join(
             f"{e(s['file'])}:{s['row']} <code>{e(s['column'] or '')}</code>"

@@ -288,9 +288,7 @@ class Node:
             self._array(arr, out)
         return out
 
-    def _type_ok(
-        self, arr: pa.Array, jtype: str, out: list[Failure], nulls_count: bool
-    ) -> bool:
+    def _type_ok(self, arr: pa.Array, jtype: str, out: list[Failure], nulls_count: bool) -> bool:
         declared = self.schema.get("type")
         if declared is None:
             return True
@@ -451,9 +449,7 @@ class Node:
     ) -> None:
         validator = make_validator(schema)
         values = arr.to_pylist()
-        bad = [
-            (v is not None or self.items) and not validator.is_valid(to_json(v)) for v in values
-        ]
+        bad = [(v is not None or self.items) and not validator.is_valid(to_json(v)) for v in values]
         out.append((self.field, keyword, pa.array(bad, pa.bool_())))
 
     def _evaluate_per_row(self, arr: pa.Array) -> list[Failure]:
