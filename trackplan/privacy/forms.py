@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 from trackplan.privacy.destinations import FORM_RANK, Destination, Privacy
@@ -111,7 +109,7 @@ class DestinationForms:
             if f.rule is not None:
                 self._by_rule.setdefault(f.rule, []).append(f)
         self._key: bytes | None = None
-        self._plan = plan
+        self._plans: dict[Any, tuple[tuple[PiiField, str], ...]] = {}
         needs_key = any(
             effective_form(f.action, d.form(f.category)) == "hash"
             for d in privacy.destinations
@@ -125,25 +123,38 @@ class DestinationForms:
         own = self._by_rule.get(_rule_key(rule), []) if rule is not None else []
         return [*self._common, *own]
 
+    def _plan_for(self, dest: Destination, rule: Rule | None) -> tuple[tuple[PiiField, str], ...]:
+        """The fields ``dest`` changes for calls of ``rule``, with the form (cached)."""
+        key = (dest.name, _rule_key(rule) if rule is not None else None)
+        found = self._plans.get(key)
+        if found is None:
+            found = tuple(
+                (f, form)
+                for f in self.fields_for(rule)
+                if (form := effective_form(f.action, dest.form(f.category))) is not None
+            )
+            self._plans[key] = found
+        return found
+
     def apply(
         self, dest: Destination, event: Any, rule: Rule | None = None
     ) -> tuple[Any, tuple[str, ...]]:
-        """``(copy for dest, rejected categories)``; the event itself when nothing changes."""
+        """``(copy for dest, rejected categories)``; the event itself when nothing changes.
+
+        The copy shares every part of the event it does not change (copy on write).
+        """
         if dest.pii is None or type(event) is not dict:
             return event, ()
-        todo = []
-        for f in self.fields_for(rule):
-            form = effective_form(f.action, dest.form(f.category))
-            if form is not None and _present(event, f.path):
-                todo.append((f, form))
+        todo = [(f, form) for f, form in self._plan_for(dest, rule) if _present(event, f.path)]
         if not todo:
             return event, ()
         rejected = sorted({f.category for f, form in todo if form == "reject"})
         if rejected:
             return None, tuple(rejected)
-        copy = orjson.loads(orjson.dumps(event))
+        copy = dict(event)
+        owned = {id(copy)}
         for f, form in todo:
-            _rewrite(copy, f.path, f.category, form, self._key)
+            _rewrite(copy, owned, f.path, f.category, form, self._key)
         return copy, ()
 
 
@@ -179,27 +190,43 @@ def _present(node: Any, path: tuple[str, ...]) -> bool:
     return True
 
 
-def _rewrite(node: Any, path: tuple[str, ...], category: str, form: str, key: bytes | None) -> None:
-    """Apply ``form`` in place on the (private) copy ``node`` at every match of ``path``."""
+def _own(parent: Any, slot: Any, owned: set[int]) -> Any:
+    """``parent[slot]``, copied first unless this routing already owns it."""
+    child = parent[slot]
+    if id(child) in owned or type(child) not in (dict, list):
+        return child
+    child = dict(child) if type(child) is dict else list(child)
+    parent[slot] = child
+    owned.add(id(child))
+    return child
+
+
+def _slots(node: Any, token: str) -> list[Any]:
+    if token == ANY:
+        if type(node) is list:
+            return list(range(len(node)))
+        return list(node) if type(node) is dict else []
+    return [token] if type(node) is dict and token in node else []
+
+
+def _rewrite(
+    root: dict[str, Any],
+    owned: set[int],
+    path: tuple[str, ...],
+    category: str,
+    form: str,
+    key: bytes | None,
+) -> None:
+    """Apply ``form`` at every match of ``path``, copying containers on the way (never the
+    enforced event's own objects)."""
     from trackplan.pii.actions import apply_action
 
     *head, last = path
-    parents = [node]
+    parents: list[Any] = [root]
     for token in head:
-        nxt = []
-        for p in parents:
-            if token == ANY:
-                nxt += p if type(p) is list else list(p.values()) if type(p) is dict else []
-            elif type(p) is dict and token in p:
-                nxt.append(p[token])
-        parents = nxt
+        parents = [_own(p, slot, owned) for p in parents for slot in _slots(p, token)]
     for p in parents:
-        slots: list[Any] = []
-        if last == ANY:
-            slots = list(range(len(p))) if type(p) is list else list(p) if type(p) is dict else []
-        elif type(p) is dict and last in p:
-            slots = [last]
-        for slot in reversed(slots):
+        for slot in reversed(_slots(p, last)):
             keep, value = apply_action(form, category, p[slot], key)
             if keep:
                 p[slot] = value
