@@ -401,7 +401,7 @@ _MODIFIERS = frozenset(
      "required", "exists", "flag", "source", "method", "category", "kind", "label", "mode",
      "field", "version", "country", "region", "prefix", "tier", "plan", "seats", "expired",
      "expiry", "sent", "opened", "clicked", "bounced", "os", "app", "brand", "last4",
-     "network", "carrier", "code", "coverage", "rate", "score", "preference", "preferences"}
+     "network", "carrier", "coverage", "rate", "score", "preference", "preferences"}
 )  # fmt: skip
 #: Words that make a ``*_token`` a pagination cursor, not a credential.
 _NOT_SECRET = frozenset(
