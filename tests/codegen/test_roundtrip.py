@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
@@ -43,6 +43,38 @@ def _closed(schema: Any) -> Any:
         elif isinstance(node, list):
             stack.extend(node)
     return out
+
+
+def _full(schema: Any) -> Any:
+    """A narrower copy: every property required, arrays non-empty, no null alternative."""
+    out = copy.deepcopy(schema)
+    stack = [out]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                node["required"] = list(node["properties"])
+            if isinstance(node.get("items"), dict) and node.get("maxItems", 1) >= 1:
+                node["minItems"] = max(1, node.get("minItems", 0))
+            if isinstance(node.get("type"), list) and len(node["type"]) > 1:
+                node["type"] = [t for t in node["type"] if t != "null"]
+            stack.extend(v for k, v in node.items() if k not in ("enum", "const"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
+def _draw_full(schema: Any) -> dict[str, Any]:
+    """One payload of :func:`_full`, drawn the same way every run."""
+    from hypothesis import find
+
+    found: dict[str, Any] = find(
+        from_schema(_full(schema)),
+        lambda _: True,
+        settings=settings(database=None, deadline=None, derandomize=True,
+                          phases=[Phase.generate]),  # shrinking is slow and not needed
+    )
+    return found
 
 
 def conforms(value: Any, annotation: Any, seen: set[str]) -> bool:
@@ -110,9 +142,14 @@ def _round_trip(
     # values (IDN e-mail domains): keep the ones the enforcer calls valid
     reference = make_validator(schema)
 
+    # random valid payloads, plus a few with every property present and every array
+    # non-empty, so each nested class is built at least once whatever the draw
+    strategy = from_schema(schema) | from_schema(_full(schema))
+
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    @given(data=from_schema(schema), validate=st.booleans())
+    @example(data=_draw_full(schema), validate=True)
+    @given(data=strategy, validate=st.booleans())
     def check(data: dict[str, Any], validate: bool) -> None:
         assume(reference.is_valid(data))
         sdk = RecordingSdk()

@@ -270,7 +270,7 @@ class _Generator:
         for spec in self.types.classes:
             lines += ["", *self._class(spec), ""]
         lines += ["", *self._client()]
-        lines += ["", *self._methods_table()]
+        lines += ["", "", *self._methods_table()]
         return "\n".join(lines) + "\n"
 
     def _public_names(self) -> list[str]:
@@ -421,8 +421,10 @@ class _Generator:
                 f"            event={_lit(str(m.rule.name), 12, 18)},",
                 f"            {key}=_tp_payload,",
                 # the common case (no context passed) builds the dict inline: no call
-                f"            context={{'protocols': {{'event_version': {version}}}}}",
-                f"            if context is None else stamp(context, {version}),",
+                "            context=(",
+                f"                {{'protocols': {{'event_version': {version}}}}}",
+                f"                if context is None else stamp(context, {version})",
+                "            ),",
             ]
         else:
             body += [f"        self._tp_sdk.{m.kind}(", "            user_id=user_id,"]
