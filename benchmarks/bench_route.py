@@ -66,7 +66,9 @@ def main() -> None:
     ids = [f"gone_{n}" for n in range(1000)]
     suppressed = enforcer.with_suppression(SuppressionList.from_ids(ids, key=b"bench"))
     sent = sum(len(enforcer.route(e).sent) for e in events)
-    blocked = sum(not suppressed.enforce(e).allowed for e in events)
+    blocked = sum(
+        any(v.type == "Suppressed" for v in suppressed.enforce(e).violations) for e in events
+    )
 
     contenders: dict[str, Callable[[], object]] = {
         "enforce (reference)": lambda: [enforcer.enforce(e) for e in events],
