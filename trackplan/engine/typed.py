@@ -410,8 +410,27 @@ def _number_meta(schemas: list[dict[str, Any]], *, integer: bool) -> msgspec.Met
     return msgspec.Meta(**kwargs) if kwargs else None
 
 
+_CACHE_SIZE = 4096
+
+
 def _post_check(check: Callable[[Any], bool]) -> _Check:
-    return check
+    """``check`` with its verdicts remembered: IPs, URLs and ids repeat across events.
+
+    The validator is a pure function of the value, so a remembered verdict is exact. The
+    memory is bounded: it starts afresh when full.
+    """
+    seen: dict[Any, bool] = {}
+    get = seen.get
+
+    def cached(value: Any) -> bool:
+        verdict = get(value)
+        if verdict is None:
+            if len(seen) >= _CACHE_SIZE:
+                seen.clear()
+            verdict = seen[value] = check(value)
+        return verdict
+
+    return cached
 
 
 def _if_type(kind: Any, check: _Check) -> _Check:
@@ -566,6 +585,10 @@ class TypedPath:
         candidates += [(f"({kind})", enforcer._kinds[kind], False)
                        for kind in ("page", "screen", "identify", "group")]
         for label, compiled, versioned in candidates:
+            if compiled.transform is not None:
+                # a transform needs the dict: parse + validate beats decode + parse + transform
+                self.untyped[label] = "has a transform (PII actions): needs the event as a dict"
+                continue
             try:
                 struct, entry = typed_rule(compiled, enforcer.plan)
                 msgspec.json.Decoder(struct)  # msgspec checks the type here, not in defstruct
