@@ -168,8 +168,10 @@ def _round_trip(
             assert call["event"] == name
             assert call["context"]["protocols"]["event_version"] == version
         result = enforcer.enforce(to_message(kind, call))
-        assert result.allowed, (method, result.violations)
-        assert result.violations == ()
+        # PII detectors may find something in a random string (a Luhn-valid "card" in an
+        # order id) and change or block the event; the schema itself must never complain
+        assert [v for v in result.violations if v.type != "PII"] == []
+        assert result.allowed or result.violations, method
         assert result.omitted == () and result.omitted_on_violation == ()
 
     check()

@@ -86,7 +86,8 @@ def test_real_sdk_sends_what_the_plan_allows(
     for event in events:
         result = enforcer.enforce(event)
         assert result.allowed, (event.get("event"), result.violations)
-        assert result.violations == ()
+        # PII findings (detectors on random strings) may change the event, never the schema
+        assert [v for v in result.violations if v.type != "PII"] == []
         assert result.omitted == ()
     first, second = events[0], events[1]
     assert first["context"]["protocols"]["event_version"] == 2
