@@ -146,3 +146,25 @@ def test_killed_run_leaves_no_partial_report(tmp_path: Path) -> None:
     assert not target.exists()
     leftovers = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_progress_draws_only_on_a_terminal() -> None:
+    import io
+
+    from trackplan.batch.scan import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term, pipe = Terminal(), io.StringIO()
+    for stream in (term, pipe):
+        progress = Progress(2, stream=stream)
+        progress.update("a.parquet", 1000)
+        progress.close()
+    assert "files 1/2" in term.getvalue() and "rows 1,000" in term.getvalue()
+    assert pipe.getvalue() == ""
+    quiet = Terminal()
+    progress = Progress(1, stream=quiet, enabled=False)
+    progress.update("a", 5)
+    assert quiet.getvalue() == ""

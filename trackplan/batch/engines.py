@@ -14,7 +14,9 @@ equal.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,9 @@ __all__ = ["ENGINES", "run_local", "run_dask", "Part"]
 
 ENGINES = ("local", "dask")
 
+#: Batches checked at once by the local engine (bounds memory to a few batches).
+IN_FLIGHT = 2
+
 OnResult = Callable[[Chunk, pa.RecordBatch], None]
 
 
@@ -45,15 +50,33 @@ def run_local(
     """Check every chunk of every source in this process, handing each result on.
 
     Only the columns the checks need are read, unless ``all_columns`` (a redacted copy
-    needs every column).
+    needs every column). Reading the next batch overlaps checking the previous ones
+    (Arrow releases the GIL in both); at most ``IN_FLIGHT`` batches are held, and results
+    are handed on in input order.
     """
     columns = None if all_columns else batch_plan.needed_columns
-    for source in sources:
-        for chunk in read_source(source, batch_rows=batch_rows, columns=columns):
-            result = check_batch(
-                batch_plan, chunk.batch, file=str(source.path), offset=chunk.offset
-            )
-            on_result(chunk, result)
+    pending: deque[tuple[Chunk, Future[pa.RecordBatch]]] = deque()
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="trackplan-scan") as pool:
+        try:
+            for source in sources:
+                for chunk in read_source(source, batch_rows=batch_rows, columns=columns):
+                    future = pool.submit(
+                        check_batch,
+                        batch_plan,
+                        chunk.batch,
+                        file=str(source.path),
+                        offset=chunk.offset,
+                    )
+                    pending.append((chunk, future))
+                    if len(pending) >= IN_FLIGHT:
+                        done, result = pending.popleft()
+                        on_result(done, result.result())
+            while pending:
+                done, result = pending.popleft()
+                on_result(done, result.result())
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 @dataclass(frozen=True, slots=True)
