@@ -63,8 +63,8 @@ def make_plan(
         "trackplan": 1,
         "name": "pii-test",
         "definitions": copy.deepcopy(DEFINITIONS),
-        "controls": controls or {"track": {"unplanned_properties": "allow",
-                                           "unplanned_events": "allow"}},
+        "controls": controls
+        or {"track": {"unplanned_properties": "allow", "unplanned_events": "allow"}},
         "pii": pii if pii is not None else {"defaults": {"name": "redact"}},
         "events": [{"name": "Order", "properties": copy.deepcopy(properties or PROPERTIES)}],
     }

@@ -76,8 +76,13 @@ def test_hash_is_stable_across_processes() -> None:
         "print(hash_value('email', 'Jane@Example.com', b'k1'))"
     )
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       check=True, env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+        ).stdout.strip()
         for seed in (1, 2)
     }
     assert outs == {hash_value("email", "jane@example.com", KEY)}
@@ -112,8 +117,15 @@ def test_mask(category: str, value: object, expected: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("x", "[REDACTED]"), (5, 0), (2.5, 0.0), (True, False), ([1], []), ({"a": 1}, {}),
-     (None, None)],
+    [
+        ("x", "[REDACTED]"),
+        (5, 0),
+        (2.5, 0.0),
+        (True, False),
+        ([1], []),
+        ({"a": 1}, {}),
+        (None, None),
+    ],
 )
 def test_redact_keeps_the_json_type(value: object, expected: object) -> None:
     assert redact_value(value) == expected

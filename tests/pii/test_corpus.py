@@ -22,8 +22,15 @@ def test_corpus_is_large_and_covers_every_detector() -> None:
     pos, neg = _rows("positives.tsv"), _rows("negatives.tsv")
     assert len(pos) >= 200 and len(neg) >= 200
     labels = {label for label, _, _ in pos}
-    assert labels == {"email", "phone", "payment_card", "bank_account", "ip", "government_id",
-                      "credentials"}
+    assert labels == {
+        "email",
+        "phone",
+        "payment_card",
+        "bank_account",
+        "ip",
+        "government_id",
+        "credentials",
+    }
     assert labels <= set(CATEGORIES)
     assert {label for label, _, _ in neg} == {"-"}
 
@@ -48,8 +55,10 @@ def test_precision_and_recall(capsys: object) -> None:
             false_alarms.append((value, [f.detector for f in found]))
     precision = tp / (tp + fp)
     recall = tp / (tp + fn)
-    print(f"\ndetector corpus: precision {precision:.4f}, recall {recall:.4f} "
-          f"(tp {tp}, fn {fn}, fp {fp})")
+    print(
+        f"\ndetector corpus: precision {precision:.4f}, recall {recall:.4f} "
+        f"(tp {tp}, fn {fn}, fp {fp})"
+    )
     for label, (hit, miss) in sorted(per_label.items()):
         print(f"  {label:14s} recall {hit / (hit + miss):.3f} ({hit}/{hit + miss})")
     print(f"  misses: {misses}\n  false alarms: {false_alarms}")

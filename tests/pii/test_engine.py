@@ -50,16 +50,22 @@ def full_event() -> dict[str, Any]:
             "consented_email": "allowed@example.com",
             "buyer": {"email": s["buyer_email"], "first_name": s["buyer_name"], "age": 41},
             "recipients": [
-                {"email": s["r1_email"], "phones": [s["r_phone"]],
-                 "address": {"street": s["r_street"]}},
+                {
+                    "email": s["r1_email"],
+                    "phones": [s["r_phone"]],
+                    "address": {"street": s["r_street"]},
+                },
                 {"email": s["r2_email"], "first_name": "Zebedee"},
             ],
             "product_name": "Jane's favourite socks",
             "note": f"please mail {s['note_email']} about it",
             "contact_line": s["unplanned_phone"],  # unplanned, let through by the controls
         },
-        context={"ip": s["ctx_ip"], "traits": {"email": s["ctx_email"]},
-                 "library": {"name": "analytics-python", "version": "2.4.0"}},
+        context={
+            "ip": s["ctx_ip"],
+            "traits": {"email": s["ctx_email"]},
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+        },
     )
 
 
@@ -81,11 +87,16 @@ def test_every_action_inside_objects_and_arrays(enforcer: Any) -> None:
     assert p["nickname"] == "[REDACTED]"
     assert "street" not in p
     assert p["consented_email"] == "allowed@example.com"
-    assert p["buyer"] == {"email": hash_value("email", SECRETS["buyer_email"], key),
-                          "first_name": "[REDACTED]", "age": 0}
+    assert p["buyer"] == {
+        "email": hash_value("email", SECRETS["buyer_email"], key),
+        "first_name": "[REDACTED]",
+        "age": 0,
+    }
     r1, r2 = p["recipients"]
-    assert r1 == {"email": hash_value("email", SECRETS["r1_email"], key),
-                  "phones": ["+*********71"]}
+    assert r1 == {
+        "email": hash_value("email", SECRETS["r1_email"], key),
+        "phones": ["+*********71"],
+    }
     assert r2["email"] == hash_value("email", SECRETS["r2_email"], key)
     assert r2["first_name"] == "[REDACTED]"
     assert p["product_name"] == "Jane's favourite socks"  # x-pii: false
@@ -94,8 +105,12 @@ def test_every_action_inside_objects_and_arrays(enforcer: Any) -> None:
     ctx = result.event["context"]
     assert ctx["ip"] == "[REDACTED]" and ctx["traits"]["email"] == "[REDACTED]"
     pointers = sorted(v.pointer for v in result.violations if v.type == "PII")
-    assert pointers == ["/context/ip", "/context/traits/email", "/properties/contact_line",
-                        "/properties/note"]
+    assert pointers == [
+        "/context/ip",
+        "/context/traits/email",
+        "/properties/contact_line",
+        "/properties/note",
+    ]
 
 
 def test_no_output_or_message_holds_an_original_value(enforcer: Any) -> None:
@@ -121,8 +136,9 @@ def test_reject_blocks_and_the_review_copy_holds_no_pii(enforcer: Any) -> None:
 
 
 def test_detection_action_reject_blocks_on_an_undeclared_card() -> None:
-    enf = compile_with_key(make_plan(pii={"detection": {"action": "default"},
-                                          "defaults": {"payment_card": "reject"}}))
+    enf = compile_with_key(
+        make_plan(pii={"detection": {"action": "default"}, "defaults": {"payment_card": "reject"}})
+    )
     result = enf.enforce(track({"order_id": "o-1", "note": "card 4242-4242-4242-4242"}))
     assert not result.allowed
     assert "4242" not in json.dumps(result.event)
@@ -130,11 +146,23 @@ def test_detection_action_reject_blocks_on_an_undeclared_card() -> None:
 
 
 def test_unplanned_events_get_detection_and_common_declarations() -> None:
-    common = {"call": {"properties": {"context": {"properties": {
-        "ip": {"type": "string", "x-pii": {"category": "ip", "action": "mask"}}}}}}}
+    common = {
+        "call": {
+            "properties": {
+                "context": {
+                    "properties": {
+                        "ip": {"type": "string", "x-pii": {"category": "ip", "action": "mask"}}
+                    }
+                }
+            }
+        }
+    }
     enf = compile_with_key(make_plan(common=common))
-    event = track({"contact": "ada@example.com", "color": "red"}, name="Not In Plan",
-                  context={"ip": "203.0.113.79"})
+    event = track(
+        {"contact": "ada@example.com", "color": "red"},
+        name="Not In Plan",
+        context={"ip": "203.0.113.79"},
+    )
     result = enf.enforce(event)
     assert result.allowed
     assert result.event["context"]["ip"] == "203.0.113.0"
@@ -143,10 +171,16 @@ def test_unplanned_events_get_detection_and_common_declarations() -> None:
 
 def test_identify_traits_declared_in_the_plan_apply_in_context(ecommerce_plan: Any) -> None:
     enf = compile_with_key(ecommerce_plan)
-    event = {"type": "track", "event": "Signed Up", "userId": "u1", "anonymousId": None,
-             "properties": {"method": "email"},
-             "context": {"traits": {"email": "Ada@Example.com", "first_name": "Ada",
-                                    "newsletter": True}}}
+    event = {
+        "type": "track",
+        "event": "Signed Up",
+        "userId": "u1",
+        "anonymousId": None,
+        "properties": {"method": "email"},
+        "context": {
+            "traits": {"email": "Ada@Example.com", "first_name": "Ada", "newsletter": True}
+        },
+    }
     result = enf.enforce(event)
     traits = result.event["context"]["traits"]
     assert traits["email"] == hash_value("email", "ada@example.com", KEY.encode())
@@ -162,8 +196,7 @@ def test_unchanged_events_are_forwarded_as_they_are(enforcer: Any) -> None:
 
 def test_detection_can_be_turned_off_and_narrowed() -> None:
     off = compile_with_key(make_plan(pii={"detection": False}))
-    event = track({"order_id": "o-1", "note": "jane@example.com"},
-                  context={"ip": "198.51.100.23"})
+    event = track({"order_id": "o-1", "note": "jane@example.com"}, context={"ip": "198.51.100.23"})
     assert off.enforce(event).event is event
     narrow = compile_with_key(make_plan(pii={"detection": {"context": []}}))
     out = narrow.enforce(event).event
@@ -202,9 +235,11 @@ def test_no_hash_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("annotation", "fragment"),
-    [({"category": "mail"}, "unknown PII category"),
-     ({"category": "email", "action": "shred"}, "unknown PII action"),
-     (17, "x-pii must be")],
+    [
+        ({"category": "mail"}, "unknown PII category"),
+        ({"category": "email", "action": "shred"}, "unknown PII action"),
+        (17, "x-pii must be"),
+    ],
 )
 def test_bad_annotations_are_compile_errors(annotation: object, fragment: str) -> None:
     props = {"type": "object", "properties": {"e": {"type": "string", "x-pii": annotation}}}
@@ -217,32 +252,68 @@ def test_cli_missing_key_exit_code_and_message(tmp_path: Path) -> None:
     events.write_text("{}\n")
     env = {k: v for k, v in os.environ.items() if k != "TRACKPLAN_HASH_KEY"}
     proc = subprocess.run(
-        [sys.executable, "-m", "trackplan", "validate", str(ROOT / "plans" / "ecommerce"),
-         str(events)], capture_output=True, text=True, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "trackplan",
+            "validate",
+            str(ROOT / "plans" / "ecommerce"),
+            str(events),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert proc.returncode == 2
     assert "TRACKPLAN_HASH_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_output_holds_no_declared_pii(tmp_path: Path) -> None:
-    event = {"type": "identify", "userId": "u1", "anonymousId": None,
-             "messageId": "m1", "timestamp": "2026-11-29T10:00:00.000Z",
-             "context": {"ip": "203.0.113.79",
-                         "library": {"name": "analytics-python", "version": "2.4.0"}},
-             "traits": {"email": "Ada.Lovelace@Example.com", "phone": "+44 20 7946 0958",
-                        "first_name": "Augusta", "last_name": "Byron", "plan": "pro"}}
+    event = {
+        "type": "identify",
+        "userId": "u1",
+        "anonymousId": None,
+        "messageId": "m1",
+        "timestamp": "2026-11-29T10:00:00.000Z",
+        "context": {
+            "ip": "203.0.113.79",
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+        },
+        "traits": {
+            "email": "Ada.Lovelace@Example.com",
+            "phone": "+44 20 7946 0958",
+            "first_name": "Augusta",
+            "last_name": "Byron",
+            "plan": "pro",
+        },
+    }
     events = tmp_path / "events.ndjson"
     events.write_text(json.dumps(event) + "\n")
     out = tmp_path / "out.ndjson"
     env = dict(os.environ, TRACKPLAN_HASH_KEY="cli-key")
     proc = subprocess.run(
-        [sys.executable, "-m", "trackplan", "validate", str(ROOT / "plans" / "ecommerce"),
-         str(events), "--out", str(out), "--format", "json"],
-        capture_output=True, text=True, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "trackplan",
+            "validate",
+            str(ROOT / "plans" / "ecommerce"),
+            str(events),
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     written = out.read_text() + proc.stdout + proc.stderr
     for secret in ("ada.lovelace", "7946", "Augusta", "Byron", "203.0.113.79"):
         assert secret.lower() not in written.lower(), secret
     forwarded = json.loads(out.read_text().splitlines()[0])
-    assert forwarded["traits"]["email"] == hash_value("email", "ada.lovelace@example.com",
-                                                      b"cli-key")
+    assert forwarded["traits"]["email"] == hash_value(
+        "email", "ada.lovelace@example.com", b"cli-key"
+    )

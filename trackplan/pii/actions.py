@@ -59,6 +59,8 @@ REDACTED = "[REDACTED]"
 MASK = "*"
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 
 
 def normalise(category: str, value: Any) -> str:
@@ -69,9 +71,10 @@ def normalise(category: str, value: Any) -> str:
     zero and is not rewritten to international form). Other strings: trimmed. Non-string
     values: their compact JSON text with sorted keys (``12`` -> ``"12"``).
     """
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    text = value.strip()
+    if isinstance(value, str):
+        text = value.strip()
+    else:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if category == "email":
         return text.lower()
     if category == "phone":
@@ -153,13 +156,8 @@ def _generic_mask(text: str) -> str:
 
 
 def _mask_ip(text: str) -> Any:
-    head, dot, last = text.rpartition(".")
-    if dot and ":" not in text and last.isdigit() and head.count(".") == 2:
-        # the common case without a parse: a dotted quad
-        parts = head.split(".")
-        if all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts) and int(last) <= 255:
-            return head + ".0"
-        return REDACTED
+    if _DOTTED_QUAD.fullmatch(text) is not None:  # the common case without a parse
+        return text[: text.rfind(".")] + ".0"
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

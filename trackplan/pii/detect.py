@@ -208,8 +208,8 @@ def _numeric(text: str, out: list[Finding]) -> None:
             out.append(Finding(m.start(), end, "bank_account", "iban"))
     for pattern in _PHONES:
         for m in pattern.finditer(text):
-            digits = sum(c.isdigit() for c in m.group())
-            if (8 if pattern is _PHONES[0] else 10) <= digits <= 15:
+            count = sum(c.isdigit() for c in m.group())
+            if (8 if pattern is _PHONES[0] else 10) <= count <= 15:
                 out.append(Finding(m.start(), m.end(), "phone", "phone"))
 
 
@@ -228,9 +228,32 @@ def _ipv4(text: str, out: list[Finding]) -> None:
 
 
 _NUMBERING_WORDS = frozenset(
-    {"section", "sec", "chapter", "ch", "version", "ver", "v", "build", "release", "rev",
-     "table", "figure", "fig", "step", "rule", "clause", "article", "paragraph", "item", "part",
-     "§", "appendix", "page", "no"}
+    {
+        "section",
+        "sec",
+        "chapter",
+        "ch",
+        "version",
+        "ver",
+        "v",
+        "build",
+        "release",
+        "rev",
+        "table",
+        "figure",
+        "fig",
+        "step",
+        "rule",
+        "clause",
+        "article",
+        "paragraph",
+        "item",
+        "part",
+        "§",
+        "appendix",
+        "page",
+        "no",
+    }
 )
 
 
@@ -316,9 +339,7 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
     id_like = bool(words & _ID_WORDS)
     version_like = bool(words & {"version", "build", "release", "ver"})
     return tuple(
-        f
-        for f in found
-        if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
+        f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
 
 

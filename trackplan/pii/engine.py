@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from trackplan import pointer as jp
 from trackplan.engine.violations import Violation
-from trackplan.pii.actions import apply_action, replace_spans
-from trackplan.pii.detect import findings_for, match_key
+from trackplan.pii.actions import apply_action, mask_value, replace_spans
+from trackplan.pii.detect import _CLEAN, _name_category, findings_for, match_key
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 
@@ -38,6 +38,7 @@ class _Drop:
 
 
 _DROP = _Drop()
+_UNSEEN = object()
 
 
 class _Block(Exception):
@@ -85,7 +86,17 @@ _DETECT_ALL.detect = True
 class Transformer:
     """The PII transform of one compiled rule (``rule`` None: no rule for the call)."""
 
-    __slots__ = ("policy", "root", "key", "values", "names", "on_detect", "block", "scrubber")
+    __slots__ = (
+        "policy",
+        "root",
+        "key",
+        "values",
+        "names",
+        "on_detect",
+        "block",
+        "scrubber",
+        "names_seen",
+    )
 
     def __init__(
         self, policy: PiiPolicy, rule: Rule | None, kind: str, *, block: bool = True
@@ -94,6 +105,8 @@ class Transformer:
         #: False for the scrubber: ``reject`` redacts instead of blocking
         self.block = block
         self.scrubber: Transformer | None = None
+        #: per key: whether its name could be PII (bounded like the detector caches)
+        self.names_seen: dict[str, bool] = {}
         self.key = policy.key
         det = policy.detection
         self.values = det.enabled and det.values
@@ -143,14 +156,28 @@ class Transformer:
             out: dict[str, Any] | None = None
             if node.detect or node.star is not None:
                 keys, star, detect = node.keys, node.star, node.detect
+                names, clean = self.names_seen, _CLEAN
                 for k, v in value.items():
                     child = keys.get(k) or star
                     if child is not None:
                         new = self._visit(v, child, (*path, k), violations)
-                    elif detect:
-                        new = self._detect(k, v, path, node.person, violations)
-                    else:
+                    elif not detect:
                         continue
+                    else:
+                        # the common case inline: a key that names nothing, a clean value
+                        t = type(v)
+                        named = names.get(k, _UNSEEN)
+                        if named is _UNSEEN:
+                            named = names[k] = (
+                                self.names and _name_category(k) is not None
+                            ) or k == "name"
+                        if not named:
+                            if t is str:
+                                if len(v) < 6 or v in clean or not self.values:
+                                    continue
+                            elif t is not dict and t is not list:
+                                continue
+                        new = self._detect(k, v, path, node.person, violations)
                     if new is not v:
                         if out is None:
                             out = dict(value)
@@ -162,7 +189,10 @@ class Transformer:
                 for k, child in node.keys.items():
                     if k in value:
                         v = value[k]
-                        new = self._visit(v, child, (*path, k), violations)
+                        if child.leaf is not None:
+                            new = self._declared(v, child.leaf, (*path, k), violations)
+                        else:
+                            new = self._visit(v, child, (*path, k), violations)
                         if new is not v:
                             if out is None:
                                 out = dict(value)
@@ -195,7 +225,10 @@ class Transformer:
         return value
 
     def _declared(
-        self, value: Any, f: DeclaredField, path: tuple[str | int, ...],
+        self,
+        value: Any,
+        f: DeclaredField,
+        path: tuple[str | int, ...],
         violations: list[Violation],
     ) -> Any:
         action = f.action
@@ -209,19 +242,33 @@ class Transformer:
             action = "redact"
         elif action == "reject":
             pointer = jp.from_parts(path)
-            violations.append(Violation(PII, pointer, f"declared {f.category} at {pointer}: "
-                                        "the plan's action is reject, the event is blocked",
-                                        f.location))
+            violations.append(
+                Violation(
+                    PII,
+                    pointer,
+                    f"declared {f.category} at {pointer}: "
+                    "the plan's action is reject, the event is blocked",
+                    f.location,
+                )
+            )
             raise _Block
         if action == "drop":
             return _DROP
         if type(value) is list and not any(type(v) in (dict, list) for v in value):
             return [apply_action(action, f.category, v, self.key)[1] for v in value]
+        if action == "mask":
+            return mask_value(f.category, value)  # what apply_action does, one call less
         return apply_action(action, f.category, value, self.key)[1]
 
     def _detect(
-        self, key: str | None, value: Any, parent: tuple[str | int, ...], person: bool,
-        violations: list[Violation], *, index: bool = False,
+        self,
+        key: str | None,
+        value: Any,
+        parent: tuple[str | int, ...],
+        person: bool,
+        violations: list[Violation],
+        *,
+        index: bool = False,
     ) -> Any:
         """An undeclared value: its key's name first, then its content."""
         path = parent if index or key is None else (*parent, key)
@@ -235,14 +282,22 @@ class Transformer:
         if kind is dict or kind is list:
             if len(path) > _MAX_SCAN_DEPTH:  # too deep to scan within the recursion limit
                 pointer = jp.from_parts(path)
-                violations.append(Violation(PII, pointer, f"value at {pointer} nests too deep "
-                                            "to scan for PII; action redact"))
+                violations.append(
+                    Violation(
+                        PII,
+                        pointer,
+                        f"value at {pointer} nests too deep to scan for PII; action redact",
+                    )
+                )
                 return apply_action("redact", "other", value, None)[1]
             return self._visit(value, _DETECT_ALL, path, violations)
         return value
 
     def _text(
-        self, key: str | None, value: str, path: tuple[str | int, ...],
+        self,
+        key: str | None,
+        value: str,
+        path: tuple[str | int, ...],
         violations: list[Violation],
     ) -> Any:
         found = findings_for(key, value)
@@ -251,8 +306,13 @@ class Transformer:
         pointer = jp.from_parts(path)
         action = self._action(found[0].category)
         for f in found:
-            violations.append(Violation(PII, pointer, _message(f.category, pointer, f.detector,
-                                                               self._action(f.category))))
+            violations.append(
+                Violation(
+                    PII,
+                    pointer,
+                    _message(f.category, pointer, f.detector, self._action(f.category)),
+                )
+            )
         actions = {self._action(f.category) for f in found}
         if "reject" in actions:
             raise _Block
@@ -263,11 +323,14 @@ class Transformer:
         strict = action
         for act in actions:  # one action for every span: the most protective one
             strict = stricter(act, strict)
-        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict,
-                             self.key)
+        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict, self.key)
 
     def _act(
-        self, category: str, detector: str, value: Any, path: tuple[str | int, ...],
+        self,
+        category: str,
+        detector: str,
+        value: Any,
+        path: tuple[str | int, ...],
         violations: list[Violation],
     ) -> Any:
         pointer = jp.from_parts(path)
@@ -292,9 +355,9 @@ class Transformer:
             return event
         scrubber = self.scrubber
         if scrubber is None:
-            scrubber = self.scrubber = Transformer(
-                self.policy, None, "alias", block=False
-            )._adopt(self.root)
+            scrubber = self.scrubber = Transformer(self.policy, None, "alias", block=False)._adopt(
+                self.root
+            )
         out = scrubber(event, [])
         return dict(event) if out is event else out
 
@@ -304,8 +367,10 @@ class Transformer:
 
 
 def _message(category: str, pointer: str, detector: str, action: str) -> str:
-    return (f"undeclared {category} at {pointer or '/'} (detector: {detector}); "
-            f"action {action}: declare it with x-pii")
+    return (
+        f"undeclared {category} at {pointer or '/'} (detector: {detector}); "
+        f"action {action}: declare it with x-pii"
+    )
 
 
 def _wins(new: DeclaredField, old: DeclaredField) -> bool:

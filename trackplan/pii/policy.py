@@ -166,8 +166,9 @@ class PiiPolicy:
             if cat not in categories:
                 issues.append(f"{where}/defaults/{jp.escape(cat)}: unknown category")
             elif act not in ACTIONS:
-                issues.append(f"{where}/defaults/{jp.escape(cat)}: action must be one of "
-                              f"{', '.join(ACTIONS)}")
+                issues.append(
+                    f"{where}/defaults/{jp.escape(cat)}: action must be one of {', '.join(ACTIONS)}"
+                )
             else:
                 defaults[str(cat)] = str(act)
         key_env = raw.get("hash_key_env", DEFAULT_KEY_ENV)
@@ -196,8 +197,15 @@ class PiiPolicy:
                 f"{key_env} is not set: set it to a secret key (read at compile time, never "
                 "logged); trackplan never makes an unkeyed hash"
             )
-        return cls(defaults, key_env, detection, categories, tuple(fields), tuple(not_pii),
-                   secret.encode("utf-8"))
+        return cls(
+            defaults,
+            key_env,
+            detection,
+            categories,
+            tuple(fields),
+            tuple(not_pii),
+            secret.encode("utf-8"),
+        )
 
 
 def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
@@ -224,8 +232,9 @@ def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
     if action not in (*ACTIONS, "default"):
         issues.append(f"{where}/action: must be one of {', '.join(ACTIONS)} or default")
         action = base.action
-    return Detection(flags["enabled"], flags["values"], flags["key_names"],
-                     tuple(context), str(action))
+    return Detection(
+        flags["enabled"], flags["values"], flags["key_names"], tuple(context), str(action)
+    )
 
 
 _SAME_PATH = ("allOf", "anyOf", "oneOf")
@@ -269,12 +278,16 @@ def _declared(
                 continue
             category, action, basis = parsed
             if category is not None and category not in categories:
-                issues.append(f"{at} [{rule.label}]: unknown PII category {category!r}; "
-                              f"known: {', '.join(categories)}")
+                issues.append(
+                    f"{at} [{rule.label}]: unknown PII category {category!r}; "
+                    f"known: {', '.join(categories)}"
+                )
                 continue
             if action is not None and action not in ACTIONS:
-                issues.append(f"{at} [{rule.label}]: unknown PII action {action!r}; "
-                              f"expected one of {', '.join(ACTIONS)}")
+                issues.append(
+                    f"{at} [{rule.label}]: unknown PII action {action!r}; "
+                    f"expected one of {', '.join(ACTIONS)}"
+                )
                 continue
             if category is None:
                 act = "allow"
@@ -282,8 +295,10 @@ def _declared(
                 act = action or defaults.get(category, DEFAULT_ACTION)
             found = DeclaredField(rule, path, category, act, basis, at)
             before = seen.get(path)
-            if before is None or (found.declared and not before.declared) or (
-                found.declared and stricter(found.action, before.action) != before.action
+            if (
+                before is None
+                or (found.declared and not before.declared)
+                or (found.declared and stricter(found.action, before.action) != before.action)
             ):
                 seen[path] = found
             continue  # a declared value is handled whole
@@ -330,8 +345,9 @@ def _declared(
         found = seen[path]
         yield found
         if rule.kind == "identify" and path[:1] == ("traits",):
-            yield DeclaredField(rule, ("context", *path), found.category, found.action,
-                                found.basis, found.location)
+            yield DeclaredField(
+                rule, ("context", *path), found.category, found.action, found.basis, found.location
+            )
 
 
 def _resolve(ref: str, defs: Mapping[str, Any]) -> Any:

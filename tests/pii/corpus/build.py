@@ -44,9 +44,20 @@ def group(number: str, sizes: list[int], sep: str) -> str:
     return sep.join(out)
 
 
-IBAN_FORMATS = {"DE": "18n", "GB": "4a14n", "FR": "10n11c2n", "NL": "4a10n", "ES": "20n",
-                "IT": "1a10n12c", "BE": "12n", "CH": "5n12c", "AT": "16n", "PL": "24n",
-                "SE": "20n", "IE": "4a14n"}
+IBAN_FORMATS = {
+    "DE": "18n",
+    "GB": "4a14n",
+    "FR": "10n11c2n",
+    "NL": "4a10n",
+    "ES": "20n",
+    "IT": "1a10n12c",
+    "BE": "12n",
+    "CH": "5n12c",
+    "AT": "16n",
+    "PL": "24n",
+    "SE": "20n",
+    "IE": "4a14n",
+}
 
 
 def bban(fmt: str) -> str:
@@ -55,8 +66,11 @@ def bban(fmt: str) -> str:
         if ch.isdigit():
             num += ch
             continue
-        pool = {"n": string.digits, "a": string.ascii_uppercase,
-                "c": string.ascii_uppercase + string.digits}[ch]
+        pool = {
+            "n": string.digits,
+            "a": string.ascii_uppercase,
+            "c": string.ascii_uppercase + string.digits,
+        }[ch]
         out.append("".join(rng.choice(pool) for _ in range(int(num))))
         num = ""
     return "".join(out)
@@ -95,11 +109,22 @@ ALNUM = string.ascii_letters + string.digits
 def positives() -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     emails = [
-        "jane.doe@example.com", "JOHN.SMITH@Example.ORG", "  ana.lima@empresa.com.br ",
-        "first+tag@gmail.com", "o'brien@example.ie", "x@y.io", "user_name@sub.domain.co.uk",
-        "m.mueller@firma.de", "li.wei@company.cn", "k-tanaka@example.jp",
-        "support.team@shop.example.com", "a.b.c.d@e-f.museum", "noreply+order-77@mail.example.net",
-        "sam1990@hotmail.com", "peter.o.parker@dailybugle.news", "fr.dupont@laposte.fr",
+        "jane.doe@example.com",
+        "JOHN.SMITH@Example.ORG",
+        "  ana.lima@empresa.com.br ",
+        "first+tag@gmail.com",
+        "o'brien@example.ie",
+        "x@y.io",
+        "user_name@sub.domain.co.uk",
+        "m.mueller@firma.de",
+        "li.wei@company.cn",
+        "k-tanaka@example.jp",
+        "support.team@shop.example.com",
+        "a.b.c.d@e-f.museum",
+        "noreply+order-77@mail.example.net",
+        "sam1990@hotmail.com",
+        "peter.o.parker@dailybugle.news",
+        "fr.dupont@laposte.fr",
     ]
     for e in emails:
         out.append(("email", "-", e))
@@ -118,17 +143,48 @@ def positives() -> list[tuple[str, str, str]]:
         out.append(("email", "note", text))
     for fmt in ["{a}.{b}@example.com", "{a}{n}@mail.example.org", "{a}_{b}@corp.example.net"]:
         for _ in range(5):
-            out.append(("email", "-", fmt.format(a=rand(string.ascii_lowercase, 5),
-                                                   b=rand(string.ascii_lowercase, 6),
-                                                   n=rng.randint(1, 99))))
+            out.append(
+                (
+                    "email",
+                    "-",
+                    fmt.format(
+                        a=rand(string.ascii_lowercase, 5),
+                        b=rand(string.ascii_lowercase, 6),
+                        n=rng.randint(1, 99),
+                    ),
+                )
+            )
     phones = [
-        "+1 415 555 2671", "+1-415-555-2671", "(415) 555-2671", "415-555-2671", "415.555.2671",
-        "1-800-555-0199", "+44 20 7946 0958", "+442079460958", "020 7946 0958", "07700 900123",
-        "+49 30 12345678", "+49 (0)30 1234 5678", "030 1234 5678", "+33 6 12 34 56 78",
-        "06 12 34 56 78", "+81 3-1234-5678", "+61 2 9876 5432", "+34 612 345 678",
-        "+39 06 6982 1234", "+31 20 794 6095", "+46 8 123 456 78", "+1 (212) 555-0147",
-        "+86 10 6552 9988", "+91 98765 43210", "+55 11 91234-5678", "+27 21 123 4567",
-        "+353 1 234 5678", "+41 44 668 18 00", "(312) 555-0123", "+14155552671",
+        "+1 415 555 2671",
+        "+1-415-555-2671",
+        "(415) 555-2671",
+        "415-555-2671",
+        "415.555.2671",
+        "1-800-555-0199",
+        "+44 20 7946 0958",
+        "+442079460958",
+        "020 7946 0958",
+        "07700 900123",
+        "+49 30 12345678",
+        "+49 (0)30 1234 5678",
+        "030 1234 5678",
+        "+33 6 12 34 56 78",
+        "06 12 34 56 78",
+        "+81 3-1234-5678",
+        "+61 2 9876 5432",
+        "+34 612 345 678",
+        "+39 06 6982 1234",
+        "+31 20 794 6095",
+        "+46 8 123 456 78",
+        "+1 (212) 555-0147",
+        "+86 10 6552 9988",
+        "+91 98765 43210",
+        "+55 11 91234-5678",
+        "+27 21 123 4567",
+        "+353 1 234 5678",
+        "+41 44 668 18 00",
+        "(312) 555-0123",
+        "+14155552671",
     ]
     for p in phones:
         out.append(("phone", "-", p))
@@ -141,10 +197,21 @@ def positives() -> list[tuple[str, str, str]]:
     ]:
         out.append(("phone", "note", text))
     cards: list[str] = []
-    for prefix, length in [("4", 16)] * 8 + [("51", 16), ("55", 16), ("2221", 16), ("2720", 16),
-                                                ("34", 15), ("37", 15), ("6011", 16), ("65", 16),
-                                                ("3530", 16), ("36", 14), ("62", 16), ("4", 13),
-                                                ("4", 19)]:
+    for prefix, length in [("4", 16)] * 8 + [
+        ("51", 16),
+        ("55", 16),
+        ("2221", 16),
+        ("2720", 16),
+        ("34", 15),
+        ("37", 15),
+        ("6011", 16),
+        ("65", 16),
+        ("3530", 16),
+        ("36", 14),
+        ("62", 16),
+        ("4", 13),
+        ("4", 19),
+    ]:
         cards.append(luhn_complete(prefix, length))
     for i, c in enumerate(cards):
         if len(c) == 16 and i % 3 == 0:
@@ -167,21 +234,43 @@ def positives() -> list[tuple[str, str, str]]:
     for country in ("DE", "GB", "FR"):
         out.append(("bank_account", "note", f"please refund to {spaced(iban(country))} asap"))
     for _ in range(15):
-        ip = f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        octets = [
+            rng.randint(11, 223),
+            rng.randint(0, 255),
+            rng.randint(0, 255),
+            rng.randint(1, 254),
+        ]
+        ip = ".".join(map(str, octets))
         out.append(("ip", "-", ip))
-    for ip in ["203.0.113.79", "198.51.100.23", "8.8.4.4", "10.0.0.12", "192.168.1.20",
-               "172.16.254.1", "100.64.12.9", "81.2.69.160"]:
+    for ip in [
+        "203.0.113.79",
+        "198.51.100.23",
+        "8.8.4.4",
+        "10.0.0.12",
+        "192.168.1.20",
+        "172.16.254.1",
+        "100.64.12.9",
+        "81.2.69.160",
+    ]:
         out.append(("ip", "-", ip))
     for text in ["login from 203.0.113.7 blocked", "X-Forwarded-For: 198.51.100.4, 10.1.2.3"]:
         out.append(("ip", "note", text))
-    v6 = ["2001:db8:85a3::8a2e:370:7334", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
-          "fe80::1ff:fe23:4567:890a", "2a00:1450:4001:82b::200e", "2606:4700:4700::1111",
-          "2001:db8::1", "::ffff:203.0.113.9", "2001:db8:0:0:1:0:0:1", "2620:fe::fe",
-          "2a02:26f0:fd::5c7a:a1f"]
+    v6 = [
+        "2001:db8:85a3::8a2e:370:7334",
+        "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        "fe80::1ff:fe23:4567:890a",
+        "2a00:1450:4001:82b::200e",
+        "2606:4700:4700::1111",
+        "2001:db8::1",
+        "::ffff:203.0.113.9",
+        "2001:db8:0:0:1:0:0:1",
+        "2620:fe::fe",
+        "2a02:26f0:fd::5c7a:a1f",
+    ]
     for ip in v6:
         out.append(("ip", "-", ip))
     for _ in range(8):
-        groups = [f"{rng.randint(0, 0xffff):x}" for _ in range(8)]
+        groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(8)]
         groups[0] = "2001"
         out.append(("ip", "-", ":".join(groups)))
     out.append(("ip", "note", "client [2001:db8::42] connected"))
@@ -193,20 +282,31 @@ def positives() -> list[tuple[str, str, str]]:
         out.append(("government_id", "note", text))
     for _ in range(10):
         header = b64({"alg": rng.choice(["HS256", "RS256", "ES256"]), "typ": "JWT"})
-        payload = b64({"sub": str(rng.randint(10**6, 10**9)), "iat": rng.randint(10**9, 2 * 10**9),
-                       "email": "x@example.com"})
+        payload = b64(
+            {
+                "sub": str(rng.randint(10**6, 10**9)),
+                "iat": rng.randint(10**9, 2 * 10**9),
+                "email": "x@example.com",
+            }
+        )
         sig = rand(ALNUM + "-_", 43)
         out.append(("credentials", "-", f"{header}.{payload}.{sig}"))
     out.append(("credentials", "note", "Authorization: Bearer " + rand(ALNUM, 40)))
     keys = [
-        "sk_live_" + rand(ALNUM, 24), "sk_test_" + rand(ALNUM, 24), "rk_live_" + rand(ALNUM, 24),
+        "sk_live_" + rand(ALNUM, 24),
+        "sk_test_" + rand(ALNUM, 24),
+        "rk_live_" + rand(ALNUM, 24),
         "AKIA" + rand(string.ascii_uppercase + string.digits, 16),
         "ASIA" + rand(string.ascii_uppercase + string.digits, 16),
-        "ghp_" + rand(ALNUM, 36), "gho_" + rand(ALNUM, 36),
+        "ghp_" + rand(ALNUM, 36),
+        "gho_" + rand(ALNUM, 36),
         "github_pat_" + rand(ALNUM + "_", 60),
         "xoxb-" + "-".join(rand(string.digits, 12) for _ in range(2)) + "-" + rand(ALNUM, 24),
-        "AIza" + rand(ALNUM + "_-", 35), "glpat-" + rand(ALNUM, 20), "npm_" + rand(ALNUM, 36),
-        "SG." + rand(ALNUM, 22) + "." + rand(ALNUM, 43), "sk-proj-" + rand(ALNUM, 48),
+        "AIza" + rand(ALNUM + "_-", 35),
+        "glpat-" + rand(ALNUM, 20),
+        "npm_" + rand(ALNUM, 36),
+        "SG." + rand(ALNUM, 22) + "." + rand(ALNUM, 43),
+        "sk-proj-" + rand(ALNUM, 48),
         "-----BEGIN RSA PRIVATE KEY-----",
     ]
     for k in keys:
@@ -225,70 +325,223 @@ def negatives() -> list[tuple[str, str, str]]:
         out.append(("-", "-", uuid.UUID(int=rng.getrandbits(128), version=4).hex))
     for _ in range(12):
         # Luhn-valid 16-digit ids with a card issuer prefix, under id keys
-        out.append(("-", rng.choice(["order_id", "transaction_id", "invoiceNumber", "tracking_no",
-                                     "checkout_id"]), luhn_complete("4", 16)))
-    out += [("-", "-", v) for v in [
-        "ord_8f3k2m9q", "ORD-2026-000123", "o-100234", "INV-2026-11-0042", "1000234567",
-        "cart_7c1e5b", "chk-55a1e0", "A-1029-3384", "PO#4471-22", "BK-20261129-0007",
-        "SKU-BOOK-9780262033848", "SKU-TSHIRT-RED-XL", "978-0-262-03384-8", "0-262-03384-4",
-        "9780262033848", "B07XJ8C8F5", "1Z999AA10123456784", "MSKU1234567", "EAN 4006381333931",
-        "UPC 036000291452", "p-3001", "usr_100000", "cus_N8Xb2kF4a1", "pi_3MtwBwLkdIwHu7ix28a3tqPa",
-        "evt_1NG8Du2eZvKYlo2CZxQ2bW0a", "ch_3LmNo2eZvKYlo2C1ABCDEFGH",
-        "2026-11-29T10:00:00.000Z", "2026-11-29T10:00:00+01:00", "2026-11-29", "29/11/2026",
-        "11/29/2026", "2026-11-29 10:00:00", "10:00:00", "08:00-17:00", "T08:00:28.000Z",
-        "1732874400", "1732874400123", "20261129100000", "Sun, 29 Nov 2026 10:00:00 GMT",
-        "1.2.3.4", "2.4.0", "v2.4.0.1", "10.15.7", "4.2.1.0", "17.5.1", "1.0.0-beta.2",
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0.6099.109 Safari/537.36",
-        "analytics-python/2.4.0", "build 2026.11.29.3", "255.255.255.0", "0.0.0.0", "127.0.0.1",
-        "$1,299.00", "1,299.00", "EUR 1.299,00", "49.99", "USD 12345.67", "1 299,00 €",
-        "£2,499.99", "0.0825", "-122.4194", "37.7749,-122.4194",
-        "https://shop.example.com/products/p-3001", "https://shop.example.com/?utm_source=newsletter",
-        "https://cdn.example.com/img/icon@2x.png", "android-app://com.example.shop/https/shop",
-        "https://example.com/search?q=usb+c+cable&page=2", "/checkout/step-2",
-        "https://example.com/orders/1000234567/receipt", "http://localhost:8080/health",
-        "https://api.example.com/v1/users/usr_100000", "https://example.com/#/cart",
-        "icon@2x.png", "logo@3x.webp", "git@github.com:org/repo.git", "@scope/package",
-        "npm install @babel/core@7.23.0", "user@localhost", "@channel please review",
-        "a:hover", "16:9", "std::vector<int>", "0x7ffee3b5c9a8", "::", "::1",
-        "00:1a:2b:3c:4d:5e",
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        "d41d8cd98f00b204e9800998ecf8427e", "9fceb02d0ae598e95dc970b74767f19372d61af8",
-        "dGhpcyBpcyBub3QgYSBzZWNyZXQ=", "eyJwYWdlIjoyLCJzaXplIjo1MH0",
-        "eyJhbGciOiJIUzI1NiJ9", "pk_live_51HxYzAbCdEfGhIjKlMnOpQr", "AKIAEXAMPLE",
-        "sk_live_", "sk-short", "token_type_hint", "Bearer", "bearer token expired",
-        "000-12-3456", "666-12-3456", "123-45-6789", "078-05-1120", "219-00-9999",
-        "219-09-0000", "111-11-1111", "987-65-4320", "219 09-9999",
-        "4242 4242 4242 4241", "1234 5678 9012 3456", "0000 0000 0000 0000",
-        "DE00 3704 0044 0532 0130 00", "GB00WEST12345698765432", "XX89370400440532013000",
-        "ISBN 978-3-16-148410-0", "+1", "+49", "555-1234", "12-34-56", "1-2-3-4-5-6-7-8",
-        "12345", "123456", "1234567", "99999999", "1000000", "2026", "3.14159265358979",
-        "6.02214076e23", "1e-9", "NaN", "Infinity",
-    ]]
-    out += [("-", "-", v) for v in [
-        "usb c cable", "Introduction to Algorithms", "MIT Press", "Books", "Electronics > Cables",
-        "running shoes size 42", "gift for mom", "iPhone 15 Pro Max 256GB", "Samsung Galaxy S24",
-        "4K HDMI 2.1 cable 2m", "Size 10.5 US / 44.5 EU", "Pack of 3 (3x 100ml)",
-        "Nintendo Switch OLED", "Order shipped in 2-3 business days", "Room 101, 2nd floor",
-        "Summer Sale 2026 - up to 50% off", "free shipping over 49.99", "checkout_started",
-        "Product Viewed", "Signed Up", "en-GB", "Europe/Berlin", "America/Los_Angeles",
-        "WIFI", "cellular", "iOS 17.5.1", "Android 14; Pixel 8", "com.example.shop",
-        "SUMMER-2026", "WELCOME10", "BLACKFRIDAY2026", "REF-ABCD-1234",
-        "The quick brown fox jumps over the lazy dog",
-        "Temperature 21.5 C at 10:30", "Version 2.4.0 (build 1187)", "Chapter 3.2.1.4",
-        "table 4.1.2.3", "section 10.2.3.4 of the manual", "v1.2.3.4-rc1",
-        "Call of Duty: Modern Warfare III", "12:30 PM - 1:45 PM", "9:00 AM",
-        "ISO 8601", "RFC 3339", "HTTP/2 200", "x86_64", "arm64-v8a",
-        "SG-2000 guitar", "AK-47 replica", "model 2024-05", "lot 12 345 678",
-        "batch 2026-11-29-0001", "invoice total 1,234.56 EUR", "ratio 1:2:3:4",
-        "score 98.6", "95th percentile latency 120.5 ms", "zip code required",
-        "email me later", "phone support hours 9-17",
-    ]]
+        out.append(
+            (
+                "-",
+                rng.choice(
+                    ["order_id", "transaction_id", "invoiceNumber", "tracking_no", "checkout_id"]
+                ),
+                luhn_complete("4", 16),
+            )
+        )
+    out += [
+        ("-", "-", v)
+        for v in [
+            "ord_8f3k2m9q",
+            "ORD-2026-000123",
+            "o-100234",
+            "INV-2026-11-0042",
+            "1000234567",
+            "cart_7c1e5b",
+            "chk-55a1e0",
+            "A-1029-3384",
+            "PO#4471-22",
+            "BK-20261129-0007",
+            "SKU-BOOK-9780262033848",
+            "SKU-TSHIRT-RED-XL",
+            "978-0-262-03384-8",
+            "0-262-03384-4",
+            "9780262033848",
+            "B07XJ8C8F5",
+            "1Z999AA10123456784",
+            "MSKU1234567",
+            "EAN 4006381333931",
+            "UPC 036000291452",
+            "p-3001",
+            "usr_100000",
+            "cus_N8Xb2kF4a1",
+            "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "evt_1NG8Du2eZvKYlo2CZxQ2bW0a",
+            "ch_3LmNo2eZvKYlo2C1ABCDEFGH",
+            "2026-11-29T10:00:00.000Z",
+            "2026-11-29T10:00:00+01:00",
+            "2026-11-29",
+            "29/11/2026",
+            "11/29/2026",
+            "2026-11-29 10:00:00",
+            "10:00:00",
+            "08:00-17:00",
+            "T08:00:28.000Z",
+            "1732874400",
+            "1732874400123",
+            "20261129100000",
+            "Sun, 29 Nov 2026 10:00:00 GMT",
+            "1.2.3.4",
+            "2.4.0",
+            "v2.4.0.1",
+            "10.15.7",
+            "4.2.1.0",
+            "17.5.1",
+            "1.0.0-beta.2",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 "
+            "Safari/605.1.15",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+            "Chrome/120.0.6099.109 Safari/537.36",
+            "analytics-python/2.4.0",
+            "build 2026.11.29.3",
+            "255.255.255.0",
+            "0.0.0.0",
+            "127.0.0.1",
+            "$1,299.00",
+            "1,299.00",
+            "EUR 1.299,00",
+            "49.99",
+            "USD 12345.67",
+            "1 299,00 €",
+            "£2,499.99",
+            "0.0825",
+            "-122.4194",
+            "37.7749,-122.4194",
+            "https://shop.example.com/products/p-3001",
+            "https://shop.example.com/?utm_source=newsletter",
+            "https://cdn.example.com/img/icon@2x.png",
+            "android-app://com.example.shop/https/shop",
+            "https://example.com/search?q=usb+c+cable&page=2",
+            "/checkout/step-2",
+            "https://example.com/orders/1000234567/receipt",
+            "http://localhost:8080/health",
+            "https://api.example.com/v1/users/usr_100000",
+            "https://example.com/#/cart",
+            "icon@2x.png",
+            "logo@3x.webp",
+            "git@github.com:org/repo.git",
+            "@scope/package",
+            "npm install @babel/core@7.23.0",
+            "user@localhost",
+            "@channel please review",
+            "a:hover",
+            "16:9",
+            "std::vector<int>",
+            "0x7ffee3b5c9a8",
+            "::",
+            "::1",
+            "00:1a:2b:3c:4d:5e",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "dGhpcyBpcyBub3QgYSBzZWNyZXQ=",
+            "eyJwYWdlIjoyLCJzaXplIjo1MH0",
+            "eyJhbGciOiJIUzI1NiJ9",
+            "pk_live_51HxYzAbCdEfGhIjKlMnOpQr",
+            "AKIAEXAMPLE",
+            "sk_live_",
+            "sk-short",
+            "token_type_hint",
+            "Bearer",
+            "bearer token expired",
+            "000-12-3456",
+            "666-12-3456",
+            "123-45-6789",
+            "078-05-1120",
+            "219-00-9999",
+            "219-09-0000",
+            "111-11-1111",
+            "987-65-4320",
+            "219 09-9999",
+            "4242 4242 4242 4241",
+            "1234 5678 9012 3456",
+            "0000 0000 0000 0000",
+            "DE00 3704 0044 0532 0130 00",
+            "GB00WEST12345698765432",
+            "XX89370400440532013000",
+            "ISBN 978-3-16-148410-0",
+            "+1",
+            "+49",
+            "555-1234",
+            "12-34-56",
+            "1-2-3-4-5-6-7-8",
+            "12345",
+            "123456",
+            "1234567",
+            "99999999",
+            "1000000",
+            "2026",
+            "3.14159265358979",
+            "6.02214076e23",
+            "1e-9",
+            "NaN",
+            "Infinity",
+        ]
+    ]
+    out += [
+        ("-", "-", v)
+        for v in [
+            "usb c cable",
+            "Introduction to Algorithms",
+            "MIT Press",
+            "Books",
+            "Electronics > Cables",
+            "running shoes size 42",
+            "gift for mom",
+            "iPhone 15 Pro Max 256GB",
+            "Samsung Galaxy S24",
+            "4K HDMI 2.1 cable 2m",
+            "Size 10.5 US / 44.5 EU",
+            "Pack of 3 (3x 100ml)",
+            "Nintendo Switch OLED",
+            "Order shipped in 2-3 business days",
+            "Room 101, 2nd floor",
+            "Summer Sale 2026 - up to 50% off",
+            "free shipping over 49.99",
+            "checkout_started",
+            "Product Viewed",
+            "Signed Up",
+            "en-GB",
+            "Europe/Berlin",
+            "America/Los_Angeles",
+            "WIFI",
+            "cellular",
+            "iOS 17.5.1",
+            "Android 14; Pixel 8",
+            "com.example.shop",
+            "SUMMER-2026",
+            "WELCOME10",
+            "BLACKFRIDAY2026",
+            "REF-ABCD-1234",
+            "The quick brown fox jumps over the lazy dog",
+            "Temperature 21.5 C at 10:30",
+            "Version 2.4.0 (build 1187)",
+            "Chapter 3.2.1.4",
+            "table 4.1.2.3",
+            "section 10.2.3.4 of the manual",
+            "v1.2.3.4-rc1",
+            "Call of Duty: Modern Warfare III",
+            "12:30 PM - 1:45 PM",
+            "9:00 AM",
+            "ISO 8601",
+            "RFC 3339",
+            "HTTP/2 200",
+            "x86_64",
+            "arm64-v8a",
+            "SG-2000 guitar",
+            "AK-47 replica",
+            "model 2024-05",
+            "lot 12 345 678",
+            "batch 2026-11-29-0001",
+            "invoice total 1,234.56 EUR",
+            "ratio 1:2:3:4",
+            "score 98.6",
+            "95th percentile latency 120.5 ms",
+            "zip code required",
+            "email me later",
+            "phone support hours 9-17",
+        ]
+    ]
     return out
 
 
 def write(name: str, rows: list[tuple[str, str, str]]) -> None:
-    for label, key, value in rows:
+    for _label, _key, value in rows:
         assert "\t" not in value and "\n" not in value, value
     text = "".join(f"{label}\t{key}\t{value}\n" for label, key, value in rows)
     (HERE / name).write_text(text, encoding="utf-8")
