@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
+from trackplan.codegen.pii import ClientPii, actions_source, client_pii
 from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
@@ -167,6 +168,7 @@ class _Generator:
         self.types = TypeMapper(self.module)
         self.methods: list[_Method] = []
         self.schemas: list[tuple[dict[str, Any], str]] = []
+        self.pii: ClientPii = client_pii(plan)
 
     # -- model -------------------------------------------------------------------
     def build(self) -> None:
@@ -223,12 +225,16 @@ class _Generator:
         self.build()
         header = _header(self.plan, self.options)
         runtime = resources.files("trackplan.codegen").joinpath("templates/runtime.py.tmpl")
-        return {
+        files = {
             "__init__.py": _fit(header + self._init()),
             "_runtime.py": _fit(header + runtime.read_text(encoding="utf-8")),
             "_schemas.py": _fit(header + self._schemas_module()),
             "py.typed": "",
         }
+        if self.pii:
+            # the one definition of each action, copied verbatim: no second implementation
+            files["_pii.py"] = _fit(header + actions_source())
+        return files
 
     def _init(self) -> str:
         plan = self.plan
@@ -243,6 +249,7 @@ class _Generator:
             "from datetime import datetime",
             f"from typing import {', '.join(typing_names)}",
             "",
+            *(["from . import _pii as _tp_pii"] if self.pii else []),
             "from ._runtime import UNSET as _tp_UNSET",
             "from ._runtime import (",
             "    Sdk,",
@@ -253,6 +260,8 @@ class _Generator:
             "    ViolationHandler,",
             "    default_on_violation,",
             "    describe,",
+            *(["    protect,"] if self.pii else []),
+            *(["    read_key,"] if self.pii.needs_key else []),
             "    stamp,",
             "    validate,",
             ")",
@@ -271,6 +280,8 @@ class _Generator:
             lines += ["", *self._class(spec), ""]
         lines += ["", *self._client()]
         lines += ["", "", *self._methods_table()]
+        if self.pii:
+            lines += ["", *self._pii_table()]
         return "\n".join(lines) + "\n"
 
     def _public_names(self) -> list[str]:
@@ -350,6 +361,7 @@ class _Generator:
             "        self._tp_sdk = sdk",
             "        self._tp_validate = validate",
             "        self._tp_on_violation = on_violation or default_on_violation",
+            *self._pii_init(),
             "",
             "    def _tp_check(self, label: str, index: int, payload: dict[str, Any]) -> None:",
             "        from ._schemas import SCHEMAS",
@@ -362,6 +374,37 @@ class _Generator:
         for method in self.methods:
             out += ["", *self._method_source(method)]
         return out
+
+    def _pii_init(self) -> list[str]:
+        """Client-side PII: the key (read from the plan's variable) and the protect step."""
+        if not self.pii:
+            return []
+        out = []
+        if self.pii.needs_key:
+            variable = _lit(self.pii.key_env, 8, 45)
+            out.append(f"        self._tp_key: bytes | None = read_key({variable})")
+        else:
+            out.append("        self._tp_key: bytes | None = None")
+        return out + [
+            "",
+            "    def _tp_protect(",
+            "        self, label: str, method: str, payload: dict[str, Any]",
+            "    ) -> dict[str, Any] | None:",
+            '        """Apply the client-side PII actions; None when the plan rejects."""',
+            "        sent, rejected = protect(",
+            "            payload, PII_FIELDS[method], self._tp_key, _tp_pii.apply_action",
+            "        )",
+            "        if sent is None:",
+            "            self._tp_on_violation(describe(label, rejected), rejected)",
+            "        return sent",
+        ]
+
+    def _pii_table(self) -> list[str]:
+        table = {m.name: self.pii.fields(m.rule) for m in self.methods if self.pii.fields(m.rule)}
+        return [
+            "#: method -> [[path below the payload, PII category, action], ...] (client side)",
+            f"PII_FIELDS: Final[dict[str, list[list[Any]]]] = {_lit(table, 0, 49)}",
+        ]
 
     def _method_source(self, m: _Method) -> list[str]:
         sig = ["        self,", "        *,"]
@@ -412,6 +455,18 @@ class _Generator:
                 "                _tp_payload,",
                 "            )",
             ]
+        sent = "_tp_payload"
+        if self.pii.fields(m.rule):
+            sent = "_tp_sent"
+            body += [
+                "        _tp_sent = self._tp_protect(",
+                f"            {_lit(label, 12)},",
+                f"            {literal(m.name)},",
+                "            _tp_payload,",
+                "        )",
+                "        if _tp_sent is None:",
+                "            return",
+            ]
         if m.kind == "track":
             assert m.rule is not None
             version = m.rule.version
@@ -419,7 +474,7 @@ class _Generator:
                 "        self._tp_sdk.track(",
                 "            user_id=user_id,",
                 f"            event={_lit(str(m.rule.name), 12, 18)},",
-                f"            {key}=_tp_payload,",
+                f"            {key}={sent},",
                 # the common case (no context passed) builds the dict inline: no call
                 "            context=(",
                 f"                {{'protocols': {{'event_version': {version}}}}}",
@@ -431,7 +486,7 @@ class _Generator:
             if m.kind == "group":
                 body.append("            group_id=group_id,")
             body += [
-                f"            {key}=_tp_payload,",
+                f"            {key}={sent},",
                 "            context=dict(context) if context is not None else None,",
             ]
         body += [
