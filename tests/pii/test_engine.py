@@ -317,3 +317,17 @@ def test_cli_output_holds_no_declared_pii(tmp_path: Path) -> None:
     assert forwarded["traits"]["email"] == hash_value(
         "email", "ada.lovelace@example.com", b"cli-key"
     )
+
+
+def test_blocked_unplanned_events_and_properties_keep_no_pii() -> None:
+    controls = {"track": {"unplanned_events": "block", "unplanned_properties": "block"}}
+    enf = compile_with_key(make_plan(controls=controls))
+    secret = "blocked.person@example.com"
+    for event in (
+        track({"contact": secret}, name="Not In Plan"),
+        track({"order_id": "o-1", "email": secret, "contact": secret}),
+    ):
+        result = enf.enforce(event)
+        assert not result.allowed
+        assert secret not in json.dumps(result.event)
+        assert event["properties"]["contact"] == secret  # the input is untouched

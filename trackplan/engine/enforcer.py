@@ -337,8 +337,10 @@ class Enforcer:
             if versions is None:
                 compiled = self._unplanned_track
                 if self._block_unplanned and type(name) is str and name:
+                    scrub = getattr(compiled.transform, "scrub", None)  # PII out of the copy
                     return _blocked(
-                        event, UNPLANNED_EVENT, "/event", "event is not in the tracking plan"
+                        scrub(event) if scrub else event,
+                        UNPLANNED_EVENT, "/event", "event is not in the tracking plan",
                     )
             elif len(versions) == 1:
                 compiled = versions[0]
@@ -423,6 +425,8 @@ class Enforcer:
                             compiled.locations[_RULE],
                         )
                     )
+                if compiled.transform is not None:  # the review copy holds no PII either
+                    out = compiled.transform.scrub(out)  # type: ignore[attr-defined]
                 return Result(False, _stamp(out, violations, [], []), tuple(violations),
                               rule=compiled.rule)
             _omit(out, in_context, key, unplanned)
