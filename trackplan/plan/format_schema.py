@@ -119,6 +119,11 @@ _PII: dict[str, Any] = {
             "items": {"type": "string", "minLength": 1},
             "description": "The plan's own categories, beside the built-in ones.",
         },
+        "client_side": {
+            "type": "boolean",
+            "description": "Generated typed clients apply the declared actions themselves "
+            "before sending (x-pii-client-side: true on a rule asks it for that rule only).",
+        },
         "detection": {
             "description": "Detectors on values no declaration covers (email, phone, payment "
             "card with Luhn, IBAN with mod-97, IPv4, IPv6, US SSN, JWT and API keys) and "
