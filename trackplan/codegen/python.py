@@ -4,6 +4,9 @@
 >>> sorted(files)                                          # doctest: +SKIP
 ['__init__.py', '_runtime.py', '_schemas.py', 'py.typed']
 
+``_pii.py`` joins them when the plan asks for client-side PII actions
+(:mod:`trackplan.codegen.pii`).
+
 The package holds one ``TypedDict`` per event payload and nested object, and a
 ``Client`` with one keyword-only method per event (plus ``identify`` and ``group``)
 that builds the payload dict, optionally validates it against the event's schema and
