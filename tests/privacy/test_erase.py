@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import random
 import signal
@@ -27,6 +29,15 @@ SUBJECTS = Subjects(frozenset({USER}), frozenset({ANON}))
 
 def _all(files: dict[str, Path]) -> dict[Path, Any]:
     return {p: snapshot(p) for p in files.values()}
+
+
+def _rows(path: Path, content: Any) -> int:
+    """Rows of a snapshot: parquet rows, CSV records (header excluded), non-blank lines."""
+    if path.suffix == ".parquet":
+        return len(content)
+    if path.suffix == ".csv":
+        return sum(1 for _ in csv.reader(io.StringIO(content.decode(), newline=""))) - 1
+    return sum(1 for line in content.splitlines() if line.strip())
 
 
 def _compression(path: Path) -> dict[str, str]:
@@ -93,14 +104,17 @@ def test_audit_log_records_hashes_never_ids(tmp_path: Path) -> None:
     text = log.read_text()
     assert USER not in text and ANON not in text
     entries = [orjson.loads(line) for line in text.splitlines()]
-    assert len(entries) == 2
-    first = entries[0]
-    assert first["hash"] == "hmac-sha256" and first["verified"] is True
-    assert {s["hash"] for s in first["subjects"]} == {subject_hash(USER, b"k1"),
-                                                     subject_hash(ANON, b"k1")}
-    assert first["rows_removed"] == sum(f["rows_removed"] for f in first["files"]) > 0
-    assert first["time"].endswith("Z")
-    assert entries[1]["rows_removed"] == 0
+    # a started entry before any change, a done entry after verification; the second run
+    # finds nothing to remove and only records that it is done
+    assert [e["status"] for e in entries] == ["started", "done", "done"]
+    started, done = entries[0], entries[1]
+    assert done["hash"] == "hmac-sha256" and done["verified"] is True
+    assert {s["hash"] for s in done["subjects"]} == {subject_hash(USER, b"k1"),
+                                                    subject_hash(ANON, b"k1")}
+    assert done["rows_removed"] == sum(f["rows_removed"] for f in done["files"]) > 0
+    assert started["files"] == done["files"] and started["verified"] is False
+    assert done["time"].endswith("Z")
+    assert entries[2]["rows_removed"] == 0
 
 
 def test_ids_file_matches_user_and_anonymous_fields(tmp_path: Path) -> None:
@@ -219,4 +233,12 @@ def test_sigkill_at_random_points_then_rerun(tmp_path: Path) -> None:
     assert not list(data.rglob("*" + TMP_SUFFIX))
     assert kills >= 2 and mixed >= 1, (kills, mixed)  # some kills did land mid-erase
     entries = [orjson.loads(line) for line in log.read_text().splitlines()]
-    assert entries and entries[-1]["verified"] is True
+    assert entries[-1]["status"] == "done" and entries[-1]["verified"] is True
+    # a file is rewritten only after a "started" entry listing its full count was written
+    most: dict[str, int] = {}
+    for entry in entries:
+        if entry["status"] == "started":
+            for f in entry["files"]:
+                most[f["path"]] = max(most.get(f["path"], 0), f["rows_removed"])
+    for path in changing:
+        assert most[str(path)] == _rows(path, before[path]) - _rows(path, after[path]), path

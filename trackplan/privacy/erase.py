@@ -27,8 +27,9 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import orjson
 
@@ -49,6 +50,7 @@ __all__ = [
     "read_ids_file",
 ]
 
+_T = TypeVar("_T")
 USER_KEYS = ("userId", "user_id")
 ANON_KEYS = ("anonymousId", "anonymous_id")
 _PAYLOADS = frozenset({"properties", "traits", "context", "integrations"})
@@ -477,40 +479,55 @@ def erase(paths: Iterable[str], subjects: Subjects, *, options: EraseOptions) ->
         raise InputError("no subject to erase: give --user-id, --anonymous-id or --ids-file")
     files, dirs = find_files(paths)
     stale = 0 if options.dry_run else _clean_stale(dirs)
-    results: list[FileResult] = []
-    schemas: dict[str, Any] = {}
-    for path in files:
+    planned: list[FileResult] = []
+    for path in files:  # scan first: the audit log names every change before it happens
         kind = _kind(path)
         assert kind is not None
-        try:
-            rows, removed = _count_file(path, kind, subjects)
-            rewritten = bool(removed) and not options.dry_run
-            if rewritten:
-                if kind == "parquet":
-                    import pyarrow.parquet as pq
+        rows, removed = _guarded(path, partial(_count_file, path, kind, subjects))
+        planned.append(FileResult(str(path), kind, rows, removed))
+    log = None if options.dry_run else options.audit_log
+    if log is not None and any(f.removed for f in planned):
+        # a run killed part-way still leaves a record of what it set out to remove
+        _audit(log, EraseReport(tuple(planned)), subjects, options.key, status="started")
+    if options.dry_run:
+        return EraseReport(tuple(planned), stale, False, True)
+    results: list[FileResult] = []
+    schemas: dict[str, Any] = {}
+    for f in planned:
+        path = Path(f.path)
+        if f.removed:
+            if f.format == "parquet":
+                import pyarrow.parquet as pq
 
-                    schemas[str(path)] = pq.ParquetFile(path).schema_arrow
-                _rewrite(path, kind, subjects)
-        except (OSError, ValueError, EOFError) as exc:
-            _tmp_for(path).unlink(missing_ok=True)
-            raise BatchError(f"cannot erase: {type(exc).__name__}: {exc}", file=str(path)) from None
-        results.append(FileResult(str(path), kind, rows, removed, rewritten))
-    verified = False
-    if not options.dry_run:
-        for result in results:
-            if result.rewritten:
-                _verify(result, subjects, schemas.get(result.path))
-        verified = True
-    report = EraseReport(tuple(results), stale, verified, options.dry_run)
-    if options.audit_log is not None and not options.dry_run:
-        _audit(options.audit_log, report, subjects, options.key)
+                schemas[f.path] = pq.ParquetFile(path).schema_arrow
+            _guarded(path, partial(_rewrite, path, f.format, subjects))
+        results.append(FileResult(f.path, f.format, f.rows, f.removed, bool(f.removed)))
+    for result in results:
+        if result.rewritten:
+            _verify(result, subjects, schemas.get(result.path))
+    report = EraseReport(tuple(results), stale, True, False)
+    if log is not None:
+        _audit(log, report, subjects, options.key, status="done")
     return report
 
 
-def _audit(log: Path, report: EraseReport, subjects: Subjects, key: bytes | None) -> None:
+def _guarded(path: Path, step: Callable[[], _T]) -> _T:
+    """Run one read or rewrite step of ``path``, naming the file in any error."""
+    try:
+        return step()
+    except (OSError, ValueError, EOFError) as exc:
+        _tmp_for(path).unlink(missing_ok=True)
+        raise BatchError(f"cannot erase: {type(exc).__name__}: {exc}", file=str(path)) from None
+
+
+def _audit(
+    log: Path, report: EraseReport, subjects: Subjects, key: bytes | None, *, status: str
+) -> None:
+    """Append one JSON line (``started`` before any change, ``done`` after verification)."""
     entry = {
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "action": "erase",
+        "status": status,
         "hash": "hmac-sha256" if key is not None else "sha256",
         "subjects": subjects.hashes(key),
         "files": [
