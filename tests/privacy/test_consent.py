@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trackplan.engine.enforcer import Enforcer
 from trackplan.errors import PlanError
@@ -251,3 +253,22 @@ def test_the_example_plan_declares_realistic_destinations(ecommerce_plan: Any) -
     assert {d.name for d in privacy.destinations} >= {"Amplitude", "Salesforce", "Google Ads",
                                                       "Snowflake"}
     assert len(DESTINATIONS) == 4
+
+
+# -- properties ------------------------------------------------------------------------------
+_PREFS = st.dictionaries(st.sampled_from(["analytics", "advertising", "functional", "other",
+                                          "Analytics"]), st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(prefs=_PREFS, extra=st.sampled_from(["analytics", "advertising", "functional"]))
+def test_granting_a_category_never_removes_a_destination(enforcer: Enforcer,
+                                                          prefs: dict[str, bool],
+                                                          extra: str) -> None:
+    before = set(enforcer.route(_with({"categoryPreferences": prefs})).sent)
+    after = set(enforcer.route(_with({"categoryPreferences": {**prefs, extra: True}})).sent)
+    assert before <= after
+    assert "A" in before  # no category: always receives
+    unknown_only = {k: v for k, v in prefs.items() if k not in ("analytics", "advertising",
+                                                               "functional")}
+    assert set(enforcer.route(_with({"categoryPreferences": unknown_only})).sent) == {"A"}
