@@ -22,6 +22,9 @@ __all__ = ["Tally", "render", "render_text", "render_html", "FORMATS"]
 
 FORMATS = ("text", "json", "html")
 
+#: Violation rows buffered before they are aggregated (bounds memory, saves per-batch cost).
+FLUSH_ROWS = 200_000
+
 #: Sample failing rows kept per rule (at most what a batch carries).
 SAMPLES_PER_RULE = 3
 
@@ -43,6 +46,8 @@ class Tally:
         self.rules: dict[tuple[str | None, int, str, str], int] = {}
         self.unplanned: dict[str | None, int] = {}
         self.samples: dict[tuple[str | None, int, str, str], list[dict[str, Any]]] = {}
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
 
     def _file(self, name: str) -> dict[str, int]:
         return self.files.setdefault(name, {"rows": 0, "invalid_rows": 0})
@@ -66,6 +71,18 @@ class Tally:
         bad = table.filter(pc.equal(kind, "violation"))
         if bad.num_rows == 0:
             return
+        # aggregating costs a few milliseconds per call whatever the size: buffer
+        self._pending.append(bad)
+        self._pending_rows += bad.num_rows
+        if self._pending_rows >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Aggregate the buffered violation rows."""
+        if not self._pending:
+            return
+        bad = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
         per_row = bad.group_by(["file", "row", "event", "version"]).aggregate([])
         for file, count in _counts(per_row, ["file"]):
             self._file(file[0])["invalid_rows"] += count
@@ -88,6 +105,7 @@ class Tally:
     @property
     def invalid_rows(self) -> int:
         """Rows with at least one violation."""
+        self._flush()
         return sum(f["invalid_rows"] for f in self.files.values())
 
     def to_dict(
@@ -97,6 +115,7 @@ class Tally:
         mask: Masker | None = None,
     ) -> dict[str, Any]:
         """The JSON report; sample values pass through ``mask`` first."""
+        self._flush()
         by_event = {
             f"{event} v{version}": {"event": event, "version": version, **stats}
             for (event, version), stats in sorted(self.events.items(), key=_sort_key)
