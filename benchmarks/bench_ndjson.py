@@ -123,7 +123,11 @@ def run(plan_dir: Path, label: str, lines: list[bytes], repeat: int) -> None:
     print(f"\n{label}: {n} lines, {sum(map(len, lines)) // n} B/line, "
           f"{typed / n:.0%} decided on the typed path ({forwarded / n:.0%} without a dict), "
           f"{transform} rules with a transform")
-    print(f"  untyped rules: {path.untyped or 'none'}")
+    reasons: dict[str, list[str]] = {}
+    for rule, reason in path.untyped.items():
+        reasons.setdefault(reason, []).append(rule)
+    for reason, rules in sorted(reasons.items()):
+        print(f"  untyped ({reason}): {', '.join(rules)}")
     print(f"  {'contender':<28}{'us/event':>10}{'events/s':>12}{'x loads':>9}")
     for name, t in (("orjson.loads", t_loads), ("orjson.loads + enforce", t_enforce),
                     ("enforce_bytes", t_bytes)):

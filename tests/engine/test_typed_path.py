@@ -672,3 +672,18 @@ def test_validate_ndjson_matches_dict_input_and_forwards_typed_lines_verbatim(
     path = TypedPath.of(plain)
     typed = [line for line in lines if path.match(line) is not None]
     assert len(typed) > 300 and set(typed) <= set(outputs["ndjson"])  # the input bytes
+
+
+def test_hostile_names_never_enter_the_generated_check(tmp_path: Path) -> None:
+    names = ["'); import os; os._exit(3) #", "__class__", "f1", "v1 = 1", "a\nb", "é", ""]
+    props = {n: {"type": "string", "format": "date"} for n in names}
+    plan_dir = write_plan(tmp_path, {"Hostile\"'); x": props})
+    enforcer = load_plan(plan_dir).compile()
+    path = TypedPath.of(enforcer)
+    assert not path.untyped.get("Hostile\"'); x"), path.untyped
+    for value in ("2026-11-29", "2026-02-30", 5):
+        event = {"type": "track", "event": "Hostile\"'); x", "userId": "u",
+                 "properties": dict.fromkeys(names, value)}
+        line = dumps(event)
+        result = same(enforcer, line)
+        assert result is not None and (path.match(line) is not None) == (value == "2026-11-29")

@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -44,6 +45,10 @@ __all__ = ["LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule
 
 UNSET = msgspec.UNSET
 _Check = Callable[[Any], bool]
+#: what msgspec types cannot check, as a tree compiled to one function per rule:
+#: ("leaf", validator) | ("struct", ((attr, node), ...)) | ("list", node)
+#: | ("if", class, node) | ("all", (node, ...))
+_Node = tuple[Any, ...]
 
 #: keywords that only annotate: they never change validity
 _ANNOTATIONS = frozenset(
@@ -165,7 +170,7 @@ class _Builder:
     # -- types --------------------------------------------------------------------------
     def build(self, raw: list[Any], *, exclude: frozenset[str] = frozenset(),
               extra: Mapping[str, list[Any]] | None = None,
-              tag: tuple[str, str] | None = None) -> tuple[Any, _Check | None]:
+              tag: tuple[str, str] | None = None) -> tuple[Any, _Node | None]:
         """``(msgspec type, post-check or None)`` for the conjunction ``raw``."""
         self.depth += 1
         try:
@@ -177,7 +182,7 @@ class _Builder:
 
     def _build(self, raw: list[Any], exclude: frozenset[str],
                extra: Mapping[str, list[Any]] | None, tag: tuple[str, str] | None
-               ) -> tuple[Any, _Check | None]:
+               ) -> tuple[Any, _Node | None]:
         schemas = self.expand(raw)
         if not schemas:
             return msgspec.Raw, None  # any JSON value: msgspec checks its syntax only
@@ -192,28 +197,31 @@ class _Builder:
             if not types <= {"string", "null"}:
                 raise Unsupported("format, pattern or combinator on a non-string")
             check = self.post_validator(schemas)
-            return self._scalar_union(schemas, types), _post_check(check)
+            return self._scalar_union(schemas, types), ("leaf", check)
         members: list[Any] = []
-        checks: list[_Check] = []
+        checks: list[_Node] = []
+        struct_check = arr_check = None
         if "object" in types:
             struct, struct_check = self._struct(schemas, exclude, extra or {}, tag)
             members.append(struct)
             if struct_check is not None:
-                checks.append(_if_type(struct, struct_check))
+                checks.append(("if", struct, struct_check))
         if "array" in types:
             arr, arr_check = self._array(schemas)
             members.append(arr)
             if arr_check is not None:
-                checks.append(_if_type(list, arr_check))
+                checks.append(("if", list, arr_check))
         scalars = types - {"object", "array"}
         if scalars:
             members.append(self._scalar_union(schemas, scalars))
+        if len(members) == 1 and (struct_check or arr_check):
+            return members[0], struct_check or arr_check  # one kind of value: no type test
         typ = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
         if not checks:
             return typ, None
         if len(checks) == 1:
             return typ, checks[0]
-        return typ, lambda v: all(c(v) for c in checks)
+        return typ, ("all", tuple(checks))
 
     def _literal(self, schemas: list[dict[str, Any]], enums: list[Any]) -> Any:
         values: list[Any] | None = None
@@ -250,7 +258,7 @@ class _Builder:
             members.append(None)
         return members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
 
-    def _array(self, schemas: list[dict[str, Any]]) -> tuple[Any, _Check | None]:
+    def _array(self, schemas: list[dict[str, Any]]) -> tuple[Any, _Node | None]:
         items = [s["items"] for s in schemas if "items" in s]
         if any(not isinstance(i, (dict, bool)) for i in items):
             raise Unsupported("tuple items")
@@ -259,12 +267,11 @@ class _Builder:
         typ = Annotated[list[item], meta] if meta else list[item]  # type: ignore[valid-type]
         if check is None:
             return typ, None
-        item_check = check
-        return typ, lambda v: all(item_check(x) for x in v)
+        return typ, ("list", check)
 
     def _struct(self, schemas: list[dict[str, Any]], exclude: frozenset[str],
                 extra: Mapping[str, list[Any]], tag: tuple[str, str] | None
-                ) -> tuple[Any, _Check | None]:
+                ) -> tuple[Any, _Node | None]:
         props: dict[str, list[Any]] = {}
         required: set[str] = set()
         allowed: set[str] | None = None
@@ -295,7 +302,7 @@ class _Builder:
             names &= allowed
         fields: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
-        checks: list[tuple[str, _Check]] = []
+        checks: list[tuple[str, _Node]] = []
         for index, name in enumerate(sorted(names - exclude)):
             attr = f"f{index}"
             rename[attr] = name
@@ -316,16 +323,7 @@ class _Builder:
         )
         if not checks:
             return struct, None
-        frozen = tuple(checks)
-
-        def check_struct(obj: Any) -> bool:
-            for attr, fn in frozen:
-                value = getattr(obj, attr)
-                if value is not UNSET and not fn(value):
-                    return False
-            return True
-
-        return struct, check_struct
+        return struct, ("struct", tuple(checks))
 
 
 def _refs(schema: Any) -> list[str]:
@@ -410,56 +408,82 @@ def _number_meta(schemas: list[dict[str, Any]], *, integer: bool) -> msgspec.Met
     return msgspec.Meta(**kwargs) if kwargs else None
 
 
-_CACHE_SIZE = 4096
+def compile_check(node: _Node | None, identity: tuple[str, ...]) -> _Check:
+    """One function checking a decoded event: identity, then every post-check in ``node``.
 
-
-def _post_check(check: Callable[[Any], bool]) -> _Check:
-    """``check`` with its verdicts remembered: IPs, URLs and ids repeat across events.
-
-    The validator is a pure function of the value, so a remembered verdict is exact. The
-    memory is bounded: it starts afresh when full.
+    Generated rather than nested closures: a call per field costs more than the checks.
+    Only generated names enter the source (``f<n>`` attributes, ``v<n>`` locals, ``g<n>``
+    globals for validators and classes); nothing from the plan does.
     """
-    seen: dict[Any, bool] = {}
-    get = seen.get
+    lines = ["def check(o):"]
+    scope: dict[str, Any] = {"UNSET": UNSET}
+    counter = [0]
 
-    def cached(value: Any) -> bool:
-        verdict = get(value)
-        if verdict is None:
-            if len(seen) >= _CACHE_SIZE:
-                seen.clear()
-            verdict = seen[value] = check(value)
-        return verdict
+    def name(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}{counter[0]}"
 
-    return cached
+    def attr_ok(attr: str) -> str:
+        if not re.fullmatch(r"f[0-9]+", attr):
+            raise ValueError(f"unexpected attribute name {attr!r}")
+        return attr
 
+    # the envelope's anyOf: userId or anonymousId present and non-empty (numbers count)
+    present = [attr_ok(a) for a in identity if a]
+    if not present:
+        raise Unsupported("no userId or anonymousId can be present")
+    indent = " "
+    for attr in present:
+        var = name("v")
+        lines.append(f"{indent}{var} = o.{attr}")
+        lines.append(f'{indent}if {var} is UNSET or {var} is None or {var} == "":')
+        indent += " "
+    lines.append(f"{indent}return False")
 
-def _if_type(kind: Any, check: _Check) -> _Check:
-    return lambda v: not isinstance(v, kind) or check(v)
+    def emit(node: _Node, var: str, depth: int) -> None:
+        pad = " " * depth
+        kind = node[0]
+        if kind == "leaf":
+            glob = name("g")
+            scope[glob] = node[1]
+            lines.append(f"{pad}if not {glob}({var}): return False")
+        elif kind == "struct":
+            for attr, sub in node[1]:
+                inner = name("v")
+                lines.append(f"{pad}{inner} = {var}.{attr_ok(attr)}")
+                lines.append(f"{pad}if {inner} is not UNSET:")
+                emit(sub, inner, depth + 1)
+        elif kind == "list":
+            inner = name("v")
+            lines.append(f"{pad}for {inner} in {var}:")
+            emit(node[1], inner, depth + 1)
+        elif kind == "if":
+            glob = name("g")
+            scope[glob] = node[1]
+            lines.append(f"{pad}if isinstance({var}, {glob}):")
+            emit(node[2], var, depth + 1)
+        else:  # "all"
+            for sub in node[1]:
+                emit(sub, var, depth)
+
+    if node is not None:
+        emit(node, "o", 1)
+    lines.append(" return True")
+    exec(compile("\n".join(lines), "<trackplan typed check>", "exec"), scope)  # noqa: S102
+    check: _Check = scope["check"]
+    return check
 
 
 class _Entry:
     """A typed rule: its compiled rule and the checks msgspec types cannot express."""
 
-    __slots__ = ("compiled", "check", "identity", "versioned")
+    __slots__ = ("compiled", "check", "versioned")
 
-    def __init__(self, compiled: _Compiled, check: _Check | None, identity: tuple[str, str]
-                 ) -> None:
+    def __init__(self, compiled: _Compiled, check: _Check) -> None:
         self.compiled = compiled
         self.check = check
-        self.identity = identity
         #: the oldest of several versions: right only when the event names no version
         self.versioned = False
-
-
-def _has_identity(obj: Any, attrs: tuple[str, str]) -> bool:
-    """``userId`` or ``anonymousId`` present and non-empty (the envelope's ``anyOf``)."""
-    for attr in attrs:
-        value = getattr(obj, attr, UNSET) if attr else UNSET
-        if value is UNSET or value is None:
-            continue
-        if type(value) is not str or value:
-            return True
-    return False
 
 
 def whole_call_schema(compiled: _Compiled, plan: Any) -> dict[str, Any]:
@@ -519,7 +543,7 @@ def typed_rule(compiled: _Compiled, plan: Any) -> tuple[Any, _Entry]:
     struct, check = builder.build(top, exclude=frozenset({exclude}), extra=extra, tag=tag)
     wire = {v: k for k, v in _rename_map(struct).items()}
     identity = (wire.get("userId", ""), wire.get("anonymousId", ""))
-    return struct, _Entry(compiled, check, identity)
+    return struct, _Entry(compiled, compile_check(check, identity))
 
 
 def _rename_map(struct: Any) -> dict[str, str]:
@@ -643,11 +667,7 @@ class TypedPath:
             entry = self.entries[type(obj)]
             if entry.versioned and (b"event_version" in line or b"\\u" in line):
                 return None  # the version may be named (a \\u escape could spell the key)
-            if not _has_identity(obj, entry.identity):
-                return None
-            if entry.check is not None and not entry.check(obj):
-                return None
-            return entry
+            return entry if entry.check(obj) else None
         return None
 
     def enforce(self, line: bytes) -> Result:
