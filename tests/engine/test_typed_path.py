@@ -675,7 +675,7 @@ def test_validate_ndjson_matches_dict_input_and_forwards_typed_lines_verbatim(
 
 
 def test_hostile_names_never_enter_the_generated_check(tmp_path: Path) -> None:
-    names = ["'); import os; os._exit(3) #", "__class__", "f1", "v1 = 1", "a\nb", "é", ""]
+    names = ["'); import os; os._exit(3) #", "__class__", "f1", "v1 = 1", "a b", "é", ""]
     props = {n: {"type": "string", "format": "date"} for n in names}
     plan_dir = write_plan(tmp_path, {"Hostile\"'); x": props})
     enforcer = load_plan(plan_dir).compile()
@@ -687,3 +687,16 @@ def test_hostile_names_never_enter_the_generated_check(tmp_path: Path) -> None:
         line = dumps(event)
         result = same(enforcer, line)
         assert result is not None and (path.match(line) is not None) == (value == "2026-11-29")
+
+
+def test_names_msgspec_refuses_leave_the_rule_untyped(tmp_path: Path) -> None:
+    plan_dir = write_plan(tmp_path, {"Quoted": {'a"b': {"type": "string"}},
+                                     "Newline": {"a\nb": {"type": "string"}}})
+    enforcer = load_plan(plan_dir).compile()
+    path = TypedPath.of(enforcer)
+    assert path.untyped["Quoted"].startswith("msgspec:")
+    assert path.untyped["Newline"].startswith("msgspec:")
+    for name, key in (("Quoted", 'a"b'), ("Newline", "a\nb")):
+        for value in ("x", 1):
+            same(enforcer, dumps({"type": "track", "event": name, "userId": "u",
+                                  "properties": {key: value}}))
