@@ -30,7 +30,8 @@ def _row(i: int) -> dict[str, Any]:
 
 def belongs(row: dict[str, Any]) -> bool:
     """The reference rule, written independently of the implementation."""
-    for obj in (row, row.get("message") if isinstance(row.get("message"), dict) else {}):
+    message = row.get("message")
+    for obj in (row, message if isinstance(message, dict) else {}):
         if obj.get("userId") == USER or obj.get("user_id") == USER:
             return True
         if obj.get("anonymousId") == ANON or obj.get("anonymous_id") == ANON:

@@ -28,7 +28,7 @@ CATEGORIES = {"categories": {"analytics": "Analytics.", "advertising": "Ads.",
                              "functional": "Chat."}}
 
 
-def make_plan(destinations: list[dict[str, Any]] | None = None,
+def make_plan(destinations: list[Any] | None = None,
               consent: dict[str, Any] | None = None, **sections: Any) -> Plan:
     """A one-file plan with one event (``Viewed``) and the given privacy sections."""
     doc: dict[str, Any] = {

@@ -208,7 +208,7 @@ def test_consent_category_ids_follow_segment(cid: str, ok: bool) -> None:
 
 
 def test_destination_format_errors_name_file_and_pointer() -> None:
-    dests = [
+    dests: list[Any] = [
         {"name": "X", "legal_basis": "because", "region": "Mars", "transfer": "hope",
          "dpa": "yes", "consent": ["analytics"], "pii": {"email": "shout"}, "colour": "red"},
         "not a mapping",
@@ -218,11 +218,10 @@ def test_destination_format_errors_name_file_and_pointer() -> None:
     found = {(i.file, i.pointer) for i in info.value.issues}
     for tail in ("0/legal_basis", "0/region", "0/transfer", "0/dpa", "0/pii/email", "0", "1"):
         assert ("plan.yaml", f"/destinations/{tail}") in found, (tail, found)
-    assert "Mars" not in str(info.value) or "Mars" in str(dests)
 
 
 def test_cross_references_are_checked_with_file_and_pointer() -> None:
-    dests = [
+    dests: list[Any] = [
         {"name": "X", "legal_basis": "consent", "region": "EU", "consent": ["nope"]},
         {"name": "Y", "legal_basis": "contract", "region": "EU"},
         {"name": "Y", "legal_basis": "contract", "region": "EU"},
