@@ -383,10 +383,10 @@ class Enforcer:
     def enforce_bytes(self, line: bytes) -> Result:
         """Enforce the plan on one NDJSON line; the same Result as ``enforce(orjson.loads(line))``.
 
-        Valid planned track events are decided while parsing (see ``trackplan.engine.typed``);
-        everything else is parsed and enforced as a dict. Raises ``orjson.JSONDecodeError``
-        where ``orjson.loads`` does (except numbers beyond the double range in fields the
-        plan leaves unconstrained: valid JSON, accepted).
+        Valid events of rules without PII actions are decided while parsing (see
+        ``trackplan.engine.typed``); everything else is parsed and enforced as a dict.
+        Raises ``orjson.JSONDecodeError`` where ``orjson.loads`` does (except numbers beyond
+        the double range in fields the plan leaves unconstrained: valid JSON, accepted).
         """
         from trackplan.engine.typed import TypedPath
 

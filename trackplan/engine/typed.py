@@ -2,18 +2,25 @@
 
 jsonschema-rs validates Python objects only, so bytes in cost ``orjson.loads`` plus a
 validator call. msgspec's typed decoding checks types, bounds, lengths and enums while it
-parses, so for the common case (a planned, single-version track event that is valid) one
-decode decides. Exactness comes first: a rule is typed only when every keyword of its
-whole-call schema has an exact msgspec equivalent, or is a string keyword (``format``,
-``pattern``, ``anyOf`` of formats ...) that a tiny jsonschema-rs validator post-checks on
-the decoded string, so the verdict is jsonschema-rs's own. Anything else (unknown keywords,
-``oneOf`` on objects, ``patternProperties``, ``uniqueItems``, recursive refs ...) leaves the
-rule untyped. Every line that does not decode and pass the post-checks takes the fallback,
-``enforce(orjson.loads(line))``, so results never differ: the typed path can only say
-"valid", never explain.
+parses, so for the common case (a valid event of a planned rule) one decode decides and the
+line is forwarded as it came, never parsed into a dict. Track events are told apart by
+``event`` (a tagged union of the planned names), other calls by ``type``; a versioned event
+is typed as its oldest version, used only when the line cannot name a version.
 
->>> path = TypedPath(load_plan("plans/ecommerce").compile())      # doctest: +SKIP
+Exactness comes first: a rule is typed only when every keyword of its whole-call schema has
+an exact msgspec equivalent, or is a string keyword (``format``, ``pattern``, ``anyOf`` of
+formats ...) that a jsonschema-rs validator post-checks on the decoded string, so the
+verdict is jsonschema-rs's own. Anything else (``oneOf`` on objects, ``patternProperties``,
+``uniqueItems``, recursive refs, names msgspec refuses ...) leaves the rule untyped, as do
+PII transforms (they need the dict, and parse + validate is then cheaper than decode +
+parse). Every line that does not decode and pass the checks takes the fallback,
+``enforce(orjson.loads(line))``, so results never differ: the typed path can only say
+"valid", never explain. The one documented difference: a number beyond the double range in
+a field the plan leaves unconstrained (valid JSON, refused by orjson) is accepted.
+
+>>> path = TypedPath.of(load_plan("plans/ecommerce").compile())   # doctest: +SKIP
 >>> path.enforce(b'{"type": "track", "event": "Signed Up", ...}')  # doctest: +SKIP
+>>> path.untyped                                                   # doctest: +SKIP
 """
 
 from __future__ import annotations
