@@ -242,3 +242,14 @@ def test_sigkill_at_random_points_then_rerun(tmp_path: Path) -> None:
                 most[f["path"]] = max(most.get(f["path"], 0), f["rows_removed"])
     for path in changing:
         assert most[str(path)] == _rows(path, before[path]) - _rows(path, after[path]), path
+
+
+def test_csv_with_a_byte_order_mark_and_flattened_wrapper_columns(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    content = ("\ufeffuser_id,message.anonymousId,properties.user_id\r\n"
+               f"{USER},x,y\r\nother,{ANON},z\r\nother,a-1,{USER}\r\n")
+    path.write_text(content, encoding="utf-8", newline="")
+    report = erase([str(path)], SUBJECTS, options=EraseOptions())
+    assert report.removed == 2
+    assert path.read_text(encoding="utf-8", newline="") == (
+        f"\ufeffuser_id,message.anonymousId,properties.user_id\r\nother,a-1,{USER}\r\n")

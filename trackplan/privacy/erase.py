@@ -320,8 +320,9 @@ def _csv_rows(path: Path, subjects: Subjects) -> Iterator[tuple[bytes, bool]]:
             raw = "".join(consumed).encode("utf-8")
             consumed.clear()
             if index == 0:
-                user_cols = [i for i, n in enumerate(record) if _leaf(n) in USER_KEYS]
-                anon_cols = [i for i, n in enumerate(record) if _leaf(n) in ANON_KEYS]
+                names = [n.lstrip("\ufeff") for n in record]  # a UTF-8 BOM is no name
+                user_cols = [i for i, n in enumerate(names) if _leaf(n) in USER_KEYS]
+                anon_cols = [i for i, n in enumerate(names) if _leaf(n) in ANON_KEYS]
                 yield raw, False
                 continue
             hit = any(i < len(record) and record[i] in subjects.users for i in user_cols) or any(
