@@ -251,5 +251,5 @@ def test_csv_with_a_byte_order_mark_and_flattened_wrapper_columns(tmp_path: Path
     path.write_text(content, encoding="utf-8", newline="")
     report = erase([str(path)], SUBJECTS, options=EraseOptions())
     assert report.removed == 2
-    assert path.read_text(encoding="utf-8", newline="") == (
+    assert path.read_bytes().decode("utf-8") == (
         f"\ufeffuser_id,message.anonymousId,properties.user_id\r\nother,a-1,{USER}\r\n")
