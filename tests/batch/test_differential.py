@@ -191,3 +191,16 @@ def test_example_exports_scan(ecommerce_plan: Plan) -> None:
     assert flat["rows"] == sum(
         v["rows"] for v in nested["by_event"].values() if v["event"] == "Order Completed"
     )
+
+
+def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None:
+    """A JSON null in NDJSON breaks `type` (as the per-row engine says); an absent key not."""
+    lines = [
+        {"type": "track", "event": "Signed Up", "properties": {"method": "email"}},
+        {"type": "track", "event": "Signed Up", "properties": {"method": "email", "email": None}},
+    ]
+    path = tmp_path / "nulls.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    report, flagged, detail = _scan_rows(ecommerce_plan, [path])
+    assert flagged == {(str(path), 1)}
+    assert detail == {(str(path), 1, "email", "type")}

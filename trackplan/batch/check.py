@@ -411,7 +411,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         label = compiled.rule.name or compiled.rule.kind
         key = (label, compiled.rule.version)
         counts[key] = counts.get(key, 0) + 1
-        payload = to_json(event.get(compiled.rule.payload_key or "properties") or {})
+        payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
+        if payload is None:
+            payload = {}
         if compiled.validator.is_valid(payload):
             continue
         for fld, keyword in sorted(row_failures(compiled.validator, payload)):

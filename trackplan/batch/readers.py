@@ -230,9 +230,28 @@ def _lines(stream: pa.NativeFile) -> Iterator[bytes]:
         yield rest
 
 
+def _has_null_value(value: object) -> bool:
+    """Whether an object anywhere in ``value`` holds a JSON ``null`` (not an absent key)."""
+    if isinstance(value, dict):
+        return any(v is None or _has_null_value(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null_value(v) for v in value)
+    return False
+
+
+def _payload_nulls(row: object) -> bool:
+    if not isinstance(row, dict):
+        return False
+    return any(_has_null_value(row.get(k)) for k in ("properties", "traits"))
+
+
 def _json_batch(rows: list[object], texts: list[bytes]) -> pa.RecordBatch:
-    """Typed columns when every value fits; else the rows as JSON text (checked per row)."""
-    if all(isinstance(r, dict) for r in rows):
+    """Typed columns when every value fits; else the rows as JSON text (checked per row).
+
+    Arrow cannot tell a JSON ``null`` from an absent key, which the plan treats
+    differently, so a chunk with a ``null`` inside a payload is checked per row as well.
+    """
+    if all(isinstance(r, dict) for r in rows) and not any(_payload_nulls(r) for r in rows):
         try:
             return pa.RecordBatch.from_pylist(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
