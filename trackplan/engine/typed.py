@@ -651,8 +651,12 @@ class TypedPath:
             return found
         path = cls(enforcer)
         enforcer.__dict__["_typed_path"] = path
-        enforcer.__dict__["enforce_bytes"] = path.enforce
+        enforcer.__dict__["enforce_bytes"] = path.enforce if path.entries else path.parse
         return path
+
+    def parse(self, line: bytes) -> Result:
+        """``enforce(orjson.loads(line))``: the whole job when no rule is typed."""
+        return self.enforcer.enforce(orjson.loads(line))
 
     def match(self, line: bytes) -> _Entry | None:
         """The typed rule ``line`` is a valid event of, or None (then: the dict path)."""
