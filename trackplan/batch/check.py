@@ -381,7 +381,7 @@ def _check_group(
                 fld,
                 keyword,
                 _source_column(sources, fld),
-                _sample_values(payload, fld, idx),
+                [] if keyword == "required" else _sample_values(payload, fld, idx),
             )
 
 
