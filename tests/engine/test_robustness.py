@@ -218,3 +218,16 @@ def test_huge_ints_are_numbers(enforcers: list[Enforcer]) -> None:
     assert [v.type for v in too_big.violations] == ["Range"]
     unconstrained = sink.enforce(track("Sink", {"order_id": "o", "other": -(2**200)}))
     assert unconstrained.allowed and unconstrained.violations == ()
+
+
+def test_uncompilable_pattern_properties_is_a_compile_error() -> None:
+    """An ECMA-262 regex Python's ``re`` lacks gives CompileError, never ``re.error``."""
+    import dataclasses
+
+    from trackplan.errors import CompileError
+
+    plan = make_plan({"track": {"unplanned_properties": "omit"}})
+    payload = {"type": "object", "patternProperties": {"^\\p{Letter}+$": {"type": "string"}}}
+    rule = dataclasses.replace(plan.events[0], payload=payload)
+    with pytest.raises(CompileError, match="patternProperties"):
+        dataclasses.replace(plan, rules=(rule,)).compile()

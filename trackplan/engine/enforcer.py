@@ -178,7 +178,14 @@ class _Compiled:
             self.planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
             pats = payload.get("patternProperties")
             if isinstance(pats, Mapping):
-                self.patterns = tuple(re.compile(p) for p in pats)
+                try:
+                    self.patterns = tuple(re.compile(p) for p in pats)
+                except re.error as exc:
+                    where = rule.source if rule else plan.source
+                    label = rule.label if rule else kind
+                    raise CompileError(
+                        f"{where} [{label}]: patternProperties regex Python cannot use: {exc}"
+                    ) from None
             if payload.get("additionalProperties") not in (None, False) and not isinstance(
                 payload.get("additionalProperties"), bool
             ):
