@@ -204,3 +204,28 @@ def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None
     report, flagged, detail = _scan_rows(ecommerce_plan, [path])
     assert flagged == {(str(path), 1)}
     assert detail == {(str(path), 1, "email", "type")}
+
+
+def test_identify_rows_check_traits(tmp_path: Path, ecommerce_plan: Plan) -> None:
+    """Nested rows of several call types: each checks its own payload column."""
+    rows = [
+        {
+            "type": "identify",
+            "event": None,
+            "traits": {"email": "nope", "plan": "pro"},
+            "properties": None,
+        },  # fmt: skip
+        {"type": "identify", "traits": {"email": "a@example.com", "plan": "gold"}},
+        {"type": "track", "event": "Signed Up", "properties": {"method": "email"}},
+        {"type": "track", "event": "Wishlist Viewed", "properties": {}},
+    ]
+    path = tmp_path / "calls.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    report, flagged, detail = _scan_rows(ecommerce_plan, [path])
+    assert detail == {
+        (str(path), 0, "email", "format"),
+        (str(path), 1, "plan", "enum"),
+        (str(path), 3, "event", "unplanned"),
+    }
+    assert report["by_event"]["identify v1"]["rows"] == 2
+    assert report["by_event"]["Wishlist Viewed (not in the plan)"]["invalid_rows"] == 1

@@ -324,6 +324,7 @@ def check_batch(
         if sub.num_rows == 0:
             continue
         if kind == "track" and name is None:
+            out.checked(None, 0, len(rows))
             out.violations(rows, None, 0, "event", "required", layout.event_column, [])
             continue
         _check_group(plan, sub, rows, kind, name, vers, layout, out)
@@ -349,6 +350,7 @@ def _check_group(
         compiled = plan.select(kind, name, version)
         if compiled is None:
             if kind == "track" and plan.block_unplanned:
+                out.checked(name, 0, len(rows))
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
             else:
                 out._add("unplanned", None, name, 0, None, None, None, None, len(rows))
@@ -369,7 +371,7 @@ def _check_group(
         label_event = compiled.rule.name or compiled.rule.kind
         version_no = compiled.rule.version
         out.checked(label_event, version_no, g.num_rows)
-        payload, sources = payload_struct(g, layout, compiled.properties)
+        payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
         for fld, keyword, fail in compiled.node.evaluate(payload):
             idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
             if not len(idx):
@@ -396,6 +398,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         name = event.get("event") if kind == "track" else None
         row = np.array([offset + i], dtype=np.int64)
         if kind == "track" and not isinstance(name, str):
+            out.checked(None, 0, 1)
             out.violations(row, None, 0, "event", "required", "event", [])
             continue
         ctx = event.get("context")
@@ -404,6 +407,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         compiled = plan.select(kind, name, version if isinstance(version, int) else None)
         if compiled is None:
             if kind == "track" and plan.block_unplanned:
+                counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
                 out.violations(row, name, 0, "event", "unplanned", "event", [])
             else:
                 out._add("unplanned", None, name, 0, None, None, None, None, 1)

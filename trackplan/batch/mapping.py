@@ -167,22 +167,30 @@ def column_at(batch: pa.RecordBatch, path: Sequence[str]) -> pa.Array:
 
 
 def payload_struct(
-    batch: pa.RecordBatch, layout: Layout, properties: Sequence[str]
+    batch: pa.RecordBatch,
+    layout: Layout,
+    properties: Sequence[str],
+    payload_key: str | None = None,
 ) -> tuple[pa.StructArray, dict[str, str]]:
     """The payload of every row as one struct array, and property -> source column.
 
-    A null payload struct (a nested row without ``properties``) reads as an empty
-    object, as Segment treats it.
+    In the nested layout the payload is the rule's ``payload_key`` column (``traits``
+    for identify and group) when the batch has it. A null payload struct (a nested row
+    without ``properties``) reads as an empty object, as Segment treats it.
     """
     if layout.payload_column is not None:
-        arr = batch.column(layout.payload_column)
+        column = layout.payload_column
+        if payload_key is not None and payload_key in batch.schema.names:
+            if pa.types.is_struct(batch.schema.field(payload_key).type):
+                column = payload_key
+        arr = batch.column(column)
         if arr.null_count:
             # a missing properties object is an empty one: drop the parent validity
             arr = pa.StructArray.from_arrays(
                 [pc.struct_field(arr, i) for i in range(arr.type.num_fields)],
                 fields=list(arr.type),
             )
-        sources = {f.name: f"{layout.payload_column}.{f.name}" for f in arr.type}
+        sources = {f.name: f"{column}.{f.name}" for f in arr.type}
         return arr, sources
     mapping = layout.payload_columns(batch.schema, properties)
     if not mapping:

@@ -32,8 +32,15 @@ Masker = Callable[[str | None, str, str], str]
 """(event, field, value as JSON text) -> the text to show."""
 
 
+def _label(event: str | None, version: int | None) -> str:
+    """``Order Completed v2``; events the plan lacks (version 0) have no version."""
+    if event is None:
+        return "(no event name)"
+    return f"{event} v{version}" if version else f"{event} (not in the plan)"
+
+
 def _rule_key(event: str | None, version: int | None, field: str, keyword: str) -> str:
-    return f"{event or '(no event)'} v{version or 0}: {field} {keyword}"
+    return f"{_label(event, version)}: {field} {keyword}"
 
 
 class Tally:
@@ -117,7 +124,7 @@ class Tally:
         """The JSON report; sample values pass through ``mask`` first."""
         self._flush()
         by_event = {
-            f"{event} v{version}": {"event": event, "version": version, **stats}
+            _label(event, version): {"event": event, "version": version, **stats}
             for (event, version), stats in sorted(self.events.items(), key=_sort_key)
         }
         by_rule: dict[str, Any] = {}
