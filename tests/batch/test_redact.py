@@ -154,3 +154,25 @@ def test_missing_hash_key_is_refused(
     assert result.returncode == 2
     assert "TRACKPLAN_HASH_KEY" in result.stderr
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_csv_copy(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    from tests.batch.gen import flat_table
+
+    rows, _, bad = generate(300, seed=8)
+    table = flat_table(rows, "Signed Up")
+    src = tmp_path / "in" / "signed_up.csv"
+    src.parent.mkdir()
+    pacsv.write_csv(table, src)
+    out = tmp_path / "out"
+    assert run(src, "--redact-to", out, "--keep-blocked").returncode == 1
+    clean = pacsv.read_csv(out / "signed_up.csv")
+    assert clean.column_names == table.column_names and clean.num_rows == table.num_rows
+    key = KEY.encode()
+    for before, after in zip(table.to_pylist(), clean.to_pylist(), strict=True):
+        if before["email"] is not None:
+            assert after["email"] == apply_action("hash", "email", before["email"], key)[1]
+        assert after["context_ip"] == apply_action("mask", "ip", before["context_ip"], None)[1]
+        assert after["method"] == before["method"]

@@ -42,10 +42,11 @@ __all__ = ["RedactWriter", "apply_column", "FieldAction"]
 class FieldAction:
     """One declared field: which rows (event), where (call path) and what to do."""
 
-    event: str | None  # None: every row (the common rule, or a non-track rule)
+    event: str | None  # None: every row of ``kind``
     path: tuple[str, ...]
     category: str
     action: str
+    kind: str = "track"  # the rule's call kind; "common" applies to every row
 
 
 def apply_column(arr: pa.Array, action: str, category: str, key: bytes | None) -> pa.Array:
@@ -141,7 +142,9 @@ class RedactWriter:
             before = chosen.get((event, path))
             if before is not None and stricter(before.action, declared.action) == before.action:
                 continue
-            chosen[(event, path)] = FieldAction(event, path, declared.category, declared.action)
+            chosen[(event, path)] = FieldAction(
+                event, path, declared.category, declared.action, rule.kind
+            )
         self.actions = list(chosen.values())
         self._open: dict[Path, _FileOut] = {}
         self.rows_written = 0
@@ -173,6 +176,7 @@ class RedactWriter:
         nested = "properties" in batch.schema.names or "traits" in batch.schema.names
         event_col = next((c for c in ("event_text", "event") if c in batch.schema.names), None)
         events = batch.column(event_col).cast(pa.string()) if event_col else None
+        kinds = batch.column("type").cast(pa.string()) if "type" in batch.schema.names else None
         columns = {name: batch.column(name) for name in batch.schema.names}
         for fa in self.actions:
             located = self._locate(fa.path, batch.schema, nested)
@@ -180,7 +184,16 @@ class RedactWriter:
                 continue
             column, inner = located
             rows: pa.Array | None = None
-            if fa.event is not None and events is not None:
+            if fa.kind not in ("track", "common"):
+                # identify/group/page/screen fields: only rows of that call type
+                if kinds is None:
+                    if events is not None:
+                        continue  # a table of track events holds no traits
+                else:
+                    rows = pc.fill_null(pc.equal(kinds, fa.kind), False)
+                    if not pc.any(rows).as_py():
+                        continue
+            elif fa.event is not None and events is not None:
                 rows = pc.fill_null(
                     pc.or_(pc.equal(events, fa.event), pc.equal(events, snake_case(fa.event))),
                     False,
