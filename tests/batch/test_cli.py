@@ -108,6 +108,32 @@ def test_dask_engine_equals_local(files: dict[str, Path], tmp_path: Path) -> Non
     assert json.loads(local.read_text()) == json.loads(dask.read_text())
 
 
+def test_dask_engine_on_a_partitioned_tree_and_ndjson(tmp_path: Path) -> None:
+    pytest.importorskip("dask")
+    import orjson
+
+    from trackplan.batch.rules import to_json
+
+    rows, _, bad = generate(900, seed=13)
+    root = tmp_path / "tree"
+    for day in range(2):
+        part = root / f"day={day}"
+        part.mkdir(parents=True)
+        pq.write_table(nested_table(rows[day::2]), part / "p.parquet", row_group_size=100)
+    (root / "day=2").mkdir()
+    (root / "day=2" / "more.ndjson").write_bytes(
+        b"".join(orjson.dumps(to_json(r)) + b"\n" for r in rows[:50])
+    )
+    local, dask = tmp_path / "local.json", tmp_path / "dask.json"
+    assert run(root, "--report", local, "--format", "json", "-q").returncode == 1
+    result = run(root, "--report", dask, "--format", "json", "-q", "--engine", "dask")
+    assert result.returncode == 1, result.stderr
+    expected = json.loads(local.read_text())
+    assert expected["rows"] == 950 and len(expected["files"]) == 3
+    assert expected["invalid_rows"] == len(bad) + len([i for i in bad if i < 50])
+    assert json.loads(dask.read_text()) == expected
+
+
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     with pytest.raises(RuntimeError):
