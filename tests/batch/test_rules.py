@@ -98,6 +98,10 @@ def test_projection_reads_less_and_agrees(tmp_path: Path, ecommerce_plan: Plan) 
 
     needed = BatchPlan.build(ecommerce_plan).needed_columns(table.schema)
     assert needed is not None and "context_user_agent" not in needed and "total" in needed
+    from trackplan.batch.readers import dictionary_columns
+
+    # low-cardinality strings are read as dictionaries and checked once per distinct value
+    assert {"currency", "payment_method"} <= set(dictionary_columns(path, needed))
     projected = scan(ecommerce_plan, [path], ScanOptions()).report
     whole = scan(ecommerce_plan, [path], ScanOptions(), on_chunk=lambda c, r: None).report
     assert projected == whole and projected["invalid_rows"] > 0

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from trackplan.batch.check import BatchPlan, check_batch
 from trackplan.batch.mapping import LayoutOptions
-from trackplan.batch.readers import BATCH_ROWS, Chunk, Source, read_source
+from trackplan.batch.readers import BATCH_ROWS, Chunk, Source, dictionary_columns, read_source
 from trackplan.errors import BatchError
 from trackplan.plan.model import Plan
 
@@ -126,8 +126,10 @@ def _part_batches(
             yield chunk.offset, chunk.batch
         return
     with pq.ParquetFile(part.source.path) as handle:
-        offset = part.offset
         names = columns(handle.schema_arrow)
+    dictionary = dictionary_columns(part.source.path, names)
+    with pq.ParquetFile(part.source.path, read_dictionary=dictionary or None) as handle:
+        offset = part.offset
         for batch in handle.iter_batches(
             batch_size=batch_rows, row_groups=[part.row_group], columns=names
         ):
