@@ -148,3 +148,18 @@ def test_input_format_override(tmp_path: Path, fmt: str) -> None:
     proc = run("validate", str(PLAN), str(src), "--input-format", fmt, "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["allowed"] == 1
+
+
+def test_deeply_nested_context_is_written_not_a_traceback(tmp_path: Path) -> None:
+    # orjson parses 1,024 levels but writes only 255: the command must not crash on it
+    deep: Any = []
+    for _ in range(300):
+        deep = [deep]
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(ndjson([good_event(context={"x": deep})]))
+    out = tmp_path / "out.ndjson"
+    proc = run("validate", str(PLAN), str(src), "--out", str(out))
+    assert b"Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = json.loads(out.read_bytes())
+    assert written["context"]["x"] == deep

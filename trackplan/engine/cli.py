@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -188,7 +189,6 @@ def validate(
             raise InputError(f"{path}: no such file")
     report = ValidationReport()
     sink = _AtomicOut(out) if out else None
-    dumps = orjson.dumps
     try:
         for path in inputs:
             # NDJSON goes through enforce_bytes: valid events are decided while parsing
@@ -204,7 +204,11 @@ def validate(
                 event = item.event if item.event is not None else result.event
                 report.add(path, item.line, event, result)
                 if sink is not None and (result.allowed or include_blocked):
-                    sink.fh.write(dumps(result.event) + b"\n")
+                    line = _dump_line(result.event)
+                    if line is None:
+                        report.add_malformed(path, item.line, "event nests too deep to write")
+                        continue
+                    sink.fh.write(line)
         if sink is not None:
             sink.commit()
     except BaseException:
@@ -215,6 +219,18 @@ def validate(
         else report.to_text()
     click.echo(text, err=(out == "-"))
     sys.exit(0 if report.clean else 1)
+
+
+def _dump_line(event: Any) -> bytes | None:
+    """One NDJSON line; the standard encoder for nesting orjson refuses; None if neither can."""
+    try:
+        return orjson.dumps(event) + b"\n"
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    except (RecursionError, TypeError, ValueError):
+        return None
 
 
 COMMANDS = [validate]
