@@ -95,7 +95,7 @@ def scan_command(
     text = render(outcome.report, fmt)
     if report_file is not None:
         write_text_atomic(report_file, text)
-    if not quiet and (report_file is None or fmt == "text"):
+    if not quiet:  # the terminal gets the text report whatever the file's format
         click.echo(text if report_file is None else render(outcome.report, "text"), nl=False)
     click.get_current_context().exit(1 if outcome.report["invalid_rows"] else 0)
 
