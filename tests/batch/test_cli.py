@@ -194,3 +194,25 @@ def test_progress_draws_only_on_a_terminal() -> None:
     progress = Progress(1, stream=quiet, enabled=False)
     progress.update("a", 5)
     assert quiet.getvalue() == ""
+
+
+def test_layout_overrides_on_the_command_line(tmp_path: Path) -> None:
+    """A flat table without an event column, with a renamed property column."""
+    from tests.batch.gen import flat_table
+
+    rows, injected, _ = generate(400, seed=17)
+    table = flat_table(rows, "Order Completed").drop_columns(["event", "event_text"])
+    table = table.rename_columns(
+        ["total_amount" if n == "total" else n for n in table.column_names]
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path)
+    out = tmp_path / "r.json"
+    args = ["--layout", "flat", "--event", "Order Completed", "--column", "total=total_amount"]
+    assert run(path, *args, "--report", out, "--format", "json", "-q").returncode == 1
+    report = json.loads(out.read_text())
+    got = {(r["event"], r["version"], r["field"], r["keyword"]): r["rows_failing"]
+           for r in report["by_rule"].values()}  # fmt: skip
+    expected = {k: v for k, v in injected.items() if k[0] == "Order Completed"}
+    assert got == expected
+    assert run(path, "--column", "total", "-q").returncode == 2  # usage error
