@@ -282,6 +282,8 @@ class Enforcer:
             self._track[name] = compiled_reserved
         #: planned track events with one version: the hot path's only lookup
         self._single = {n: v[0] for n, v in self._track.items() if len(v) == 1}
+        #: page, screen, alias, identify, group: their compiled rule, one lookup away
+        self._plain_kinds = dict(self._kinds)
         self._block_unplanned = controls.track.unplanned_events == "block"
         self.hooks: list[Callable[[Enforcer], None]] = []
         from trackplan.pii.engine import install
@@ -313,14 +315,20 @@ class Enforcer:
         """Enforce the plan on one event (a dict as parsed from JSON). Never raises."""
         # The common case costs two dict lookups and one validator call; everything else
         # (versions, unplanned events, odd shapes) goes through _dispatch.
-        if type(event) is dict and event.get("type") == "track":
-            try:
+        if type(event) is not dict:
+            return self._dispatch(event)
+        kind = event.get("type")
+        try:
+            if kind == "track":
                 compiled = self._single.get(event.get("event"))  # type: ignore[arg-type]
-            except TypeError:  # unhashable event name
-                compiled = None
-            if compiled is None:
-                return self._dispatch(event)
-        else:
+                if compiled is None:
+                    return self._dispatch(event)
+            else:
+                compiled = self._plain_kinds.get(kind)  # type: ignore[arg-type]
+                if compiled is None or (compiled.payload_key == "traits"
+                                        and "traits" not in event):
+                    return self._dispatch(event)
+        except TypeError:  # unhashable event name or type
             return self._dispatch(event)
         try:
             valid = compiled.fast.is_valid(event)
