@@ -289,6 +289,12 @@ def _declared(
                     f"expected one of {', '.join(ACTIONS)}"
                 )
                 continue
+            if not path and category is not None:
+                issues.append(
+                    f"{at} [{rule.label}]: x-pii on the whole call; declare it on the "
+                    "properties, traits or context fields that hold PII"
+                )
+                continue
             if category is None:
                 act = "allow"
             else:
