@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trackplan.plan.jsonutil import json_type
+
 __all__ = [
     "type_set",
     "covers",
@@ -87,20 +89,6 @@ def column_type(schema: Any) -> str:
         limit = schema.get("maxLength")
         return f"VARCHAR({limit})" if isinstance(limit, int) else "VARCHAR"
     return "JSON"
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def pii_status(schema: Any) -> tuple[bool, str | None, str | None]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trackplan import pointer as jp
+from trackplan.plan.jsonutil import json_type
 
 __all__ = [
     "Violation",
@@ -115,24 +116,6 @@ _RANGE_WORDS = {
 }
 
 
-def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def classify(kind_name: str, kind: Any, instance: Any) -> tuple[str, str]:
     """``(violation type, message)`` for a jsonschema-rs error kind, without the value."""
     if kind_name == "Required":
@@ -140,7 +123,7 @@ def classify(kind_name: str, kind: Any, instance: Any) -> tuple[str, str]:
     if kind_name == "Type":
         types = kind.types if isinstance(kind.types, list) else [kind.types]
         expected = " or ".join(str(t).lower() for t in types)
-        return DATATYPE_MISMATCH, f"expected {expected}, got {_json_type_name(instance)}"
+        return DATATYPE_MISMATCH, f"expected {expected}, got {json_type(instance)}"
     if kind_name in ("AdditionalProperties", "UnevaluatedProperties"):
         names = ", ".join(repr(n) for n in kind.unexpected)
         return ADDITIONAL_PROPERTIES, f"property not in the plan: {names}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "depth_exceeds", "walk_schemas", "NON_SCHEMA_KEYS"]
+__all__ = ["MAX_DEPTH", "depth_exceeds", "walk_schemas", "NON_SCHEMA_KEYS", "json_type"]
 
 #: Nesting deeper than this is refused with a clear error instead of a RecursionError.
 MAX_DEPTH = 512
@@ -62,3 +62,22 @@ def walk_schemas(
                 continue
             if isinstance(value, dict | list):
                 stack.append(((*path, key), value, key in _SCHEMA_MAPS))
+
+
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a Python value (``integer`` for ints, not ``number``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
