@@ -201,10 +201,17 @@ class _Compiled:
             if self.patterns:
                 strict["patternProperties"] = {p.pattern: True for p in self.patterns}
             fast_schema = dict(schema)
-            fast_schema["allOf"] = [
-                *schema["allOf"],
-                {"properties": {self.payload_key: strict}},
-            ]
+            inlined = _close_payload(schema["allOf"][_RULE], self.payload_key)
+            if inlined is not None:
+                # the payload's own properties and patternProperties say what is planned:
+                # closing it in place costs nothing over the plan's schema
+                fast_schema["allOf"] = [*schema["allOf"][:_RULE], inlined,
+                                        *schema["allOf"][_RULE + 1:]]
+            else:
+                fast_schema["allOf"] = [
+                    *schema["allOf"],
+                    {"properties": {self.payload_key: strict}},
+                ]
             self.fast = make_validator(fast_schema)
         common = plan.common
         self.locations = (
@@ -225,6 +232,28 @@ class _Compiled:
         if self.patterns:
             extra = {k for k in extra if not any(p.search(k) for p in self.patterns)}
         return sorted(extra)
+
+
+#: Keywords beside which ``additionalProperties: false`` would not mean "only the listed
+#: properties" (draft-07 ignores siblings of $ref; applicators see other keys).
+_NOT_CLOSABLE = frozenset({
+    "additionalProperties", "unevaluatedProperties", "$ref", "$dynamicRef", "$recursiveRef",
+    "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependencies",
+    "dependentSchemas",
+})
+
+
+def _close_payload(branch: Any, key: str) -> dict[str, Any] | None:
+    """The rule branch with its payload schema closed to unplanned keys, when that is exact."""
+    if type(branch) is not dict:
+        return None
+    props = branch.get("properties")
+    if type(props) is not dict:
+        return None
+    payload = props.get(key)
+    if type(payload) is not dict or _NOT_CLOSABLE & payload.keys():
+        return None
+    return {**branch, "properties": {**props, key: {**payload, "additionalProperties": False}}}
 
 
 def _schema_location(compiled: _Compiled, schema_path: list[Any]) -> tuple[int, str]:
@@ -282,6 +311,7 @@ class Enforcer:
             self._track[name] = compiled_reserved
         #: planned track events with one version: the hot path's only lookup
         self._single = {n: v[0] for n, v in self._track.items() if len(v) == 1}
+        self._multi = {n: v for n, v in self._track.items() if len(v) > 1}
         #: page, screen, alias, identify, group: their compiled rule, one lookup away
         self._plain_kinds = dict(self._kinds)
         self._block_unplanned = controls.track.unplanned_events == "block"
@@ -320,9 +350,13 @@ class Enforcer:
         kind = event.get("type")
         try:
             if kind == "track":
-                compiled = self._single.get(event.get("event"))  # type: ignore[arg-type]
+                name = event.get("event")
+                compiled = self._single.get(name)  # type: ignore[arg-type]
                 if compiled is None:
-                    return self._dispatch(event)
+                    versions = self._multi.get(name)  # type: ignore[arg-type]
+                    if versions is None:
+                        return self._dispatch(event)
+                    compiled = _select_version(versions, event)
             else:
                 compiled = self._plain_kinds.get(kind)  # type: ignore[arg-type]
                 if compiled is None or (compiled.payload_key == "traits"
