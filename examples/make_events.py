@@ -205,6 +205,10 @@ def main() -> None:
                              "employees": RNG.randint(5, 5000), "plan": "business"}
             events.append(grp)
     inject(events)
+    searches = [ev for ev in events if ev.get("event") == "Products Searched"]
+    for ev, text in zip(searches[5::40], ["gift for ada.lovelace@example.org",
+                                          "call me back on +44 7700 900123"], strict=False):
+        ev["properties"]["query"] = text  # PII typed into free text: detected and redacted
     out = sys.stdout.buffer
     for ev in events:
         out.write(orjson.dumps(ev) + b"\n")

@@ -236,7 +236,8 @@ class Transformer:
             return value
         if action == "allow":
             if f.category == "free_text" and type(value) is str and self.values:
-                return self._text(None, value, path, violations)  # free text may hold PII
+                # free text may hold PII
+                return self._text(None, value, path, violations, in_free_text=True)
             return value
         if action == "reject" and not self.block:
             action = "redact"
@@ -299,6 +300,8 @@ class Transformer:
         value: str,
         path: tuple[str | int, ...],
         violations: list[Violation],
+        *,
+        in_free_text: bool = False,
     ) -> Any:
         found = findings_for(key, value)
         if not found:
@@ -310,7 +313,8 @@ class Transformer:
                 Violation(
                     PII,
                     pointer,
-                    _message(f.category, pointer, f.detector, self._action(f.category)),
+                    _message(f.category, pointer, f.detector, self._action(f.category),
+                             in_free_text=in_free_text),
                 )
             )
         actions = {self._action(f.category) for f in found}
@@ -366,7 +370,14 @@ class Transformer:
         return self
 
 
-def _message(category: str, pointer: str, detector: str, action: str) -> str:
+def _message(
+    category: str, pointer: str, detector: str, action: str, *, in_free_text: bool = False
+) -> str:
+    if in_free_text:
+        return (
+            f"{category} inside free text at {pointer or '/'} (detector: {detector}); "
+            f"action {action}"
+        )
     return (
         f"undeclared {category} at {pointer or '/'} (detector: {detector}); "
         f"action {action}: declare it with x-pii"
