@@ -6,6 +6,8 @@ import copy
 import dataclasses
 from typing import Any
 
+from calls import track_call
+
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import Controls, Plan
 
@@ -49,19 +51,7 @@ def make_plan(
 
 def track(name: str = "Sink", properties: Any = None, **over: Any) -> dict[str, Any]:
     """A track call as analytics-python sends it (``anonymousId: null`` beside ``userId``)."""
-    event: dict[str, Any] = {
-        "type": "track",
-        "event": name,
-        "userId": "usr_1",
-        "anonymousId": None,
-        "messageId": "0f9c3e0e-1f6e-4b7a-9c57-4d1f0b5e8a11",
-        "timestamp": "2026-11-29T10:00:00.000+00:00",
-        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
-        "integrations": {},
-        "properties": {"order_id": "o-1"} if properties is None else properties,
-    }
-    event.update(over)
-    return event
+    return track_call(name, {"order_id": "o-1"} if properties is None else properties, **over)
 
 
 def _strip_pii(value: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from calls import track_call
+
 from trackplan.engine.enforcer import Enforcer
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import Plan
@@ -89,16 +91,4 @@ def compile_with_key(plan: Plan, key: str = KEY, monkeypatch: Any = None) -> Enf
 
 def track(properties: dict[str, Any], name: str = "Order", **over: Any) -> dict[str, Any]:
     """A track call as analytics-python sends it."""
-    event: dict[str, Any] = {
-        "type": "track",
-        "event": name,
-        "userId": "usr_1",
-        "anonymousId": None,
-        "messageId": "0f9c3e0e-1f6e-4b7a-9c57-4d1f0b5e8a11",
-        "timestamp": "2026-11-29T10:00:00.000+00:00",
-        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
-        "integrations": {},
-        "properties": properties,
-    }
-    event.update(over)
-    return event
+    return track_call(name, properties, **over)
