@@ -25,7 +25,15 @@ import pyarrow.parquet as pq
 
 from trackplan.batch.check import BatchPlan, check_batch
 from trackplan.batch.mapping import LayoutOptions
-from trackplan.batch.readers import BATCH_ROWS, Chunk, Source, dictionary_columns, read_source
+from trackplan.batch.readers import (
+    BATCH_ROWS,
+    Chunk,
+    Source,
+    dictionary_columns,
+    parquet_batches,
+    read_source,
+    with_partition,
+)
 from trackplan.errors import BatchError
 from trackplan.plan.model import Plan
 
@@ -127,20 +135,19 @@ def _part_batches(
         return
     with pq.ParquetFile(part.source.path) as handle:
         names = columns(handle.schema_arrow)
-    dictionary = dictionary_columns(part.source.path, names)
-    with pq.ParquetFile(part.source.path, read_dictionary=dictionary or None) as handle:
-        offset = part.offset
-        for batch in handle.iter_batches(
-            batch_size=batch_rows, row_groups=[part.row_group], columns=names
-        ):
-            if part.source.partition:
-                for key, value in part.source.partition.items():
-                    if key not in batch.schema.names:
-                        batch = batch.append_column(
-                            key, pa.array([value] * batch.num_rows, pa.string())
-                        )
-            yield offset, batch
-            offset += batch.num_rows
+    batches = parquet_batches(
+        part.source.path,
+        batch_rows=batch_rows,
+        columns=names,
+        dictionary=dictionary_columns(part.source.path, names),
+        row_group=part.row_group,
+    )
+    offset = part.offset
+    for batch in batches:
+        if part.source.partition:
+            batch = with_partition(batch, part.source.partition)
+        yield offset, batch
+        offset += batch.num_rows
 
 
 def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> pa.Table:

@@ -25,7 +25,17 @@ import pyarrow.parquet as pq
 from trackplan.batch.check import JSON_COLUMN
 from trackplan.errors import BatchError
 
-__all__ = ["Chunk", "Source", "discover", "read_source", "BATCH_ROWS", "Format"]
+__all__ = [
+    "Chunk",
+    "Source",
+    "discover",
+    "read_source",
+    "parquet_batches",
+    "dictionary_columns",
+    "with_partition",
+    "BATCH_ROWS",
+    "Format",
+]
 
 Format = Literal["parquet", "ndjson", "csv"]
 
@@ -34,6 +44,9 @@ Columns = Callable[[pa.Schema], "list[str] | None"]
 
 #: Rows per record batch: large enough for vectorised compute, small enough for memory.
 BATCH_ROWS = 65_536
+
+#: Batches a parquet scan reads ahead of the checks (bounds memory with BATCH_ROWS).
+READAHEAD = 4
 
 _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
@@ -152,7 +165,7 @@ def read_source(
         offset = 0
         for batch in batches:
             if source.partition:
-                batch = _with_partition(batch, source.partition)
+                batch = with_partition(batch, source.partition)
             yield Chunk(source, offset, batch)
             offset += batch.num_rows
     except BatchError:
@@ -162,7 +175,7 @@ def read_source(
         raise BatchError(f"cannot read {source.format} ({reason})", file=str(source.path)) from None
 
 
-def _with_partition(batch: pa.RecordBatch, keys: dict[str, str]) -> pa.RecordBatch:
+def with_partition(batch: pa.RecordBatch, keys: dict[str, str]) -> pa.RecordBatch:
     for key, value in keys.items():
         if key not in batch.schema.names:
             batch = batch.append_column(key, pa.array([value] * batch.num_rows, pa.string()))
@@ -170,30 +183,85 @@ def _with_partition(batch: pa.RecordBatch, keys: dict[str, str]) -> pa.RecordBat
 
 
 def dictionary_columns(path: Path | str, names: Sequence[str] | None) -> list[str]:
-    """Top-level string columns stored as little more than dictionary indices.
+    """String columns, top-level or nested, stored as little more than dictionary indices.
 
-    Reading these as Arrow dictionaries skips materialising every string (a third of the
-    read time of an order export), and the rules then run once per distinct value. The
-    test: a dictionary page and under two bytes per value in the first row group.
+    Reading these as Arrow dictionaries skips materialising every string (most of the
+    read time of an order export with a list of products), and the rules then run once
+    per distinct value. The test: a dictionary page and under two bytes per value in the
+    first row group. Nested leaves are named by their parquet path
+    (``products.list.element.url``), as :func:`parquet_batches` passes them on.
     """
     meta = pq.ParquetFile(path).metadata
-    schema = meta.schema.to_arrow_schema()
     if meta.num_row_groups == 0:
         return []
+    schema = meta.schema
     group = meta.row_group(0)
     out: list[str] = []
     for i in range(group.num_columns):
         chunk = group.column(i)
         name = chunk.path_in_schema
-        if "." in name or (names is not None and name not in names):
+        if names is not None and name.split(".", 1)[0] not in names:
             continue
-        typ = schema.field(name).type
-        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        leaf = schema.column(i)
+        if leaf.physical_type != "BYTE_ARRAY" or "UTF8" not in (
+            leaf.logical_type.type.replace("STRING", "UTF8"),
+            leaf.converted_type,
+        ):
             continue
         if chunk.has_dictionary_page and chunk.num_values:
             if chunk.total_uncompressed_size / chunk.num_values < 2:
                 out.append(name)
     return out
+
+
+def parquet_batches(
+    path: Path,
+    *,
+    batch_rows: int,
+    columns: Sequence[str] | None,
+    dictionary: Sequence[str] = (),
+    row_group: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of a parquet file (or of one row group), in file order.
+
+    With ``dictionary`` (columns or nested leaves, see :func:`dictionary_columns`) the
+    file goes through ``pyarrow.dataset``'s scanner, the one pyarrow reader that reads
+    nested leaves as dictionaries (``ParquetFile.iter_batches`` refuses them); it keeps
+    batch order and reads ahead a few batches on another thread. A file whose
+    dictionaries cannot be read so is read again plainly from the first row not yet
+    handed on.
+    """
+    done = 0
+    if dictionary:
+        import pyarrow.dataset as ds
+
+        fmt = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary)),
+            # pre-buffering holds a whole row group's compressed columns: memory, no speed
+            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+        )
+        fragment = next(iter(ds.dataset(str(path), format=fmt).get_fragments()))
+        if row_group is not None:
+            fragment = fragment.subset(row_group_ids=[row_group])
+        try:
+            for batch in fragment.to_batches(
+                columns=None if columns is None else list(columns),
+                batch_size=batch_rows,
+                batch_readahead=READAHEAD,
+            ):
+                yield batch
+                done += batch.num_rows
+            return
+        except pa.ArrowNotImplementedError:
+            pass
+    with pq.ParquetFile(path) as handle:
+        groups = None if row_group is None else [row_group]
+        for batch in handle.iter_batches(batch_size=batch_rows, columns=columns, row_groups=groups):
+            if done >= batch.num_rows:
+                done -= batch.num_rows
+                continue
+            yield batch.slice(done) if done else batch
+            done = 0
 
 
 def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterator[pa.RecordBatch]:
@@ -203,8 +271,9 @@ def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterat
         with pq.ParquetFile(source.path) as handle:
             names = columns(handle.schema_arrow)
         dictionary = dictionary_columns(source.path, names)
-    with pq.ParquetFile(source.path, read_dictionary=dictionary or None) as handle:
-        yield from handle.iter_batches(batch_size=batch_rows, columns=names)
+    yield from parquet_batches(
+        source.path, batch_rows=batch_rows, columns=names, dictionary=dictionary
+    )
 
 
 def _csv(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:

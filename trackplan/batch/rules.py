@@ -265,13 +265,16 @@ class Node:
         """Masks of failing values (length ``len(arr)``), one per (field, keyword)."""
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        if pa.types.is_dictionary(arr.type) and not self.items:
-            # once per distinct value, then back to the rows (null indexes: absent)
-            encoded: pa.DictionaryArray = arr
-            return [
-                (f, k, _fill(pc.take(mask, encoded.indices)))
-                for f, k, mask in self.evaluate(encoded.dictionary)
-            ]
+        if pa.types.is_dictionary(arr.type):
+            if self.items:  # a null item is a JSON null, which the dictionary cannot hold
+                arr = arr.dictionary_decode()
+            else:
+                # once per distinct value, then back to the rows (null indexes: absent)
+                encoded: pa.DictionaryArray = arr
+                return [
+                    (f, k, _fill(pc.take(mask, encoded.indices)))
+                    for f, k, mask in self.evaluate(encoded.dictionary)
+                ]
         if self.fallback is not None:
             return self._evaluate_per_row(arr)
         schema = self.schema
