@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trackplan.batch.formats import FormatCheck
 from trackplan.batch.rules import FORMAT_PREFILTERS, compile_payload, row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
 from trackplan.engine.enforcer import make_validator
@@ -24,6 +25,39 @@ def test_prefilter_accepts_only_valid_values(fmt: str, data: st.DataObject) -> N
     """What a format prefilter lets through without the exact check must be valid."""
     value = data.draw(st.from_regex(FORMAT_PREFILTERS[fmt], fullmatch=True))
     assert make_validator({"format": fmt}).is_valid(value), value
+
+
+_ALNUM = st.text("abcXYZ0189", min_size=0, max_size=70)
+_LOCAL = st.text("abcXYZ0189.+_-é@ ", min_size=0, max_size=70)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    common=st.lists(_ALNUM, min_size=1, max_size=40),
+    odd=st.lists(_LOCAL, max_size=20),
+    domain=st.sampled_from(["example.com", "mail.example.co.uk", "x-y.org", "-bad.com", "a_b.com"]),
+)
+def test_email_fast_path_agrees_with_exact_check(
+    common: list[str], odd: list[str], domain: str
+) -> None:
+    """Emails at a frequent domain: the fast path flags exactly what jsonschema-rs rejects."""
+    values: list[str | None] = [f"{local}@{domain}" for local in common + odd] + [None]
+    values += ["@" + domain, "a@@" + domain, "a@" + domain + ".", "plain"]
+    arr = pa.array(values, pa.string())
+    exact = make_validator({"format": "email"})
+    bad = FormatCheck("email").failing(arr)
+    got = bad.to_pylist() if bad is not None else [False] * len(values)
+    assert got == [v is not None and not exact.is_valid(v) for v in values]
+
+
+def test_email_fast_path_is_taken(ecommerce_plan: Plan) -> None:
+    """A column of one domain is decided without the regex: only leftovers are matched."""
+    check = FormatCheck("email")
+    arr = pa.array([f"user{i}@example.com" for i in range(5000)] + ["no", "a.b@example.com"])
+    sure = check._email_fast(arr)
+    assert sure is not None and sure.to_pylist() == [True] * 5000 + [False, False]
+    bad = check.failing(arr)
+    assert bad is not None and bad.to_pylist() == [False] * 5000 + [True, False]
 
 
 SCHEMAS: list[dict[str, Any]] = [
@@ -105,3 +139,24 @@ def test_projection_reads_less_and_agrees(tmp_path: Path, ecommerce_plan: Plan) 
     projected = scan(ecommerce_plan, [path], ScanOptions()).report
     whole = scan(ecommerce_plan, [path], ScanOptions(), on_chunk=lambda c, r: None).report
     assert projected == whole and projected["invalid_rows"] > 0
+
+
+def test_nested_dictionary_reads_agree(tmp_path: Path, ecommerce_plan: Plan) -> None:
+    """Repetitive strings inside the products list are read as dictionaries, same verdicts."""
+    from tests.batch.gen import flat_table, generate
+    from trackplan.batch.check import BatchPlan
+    from trackplan.batch.readers import dictionary_columns
+
+    rows, _, _ = generate(1500, seed=5)
+    for i, row in enumerate(rows):
+        for product in row["properties"].get("products") or []:
+            product["url"] = "not a uri" if i % 97 == 0 else f"https://shop.example.com/p/{i % 7}"
+    table = flat_table(rows, "Order Completed")
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=400)
+    needed = BatchPlan.build(ecommerce_plan).needed_columns(table.schema)
+    assert "products.list.element.url" in dictionary_columns(path, needed)
+    projected = scan(ecommerce_plan, [path], ScanOptions(batch_rows=300)).report
+    whole = scan(ecommerce_plan, [path], ScanOptions(), on_chunk=lambda c, r: None).report
+    assert projected == whole
+    assert any(k.endswith("products[].url format") for k in projected["by_rule"])

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trackplan.batch.formats import FORMAT_PREFILTERS, FormatCheck, match_repetitive
 from trackplan.engine.enforcer import make_validator
 
 __all__ = [
@@ -56,26 +57,6 @@ _VECTOR = frozenset(
         "additionalProperties", "items", "minItems", "maxItems", "$ref",
     }
 )  # fmt: skip
-
-#: Formats checked by a conservative RE2 pattern: what it accepts the exact checker
-#: accepts too (tested), and values it does not accept go to the exact checker.
-FORMAT_PREFILTERS: dict[str, str] = {
-    "email": (
-        r"^[A-Za-z0-9_+-]{1,30}(\.[A-Za-z0-9_+-]{1,10}){0,2}@[A-Za-z0-9]{1,20}"
-        r"(-[A-Za-z0-9]{1,10})?(\.[A-Za-z0-9]{1,20}){0,2}\.[A-Za-z]{2,10}$"
-    ),
-    "date-time": (
-        r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
-        r":[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
-    ),
-    "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
-    "uri": r"^https?://[a-z0-9]{1,30}(\.[a-z0-9]{1,30}){1,3}(/[A-Za-z0-9_-]{1,40}){0,8}$",
-    "ipv4": (
-        r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-        r"(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
-    ),
-    "uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-}
 
 
 def to_json(value: Any) -> Any:
@@ -138,10 +119,6 @@ def _json_type(typ: pa.DataType) -> str | None:
     return None  # anything else (timestamps, decimals, maps...) goes per-row
 
 
-def _false(n: int) -> pa.BooleanArray:
-    return pa.array(np.zeros(n, dtype=bool))
-
-
 def _rows_mask(n: int, rows: Any) -> pa.BooleanArray:
     """A mask of length ``n`` true at the given row indexes."""
     mask = np.zeros(n, dtype=bool)
@@ -151,20 +128,9 @@ def _rows_mask(n: int, rows: Any) -> pa.BooleanArray:
     return pa.array(mask)
 
 
-def _match(arr: pa.Array, pattern: str) -> pa.BooleanArray:
-    """``match_substring_regex``; on repetitive columns, once per distinct value.
-
-    Currency codes, product URLs and enums repeat: matching the dictionary of distinct
-    values and taking the answers back is several times cheaper than matching every row.
-    """
-    n = len(arr)
-    if n >= 4096:
-        sample = arr.slice(0, 2048)
-        if len(pc.unique(sample)) * 2 < len(sample):
-            encoded = pc.dictionary_encode(arr)
-            ok = pc.match_substring_regex(encoded.dictionary, pattern=pattern)
-            return pc.take(ok, encoded.indices)
-    return pc.match_substring_regex(arr, pattern=pattern)
+def _any(mask: pa.BooleanArray) -> bool:
+    """Whether any value of ``mask`` is true (nulls are not)."""
+    return bool(pc.any(mask).as_py())
 
 
 def _fill(mask: Any) -> pa.BooleanArray:
@@ -194,7 +160,7 @@ class Node:
         self.fallback_reason = ""
         self.children: dict[str, Node] = {}
         self.item_node: Node | None = None
-        self._prefilter: str | None = None
+        self._format: FormatCheck | None = None
         if isinstance(schema, bool):
             if not schema:
                 self._fall_back(schema, "false schema")
@@ -218,8 +184,7 @@ class Node:
             return
         fmt = schema.get("format")
         if isinstance(fmt, str):
-            self._prefilter = FORMAT_PREFILTERS.get(fmt)
-            self._format_validator = make_validator({"format": fmt})
+            self._format = FormatCheck(fmt)
         for name, sub in (schema.get("properties") or {}).items():
             self.children[name] = Node(sub, _join(field, name), defs, depth=depth + 1)
         if isinstance(items_schema, (Mapping, bool)):
@@ -274,6 +239,7 @@ class Node:
                 return [
                     (f, k, _fill(pc.take(mask, encoded.indices)))
                     for f, k, mask in self.evaluate(encoded.dictionary)
+                    if _any(mask)
                 ]
         if self.fallback is not None:
             return self._evaluate_per_row(arr)
@@ -376,40 +342,29 @@ class Node:
 
     def _string(self, arr: pa.Array, out: list[Failure]) -> None:
         s = self.schema
-        if "minLength" in s or "maxLength" in s:
-            length = pc.utf8_length(arr)
-            if isinstance(s.get("minLength"), int):
-                out.append((self.field, "minLength", _fill(pc.less(length, s["minLength"]))))
-            if isinstance(s.get("maxLength"), int):
-                out.append((self.field, "maxLength", _fill(pc.greater(length, s["maxLength"]))))
+        low, high = s.get("minLength"), s.get("maxLength")
+        if isinstance(low, int) or isinstance(high, int):
+            # a string has at most as many characters as bytes (and is empty exactly when
+            # it has no bytes): counting characters is needed only where bytes do not decide
+            size = pc.binary_length(arr)
+            if isinstance(low, int):
+                length = size if low <= 1 else pc.utf8_length(arr)
+                out.append((self.field, "minLength", _fill(pc.less(length, low))))
+            if isinstance(high, int) and _any(pc.greater(size, high)):
+                too_long = pc.greater(pc.utf8_length(arr), high)
+                out.append((self.field, "maxLength", _fill(too_long)))
         pattern = s.get("pattern")
         if isinstance(pattern, str):
             try:
-                ok = _match(arr, pattern)
+                ok = match_repetitive(arr, pattern)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 self._per_row_keyword(arr, {"pattern": pattern}, "pattern", out)
             else:
                 out.append((self.field, "pattern", _fill(pc.invert(ok))))
-        if isinstance(s.get("format"), str):
-            self._format(arr, out)
-
-    def _format(self, arr: pa.Array, out: list[Failure]) -> None:
-        """Values the prefilter accepts are valid; the rest go to the exact checker once each."""
-        candidates = arr
-        if self._prefilter is not None:
-            sure = _match(arr, self._prefilter)
-            candidates = pc.filter(arr, pc.invert(_fill(sure)))
-        unique = pc.unique(candidates.drop_null())
-        if len(unique) == 0:
-            out.append((self.field, "format", _false(len(arr))))
-            return
-        validator = self._format_validator
-        bad_values = [v for v in unique.to_pylist() if not validator.is_valid(v)]
-        if not bad_values:
-            out.append((self.field, "format", _false(len(arr))))
-            return
-        bad = pc.is_in(arr, value_set=pa.array(bad_values, arr.type))
-        out.append((self.field, "format", _fill(bad)))
+        if self._format is not None:
+            bad = self._format.failing(arr)
+            if bad is not None:
+                out.append((self.field, "format", bad))
 
     def _object(self, arr: pa.Array, out: list[Failure]) -> None:
         s = self.schema
@@ -450,6 +405,8 @@ class Node:
             return
         parents = pc.list_parent_indices(arr)
         for f, k, mask in self.item_node.evaluate(flat):
+            if not _any(mask):
+                continue
             rows = pc.unique(pc.filter(parents, mask))
             if len(rows):
                 out.append((f, k, _rows_mask(len(arr), rows)))
