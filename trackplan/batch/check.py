@@ -275,7 +275,13 @@ def _groups(batch: pa.RecordBatch, layout: Layout) -> Iterator[tuple[str, str | 
     if layout.fixed_event is not None:
         events = None
     elif layout.event_column is not None:
-        events = batch.column(layout.event_column).cast(pa.string())
+        events = batch.column(layout.event_column)
+        if pa.types.is_dictionary(events.type) and events.null_count == 0:
+            used = pc.unique(events.indices)
+            if len(used) == 1 and kinds is None:  # a table of one event: no casting
+                yield "track", events.dictionary.cast(pa.string())[used[0].as_py()].as_py(), None
+                return
+        events = events.cast(pa.string())
     kind_values = pc.unique(kinds).to_pylist() if kinds is not None else ["track"]
     for kind in kind_values:
         kmask = pc.equal(kinds, kind) if kinds is not None and len(kind_values) > 1 else None
