@@ -55,6 +55,7 @@ NESTED_SCHEMA = pa.schema(
             pa.struct(
                 [
                     ("ip", pa.string()),
+                    ("user_agent", pa.string()),  # snake_cased, as some exports write it
                     ("protocols", pa.struct([("event_version", pa.int64())])),
                 ]
             ),
@@ -77,7 +78,7 @@ def _product(rnd: random.Random, i: int) -> Row:
 def valid_row(rnd: random.Random, i: int) -> Row:
     """One valid call of Order Completed (v1 or v2), Signed Up or Product Added."""
     kind = rnd.random()
-    ctx = {"ip": f"203.0.113.{i % 250}", "protocols": None}
+    ctx = {"ip": f"203.0.113.{i % 250}", "userAgent": "Mozilla/5.0", "protocols": None}
     if kind < 0.6:
         v2 = rnd.random() < 0.3
         props: Row = {
@@ -93,13 +94,16 @@ def valid_row(rnd: random.Random, i: int) -> Row:
             props["checkout_id"] = f"c{i}"
             props["loyalty_points"] = rnd.randint(0, 100)
             ctx["protocols"] = {"event_version": 2}
-        return {"type": "track", "event": "Order Completed", "properties": props, "context": ctx}
+        return {"type": "track", "event": "Order Completed", "messageId": f"m{i}",
+                "properties": props, "context": ctx}  # fmt: skip
     if kind < 0.8:
         props = {"method": rnd.choice(["email", "google"]), "email": f"new{i}@example.org",
                  "phone": f"+44 7700 900{i % 1000:03d}"}  # fmt: skip
-        return {"type": "track", "event": "Signed Up", "properties": props, "context": ctx}
+        return {"type": "track", "event": "Signed Up", "messageId": f"m{i}",
+                "properties": props, "context": ctx}  # fmt: skip
     props = {"cart_id": f"cart{i}", "product_id": f"p{i}", "price": 9.5, "quantity": 2}
-    return {"type": "track", "event": "Product Added", "properties": props, "context": ctx}
+    return {"type": "track", "event": "Product Added", "messageId": f"m{i}",
+            "properties": props, "context": ctx}  # fmt: skip
 
 
 def _set(path: str, value: Any) -> Callable[[Row], None]:
@@ -142,10 +146,33 @@ INJECTIONS: dict[str, list[tuple[str, str, Callable[[Row], None]]]] = {
 }
 
 
+def _call(path: str, value: Any) -> Callable[[Row], None]:
+    def apply(row: Row) -> None:
+        if path == "messageId":
+            row["messageId"] = value
+        else:
+            row["context"][path.split(".", 1)[1]] = value
+
+    return apply
+
+
+#: Violations of the plan's common rule (the call's envelope and context), any event.
+CALL_INJECTIONS: list[tuple[str, str, Callable[[Row], None]]] = [
+    ("context.ip", "anyOf", _call("context.ip", "not-an-ip")),
+    ("context.ip", "anyOf", _call("context.ip", "300.1.2.3")),
+    ("context.userAgent", "maxLength", _call("context.userAgent", "u" * 1025)),
+    ("messageId", "maxLength", _call("messageId", "m" * 101)),
+    ("messageId", "minLength", _call("messageId", "")),
+]
+
+
 def generate(
-    n: int, seed: int = 7, rate: float = 0.3
+    n: int, seed: int = 7, rate: float = 0.3, *, call: bool = False
 ) -> tuple[list[Row], Counter[tuple[str, int, str, str]], set[int]]:
     """``n`` rows; about ``rate`` of them with exactly one injected violation.
+
+    With ``call``, violations of the common rule (``context.ip``, ``messageId``...) are
+    injected too.
 
     Returns:
         The rows, the injected count per (event, version, field, keyword), the bad rows.
@@ -163,6 +190,8 @@ def generate(
                 c for c in INJECTIONS[row["event"]]
                 if version == 1 or not c[0].startswith("shipping_address")  # not in v2
             ]  # fmt: skip
+            if call:
+                choices += CALL_INJECTIONS
             field, keyword, mutate = rnd.choice(choices)
             mutate(row)
             injected[(row["event"], version, field, keyword)] += 1
@@ -173,9 +202,12 @@ def generate(
 
 def nested_table(rows: list[Row]) -> pa.Table:
     """The rows in the nested layout."""
-    return pa.Table.from_pylist(
-        [{**r, "message_id": f"m{i}"} for i, r in enumerate(rows)], schema=NESTED_SCHEMA
-    )
+    out = []
+    for i, r in enumerate(rows):
+        ctx = dict(r["context"])
+        ctx["user_agent"] = ctx.pop("userAgent", None)  # exports often snake_case nested names
+        out.append({**r, "message_id": r.get("messageId", f"m{i}"), "context": ctx})
+    return pa.Table.from_pylist(out, schema=NESTED_SCHEMA)
 
 
 def flat_table(rows: list[Row], event: str) -> pa.Table:
@@ -184,8 +216,9 @@ def flat_table(rows: list[Row], event: str) -> pa.Table:
     for i, r in enumerate(rows):
         if r["event"] != event:
             continue
-        flat = {"id": f"m{i}", "event_text": r["event"], "event": "order_completed",
-                "context_ip": r["context"]["ip"]}  # fmt: skip
+        flat = {"id": r.get("messageId", f"m{i}"), "event_text": r["event"],
+                "event": "order_completed", "context_ip": r["context"]["ip"],
+                "context_user_agent": r["context"]["userAgent"]}  # fmt: skip
         protocols = r["context"]["protocols"]
         flat["context_protocols_event_version"] = protocols["event_version"] if protocols else None
         flat.update(r["properties"])

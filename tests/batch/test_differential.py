@@ -25,7 +25,7 @@ N = 4000
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[list[dict[str, Any]], Counter[Any], set[int]]:
-    return generate(N, seed=11)
+    return generate(N, seed=11, call=True)
 
 
 def _scan_rows(
@@ -53,17 +53,29 @@ def _by_rule(report: dict[str, Any]) -> Counter[tuple[str, int, str, str]]:
 
 
 def _per_row(plan: Plan, rows: list[dict[str, Any]]) -> dict[int, set[tuple[str, str]]]:
-    """The per-row reference: each row's payload through the rule's jsonschema-rs validator."""
+    """The per-row reference: each row's payload through the rule's jsonschema-rs validator,
+    and its envelope and context through the common rule's."""
     bp = BatchPlan.build(plan)
+    assert bp.common is not None
     out: dict[int, set[tuple[str, str]]] = {}
     for i, row in enumerate(rows):
         protocols = (row.get("context") or {}).get("protocols") or {}
         compiled = bp.select("track", row["event"], protocols.get("event_version"))
         assert compiled is not None
         failures = row_failures(compiled.validator, to_json(row["properties"]))
+        call = to_json({"messageId": row["messageId"], "context": row["context"]})
+        failures |= row_failures(bp.common.validator, call)
         if failures:
             out[i] = failures
     return out
+
+
+def test_generated_rows_break_the_common_rule(generated: Any) -> None:
+    """The differential data holds every kind of envelope and context violation."""
+    _, injected, _ = generated
+    call_keys = {(f, k) for (_, _, f, k) in injected}
+    assert {("context.ip", "anyOf"), ("context.userAgent", "maxLength"),
+            ("messageId", "maxLength"), ("messageId", "minLength")} <= call_keys  # fmt: skip
 
 
 def test_nested_parquet_matches_enforcer_and_injected_counts(
@@ -80,9 +92,10 @@ def test_nested_parquet_matches_enforcer_and_injected_counts(
     enforcer = ecommerce_plan.compile()
     by_enforcer = set()
     for i, row in enumerate(rows):
-        event = to_json({**row, "messageId": f"m{i}", "userId": "u1"})
+        event = to_json({**row, "userId": "u1"})
         result = enforcer.enforce(event)
-        if any(v.pointer.startswith("/properties") for v in result.violations):
+        if any(v.pointer.startswith(("/properties", "/context", "/messageId"))
+               for v in result.violations):  # fmt: skip
             by_enforcer.add(i)
     assert by_enforcer == bad
     # and field by field, the per-row validator agrees with every vectorised failure
@@ -127,7 +140,7 @@ def test_ndjson_plain_and_gzip(
 
 
 def test_ndjson_mixed_types_fall_back_per_row(tmp_path: Path, ecommerce_plan: Plan) -> None:
-    rows, injected, bad = generate(300, seed=3)
+    rows, injected, bad = generate(300, seed=3, call=True)
     lines = [to_json(r) for r in rows]
     target = next(
         i for i, r in enumerate(lines) if r["event"] == "Order Completed" and i not in bad
@@ -229,3 +242,21 @@ def test_identify_rows_check_traits(tmp_path: Path, ecommerce_plan: Plan) -> Non
     }
     assert report["by_event"]["identify v1"]["rows"] == 2
     assert report["by_event"]["Wishlist Viewed (not in the plan)"]["invalid_rows"] == 1
+
+
+def test_envelope_samples_name_the_call_column_and_mask_declared_pii(
+    tmp_path: Path, ecommerce_plan: Plan, generated: Any
+) -> None:
+    """Common-rule violations sample the call's column; the plan's x-pii on context.ip masks."""
+    rows, _, _ = generated
+    path = tmp_path / "orders.parquet"
+    pq.write_table(flat_table(rows, "Order Completed"), path)
+    report = scan(ecommerce_plan, [path]).report
+    ip_rules = [r for r in report["by_rule"].values() if r["field"] == "context.ip"]
+    assert ip_rules and all(r["keyword"] == "anyOf" for r in ip_rules)
+    samples = [s for r in ip_rules for s in r["samples"]]
+    assert samples and {s["column"] for s in samples} == {"context_ip"}
+    assert not any("not-an-ip" in (s["value"] or "") or "300.1" in (s["value"] or "")
+                   for s in samples)  # fmt: skip
+    long_ids = [r for r in report["by_rule"].values() if r["field"] == "messageId"]
+    assert long_ids and {s["column"] for r in long_ids for s in r["samples"]} == {"id"}

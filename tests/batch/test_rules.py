@@ -74,12 +74,16 @@ SCHEMAS: list[dict[str, Any]] = [
     {"type": "array", "items": {"type": "string", "enum": ["a"]}},
     {"type": "object", "required": ["a"], "additionalProperties": False,
      "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}},
+    {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    {"anyOf": [{"type": "integer", "minimum": 5}, {"type": "string", "maxLength": 1}]},
+    {"allOf": [{"minimum": 1}, {"maximum": 3}, {"type": "integer"}]},
     {"oneOf": [{"type": "integer"}, {"type": "string"}]},  # no vectorised form
 ]  # fmt: skip
 
 VALUES: list[Any] = [
     0, 5, 11, -1, 0.5, 1.0, 2.5, "a", "ab", "abcde", "AB", "x", "", True, False,
-    "jane@example.com", "nope", "2026-11-01T08:00:00Z", "2026-13-01T08:00:00Z",
+    "jane@example.com", "nope", "203.0.113.9", "::1", "2001:db8::1", "1.2.3",
+    "2026-11-01T08:00:00Z", "2026-13-01T08:00:00Z",
     [1], [1, 2, 3], [-1], [], ["a"], ["b"], [None], {"a": 1}, {"b": "x"}, {"a": 1, "c": 2},
 ]  # fmt: skip
 
@@ -124,14 +128,14 @@ def test_projection_reads_less_and_agrees(tmp_path: Path, ecommerce_plan: Plan) 
 
     rows, _, _ = generate(500, seed=9)
     table = flat_table(rows, "Order Completed").append_column(
-        "context_user_agent", pa.array(["ua"] * sum(r["event"] == "Order Completed" for r in rows))
+        "context_locale", pa.array(["en-GB"] * sum(r["event"] == "Order Completed" for r in rows))
     )
     path = tmp_path / "t.parquet"
     pq.write_table(table, path)
     from trackplan.batch.check import BatchPlan
 
     needed = BatchPlan.build(ecommerce_plan).needed_columns(table.schema)
-    assert needed is not None and "context_user_agent" not in needed and "total" in needed
+    assert needed is not None and "context_locale" not in needed and "total" in needed
     from trackplan.batch.readers import dictionary_columns
 
     # low-cardinality strings are read as dictionaries and checked once per distinct value

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from trackplan.batch.mapping import (
     Layout,
     LayoutOptions,
+    call_struct,
     column_at,
     infer_layout,
     payload_struct,
@@ -68,12 +69,35 @@ _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 
 
 @dataclass
+class CallCheck:
+    """A call schema (the common rule's, or a rule's own ``call``) compiled for batches.
+
+    It checks the envelope and context (``messageId``, ``context.ip``) of every row the
+    rule applies to; violations are named by call path and reported under the row's
+    event, like its payload's.
+    """
+
+    schema: Any
+    node: Node
+    validator: Any
+
+    @classmethod
+    def build(cls, schema: Any, defs: Mapping[str, Any]) -> CallCheck | None:
+        """None when there is nothing to check (no call schema, or ``true``)."""
+        if schema is None or schema is True or schema == {}:
+            return None
+        whole = {**schema, "definitions": dict(defs)} if isinstance(schema, Mapping) else schema
+        return cls(schema, Node(schema, "", defs), make_validator(whole))
+
+
+@dataclass
 class CompiledRule:
     """One rule with its vectorised node and its per-row validator (for JSON rows)."""
 
     rule: Rule
     node: Node
     validator: Any
+    call: CallCheck | None = None
 
     @property
     def properties(self) -> list[str]:
@@ -94,6 +118,7 @@ class BatchPlan:
     plan: Plan
     layout_options: LayoutOptions = field(default_factory=LayoutOptions)
     rules: dict[tuple[str, str | None, int], CompiledRule] = field(default_factory=dict)
+    common: CallCheck | None = None
     block_unplanned: bool = False
     _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
     _names: frozenset[str] = frozenset()
@@ -106,13 +131,17 @@ class BatchPlan:
         defs = plan.definitions
         for rule in plan.rules:
             if rule.kind == "common":
+                out.common = CallCheck.build(rule.call, defs)
                 continue
             payload = rule.payload if rule.payload is not None else True
             schema: Any = payload
             if isinstance(payload, Mapping):
                 schema = {**payload, "definitions": dict(defs)}
             out.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
-                rule, compile_payload(payload, defs), make_validator(schema)
+                rule,
+                compile_payload(payload, defs),
+                make_validator(schema),
+                CallCheck.build(rule.call, defs),
             )
         out.block_unplanned = plan.controls.track.unplanned_events == "block"
         out._names = frozenset(plan.event_names)
@@ -152,13 +181,26 @@ class BatchPlan:
                 declared.extend(compiled.properties)
             mapping = layout.payload_columns(schema, list(dict.fromkeys(declared)))
             wanted |= {mapping[p] for p in declared if p in mapping}
+        empty = pa.RecordBatch.from_pylist([], schema=schema)
+        for call in self.call_checks():
+            wanted |= set(call_struct(empty, call.schema, self.plan.definitions)[1].values())
         return [name for name in schema.names if name in wanted]
+
+    def call_checks(self) -> list[CallCheck]:
+        """The common rule's call check and every rule's own."""
+        found = [self.common] + [c.call for c in self.rules.values()]
+        return [c for c in found if c is not None]
 
     def per_row_rules(self) -> dict[str, list[str]]:
         """Rule label -> fields (and why) that run on the per-row engine."""
         out: dict[str, list[str]] = {}
+        if self.common is not None:
+            fields = [f"{f} ({why})" for f, why in self.common.node.per_row()]
+            if fields:
+                out["common"] = fields
         for compiled in self.rules.values():
-            fields = [f"{f} ({why})" for f, why in compiled.node.per_row()]
+            nodes = [compiled.node] + ([compiled.call.node] if compiled.call else [])
+            fields = [f"{f} ({why})" for node in nodes for f, why in node.per_row()]
             if fields:
                 out[compiled.rule.label] = fields
         return out
@@ -320,6 +362,9 @@ def check_batch(
     if layout.version_path is not None:
         versions = column_at(batch, layout.version_path)
     index = np.arange(batch.num_rows, dtype=np.int64) + offset
+    common = None
+    if plan.common is not None:
+        common = _CallFailures(plan.common, batch, plan.plan.definitions, offset)
     for kind, name, mask in _groups(batch, layout):
         sub, rows, vers = batch, index, versions
         if mask is not None:
@@ -332,9 +377,60 @@ def check_batch(
         if kind == "track" and name is None:
             out.checked(None, 0, len(rows))
             out.violations(rows, None, 0, "event", "required", layout.event_column, [])
-            continue
-        _check_group(plan, sub, rows, kind, name, vers, layout, out)
+            checked: list[tuple[str | None, int, np.ndarray]] = [(None, 0, rows)]
+        else:
+            checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
+        if common is not None:
+            for event, version, grows in checked:
+                common.emit(out, grows, event, version)
     return out.batch()
+
+
+class _CallFailures:
+    """A call check's failures over a whole batch, handed out per event group."""
+
+    def __init__(self, check: CallCheck, batch: pa.RecordBatch, defs: Any, offset: int) -> None:
+        self.offset = offset
+        self.arr, self.sources = call_struct(batch, check.schema, defs)
+        self.fails: list[tuple[str, str, np.ndarray]] = []
+        for fld, keyword, mask in check.node.evaluate(self.arr):
+            failing = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+            if failing.any():
+                self.fails.append((fld, keyword, failing))
+
+    def column(self, fld: str) -> str | None:
+        path = fld.replace("[]", "")
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            path = path.rpartition(".")[0]
+        return _source_column(self.sources, fld)
+
+    def emit(
+        self,
+        out: _Out,
+        rows: np.ndarray,
+        event: str | None,
+        version: int,
+        *,
+        numbers: np.ndarray | None = None,
+    ) -> None:
+        """Violations of the rows ``rows`` (numbered in the file) under their event.
+
+        With ``numbers``, ``rows`` are positions in the checked batch and ``numbers``
+        their row numbers in the file.
+        """
+        if not self.fails:
+            return
+        local = rows - self.offset
+        for fld, keyword, failing in self.fails:
+            pick = failing[local]
+            hit = local[pick]
+            if not len(hit):
+                continue
+            samples = [] if keyword == "required" else _sample_values(self.arr, fld, hit)
+            numbered = hit + self.offset if numbers is None else numbers[pick]
+            out.violations(numbered, event, version, fld, keyword, self.column(fld), samples)
 
 
 def _check_group(
@@ -346,7 +442,9 @@ def _check_group(
     versions: pa.Array | None,
     layout: Layout,
     out: _Out,
-) -> None:
+) -> list[tuple[str | None, int, np.ndarray]]:
+    """Check one event's rows by version; returns the (event, version, rows) checked."""
+    checked: list[tuple[str | None, int, np.ndarray]] = []
     if versions is not None and pa.types.is_integer(versions.type):
         wanted = [v for v in pc.unique(versions).to_pylist()]
     else:
@@ -358,9 +456,10 @@ def _check_group(
             if kind == "track" and plan.block_unplanned:
                 out.checked(name, 0, len(rows))
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
-            else:
+                checked.append((name, 0, rows))
+            else:  # let through unchecked, the envelope included
                 out._add("unplanned", None, name, 0, None, None, None, None, len(rows))
-            return
+            return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
             continue
@@ -391,11 +490,29 @@ def _check_group(
                 _source_column(sources, fld),
                 [] if keyword == "required" else _sample_values(payload, fld, idx),
             )
+        if compiled.call is not None:
+            own = _CallFailures(compiled.call, g, plan.plan.definitions, 0)
+            own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+        checked.append((label_event, version_no, grow))
+    return checked
+
+
+def _json_failures(
+    out: _Out, check: CallCheck | None, doc: Any, row: np.ndarray, event: str | None, version: int
+) -> None:
+    """The per-row engine's failures of ``doc`` (a payload or a whole call) as violations."""
+    if check is None or check.validator.is_valid(doc):
+        return
+    for fld, keyword in sorted(row_failures(check.validator, doc)):
+        top = fld.split(".", 1)[0].split("[]", 1)[0]
+        value = _pluck(doc, _field_parts(fld))
+        sample = [_value_text(value)] if value is not None else []
+        out.violations(row, event, version, fld, keyword, top, sample)
 
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
     """Rows kept as JSON text: the per-row engine, one event at a time."""
-    counts: dict[tuple[str, int], int] = {}
+    counts: dict[tuple[str | None, int], int] = {}
     for i, text in enumerate(batch.column(JSON_COLUMN).to_pylist()):
         event = orjson.loads(text) if text is not None else {}
         if not isinstance(event, dict):
@@ -406,6 +523,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if kind == "track" and not isinstance(name, str):
             out.checked(None, 0, 1)
             out.violations(row, None, 0, "event", "required", "event", [])
+            _json_failures(out, plan.common, event, row, None, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None
@@ -415,6 +533,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             if kind == "track" and plan.block_unplanned:
                 counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
                 out.violations(row, name, 0, "event", "unplanned", "event", [])
+                _json_failures(out, plan.common, event, row, name, 0)
             else:
                 out._add("unplanned", None, name, 0, None, None, None, None, 1)
             continue
@@ -424,12 +543,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
         if payload is None:
             payload = {}
-        if compiled.validator.is_valid(payload):
-            continue
-        for fld, keyword in sorted(row_failures(compiled.validator, payload)):
-            top = fld.split(".", 1)[0].split("[]", 1)[0]
-            value = _pluck(payload, _field_parts(fld))
-            sample = [_value_text(value)] if value is not None else []
-            out.violations(row, label, compiled.rule.version, fld, keyword, top, sample)
-    for (label, version), count in counts.items():
-        out.checked(label, version, count)
+        whole = CallCheck(compiled.rule.payload, compiled.node, compiled.validator)
+        _json_failures(out, whole, payload, row, label, compiled.rule.version)
+        _json_failures(out, plan.common, event, row, label, compiled.rule.version)
+        _json_failures(out, compiled.call, event, row, label, compiled.rule.version)
+    for (counted, version), count in counts.items():
+        out.checked(counted, version, count)

@@ -33,6 +33,8 @@ __all__ = [
     "payload_struct",
     "snake_case",
     "ENVELOPE_COLUMNS",
+    "call_struct",
+    "CALL_ALIASES",
 ]
 
 #: Columns of a flat warehouse table that belong to the call, not to its properties.
@@ -199,3 +201,102 @@ def payload_struct(
     arrays = [batch.column(col) for col in mapping.values()]
     struct = pa.StructArray.from_arrays(arrays, names=list(mapping))
     return struct, dict(mapping)
+
+
+#: Segment warehouse columns of call fields whose snake_cased name differs.
+CALL_ALIASES: Mapping[str, tuple[str, ...]] = {"messageId": ("id",)}
+
+
+def _declared(schema: object, defs: Mapping[str, object]) -> dict[str, object]:
+    """The ``properties`` of an object schema (through local ``$ref``s)."""
+    for _ in range(8):
+        if not isinstance(schema, Mapping):
+            return {}
+        ref = schema.get("$ref")
+        if not (isinstance(ref, str) and ref.startswith("#/definitions/")):
+            break
+        schema = defs.get(ref.split("/", 2)[2])
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    return dict(props) if isinstance(props, Mapping) else {}
+
+
+def _remap(arr: pa.Array, schema: object, defs: Mapping[str, object]) -> pa.Array:
+    """A struct column with its declared fields under their schema names (``user_agent``
+    -> ``userAgent``), other fields kept; anything else unchanged."""
+    props = _declared(schema, defs)
+    if not props or not pa.types.is_struct(arr.type):
+        return arr
+    names = [f.name for f in arr.type]
+    taken: dict[str, int] = {}
+    for prop in props:
+        for candidate in (prop, snake_case(prop)):
+            if candidate in names and names.index(candidate) not in taken.values():
+                taken[prop] = names.index(candidate)
+                break
+    if all(names[i] == prop for prop, i in taken.items()):
+        children = {name: _remap(pc.struct_field(arr, name), props.get(name), defs)
+                    for name in names}  # fmt: skip
+    else:
+        children = {prop: _remap(pc.struct_field(arr, i), props[prop], defs)
+                    for prop, i in taken.items()}  # fmt: skip
+        for i, name in enumerate(names):
+            if i not in taken.values() and name not in children:
+                children[name] = pc.struct_field(arr, i)
+    return pa.StructArray.from_arrays(
+        list(children.values()),
+        names=list(children),
+        mask=pc.is_null(arr) if arr.null_count else None,
+    )
+
+
+def _call_field(
+    batch: pa.RecordBatch,
+    path: tuple[str, ...],
+    schema: object,
+    defs: Mapping[str, object],
+    sources: dict[str, str],
+) -> pa.Array | None:
+    """The values of one declared call field, from a column of its own or from
+    ``prefix_*`` columns (flat tables spell ``context.library.name`` as
+    ``context_library_name``); None when the batch does not hold it."""
+    names = batch.schema.names
+    if len(path) == 1:
+        for candidate in (path[0], snake_case(path[0]), *CALL_ALIASES.get(path[0], ())):
+            if candidate in names:
+                sources[path[0]] = candidate
+                return _remap(batch.column(candidate), schema, defs)
+    prefix = "_".join(snake_case(p) for p in path)
+    if len(path) > 1 and prefix in names:
+        sources[".".join(path)] = prefix
+        return _remap(batch.column(prefix), schema, defs)
+    children: dict[str, pa.Array] = {}
+    for prop, sub in _declared(schema, defs).items():
+        arr = _call_field(batch, (*path, prop), sub, defs, sources)
+        if arr is not None:
+            children[prop] = arr
+    if not children:
+        return None
+    return pa.StructArray.from_arrays(list(children.values()), names=list(children))
+
+
+def call_struct(
+    batch: pa.RecordBatch, schema: object, defs: Mapping[str, object]
+) -> tuple[pa.StructArray, dict[str, str]]:
+    """The call fields a call schema declares (``messageId``, ``context.ip``), as one
+    struct array, and field path -> the column holding it.
+
+    Both layouts: a column named as the field or snake_cased (``message_id``; Segment's
+    warehouses call it ``id``), a struct column (``context``, its fields by name or
+    snake_cased), or flat ``context_*`` columns. In flat tables only declared fields are
+    present: an undeclared ``context_*`` column is not seen by the call check.
+    """
+    sources: dict[str, str] = {}
+    children: dict[str, pa.Array] = {}
+    for prop, sub in _declared(schema, defs).items():
+        arr = _call_field(batch, (prop,), sub, defs, sources)
+        if arr is not None:
+            children[prop] = arr
+    if not children:
+        empty = pa.StructArray.from_arrays([pa.nulls(batch.num_rows)], names=["__none__"])
+        return empty, sources
+    return pa.StructArray.from_arrays(list(children.values()), names=list(children)), sources

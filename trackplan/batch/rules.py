@@ -54,7 +54,7 @@ _VECTOR = frozenset(
     {
         "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
         "minLength", "maxLength", "pattern", "format", "properties", "required",
-        "additionalProperties", "items", "minItems", "maxItems", "$ref",
+        "additionalProperties", "items", "minItems", "maxItems", "$ref", "anyOf", "allOf",
     }
 )  # fmt: skip
 
@@ -161,6 +161,8 @@ class Node:
         self.children: dict[str, Node] = {}
         self.item_node: Node | None = None
         self._format: FormatCheck | None = None
+        self.any_of: list[Node] = []
+        self.all_of: list[Node] = []
         if isinstance(schema, bool):
             if not schema:
                 self._fall_back(schema, "false schema")
@@ -177,6 +179,10 @@ class Node:
         items_schema = schema.get("items")
         if items_schema is not None and not isinstance(items_schema, (Mapping, bool)):
             unknown.append("items")
+        for keyword in ("anyOf", "allOf"):
+            branches = schema.get(keyword)
+            if keyword in schema and (not isinstance(branches, list) or not branches):
+                unknown.append(keyword)
         if depth > 16:
             unknown.append("depth")
         if unknown:
@@ -191,6 +197,10 @@ class Node:
             self.item_node = Node(
                 items_schema, _join(field, "[]"), defs, items=True, depth=depth + 1
             )
+        # branches check the same values, so they share this node's field and null rule
+        for keyword, branches in (("anyOf", self.any_of), ("allOf", self.all_of)):
+            for sub in schema.get(keyword) or ():
+                branches.append(Node(sub, field, defs, items=items, depth=depth + 1))
 
     def _resolve(self, schema: Any, depth: int) -> Any:
         seen = 0
@@ -219,7 +229,7 @@ class Node:
         """(field, reason) for every subtree that runs on the per-row engine."""
         if self.fallback is not None:
             yield self.field or "(payload)", self.fallback_reason
-        for child in self.children.values():
+        for child in [*self.children.values(), *self.any_of, *self.all_of]:
             yield from child.per_row()
         if self.item_node is not None:
             yield from self.item_node.per_row()
@@ -262,7 +272,30 @@ class Node:
             self._object(arr, out)
         elif jtype == "array":
             self._array(arr, out)
+        for branch in self.all_of:  # every branch's failures, under their own keywords
+            out.extend(branch.evaluate(arr))
+        if self.any_of:
+            self._any_of(arr, out)
         return out
+
+    def _any_of(self, arr: pa.Array, out: list[Failure]) -> None:
+        """Values failing every branch; each branch sees only what earlier ones rejected.
+
+        The per-row engine reports one ``anyOf`` failure, whatever failed inside; trying
+        the branches in order keeps the costly ones (an IPv6 check after IPv4) to the few
+        values the cheap ones reject.
+        """
+        left = np.arange(len(arr), dtype=np.int64)
+        values = arr
+        for branch in self.any_of:
+            failed = np.zeros(len(values), dtype=bool)
+            for _, _, mask in branch.evaluate(values):
+                failed |= _fill(mask).to_numpy(zero_copy_only=False)
+            left = left[failed]
+            if not len(left):
+                return
+            values = arr.take(pa.array(left))
+        out.append((self.field, "anyOf", _rows_mask(len(arr), left)))
 
     def _type_ok(self, arr: pa.Array, jtype: str, out: list[Failure], nulls_count: bool) -> bool:
         declared = self.schema.get("type")
@@ -420,7 +453,18 @@ class Node:
         out.append((self.field, keyword, pa.array(bad, pa.bool_())))
 
     def _evaluate_per_row(self, arr: pa.Array) -> list[Failure]:
-        """The per-row engine on this subtree, for present values only."""
+        """The per-row engine on this subtree, for present values only.
+
+        A scalar's verdict depends on its value alone: repetitive scalar columns go to
+        the engine once per distinct value.
+        """
+        if not self.items and len(arr) >= 256 and not pa.types.is_nested(arr.type):
+            try:
+                encoded = pc.dictionary_encode(arr)
+            except pa.ArrowNotImplementedError:
+                encoded = None
+            if encoded is not None and len(encoded.dictionary) * 2 < len(arr):
+                return self.evaluate(encoded)
         validator = self.fallback
         if validator is None:
             schema = self.schema

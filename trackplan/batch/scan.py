@@ -23,6 +23,9 @@ from trackplan.batch.readers import BATCH_ROWS, Chunk, discover
 from trackplan.batch.report import Tally
 from trackplan.plan.model import Plan
 
+#: The label of PII fields declared for every event (the common rule's call fields).
+ANY_EVENT = "*"
+
 __all__ = ["ScanOptions", "ScanOutcome", "scan", "Progress", "pii_fields", "make_masker"]
 
 
@@ -80,7 +83,8 @@ class Progress:
 def pii_fields(plan: Plan) -> dict[tuple[str | None, str], str]:
     """(event or rule label, field) -> PII category, from ``x-pii`` in each payload.
 
-    Fields use the batch notation (``products[].email``); ``x-pii: false`` is not PII.
+    Fields use the batch notation (``products[].email``, ``context.ip``); ``x-pii:
+    false`` is not PII. Fields of the common rule's call have the label ``ANY_EVENT``.
     """
     out: dict[tuple[str | None, str], str] = {}
 
@@ -108,7 +112,11 @@ def pii_fields(plan: Plan) -> dict[tuple[str | None, str], str]:
             walk(items, f"{base}[]", label, depth + 1)
 
     for rule in plan.rules:
-        walk(rule.payload, "", rule.name or rule.kind, 0)
+        label = rule.name or rule.kind
+        walk(rule.payload, "", label, 0)
+        # call fields (context.ip) are named from the call's root; the common rule's
+        # apply to every event
+        walk(rule.call, "", ANY_EVENT if rule.kind == "common" else label, 0)
     return out
 
 
@@ -152,7 +160,7 @@ def make_masker(plan: Plan) -> Callable[[str | None, str, str], str]:
         top = fld.split(".", 1)[0].split("[]", 1)[0]
         categories = sorted(
             c for (label, f), c in declared.items()
-            if label == event and (f == top or f.startswith((top + "[]", top + ".")))
+            if label in (event, ANY_EVENT) and (f == top or f.startswith((top + "[]", top + ".")))
         )  # fmt: skip
         if categories:
             value = _mask_declared(categories[0], value)
