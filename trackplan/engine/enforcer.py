@@ -114,7 +114,8 @@ class Result(metaclass=abc.ABCMeta):  # noqa: B024 - ABCMeta only to register _O
 
 
 class _Ok(tuple):  # type: ignore[type-arg]
-    """An allowed, unchanged event: the fast path's result, ``(event, rule)``.
+    """An allowed event without violations: the fast path's result, ``(event, rule)``
+    (the event as forwarded: the input itself, or its copy with PII actions applied).
 
     A tuple built by C is about twice as cheap as a slotted object filled in Python, and the
     fast path builds one per event; it is a :class:`Result` (registered), with the same
@@ -127,7 +128,7 @@ class _Ok(tuple):  # type: ignore[type-arg]
     violations: tuple[Violation, ...] = ()
     omitted: tuple[str, ...] = ()
     omitted_on_violation: tuple[str, ...] = ()
-    event = property(operator.itemgetter(0), doc="The input event itself.")
+    event = property(operator.itemgetter(0), doc="The event as forwarded.")
     forwarded = event
     rule = property(operator.itemgetter(1), doc="The rule that allowed it.")
     __eq__ = object.__eq__
@@ -156,7 +157,9 @@ class _Compiled:
         "controls",
         "locations",
         "check_unplanned",
-        "transform",
+        "_transform",
+        "transform_valid",
+        "schema",
     )
 
     def __init__(
@@ -186,6 +189,8 @@ class _Compiled:
             label = rule.label if rule else kind
             raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
         self.fast = self.validator
+        #: the assembled whole-call schema (envelope, common rule, rule) the validators check
+        self.schema = schema
         self.controls = controls
         payload = rule.payload if rule is not None else None
         self.planned: frozenset[str] = frozenset()
@@ -239,10 +244,22 @@ class _Compiled:
             f"{rule.source}#{rule.pointer}" if rule else "",
             plan.sections.get("definitions", f"{plan.source}#/definitions"),
         )
-        #: Set by later stages (PII actions): ``transform(event, violations)`` returns the
-        #: event to forward (the same object when nothing changed, else a copy; never
-        #: mutating its argument), or None to block; it appends its own violations.
-        self.transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+        self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+        #: the transform for events the fast validator accepted (its ``valid`` variant)
+        self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+
+    @property
+    def transform(self) -> Callable[[dict[str, Any], list[Violation]], Any] | None:
+        """Set by later stages (PII actions): ``transform(event, violations)`` returns the
+        event to forward (the same object when nothing changed, else a copy; never
+        mutating its argument), or None to block; it appends its own violations. Its
+        ``valid`` attribute, when it has one, is a variant for events known to be valid."""
+        return self._transform
+
+    @transform.setter
+    def transform(self, fn: Callable[[dict[str, Any], list[Violation]], Any] | None) -> None:
+        self._transform = fn
+        self.transform_valid = None if fn is None else getattr(fn, "valid", fn)
 
     def unplanned(self, payload: dict[str, Any]) -> list[str]:
         extra = payload.keys() - self.planned
@@ -388,9 +405,14 @@ class Enforcer:
         except (ValueError, TypeError, OverflowError):
             valid = False  # not plain JSON (or too deep): the slow path explains it
         if valid:
-            if compiled.transform is None:
+            transform = compiled.transform_valid
+            if transform is None:
                 return _Ok((event, compiled.rule))  # type: ignore[return-value]
-            return self._transform_valid(compiled, event)
+            violations: list[Violation] = []
+            out = transform(event, violations)
+            if out is not None and not violations:
+                return _Ok((out, compiled.rule))  # type: ignore[return-value]
+            return self._transformed(compiled, event, out, violations)
         return self._explain(compiled, event)
 
     def _dispatch(self, event: Any) -> Result:
@@ -438,15 +460,28 @@ class Enforcer:
 
     def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
-        assert compiled.transform is not None
+        transform = compiled.transform_valid
+        assert transform is not None
         violations: list[Violation] = []
-        out = compiled.transform(event, violations)
+        out = transform(event, violations)
+        if out is not None and not violations:
+            return _Ok((out, compiled.rule))  # type: ignore[return-value]
+        return self._transformed(compiled, event, out, violations)
+
+    def _transformed(
+        self,
+        compiled: _Compiled,
+        event: dict[str, Any],
+        out: Any,
+        violations: list[Violation],
+    ) -> Result:
+        """The result of a valid event that its transform blocked or found PII in."""
         if out is None:
-            scrubbed = compiled.transform.scrub(event)  # type: ignore[attr-defined]
+            scrub = getattr(compiled.transform, "scrub", None)  # PII out of the review copy
+            scrubbed = scrub(event) if scrub is not None else dict(event)
             return Result(False, _stamp(scrubbed, violations, [], []), tuple(violations),
                           rule=compiled.rule)
-        if violations:
-            out = _stamp(out if out is not event else dict(event), violations, [], [])
+        out = _stamp(out if out is not event else dict(event), violations, [], [])
         return Result(True, out, tuple(violations), (), (), compiled.rule)
 
     def enforce_bytes(self, line: bytes) -> Result:

@@ -26,7 +26,7 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "normalise",
     "hash_value",
     "mask_value",
+    "masker",
     "redact_value",
     "apply_action",
     "replace_spans",
@@ -125,28 +126,54 @@ def mask_value(category: str, value: Any) -> Any:
     characters become ``****``. Values that are not strings, or that do not parse as their
     category (an ``ip`` that is no address), are redacted (:func:`redact_value`).
     """
+    return masker(category)(value)
+
+
+def masker(category: str) -> Callable[[Any], Any]:
+    """The function :func:`mask_value` applies for ``category`` (bind it once, call it often)."""
+    return _MASKERS.get(category, _mask_other)
+
+
+def _mask_email(value: Any) -> Any:
     if not isinstance(value, str):
         return redact_value(value)
     text = value.strip()
-    if category == "email":
-        local, at, domain = text.rpartition("@")
-        if not at or not local or not domain:
-            return _generic_mask(text)
-        return MASK * 4 + "@" + domain.lower()
-    if category == "ip":
-        return _mask_ip(text)
-    if category in ("payment_card", "bank_account"):
-        chars = [c for c in text if c.isalnum()]
-        if len(chars) <= 4:
-            return MASK * 4
-        return MASK * (len(chars) - 4) + "".join(chars[-4:])
-    if category == "phone":
-        digits = _NOT_DIGIT.sub("", text)
-        if len(digits) <= 2:
-            return MASK * 4
-        plus = "+" if text.startswith("+") else ""
-        return plus + MASK * (len(digits) - 2) + digits[-2:]
-    return _generic_mask(text)
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        return _generic_mask(text)
+    return MASK * 4 + "@" + domain.lower()
+
+
+def _mask_ip_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return redact_value(value)
+    return _mask_ip(value.strip())
+
+
+def _mask_account(value: Any) -> Any:
+    if not isinstance(value, str):
+        return redact_value(value)
+    chars = [c for c in value.strip() if c.isalnum()]
+    if len(chars) <= 4:
+        return MASK * 4
+    return MASK * (len(chars) - 4) + "".join(chars[-4:])
+
+
+def _mask_phone(value: Any) -> Any:
+    if not isinstance(value, str):
+        return redact_value(value)
+    text = value.strip()
+    digits = _NOT_DIGIT.sub("", text)
+    if len(digits) <= 2:
+        return MASK * 4
+    plus = "+" if text.startswith("+") else ""
+    return plus + MASK * (len(digits) - 2) + digits[-2:]
+
+
+def _mask_other(value: Any) -> Any:
+    if not isinstance(value, str):
+        return redact_value(value)
+    return _generic_mask(value.strip())
 
 
 def _generic_mask(text: str) -> str:
@@ -167,6 +194,15 @@ def _mask_ip(text: str) -> Any:
     if address.ipv4_mapped is not None:
         return "::ffff:" + str(_mask_ip(str(address.ipv4_mapped)))
     return str(ipaddress.ip_network(f"{address}/48", strict=False).network_address)
+
+
+_MASKERS: dict[str, Callable[[Any], Any]] = {
+    "email": _mask_email,
+    "ip": _mask_ip_value,
+    "payment_card": _mask_account,
+    "bank_account": _mask_account,
+    "phone": _mask_phone,
+}
 
 
 def apply_action(action: str, category: str, value: Any, key: bytes | None) -> tuple[bool, Any]:

@@ -281,10 +281,24 @@ def _credentials(text: str, out: list[Finding]) -> None:
         out.append(Finding(m.start(), m.end(), "credentials", "api_key"))
 
 
-#: Strings known to hold nothing; bounded, and never holding a string that had PII.
-_CLEAN: dict[str, bool] = {}
+#: Strings known to hold nothing; bounded, and never holding a string that had PII. A set,
+#: so a whole object's strings are checked at once (``_CLEAN.issuperset(values)``); it also
+#: holds ``None`` and short strings, which no detector can flag.
+_CLEAN: set[object] = {None}
 _CLEAN_MAX = 16384
 _CACHE_LEN = 256
+
+
+def remember_clean(value: object) -> None:
+    """Add a value no detector flags to the clean cache (bounded: cleared when full)."""
+    _remember(_CLEAN, value)
+
+
+def _remember(cache: set[object], value: object) -> None:
+    if len(cache) >= _CLEAN_MAX:
+        cache.clear()
+        cache.add(None)
+    cache.add(value)
 
 
 def scan(text: str) -> tuple[Finding, ...]:
@@ -308,9 +322,7 @@ def scan(text: str) -> tuple[Finding, ...]:
         _credentials(text, found)
     if not found:
         if len(text) <= _CACHE_LEN:
-            if len(_CLEAN) >= _CLEAN_MAX:
-                _CLEAN.clear()
-            _CLEAN[text] = True
+            remember_clean(text)
         return ()
     return _resolve(found)
 
@@ -333,14 +345,41 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
     """:func:`scan` of a value under ``key``, dropping what the key explains away: bare
     digit runs under id-like keys (``order_id``) and IPv4 under version keys."""
     found = scan(text)
-    if not found or key is None:
+    if key is None:
         return found
-    words = set(name_tokens(key))
-    id_like = bool(words & _ID_WORDS)
-    version_like = bool(words & {"version", "build", "release", "ver"})
-    return tuple(
+    id_like, version_like = _key_class(key)
+    kept = tuple(
         f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
+    if not kept and (id_like or version_like) and len(text) <= _CACHE_LEN:
+        _remember(_CLEAN_BY_CLASS[id_like + 2 * version_like], text)  # clean under such keys
+    return kept
+
+
+#: Per key class (id-like, version-like): strings clean under such keys although
+#: :func:`scan` finds something (``SKU-9780262033848`` under ``sku``). Index 0 is ``_CLEAN``.
+_CLEAN_BY_CLASS: tuple[set[object], ...] = (_CLEAN, {None}, {None}, {None})
+_KEY_CLASS: dict[str, tuple[bool, bool]] = {}
+
+
+def _key_class(key: str) -> tuple[bool, bool]:
+    found = _KEY_CLASS.get(key)
+    if found is None:
+        words = set(name_tokens(key))
+        found = (bool(words & _ID_WORDS), bool(words & {"version", "build", "release", "ver"}))
+        if len(_KEY_CLASS) >= 4096:
+            _KEY_CLASS.clear()
+        _KEY_CLASS[key] = found
+    return found
+
+
+def clean_set(key: str | None) -> set[object]:
+    """The cache of strings known to hold no PII *under* ``key`` (a superset, in meaning,
+    of the plain clean cache: a string clean everywhere is clean under every key)."""
+    if key is None:
+        return _CLEAN
+    id_like, version_like = _key_class(key)
+    return _CLEAN_BY_CLASS[id_like + 2 * version_like]
 
 
 # -- key names --------------------------------------------------------------------------

@@ -15,12 +15,20 @@ transformation is a function of :mod:`trackplan.pii.actions`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trackplan import pointer as jp
 from trackplan.engine.violations import Violation
 from trackplan.pii.actions import apply_action, mask_value, replace_spans
-from trackplan.pii.detect import _CLEAN, _name_category, findings_for, match_key
+from trackplan.pii.detect import (
+    _CLEAN,
+    _name_category,
+    _remember,
+    clean_set,
+    findings_for,
+    match_key,
+)
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 
@@ -39,6 +47,7 @@ class _Drop:
 
 _DROP = _Drop()
 _UNSEEN = object()
+_NONE: frozenset[str] = frozenset()
 
 
 class _Block(Exception):
@@ -76,6 +85,19 @@ class _Node:
         return all(c.inert() for c in self.keys.values())
 
 
+def _inherit_detection(node: _Node) -> None:
+    """Detection covers a whole subtree: a declared field inside a scanned object (an
+    ``email`` declared in ``products`` items) leaves its siblings scanned."""
+    stack = [node]
+    while stack:
+        parent = stack.pop()
+        children = [*parent.keys.values(), *([parent.star] if parent.star else [])]
+        for child in children:
+            if parent.detect:
+                child.detect = True
+            stack.append(child)
+
+
 #: Deeper undeclared containers are redacted unscanned (each level costs two frames).
 _MAX_SCAN_DEPTH = 200
 
@@ -96,6 +118,8 @@ class Transformer:
         "block",
         "scrubber",
         "names_seen",
+        "valid",
+        "memos",
     )
 
     def __init__(
@@ -130,7 +154,17 @@ class Transformer:
                 target = context if name == ANY else context.child(name)
                 target.detect = True
                 target.person = target.person or name == "traits"
+        _inherit_detection(root)
         self.root = root
+        #: per (action, category): results of ``hash``, ``mask`` and ``redact`` on strings
+        #: seen recently (bounded; held in memory only, like the events themselves)
+        self.memos: dict[tuple[str, str], dict[str, Any]] = {}
+        #: the transform for events valid against the rule (set by :func:`install`)
+        self.valid: Callable[[dict[str, Any], list[Violation]], Any] = self
+
+    def memo(self, action: str, category: str) -> dict[str, Any]:
+        """The memo of ``action`` on ``category`` strings (shared by the plan's rules)."""
+        return self.memos.setdefault((action, category), {})
 
     def inert(self) -> bool:
         """True when this rule's transform can change nothing (no install needed)."""
@@ -155,36 +189,7 @@ class Transformer:
         if kind is dict:
             out: dict[str, Any] | None = None
             if node.detect or node.star is not None:
-                keys, star, detect = node.keys, node.star, node.detect
-                names, clean = self.names_seen, _CLEAN
-                for k, v in value.items():
-                    child = keys.get(k) or star
-                    if child is not None:
-                        new = self._visit(v, child, (*path, k), violations)
-                    elif not detect:
-                        continue
-                    else:
-                        # the common case inline: a key that names nothing, a clean value
-                        t = type(v)
-                        named = names.get(k, _UNSEEN)
-                        if named is _UNSEEN:
-                            named = names[k] = (
-                                self.names and _name_category(k) is not None
-                            ) or k == "name"
-                        if not named:
-                            if t is str:
-                                if len(v) < 6 or v in clean or not self.values:
-                                    continue
-                            elif t is not dict and t is not list:
-                                continue
-                        new = self._detect(k, v, path, node.person, violations)
-                    if new is not v:
-                        if out is None:
-                            out = dict(value)
-                        if new is _DROP:
-                            del out[k]
-                        else:
-                            out[k] = new
+                out = self._extras(value, node, _NONE, path, violations, None)
             else:
                 for k, child in node.keys.items():
                     if k in value:
@@ -223,6 +228,83 @@ class Transformer:
             # a scalar the plan selects for detection (context.ip)
             return self._text(None, value, path, violations)
         return value
+
+    def _extras(
+        self,
+        value: dict[str, Any],
+        node: _Node,
+        known: frozenset[str],
+        path: tuple[str | int, ...],
+        violations: list[Violation],
+        out: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Visit the keys of ``value`` not in ``known`` at a detecting (or starred) node;
+        ``out`` is the copy made so far (None: nothing changed yet). Returns the copy."""
+        keys, star, detect = node.keys, node.star, node.detect
+        names, clean = self.names_seen, _CLEAN
+        for k, v in value.items():
+            if k in known:
+                continue
+            child = keys.get(k) or star
+            if child is not None:
+                new = self._visit(v, child, (*path, k), violations)
+            elif not detect:
+                continue
+            else:
+                # the common case inline: a key that names nothing, a clean value
+                t = type(v)
+                named = names.get(k, _UNSEEN)
+                if named is _UNSEEN:
+                    if len(names) >= 4096:
+                        names.clear()
+                    named = names[k] = (self.names and _name_category(k) is not None) or k == "name"
+                if not named:
+                    if t is str:
+                        if len(v) < 6 or v in clean or not self.values:
+                            continue
+                    elif t is not dict and t is not list:
+                        continue
+                new = self._detect(k, v, path, node.person, violations)
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                if new is _DROP:
+                    del out[k]
+                else:
+                    out[k] = new
+        return out
+
+    def _scan_keys(
+        self,
+        value: dict[str, Any],
+        keys: tuple[str, ...],
+        path: tuple[str | int, ...],
+        violations: list[Violation],
+        out: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Scan the string values under ``keys`` (planned strings, names that name nothing)
+        that the clean cache does not hold; ``out`` as for :meth:`_extras`."""
+        for k in keys:
+            v = value.get(k)
+            cache = clean_set(k)
+            if v.__class__ is not str:
+                if v is None or type(v) in (int, float, bool):
+                    _remember(cache, v)
+                continue
+            if v in cache:
+                continue
+            if len(v) < 6 or v in _CLEAN:
+                _remember(cache, v)
+                continue
+            new = self._text(k, v, (*path, k), violations)
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                if new is _DROP:
+                    del out[k]
+                else:
+                    out[k] = new
+        return out
 
     def _declared(
         self,
@@ -421,7 +503,16 @@ def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
     compiled = list(enforcer.compiled_rules())
     for versions in getattr(enforcer, "_reserved", {}).values():
         compiled.extend(versions)
+    from trackplan.pii.fastpath import build
+
+    memos: dict[tuple[str, str], dict[str, Any]] = {}  # one set per policy (one hash key)
     for c in compiled:
         transformer = Transformer(policy, c.rule, c.kind)
-        c.transform = None if transformer.inert() else transformer
+        if transformer.inert():
+            c.transform = None
+            continue
+        transformer.memos = memos
+        closed = c.planned if c.check_unplanned and not c.patterns else None
+        transformer.valid = build(transformer, c.schema, c.payload_key, closed)
+        c.transform = transformer
     return policy

@@ -1,0 +1,212 @@
+"""The transform generated per rule for valid events equals the general walk, exactly.
+
+:mod:`trackplan.pii.fastpath` specialises each rule's PII transform on what validation
+guarantees; the general :class:`~trackplan.pii.engine.Transformer` walk is the reference.
+On every valid event (the example file, generated calls, and generated calls with PII
+planted in their strings) both must forward the same event and report the same
+violations, and neither may mutate its input.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from trackplan.engine.enforcer import Enforcer
+from trackplan.pii import detect
+from trackplan.plan.load import load_plan
+
+from .pii_helpers import PROPERTIES, compile_with_key, make_plan, track
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = settings(
+    max_examples=int(os.environ.get("TP_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much],
+)
+PII_SAMPLES = [
+    "jane.doe@example.com",
+    "write to ada@example.org today",
+    "+44 20 7946 0958",
+    "(415) 555-2671",
+    "4242 4242 4242 4242",
+    "DE89 3704 0044 0532 0130 00",
+    "203.0.113.79",
+    "2001:db8::1",
+    "123-45-6789",
+    "sk_live_abcdefghijklmnop1234",
+    "ORD-2026-0001",
+    "a plain clean sentence",
+]
+
+
+def _example() -> Enforcer:
+    return compile_with_key(load_plan(ROOT / "plans" / "ecommerce"))
+
+
+def _nested() -> Enforcer:
+    # every action inside nested objects and arrays; unplanned keys allowed
+    return compile_with_key(make_plan(PROPERTIES))
+
+
+ENFORCERS = {"example": _example(), "nested": _nested()}
+
+
+def _rules(enforcer: Enforcer) -> list[Any]:
+    return [c for c in enforcer.compiled_rules() if c.transform is not None]
+
+
+def _outcome(fn: Any, event: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
+    violations: list[Any] = []
+    out = fn(event, violations)
+    body = "blocked" if out is None else json.dumps(out, sort_keys=True)
+    return body, [(v.type, v.pointer, v.message) for v in violations]
+
+
+def agree(compiled: Any, event: dict[str, Any]) -> None:
+    """Both transforms give the same result on ``event``, and leave it as it was."""
+    before = copy.deepcopy(event)
+    transform = compiled.transform
+    fast = _outcome(transform.valid, event)
+    assert event == before, "the generated transform mutated its input"
+    walk = _outcome(transform, event)
+    assert event == before, "the walk mutated its input"
+    assert fast == walk
+
+
+def _strings(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _strings(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _strings(v, (*path, i))]
+    return []
+
+
+def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
+    for token in path[:-1]:
+        value = value[token]
+    value[path[-1]] = new
+
+
+def test_every_rule_with_a_transform_gets_a_generated_one() -> None:
+    for enforcer in ENFORCERS.values():
+        rules = _rules(enforcer)
+        assert rules
+        for compiled in rules:
+            source = compiled.transform.valid.source
+            assert source.startswith("def transform(event, violations):")
+
+
+def test_example_events_agree() -> None:
+    enforcer = ENFORCERS["example"]
+    lines = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines()
+    checked = 0
+    for line in lines:
+        event = orjson.loads(line)
+        for compiled in _rules(enforcer):
+            if compiled.fast.is_valid(event):
+                agree(compiled, event)
+                checked += 1
+    assert checked > 300
+
+
+def test_cold_cache_agrees_too() -> None:
+    # every string scanned afresh: the generated code's slow path
+    enforcer = ENFORCERS["example"]
+    lines = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines()[:150]
+    for line in lines:
+        event = orjson.loads(line)
+        for compiled in _rules(enforcer):
+            if compiled.fast.is_valid(event):
+                detect._CLEAN.clear()
+                agree(compiled, event)
+
+
+@pytest.mark.parametrize("which", sorted(ENFORCERS))
+@SETTINGS
+@given(data=st.data())
+def test_generated_valid_events_agree(which: str, data: st.DataObject) -> None:
+    rules = _rules(ENFORCERS[which])
+    compiled = data.draw(st.sampled_from(rules))
+    event = data.draw(from_schema(compiled.schema))
+    assume(isinstance(event, dict) and compiled.fast.is_valid(event))
+    agree(compiled, event)
+
+
+@pytest.mark.parametrize("which", sorted(ENFORCERS))
+@SETTINGS
+@given(data=st.data())
+def test_planted_pii_agrees(which: str, data: st.DataObject) -> None:
+    rules = _rules(ENFORCERS[which])
+    compiled = data.draw(st.sampled_from(rules))
+    event = data.draw(from_schema(compiled.schema))
+    assume(isinstance(event, dict))
+    paths = _strings(event)
+    assume(paths)
+    for path in data.draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3)):
+        _set(event, path, data.draw(st.sampled_from(PII_SAMPLES)))
+    assume(compiled.fast.is_valid(event))
+    agree(compiled, event)
+
+
+def test_nested_actions_on_a_valid_event() -> None:
+    enforcer = ENFORCERS["nested"]
+    event = track({
+        "order_id": "o-1",
+        "email": "Jane@Example.com",
+        "phone": "+44 20 7946 0958",
+        "street": "1 Main St",
+        "buyer": {"email": "a@example.com", "first_name": "Ada", "age": 36},
+        "recipients": [{"email": "b@example.com", "phones": ["+1 415 555 2671"]}],
+        "note": "call me on +44 20 7946 0958",
+        "extra": "mail ada@example.com",
+    })
+    compiled = enforcer._single["Order"]
+    assert compiled.fast.is_valid(event)
+    agree(compiled, event)
+    result = enforcer.enforce(event)
+    body = orjson.dumps(result.event)
+    for secret in (b"Jane@Example.com", b"1 Main St", b"Ada", b"b@example.com",
+                   b"7946 0958", b"ada@example.com"):
+        assert secret not in body
+    assert "street" not in result.event["properties"]
+
+
+def test_plan_text_never_enters_the_generated_source() -> None:
+    hostile = [
+        "x'); import os; os.system('echo pwned') #",
+        'a"\n    raise SystemExit\n#',
+        "__import__('os')",
+        "}{ ]) except: pass",
+    ]
+    props = {k: {"type": "string"} for k in hostile}
+    props[hostile[0]] = {"type": "string", "x-pii": {"category": "email", "action": "hash"}}
+    props["nested"] = {
+        "type": "object",
+        "properties": {hostile[2]: {"type": "string", "x-pii": "name"}},
+    }
+    enforcer = compile_with_key(make_plan({"type": "object", "properties": props}))
+    compiled = enforcer._single["Order"]
+    source = compiled.transform.valid.source
+    for key in hostile:
+        assert key not in source
+    assert "os" not in source.replace("pos", "").split()  # no identifier from the plan
+    event = track({hostile[0]: "ada@example.com", hostile[1]: "x" * 8,
+                   "nested": {hostile[2]: "Ada Lovelace"}})
+    assert compiled.fast.is_valid(event)
+    agree(compiled, event)
+    out = enforcer.enforce(event).event["properties"]
+    assert out[hostile[0]] != "ada@example.com"
+    assert out["nested"][hostile[2]] == "[REDACTED]"

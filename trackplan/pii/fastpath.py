@@ -1,0 +1,452 @@
+"""PII transforms specialised per rule, for events the rule's validator has accepted.
+
+:class:`~trackplan.pii.engine.Transformer` walks any event along a tree of paths. An event
+that passed validation is known to match its rule's schema, and that knowledge removes
+most of the walk: a property whose schema admits only numbers, booleans, an ``enum`` of
+clean words, a short string or a ``date-time`` can hold no PII a detector finds, and the
+strings that do need scanning are checked against the detectors' clean cache all at once
+(``_CLEAN.issuperset(map(obj.get, keys))``, in C). :func:`build` generates one Python
+function per rule that does exactly what the walk does on such an event, and calls back
+into the walk wherever the schema says too little (unplanned keys, keys whose names look
+like PII, ``anyOf``, deep nesting).
+
+Nothing from the plan enters the generated source: keys, paths and helpers are module
+globals named ``_k<N>``, and the code only indexes them. The function copies what it
+changes (copy on write) and never mutates its argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from trackplan.pii.detect import _CLEAN, _name_category, clean_set, scan
+
+if TYPE_CHECKING:
+    from trackplan.pii.engine import Transformer, _Node
+
+__all__ = ["build"]
+
+#: Formats whose valid values no detector flags (formats are asserted by the validators).
+_SAFE_FORMATS = frozenset({"date-time", "date", "time", "uuid", "duration"})
+#: Scalar types that hold no string.
+_NO_TEXT = frozenset({"integer", "number", "boolean", "null"})
+#: Nesting generated inline; deeper values go to the walk.
+_MAX_DEPTH = 8
+#: Strings shorter than this are never scanned (see ``detect.scan``).
+_MIN_SCAN = 6
+
+#: Actions whose result on a string depends on the string alone (memoised per category).
+_MEMO_ACTIONS = frozenset({"hash", "mask", "redact"})
+#: Entries a memo holds before it is cleared.
+MEMO_MAX = 4096
+
+_INERT = "inert"
+_STRING = "string"
+_OBJECT = "object"
+_ARRAY = "array"
+_UNKNOWN = "unknown"
+
+Kind = tuple[str, Any]
+
+
+def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
+    """``schema`` with local ``$ref``s followed; None when a ref cannot be followed here."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        ref = schema["$ref"]
+        if depth > 16 or not isinstance(ref, str) or not ref.startswith("#"):
+            return None
+        target: Any = root
+        for token in ref[1:].split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and token in target:
+                target = target[token]
+            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                return None
+        schema, depth = target, depth + 1
+    return schema
+
+
+def kind_of(schema: Any, root: Any) -> Kind:
+    """What a value valid against ``schema`` can be, as far as PII is concerned.
+
+    ``("inert", None)``: nothing a detector could flag; ``("string", None)``: a string (or
+    null); ``("object", properties)``; ``("array", item schema or None)``; ``("unknown",
+    None)``: anything.
+    """
+    schema = _resolve(schema, root)
+    if schema is False:
+        return _INERT, None
+    if not isinstance(schema, dict):
+        return _UNKNOWN, None
+    values: list[Any] | None = None
+    if "const" in schema:
+        values = [schema["const"]]
+    elif isinstance(schema.get("enum"), list):
+        values = schema["enum"]
+    if values is not None and all(_clean_scalar(v) for v in values):
+        return _INERT, None
+    raw = schema.get("type")
+    types = {raw} if isinstance(raw, str) else set(raw) if isinstance(raw, list) else None
+    if not types or not all(isinstance(t, str) for t in types):
+        return _UNKNOWN, None
+    if types <= _NO_TEXT:
+        return _INERT, None
+    if types <= _NO_TEXT | {"string"}:
+        if "string" not in types or types - {"string", "null"}:
+            return (_STRING, None) if types <= {"string", "null"} else (_UNKNOWN, None)
+        if schema.get("format") in _SAFE_FORMATS:
+            return _INERT, None
+        max_length = schema.get("maxLength")
+        if type(max_length) is int and max_length < _MIN_SCAN:
+            return _INERT, None
+        return _STRING, None
+    if types == {"object"}:
+        props = schema.get("properties")
+        return _OBJECT, props if isinstance(props, dict) else {}
+    if types == {"array"}:
+        items = schema.get("items")
+        if "prefixItems" in schema or not isinstance(items, dict | bool):
+            return _ARRAY, None
+        return _ARRAY, items
+    return _UNKNOWN, None
+
+
+def _store(memo: dict[str, Any], value: str, new: Any) -> None:
+    if len(memo) >= MEMO_MAX:
+        memo.clear()
+    memo[value] = new
+
+
+def _clean_scalar(value: Any) -> bool:
+    if value is None or type(value) in (bool, int, float):
+        return True
+    return type(value) is str and not scan(value)
+
+
+class _Path:
+    """A path while generating: constant tokens and loop variables (array indexes)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[tuple[bool, Any], ...] = ()) -> None:
+        self.parts = parts  # (is_variable, token or variable name)
+
+    def key(self, token: str) -> _Path:
+        return _Path((*self.parts, (False, token)))
+
+    def index(self, variable: str) -> _Path:
+        return _Path((*self.parts, (True, variable)))
+
+    def parent(self) -> _Path:
+        return _Path(self.parts[:-1])
+
+
+class _Gen:
+    """Emits one rule's function."""
+
+    def __init__(
+        self, transformer: Transformer, payload_key: str | None, closed: frozenset[str] | None
+    ) -> None:
+        self.t = transformer
+        self.payload_key = payload_key
+        self.closed = closed
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {}
+        self.ids: dict[int, str] = {}
+        self.counter = 0
+        from trackplan.pii.engine import _DETECT_ALL, _DROP
+
+        self.detect_all = _DETECT_ALL
+        self.drop = self.const(_DROP)
+        self.missing = self.const(_MISSING)
+
+    # -- names ----------------------------------------------------------------------------
+    def const(self, value: Any) -> str:
+        """A global name bound to ``value`` (one per distinct object)."""
+        key = id(value)
+        name = self.ids.get(key)
+        if name is None:
+            name = self.ids[key] = f"_k{len(self.names)}"
+            self.names[name] = value
+        return name
+
+    def token(self, value: Any) -> str:
+        """A global name for a plan string or tuple (interned by value)."""
+        for name, held in self.names.items():
+            if type(held) is type(value) and held == value:
+                return name
+        name = f"_k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def path(self, path: _Path) -> str:
+        if not any(is_var for is_var, _ in path.parts):
+            return self.token(tuple(token for _, token in path.parts))
+        items = [tok if is_var else self.token(tok) for is_var, tok in path.parts]
+        return "(" + ", ".join(items) + ",)"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    # -- blocks ---------------------------------------------------------------------------
+    def assign(self, ind: int, src: str, out: str, key: str, old: str, new: str) -> None:
+        """Copy-on-write store of ``new`` under ``key`` when it is not ``old``."""
+        self.emit(ind, f"if {new} is not {old}:")
+        self.emit(ind + 1, f"if {out} is None:")
+        self.emit(ind + 2, f"{out} = {src}.copy()")
+        self.emit(ind + 1, f"if {new} is {self.drop}:")
+        self.emit(ind + 2, f"del {out}[{key}]")
+        self.emit(ind + 1, "else:")
+        self.emit(ind + 2, f"{out}[{key}] = {new}")
+
+    def obj(
+        self, ind: int, src: str, node: _Node, props: dict[str, Any], path: _Path,
+        root: Any, depth: int, closed: frozenset[str] | None = None,
+    ) -> str:
+        """Code turning the dict in ``src`` into its transform; returns the result's name.
+
+        ``closed``: the keys the object is known to be limited to (a payload validated
+        closed to unplanned properties), so no other key needs a look.
+        """
+        t = self.t
+        out = self.fresh("o")
+        self.emit(ind, f"{out} = None")
+        known: set[str] = set()
+        for key, child in node.keys.items():
+            known.add(key)
+            if child.leaf is not None:
+                self.leaf(ind, src, out, key, child, path.key(key))
+                continue
+            closed_child = self.closed if depth == 0 and key == self.payload_key else None
+            self.child(ind, src, out, key, child, props.get(key, True), path, root, depth,
+                       closed=closed_child)
+        if node.detect and node.star is None:  # (with a star, the walk routes every key)
+            scan_keys: list[str] = []
+            for key, schema in props.items():
+                if key in known or self.names_key(key, node.person):
+                    continue
+                kind, _ = kind_of(schema, root)
+                if kind == _INERT or (kind == _STRING and not t.values):
+                    known.add(key)
+                elif kind == _STRING:
+                    known.add(key)
+                    scan_keys.append(key)
+                elif kind in (_OBJECT, _ARRAY):
+                    known.add(key)
+                    self.child(ind, src, out, key, self.detect_all, schema, path, root, depth,
+                               undeclared=True, person=node.person)
+            if scan_keys:
+                # every planned string in the clean cache of its key's class: one chain of
+                # C-level lookups (cheaper than a set operation over a generated iterable)
+                get = self.fresh("g")
+                self.emit(ind, f"{get} = {src}.get")
+                tests = " and ".join(
+                    f"{get}({self.token(key)}) in {self.const(clean_set(key))}"
+                    for key in scan_keys
+                )
+                keys = self.token(tuple(scan_keys))
+                self.emit(ind, f"if not ({tests}):")
+                self.emit(ind + 1, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
+                                   f"{self.path(path)}, violations, {out})")
+        if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
+            known_set = self.token(frozenset(known))
+            self.emit(ind, f"if not {src}.keys() <= {known_set}:")
+            self.emit(ind + 1, f"{out} = {self.const(t._extras)}({src}, {self.const(node)}, "
+                               f"{known_set}, {self.path(path)}, violations, {out})")
+        result = self.fresh("n")
+        self.emit(ind, f"{result} = {src} if {out} is None else {out}")
+        return result
+
+    def child(
+        self, ind: int, src: str, out: str, key: str, node: _Node, schema: Any, path: _Path,
+        root: Any, depth: int, *, undeclared: bool = False, person: bool = False,
+        closed: frozenset[str] | None = None,
+    ) -> None:
+        """Code for the value under ``key`` of the dict in ``src``, stored into ``out``."""
+        k = self.token(key)
+        value = self.fresh("v")
+        kind, sub = kind_of(schema, root)
+        if kind == _OBJECT and depth + 1 <= _MAX_DEPTH:
+            # valid: an object when present (None when absent), so no fallback is needed
+            self.emit(ind, f"{value} = {src}.get({k})")
+            self.emit(ind, f"if {value}.__class__ is dict:")
+            new = self.obj(ind + 1, value, node, sub, path.key(key), root, depth + 1, closed)
+        else:
+            self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
+            self.emit(ind, f"if {value} is not {self.missing}:")
+            new = self.value(ind + 1, value, node, schema, path.key(key), root, depth + 1,
+                             undeclared=key if undeclared else None, person=person)
+        self.assign(ind + 1, src, out, k, value, new)
+
+    def names_key(self, key: str, person: bool) -> bool:
+        """Whether the walk checks this key's name (then the walk handles it)."""
+        if not self.t.names:
+            return False
+        return _name_category(key) is not None or (person and key.strip().lower() == "name")
+
+    def leaf(self, ind: int, src: str, out: str, key: str, node: _Node, path: _Path) -> None:
+        f = node.leaf
+        assert f is not None
+        if f.category is None:
+            return  # declared not PII
+        if f.action == "allow" and not (f.category == "free_text" and self.t.values):
+            return
+        k = self.token(key)
+        if f.action == "drop":
+            self.emit(ind, f"if {k} in {src}:")
+            self.emit(ind + 1, f"if {out} is None:")
+            self.emit(ind + 2, f"{out} = {src}.copy()")
+            self.emit(ind + 1, f"del {out}[{k}]")
+            return
+        value, new = self.fresh("v"), self.fresh("n")
+        declared = self.const(self.t._declared)
+        call = f"{declared}({value}, {self.const(f)}, {self.path(path)}, violations)"
+        self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
+        self.emit(ind, f"if {value} is not {self.missing}:")
+        if f.action == "allow":  # free text: scanned unless the clean cache holds it
+            self.emit(ind + 1, f"if {value}.__class__ is str and {value} in "
+                               f"{self.const(_CLEAN)}:")
+            self.emit(ind + 2, f"{new} = {value}")
+            self.emit(ind + 1, "else:")
+            self.emit(ind + 2, f"{new} = {call}")
+        elif f.action in _MEMO_ACTIONS:
+            memo = self.t.memo(f.action, f.category)
+            self.emit(ind + 1, f"if {value}.__class__ is str:")
+            self.emit(ind + 2, f"{new} = {self.const(memo)}.get({value})")
+            self.emit(ind + 2, f"if {new} is None:")
+            self.emit(ind + 3, f"{new} = {call}")
+            self.emit(ind + 3, f"{self.const(_store)}({self.const(memo)}, {value}, {new})")
+            self.emit(ind + 1, "else:")
+            self.emit(ind + 2, f"{new} = {call}")
+        else:
+            self.emit(ind + 1, f"{new} = {call}")
+        self.assign(ind + 1, src, out, k, value, new)
+
+    def value(
+        self, ind: int, src: str, node: _Node, schema: Any, path: _Path, root: Any,
+        depth: int, undeclared: str | None = None, person: bool = False,
+        closed: frozenset[str] | None = None,
+    ) -> str:
+        """Code for a value at ``node`` (a declared subtree, or undeclared under detection)."""
+        t = self.t
+        result = self.fresh("n")
+        walk = (f"{self.const(t._detect)}({self.token(undeclared)}, {src}, "
+                f"{self.path(path.parent())}, {person}, violations)"
+                if undeclared is not None
+                else f"{self.const(t._visit)}({src}, {self.const(node)}, "
+                     f"{self.path(path)}, violations)")
+        kind, sub = kind_of(schema, root)
+        if depth > _MAX_DEPTH or kind not in (_OBJECT, _ARRAY):
+            self.emit(ind, f"{result} = {walk}")
+            return result
+        if kind == _OBJECT:
+            self.emit(ind, f"if {src}.__class__ is dict:")
+            new = self.obj(ind + 1, src, node, sub, path, root, depth, closed)
+            self.emit(ind + 1, f"{result} = {new}")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{result} = {walk}")
+            return result
+        items_node = node.star if node.star is not None else (
+            self.detect_all if node.detect else None)
+        if items_node is None or sub is None or node.leaf is not None:
+            self.emit(ind, f"{result} = {walk}")
+            return result
+        item_kind, item_props = kind_of(sub, root)
+        if item_kind == _INERT and not items_node.keys and items_node.leaf is None:
+            self.emit(ind, f"{result} = {src}")
+            return result
+        if item_kind == _STRING and items_node.leaf is None and not items_node.keys:
+            issuperset = self.const(_CLEAN.issuperset)
+            self.emit(ind, f"if {src}.__class__ is list and {issuperset}({src}):")
+            self.emit(ind + 1, f"{result} = {src}")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{result} = {walk}")
+            return result
+        if item_kind != _OBJECT or items_node.leaf is not None:
+            self.emit(ind, f"{result} = {walk}")
+            return result
+        # a list of objects: each item inline, the list copied on the first change
+        items, index, item = self.fresh("l"), self.fresh("i"), self.fresh("e")
+        item_path = path.index(index)
+        if node.star is not None:
+            item_walk = (f"{self.const(t._visit)}({item}, {self.const(items_node)}, "
+                         f"{self.path(item_path)}, violations)")
+        else:
+            item_walk = (f"{self.const(t._detect)}(None, {item}, {self.path(item_path)}, "
+                         f"False, violations, index=True)")
+        self.emit(ind, f"if {src}.__class__ is list:")
+        self.emit(ind + 1, f"{items} = None")
+        self.emit(ind + 1, f"for {index}, {item} in enumerate({src}):")
+        self.emit(ind + 2, f"if {item}.__class__ is dict:")
+        new = self.obj(ind + 3, item, items_node, item_props, item_path, root, depth + 1)
+        new_item = self.fresh("n")
+        self.emit(ind + 3, f"{new_item} = {new}")
+        self.emit(ind + 2, "else:")
+        self.emit(ind + 3, f"{new_item} = {item_walk}")
+        self.emit(ind + 2, f"if {new_item} is not {item}:")
+        self.emit(ind + 3, f"if {items} is None:")
+        self.emit(ind + 4, f"{items} = {src}[:{index}]")
+        self.emit(ind + 2, f"elif {items} is None:")
+        self.emit(ind + 3, "continue")
+        self.emit(ind + 2, f"if {new_item} is not {self.drop}:")
+        self.emit(ind + 3, f"{items}.append({new_item})")
+        self.emit(ind + 1, f"{result} = {src} if {items} is None else {items}")
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"{result} = {walk}")
+        return result
+
+
+_MISSING = object()
+
+
+def build(
+    transformer: Transformer,
+    root_schema: Any,
+    payload_key: str | None,
+    closed: frozenset[str] | None = None,
+) -> Callable[[dict[str, Any], list[Any]], Any]:
+    """The transform of ``transformer`` for events valid against ``root_schema``.
+
+    Args:
+        transformer: the rule's walk (its tree of declared and detected paths).
+        root_schema: the assembled whole-call schema (``allOf`` of envelope, common rule,
+            rule), which the event is known to be valid against.
+        payload_key: ``properties`` or ``traits``, or None.
+        closed: the keys a valid payload is limited to, when validation closes it to
+            unplanned properties (None: any key may appear).
+
+    Returns:
+        ``fn(event, violations)``: the event to forward (``event`` itself when unchanged),
+        or None to block, exactly as ``transformer(event, violations)`` on a valid event.
+    """
+    from trackplan.pii.engine import _Block
+
+    gen = _Gen(transformer, payload_key, closed)
+    props: dict[str, Any] = {}
+    branches = root_schema.get("allOf", []) if isinstance(root_schema, dict) else []
+    common = branches[1] if len(branches) > 1 else None
+    rule = branches[2] if len(branches) > 2 else None
+    if payload_key is not None and isinstance(rule, dict):
+        props[payload_key] = (rule.get("properties") or {}).get(payload_key, True)
+    if isinstance(common, dict):
+        props["context"] = (common.get("properties") or {}).get("context", True)
+    gen.emit(1, "try:")
+    result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
+    gen.emit(1, f"except {gen.const(_Block)}:")
+    gen.emit(2, "return None")
+    gen.emit(1, f"return {result}")
+    source = "def transform(event, violations):\n" + "\n".join(gen.lines) + "\n"
+    namespace: dict[str, Any] = dict(gen.names)
+    namespace["__builtins__"] = {"map": map, "enumerate": enumerate, "dict": dict, "str": str,
+                                 "list": list}
+    exec(compile(source, "<trackplan pii transform>", "exec"), namespace)  # noqa: S102
+    fn: Callable[[dict[str, Any], list[Any]], Any] = namespace["transform"]
+    fn.source = source  # type: ignore[attr-defined]
+    return fn
