@@ -216,3 +216,33 @@ def test_layout_overrides_on_the_command_line(tmp_path: Path) -> None:
     expected = {k: v for k, v in injected.items() if k[0] == "Order Completed"}
     assert got == expected
     assert run(path, "--column", "total", "-q").returncode == 2  # usage error
+
+
+def test_report_write_removes_only_abandoned_temporaries(tmp_path: Path) -> None:
+    """A temporary of the same report left by a dead writer goes; a live writer's stays."""
+    from trackplan.batch.atomic import PART_NAME, Part
+
+    target = tmp_path / "report.json"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from trackplan.batch.atomic import Part\n"
+        "part = Part(Path(sys.argv[1]))\n"
+        "part.path.write_text('half')\n"
+        "print(part.path, flush=True); time.sleep(30)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    dead = Path(proc.stdout.readline().strip())
+    live = Part(target)
+    assert PART_NAME.match(dead.name) and dead.exists()
+    write_text_atomic(target, "{}")  # the dead writer still lives: its temporary stays
+    assert dead.exists() and live.path.exists()
+    proc.kill()
+    proc.wait()
+    write_text_atomic(target, "{}")
+    assert not dead.exists() and live.path.exists() and target.read_text() == "{}"
+    live.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

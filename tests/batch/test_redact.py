@@ -176,3 +176,57 @@ def test_csv_copy(tmp_path: Path) -> None:
             assert after["email"] == apply_action("hash", "email", before["email"], key)[1]
         assert after["context_ip"] == apply_action("mask", "ip", before["context_ip"], None)[1]
         assert after["method"] == before["method"]
+
+
+def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
+    """SIGKILL during --redact-to leaves hidden temporaries; the next run removes them."""
+    import signal
+    import time
+
+    rows, _, bad = generate(4000, seed=31)
+    src = tmp_path / "export"
+    for n in range(8):  # every output stays a temporary until the run ends
+        directory = src / f"part={n}"
+        directory.mkdir(parents=True)
+        pq.write_table(nested_table(rows[n::8]), directory / "p.parquet")
+    out = tmp_path / "clean"
+    env = {**os.environ, "TRACKPLAN_HASH_KEY": KEY}
+    args = [sys.executable, "-m", "trackplan", "scan", str(ECOMMERCE_DIR), str(src)]
+    seen: list[Path] = []
+    for _ in range(5):  # the run may finish before a poll sees a temporary: try again
+        proc = subprocess.Popen([*args, "--redact-to", str(out), "-q"], env=env)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen = list(out.rglob(".*.part")) if out.exists() else []
+            if seen:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        proc.wait()
+        if seen and proc.returncode == -signal.SIGKILL:
+            break
+        for leftover in out.rglob("*"):
+            if leftover.is_file():
+                leftover.unlink()
+    assert seen and proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    stale = sorted(out.rglob(".*.part"))
+    assert stale, "a killed run leaves its temporaries"
+    # a temporary a live writer holds, and a file of another tool, are not this run's to remove
+    from trackplan.batch.atomic import Part
+
+    live = Part(out / "part=0" / "live.parquet")
+    foreign = out / ".notes.part"
+    foreign.write_text("not ours")
+    result = subprocess.run([*args, "--redact-to", str(out), "-q"], env=env, timeout=120)
+    assert result.returncode == 1
+    left = sorted(out.rglob(".*.part"))
+    assert left == sorted([live.path, foreign])
+    live.discard()
+    # and what the rerun wrote equals a run into an empty directory
+    fresh = tmp_path / "fresh"
+    assert subprocess.run([*args, "--redact-to", str(fresh), "-q"], env=env).returncode == 1
+    written = {p.relative_to(out) for p in out.rglob("*.parquet") if not p.name.startswith(".")}
+    assert written == {p.relative_to(fresh) for p in fresh.rglob("*.parquet")}
+    for name in written:
+        assert pq.read_table(out / name).equals(pq.read_table(fresh / name))
+    assert sum(pq.read_metadata(out / n).num_rows for n in written) == len(rows) - len(bad)

@@ -9,14 +9,15 @@ row, so each row gets exactly what the per-row function gives; ``drop`` nulls th
 violations, and rejected rows, are removed unless ``keep_blocked``.
 
 Each output file keeps its input's relative path (so hive partitions stay), format,
-schema and parquet compression, and appears atomically: it is written to a hidden
-temporary beside its final name and renamed when complete. Inputs are only read.
+schema and parquet compression, and appears atomically: it is written to a hidden,
+locked temporary beside its final name (:class:`trackplan.batch.atomic.Part`) and
+renamed when complete; a run removes the temporaries of earlier runs killed outright
+before it writes. Inputs are only read.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from trackplan.batch.atomic import Part, remove_stale_parts
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
 from trackplan.batch.rules import to_json
@@ -146,6 +148,8 @@ class RedactWriter:
                 event, path, declared.category, declared.action, rule.kind
             )
         self.actions = list(chosen.values())
+        # temporaries of an earlier run killed outright (no live writer holds them)
+        self.stale_removed = remove_stale_parts(out_dir)
         self._open: dict[Path, _FileOut] = {}
         self.rows_written = 0
         self.rows_removed = 0
@@ -267,7 +271,6 @@ class _FileOut:
         self.source = source
         self.target = out_dir / source.relative
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.part")
         self.schema: pa.Schema | None = None
         self.partition_columns: list[str] = []
         self._parquet: pq.ParquetWriter | None = None
@@ -278,6 +281,8 @@ class _FileOut:
             meta = pq.ParquetFile(source.path).metadata
             if meta.num_row_groups and meta.num_columns:
                 self._compression = meta.row_group(0).column(0).compression.lower()
+        self.part = Part(self.target)
+        self.tmp = self.part.path
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.schema is None:
@@ -323,8 +328,10 @@ class _FileOut:
                 self._text.close()
                 if fileobj is not None:
                     fileobj.close()
-            if self.tmp.exists():
-                os.replace(self.tmp, self.target)
+            if self.schema is not None:  # something was written (Part made the file)
+                self.part.commit()
+            else:
+                self.part.discard()
         except OSError as exc:
             self.abort()
             raise BatchError(
@@ -338,5 +345,4 @@ class _FileOut:
                     handle.close()
             except (OSError, ValueError, pa.ArrowException):
                 pass
-        if self.tmp.exists():
-            self.tmp.unlink()
+        self.part.discard()
