@@ -112,6 +112,7 @@ def test_dask_engine_on_a_partitioned_tree_and_ndjson(tmp_path: Path) -> None:
     pytest.importorskip("dask")
     import orjson
 
+    from tests.batch.gen import flat_table
     from trackplan.batch.rules import to_json
 
     rows, _, bad = generate(900, seed=13)
@@ -124,13 +125,18 @@ def test_dask_engine_on_a_partitioned_tree_and_ndjson(tmp_path: Path) -> None:
     (root / "day=2" / "more.ndjson").write_bytes(
         b"".join(orjson.dumps(to_json(r)) + b"\n" for r in rows[:50])
     )
+    # a flat warehouse table beside the nested files: a DataFrame of another schema
+    (root / "day=3").mkdir()
+    flat = flat_table(rows[:300], "Order Completed")
+    pq.write_table(flat, root / "day=3" / "orders.parquet", row_group_size=64)
     local, dask = tmp_path / "local.json", tmp_path / "dask.json"
     assert run(root, "--report", local, "--format", "json", "-q").returncode == 1
     result = run(root, "--report", dask, "--format", "json", "-q", "--engine", "dask")
     assert result.returncode == 1, result.stderr
     expected = json.loads(local.read_text())
-    assert expected["rows"] == 950 and len(expected["files"]) == 3
-    assert expected["invalid_rows"] == len(bad) + len([i for i in bad if i < 50])
+    assert expected["rows"] == 950 + flat.num_rows and len(expected["files"]) == 4
+    in_flat = [i for i in bad if i < 300 and rows[i]["event"] == "Order Completed"]
+    assert expected["invalid_rows"] == len(bad) + len([i for i in bad if i < 50]) + len(in_flat)
     assert json.loads(dask.read_text()) == expected
 
 

@@ -1,12 +1,16 @@
 """Engines that run :func:`~trackplan.batch.check.check_batch` over input files.
 
 * ``local``: this process, batch by batch, in bounded memory.
-* ``dask``: one Dask task per file (or per parquet row group), in parallel; each task
-  reads its part, runs the same pure function and returns result batches of the fixed
-  :data:`~trackplan.batch.check.RESULT_SCHEMA`, which this process tallies. Dask's
-  ``dataframe.map_partitions`` would hand each task a pandas frame (an Arrow -> pandas
-  round trip that loses integer nulls and nested types), so the tasks are a
-  ``dask.bag`` over file parts and stay in Arrow throughout.
+* ``dask``: a Dask DataFrame per input schema, one partition per parquet row group (or
+  per text file), and ``map_partitions`` running the same pure function on every
+  partition in parallel worker processes. Partitions are Arrow-backed (pandas
+  ``ArrowDtype``), so nested lists of structs, dictionaries and integer nulls reach the
+  check as they were read, without a copy into NumPy. Each partition's result is a frame
+  of the fixed :data:`~trackplan.batch.check.RESULT_SCHEMA`; this process tallies them.
+
+NDJSON and CSV files have no schema up front (an NDJSON chunk whose values do not fit
+one type becomes JSON text), so they cannot be a partition of a typed frame: each is read
+and checked inside its own partition of the results frame instead.
 
 Both engines feed the same :class:`~trackplan.batch.report.Tally`, so their reports are
 equal.
@@ -15,7 +19,7 @@ equal.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trackplan.batch.check import BatchPlan, check_batch
+from trackplan.batch.check import RESULT_SCHEMA, BatchPlan, check_batch
 from trackplan.batch.mapping import LayoutOptions
 from trackplan.batch.readers import (
     BATCH_ROWS,
@@ -37,7 +41,7 @@ from trackplan.batch.readers import (
 from trackplan.errors import BatchError
 from trackplan.plan.model import Plan
 
-__all__ = ["ENGINES", "run_local", "run_dask", "Part"]
+__all__ = ["ENGINES", "run_local", "run_dask", "Part", "plan_parts"]
 
 ENGINES = ("local", "dask")
 
@@ -126,40 +130,97 @@ def _batch_plan(plan: Plan, options: LayoutOptions) -> BatchPlan:
     return found
 
 
-def _part_batches(
-    part: Part, batch_rows: int, columns: Callable[[pa.Schema], list[str] | None]
-) -> Iterator[tuple[int, pa.RecordBatch]]:
-    if part.row_group is None:
-        for chunk in read_source(part.source, batch_rows=batch_rows, columns=columns):
-            yield chunk.offset, chunk.batch
-        return
-    with pq.ParquetFile(part.source.path) as handle:
-        names = columns(handle.schema_arrow)
-    batches = parquet_batches(
-        part.source.path,
-        batch_rows=batch_rows,
-        columns=names,
-        dictionary=dictionary_columns(part.source.path, names),
-        row_group=part.row_group,
+def _frame(table: pa.Table) -> Any:
+    """An Arrow-backed pandas frame of ``table`` (no conversion of the values)."""
+    import pandas as pd
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype, ignore_metadata=True)
+
+
+def _read_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> Any:
+    """Worker side: one parquet row group, the columns the checks need, as a frame."""
+    bp = _batch_plan(plan, options)
+    try:
+        with pq.ParquetFile(part.source.path) as handle:
+            names = bp.needed_columns(handle.schema_arrow)
+        batches = [
+            with_partition(batch, part.source.partition) if part.source.partition else batch
+            for batch in parquet_batches(
+                part.source.path,
+                batch_rows=batch_rows,
+                columns=names,
+                dictionary=dictionary_columns(part.source.path, names),
+                row_group=part.row_group,
+            )
+        ]
+    except (OSError, pa.ArrowException):
+        raise BatchError("cannot read parquet", file=str(part.source.path)) from None
+    return _frame(pa.Table.from_batches(batches) if batches else _empty(part, bp))
+
+
+def _empty(part: Part, bp: BatchPlan) -> pa.Table:
+    """A part's table with no rows: the first batch of its file, cut to nothing."""
+    first = next(
+        parquet_batches(
+            part.source.path,
+            batch_rows=1,
+            columns=bp.needed_columns(pq.ParquetFile(part.source.path).schema_arrow),
+            dictionary=(),
+        ),
+        None,
     )
+    if first is None:
+        return pq.ParquetFile(part.source.path).schema_arrow.empty_table()
+    batch = first.slice(0, 0)
+    if part.source.partition:
+        batch = with_partition(batch, part.source.partition)
+    return pa.Table.from_batches([batch])
+
+
+def _check_frame(
+    frame: Any,
+    parts: Sequence[Part],
+    plan: Plan,
+    options: LayoutOptions,
+    batch_rows: int,
+    partition_info: dict[str, Any] | None = None,
+) -> Any:
+    """Worker side of ``map_partitions``: check one partition; a frame of RESULT_SCHEMA."""
+    if partition_info is None:  # without its number a partition has no file or row numbers
+        if len(frame):
+            raise BatchError("Dask gave a partition without its number", file="(engine)")
+        return _frame(RESULT_SCHEMA.empty_table())
+    part = parts[partition_info["number"]]
+    bp = _batch_plan(plan, options)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    results = []
     offset = part.offset
-    for batch in batches:
-        if part.source.partition:
-            batch = with_partition(batch, part.source.partition)
-        yield offset, batch
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        results.append(check_batch(bp, batch, file=str(part.source.path), offset=offset))
         offset += batch.num_rows
+    return _frame(pa.Table.from_batches(results, schema=RESULT_SCHEMA))
 
 
-def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> pa.Table:
-    """Worker side: read one part and check it; returns a table of RESULT_SCHEMA."""
-    from trackplan.batch.check import RESULT_SCHEMA
-
+def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> Any:
+    """Worker side for a text file: read it and check it; a frame of RESULT_SCHEMA."""
     bp = _batch_plan(plan, options)
     results = [
-        check_batch(bp, batch, file=str(part.source.path), offset=offset)
-        for offset, batch in _part_batches(part, batch_rows, bp.needed_columns)
+        check_batch(bp, chunk.batch, file=str(part.source.path), offset=chunk.offset)
+        for chunk in read_source(part.source, batch_rows=batch_rows, columns=bp.needed_columns)
     ]
-    return pa.Table.from_batches(results, schema=RESULT_SCHEMA)
+    return _frame(pa.Table.from_batches(results, schema=RESULT_SCHEMA))
+
+
+def _schema_key(part: Part, bp: BatchPlan) -> tuple[Any, ...]:
+    """Parts with equal keys read into frames of one schema."""
+    schema = pq.ParquetFile(part.source.path).schema_arrow
+    names = bp.needed_columns(schema)
+    return (
+        schema.to_string(),
+        tuple(names or ()),
+        tuple(dictionary_columns(part.source.path, names)),
+        tuple(part.source.partition),
+    )
 
 
 def run_dask(
@@ -171,19 +232,53 @@ def run_dask(
     batch_rows: int = BATCH_ROWS,
     scheduler: str | None = None,
 ) -> None:
-    """Check every part on Dask (``scheduler`` as Dask names them; default: processes)."""
+    """Check every part on Dask (``scheduler`` as Dask names them; default: processes).
+
+    Parquet row groups of one schema are the partitions of one Arrow-backed Dask
+    DataFrame, checked by ``map_partitions``; text files are read and checked in the
+    partitions of a frame of results. All result frames are computed together.
+    """
     try:
-        import dask.bag as db
+        import dask.dataframe as dd
     except ImportError:
         raise BatchError(
-            "the dask engine needs Dask: pip install 'dask>=2024.1'", file="(engine)"
+            "the dask engine needs Dask's DataFrame: pip install 'dask[dataframe]>=2024.12'",
+            file="(engine)",
         ) from None
     parts = plan_parts(sources)
     if not parts:
         return
-    bag = db.from_sequence(parts, npartitions=min(len(parts), 64))  # type: ignore[no-untyped-call]
-    tables: list[Any] = bag.map(check_part, plan, options, batch_rows).compute(
-        scheduler=scheduler or "processes"
-    )
-    for table in tables:
-        on_table(table)
+    bp = _batch_plan(plan, options)
+    result_meta = _frame(RESULT_SCHEMA.empty_table())
+    groups: dict[tuple[Any, ...], list[Part]] = {}
+    text: list[Part] = []
+    for part in parts:
+        if part.row_group is None:
+            text.append(part)
+        else:
+            groups.setdefault(_schema_key(part, bp), []).append(part)
+    checked = []
+    for group in groups.values():
+        frames = dd.from_map(  # type: ignore[no-untyped-call]
+            _read_part,
+            group,
+            args=(plan, options, batch_rows),
+            meta=_frame(_empty(group[0], bp)),
+            label="trackplan-read",
+        )
+        checked.append(
+            frames.map_partitions(_check_frame, group, plan, options, batch_rows, meta=result_meta)
+        )
+    if text:
+        checked.append(
+            dd.from_map(  # type: ignore[no-untyped-call]
+                check_part,
+                text,
+                args=(plan, options, batch_rows),
+                meta=result_meta,
+                label="trackplan-check",
+            )  # fmt: skip
+        )
+    results = dd.concat(checked) if len(checked) > 1 else checked[0]  # type: ignore[no-untyped-call]
+    frame = results.compute(scheduler=scheduler or "processes")
+    on_table(pa.Table.from_pandas(frame, schema=RESULT_SCHEMA, preserve_index=False))
