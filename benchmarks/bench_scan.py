@@ -2,7 +2,8 @@
 
 Compares, in one run on the same file:
 
-* the pyarrow streaming read alone (``ParquetFile.iter_batches``, every column);
+* the pyarrow streaming read alone (``ParquetFile.iter_batches``, every column), and
+  for reference pyarrow.dataset's scanner (the reader the scan uses) on every column;
 * ``trackplan scan`` (the same streaming read plus the vectorised rules), in-process;
 * the naive path: rows to Python dicts, then jsonschema-rs per row, on a slice,
   extrapolated to the whole file;
@@ -128,6 +129,17 @@ def streaming_read(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def dataset_read(path: Path) -> float:
+    """The reader the scan uses (pyarrow.dataset's fragment scanner), every column, plainly."""
+    import pyarrow.dataset as ds
+
+    start = time.perf_counter()
+    rows = 0
+    for batch in ds.dataset(str(path)).to_batches(batch_size=65_536):
+        rows += batch.num_rows
+    return time.perf_counter() - start
+
+
 def trackplan_scan(path: Path) -> tuple[float, int]:
     plan = load_plan(PLAN)
     start = time.perf_counter()
@@ -175,18 +187,22 @@ def main() -> None:
     print(f"file: {path.name}, {args.rows:,} rows, {size:.0f} MB zstd "
           f"(ready in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
     streaming_read(path)  # warm the page cache: the first read in a process is slower
-    reads, scans = [], []
+    reads, scans, dataset_reads = [], [], []
     invalid = 0
     for _ in range(args.repeat):
         reads.append(streaming_read(path))
+        dataset_reads.append(dataset_read(path))
         seconds, invalid = trackplan_scan(path)
         scans.append(seconds)
     read, scanned = statistics.median(reads), statistics.median(scans)
+    dataset = statistics.median(dataset_reads)
     per_row = naive(path, args.naive_rows)
     naive_total = per_row * args.rows
     memory = peak_memory_mb(path)
     n = args.rows
     print(f"streaming read   {read:7.2f} s  {n / read:12,.0f} rows/s")
+    print(f"dataset read     {dataset:7.2f} s  {n / dataset:12,.0f} rows/s  "
+          f"(the scan's reader, every column, no dictionaries)")  # fmt: skip
     print(f"trackplan scan   {scanned:7.2f} s  {n / scanned:12,.0f} rows/s  "
           f"{scanned / read:.2f}x the read  ({invalid:,} invalid rows)")  # fmt: skip
     print(f"naive per-row    {naive_total:7.2f} s  {1 / per_row:12,.0f} rows/s  "

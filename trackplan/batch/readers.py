@@ -46,7 +46,7 @@ Columns = Callable[[pa.Schema], "list[str] | None"]
 BATCH_ROWS = 65_536
 
 #: Batches a parquet scan reads ahead of the checks (bounds memory with BATCH_ROWS).
-READAHEAD = 4
+READAHEAD = 2
 
 _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
