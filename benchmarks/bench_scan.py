@@ -186,6 +186,9 @@ def main() -> None:
     size = path.stat().st_size / 1e6
     print(f"file: {path.name}, {args.rows:,} rows, {size:.0f} MB zstd "
           f"(ready in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
+    # first, while this process is small: a child's max RSS includes the pages of the
+    # process it was forked from (so it is an upper bound of the scan's own peak)
+    memory = peak_memory_mb(path)
     streaming_read(path)  # warm the page cache: the first read in a process is slower
     reads, scans, dataset_reads = [], [], []
     invalid = 0
@@ -198,7 +201,6 @@ def main() -> None:
     dataset = statistics.median(dataset_reads)
     per_row = naive(path, args.naive_rows)
     naive_total = per_row * args.rows
-    memory = peak_memory_mb(path)
     n = args.rows
     print(f"streaming read   {read:7.2f} s  {n / read:12,.0f} rows/s")
     print(f"dataset read     {dataset:7.2f} s  {n / dataset:12,.0f} rows/s  "
