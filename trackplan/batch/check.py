@@ -9,7 +9,9 @@ their outputs concatenate into the same report.
 Output rows are of two kinds:
 
 * ``violation``: one per failing (row, field, keyword), with the file, the row number
-  (0-based, within the file), the event and version, the field (``products[].price``),
+  (0-based, within the file), the event and version, the field (``products[].price`` in
+  the payload; ``messageId`` or ``context.ip`` for the call checks of the plan's common
+  rule and of a rule's own ``call`` schema, reported under the row's event),
   the keyword, the source column and, for the first few per batch, the offending value
   as JSON text (masked later, before anyone sees it);
 * ``checked``: one per (event, version) with the number of rows checked in ``count``;
