@@ -23,6 +23,7 @@ import orjson
 
 from trackplan import pointer as jp
 from trackplan.engine.envelope import envelope_message, envelope_schema
+from trackplan.engine.flatten import flatten
 from trackplan.engine.violations import (
     ADDITIONAL_PROPERTIES,
     ENVELOPE,
@@ -234,7 +235,11 @@ class _Compiled:
                     *schema["allOf"],
                     {"properties": {self.payload_key: strict}},
                 ]
-            self.fast = make_validator(fast_schema)
+            self.fast = make_validator(flatten(fast_schema))
+        else:
+            flat = flatten(schema)
+            if flat is not schema:
+                self.fast = make_validator(flat)
         #: the fast validator's bound is_valid: one attribute lookup on the hot path
         self.is_valid_fast = self.fast.is_valid
         common = plan.common
