@@ -239,6 +239,7 @@ def run_dask(
     partitions of a frame of results. All result frames are computed together.
     """
     try:
+        import dask
         import dask.dataframe as dd
     except ImportError:
         raise BatchError(
@@ -248,37 +249,44 @@ def run_dask(
     parts = plan_parts(sources)
     if not parts:
         return
-    bp = _batch_plan(plan, options)
-    result_meta = _frame(RESULT_SCHEMA.empty_table())
-    groups: dict[tuple[Any, ...], list[Part]] = {}
-    text: list[Part] = []
-    for part in parts:
-        if part.row_group is None:
-            text.append(part)
-        else:
-            groups.setdefault(_schema_key(part, bp), []).append(part)
-    checked = []
-    for group in groups.values():
-        frames = dd.from_map(  # type: ignore[no-untyped-call]
-            _read_part,
-            group,
-            args=(plan, options, batch_rows),
-            meta=_frame(_empty(group[0], bp)),
-            label="trackplan-read",
-        )
-        checked.append(
-            frames.map_partitions(_check_frame, group, plan, options, batch_rows, meta=result_meta)
-        )
-    if text:
-        checked.append(
-            dd.from_map(  # type: ignore[no-untyped-call]
-                check_part,
-                text,
+    # partitions are Arrow-backed already: no conversion of string columns between tasks
+    with dask.config.set({"dataframe.convert-string": False}):
+        bp = _batch_plan(plan, options)
+        result_meta = _frame(RESULT_SCHEMA.empty_table())
+        groups: dict[tuple[Any, ...], list[Part]] = {}
+        text: list[Part] = []
+        for part in parts:
+            if part.row_group is None:
+                text.append(part)
+            else:
+                groups.setdefault(_schema_key(part, bp), []).append(part)
+        checked = []
+        for group in groups.values():
+            frames = dd.from_map(  # type: ignore[no-untyped-call]
+                _read_part,
+                group,
                 args=(plan, options, batch_rows),
-                meta=result_meta,
-                label="trackplan-check",
-            )  # fmt: skip
-        )
-    results = dd.concat(checked) if len(checked) > 1 else checked[0]  # type: ignore[no-untyped-call]
-    frame = results.compute(scheduler=scheduler or "processes")
+                meta=_frame(_empty(group[0], bp)),
+                label="trackplan-read",
+            )
+            checked.append(
+                frames.map_partitions(
+                    _check_frame, group, plan, options, batch_rows, meta=result_meta
+                )
+            )
+        if text:
+            checked.append(
+                dd.from_map(  # type: ignore[no-untyped-call]
+                    check_part,
+                    text,
+                    args=(plan, options, batch_rows),
+                    meta=result_meta,
+                    label="trackplan-check",
+                )  # fmt: skip
+            )
+        results = dd.concat(checked) if len(checked) > 1 else checked[0]  # type: ignore[no-untyped-call]
+        # optimised first, reading and checking fuse into one task per partition; left to
+        # compute(), the processes scheduler shipped every read partition through this
+        # process (17 s instead of 6 s for the 5M-row benchmark file)
+        frame = results.optimize().compute(scheduler=scheduler or "processes")
     on_table(pa.Table.from_pandas(frame, schema=RESULT_SCHEMA, preserve_index=False))
