@@ -226,14 +226,14 @@ def test_layout_overrides_on_the_command_line(tmp_path: Path) -> None:
 
 def test_report_write_removes_only_abandoned_temporaries(tmp_path: Path) -> None:
     """A temporary of the same report left by a dead writer goes; a live writer's stays."""
-    from trackplan.batch.atomic import PART_NAME, Part
+    from trackplan.batch.atomic import PART_NAME, PartFile
 
     target = tmp_path / "report.json"
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from trackplan.batch.atomic import Part\n"
-        "part = Part(Path(sys.argv[1]))\n"
+        "from trackplan.batch.atomic import PartFile\n"
+        "part = PartFile(Path(sys.argv[1]))\n"
         "part.path.write_text('half')\n"
         "print(part.path, flush=True); time.sleep(30)\n"
     )
@@ -242,7 +242,7 @@ def test_report_write_removes_only_abandoned_temporaries(tmp_path: Path) -> None
     )
     assert proc.stdout is not None
     dead = Path(proc.stdout.readline().strip())
-    live = Part(target)
+    live = PartFile(target)
     assert PART_NAME.match(dead.name) and dead.exists()
     write_text_atomic(target, "{}")  # the dead writer still lives: its temporary stays
     assert dead.exists() and live.path.exists()

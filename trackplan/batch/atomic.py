@@ -29,17 +29,17 @@ try:
 except ImportError:  # pragma: no cover - Windows: no stale-file cleanup
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["atomic_path", "write_text_atomic", "Part", "remove_stale_parts", "PART_NAME"]
+__all__ = ["atomic_path", "write_text_atomic", "PartFile", "remove_stale_parts", "PART_NAME"]
 
 #: The name of a temporary this module made (target name, writer's pid, random token).
 PART_NAME = re.compile(r"^\.(?P<target>.+)\.trackplan-(?P<pid>\d+)-(?P<token>[0-9a-f]{12})\.part$")
 
 
-class Part:
+class PartFile:
     """A locked temporary beside ``target``; :meth:`commit` renames it into place.
 
     Example:
-        >>> part = Part(Path("out/a.parquet"))                  # doctest: +SKIP
+        >>> part = PartFile(Path("out/a.parquet"))                  # doctest: +SKIP
         >>> pq.write_table(table, part.path); part.commit()      # doctest: +SKIP
     """
 
@@ -80,7 +80,7 @@ class Part:
 def remove_stale_parts(directory: Path, *, target: str | None = None) -> list[Path]:
     """Remove temporaries left in ``directory`` (and below) by killed runs.
 
-    Only files named as :class:`Part` names them, and only those no live writer holds
+    Only files named as :class:`PartFile` names them, and only those no live writer holds
     (a concurrent run's temporaries stay). With ``target``, only temporaries of that file
     name, directly in ``directory``. Returns the removed paths.
     """
@@ -125,7 +125,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(target.parent, target=target.name)
-    part = Part(target)
+    part = PartFile(target)
     try:
         yield part.path
         part.commit()

@@ -10,7 +10,7 @@ violations, and rejected rows, are removed unless ``keep_blocked``.
 
 Each output file keeps its input's relative path (so hive partitions stay), format,
 schema and parquet compression, and appears atomically: it is written to a hidden,
-locked temporary beside its final name (:class:`trackplan.batch.atomic.Part`) and
+locked temporary beside its final name (:class:`trackplan.batch.atomic.PartFile`) and
 renamed when complete; a run removes the temporaries of earlier runs killed outright
 before it writes. Inputs are only read.
 """
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from trackplan.batch.atomic import Part, remove_stale_parts
+from trackplan.batch.atomic import PartFile, remove_stale_parts
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
 from trackplan.batch.rules import to_json
@@ -281,7 +281,7 @@ class _FileOut:
             meta = pq.ParquetFile(source.path).metadata
             if meta.num_row_groups and meta.num_columns:
                 self._compression = meta.row_group(0).column(0).compression.lower()
-        self.part = Part(self.target)
+        self.part = PartFile(self.target)
         self.tmp = self.part.path
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -328,7 +328,7 @@ class _FileOut:
                 self._text.close()
                 if fileobj is not None:
                     fileobj.close()
-            if self.schema is not None:  # something was written (Part made the file)
+            if self.schema is not None:  # something was written (PartFile made the file)
                 self.part.commit()
             else:
                 self.part.discard()
