@@ -500,12 +500,12 @@ def _check_group(
 
 
 def _json_failures(
-    out: _Out, check: CallCheck | None, doc: Any, row: np.ndarray, event: str | None, version: int
+    out: _Out, validator: Any, doc: Any, row: np.ndarray, event: str | None, version: int
 ) -> None:
     """The per-row engine's failures of ``doc`` (a payload or a whole call) as violations."""
-    if check is None or check.validator.is_valid(doc):
+    if validator is None or validator.is_valid(doc):
         return
-    for fld, keyword in sorted(row_failures(check.validator, doc)):
+    for fld, keyword in sorted(row_failures(validator, doc)):
         top = fld.split(".", 1)[0].split("[]", 1)[0]
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
@@ -514,6 +514,7 @@ def _json_failures(
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
     """Rows kept as JSON text: the per-row engine, one event at a time."""
+    common = plan.common.validator if plan.common is not None else None
     counts: dict[tuple[str | None, int], int] = {}
     for i, text in enumerate(batch.column(JSON_COLUMN).to_pylist()):
         event = orjson.loads(text) if text is not None else {}
@@ -525,7 +526,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if kind == "track" and not isinstance(name, str):
             out.checked(None, 0, 1)
             out.violations(row, None, 0, "event", "required", "event", [])
-            _json_failures(out, plan.common, event, row, None, 0)
+            _json_failures(out, common, event, row, None, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None
@@ -535,7 +536,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             if kind == "track" and plan.block_unplanned:
                 counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
                 out.violations(row, name, 0, "event", "unplanned", "event", [])
-                _json_failures(out, plan.common, event, row, name, 0)
+                _json_failures(out, common, event, row, name, 0)
             else:
                 out._add("unplanned", None, name, 0, None, None, None, None, 1)
             continue
@@ -545,9 +546,10 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
         if payload is None:
             payload = {}
-        whole = CallCheck(compiled.rule.payload, compiled.node, compiled.validator)
-        _json_failures(out, whole, payload, row, label, compiled.rule.version)
-        _json_failures(out, plan.common, event, row, label, compiled.rule.version)
-        _json_failures(out, compiled.call, event, row, label, compiled.rule.version)
+        version_no = compiled.rule.version
+        own_call = compiled.call.validator if compiled.call is not None else None
+        _json_failures(out, compiled.validator, payload, row, label, version_no)
+        _json_failures(out, common, event, row, label, version_no)
+        _json_failures(out, own_call, event, row, label, version_no)
     for (counted, version), count in counts.items():
         out.checked(counted, version, count)
