@@ -164,3 +164,45 @@ def test_nested_dictionary_reads_agree(tmp_path: Path, ecommerce_plan: Plan) -> 
     whole = scan(ecommerce_plan, [path], ScanOptions(), on_chunk=lambda c, r: None).report
     assert projected == whole
     assert any(k.endswith("products[].url format") for k in projected["by_rule"])
+
+
+_CONTEXTS = [{"ip": "1.2.3.4", "library": {"name": "py"}}, {"ip": "nope"}]
+_FLAT_SOURCES = {
+    "messageId": "id",
+    "context.ip": "context_ip",
+    "context.library.name": "context_library_name",
+}
+
+
+@pytest.mark.parametrize(
+    ("columns", "sources"),
+    [
+        ({"id": ["m1", "m" * 101], "context_ip": ["1.2.3.4", "nope"],
+          "context_library_name": ["py", None]}, _FLAT_SOURCES),
+        ({"message_id": ["m1", "m" * 101], "context": _CONTEXTS},
+         {"messageId": "message_id", "context": "context"}),
+        ({"messageId": ["m1", "m" * 101], "context": _CONTEXTS},
+         {"messageId": "messageId", "context": "context"}),
+    ],
+    ids=["flat", "nested-snake", "nested-camel"],
+)  # fmt: skip
+def test_call_fields_found_in_every_layout(
+    ecommerce_plan: Plan, columns: dict[str, Any], sources: dict[str, str]
+) -> None:
+    """messageId and context.* of the common rule: the same verdicts whatever the spelling."""
+    from trackplan.batch.check import BatchPlan
+    from trackplan.batch.mapping import call_struct
+
+    bp = BatchPlan.build(ecommerce_plan)
+    assert bp.common is not None
+    batch = pa.RecordBatch.from_pydict(columns)
+    arr, found = call_struct(batch, bp.common.schema, ecommerce_plan.definitions)
+    assert found == sources
+    got = {(f, k): m.to_pylist() for f, k, m in bp.common.node.evaluate(arr) if any(m.to_pylist())}
+    assert got == {
+        ("messageId", "maxLength"): [False, True],
+        ("context.ip", "anyOf"): [False, True],
+    }
+    for i, row in enumerate(arr.to_pylist()):  # and the per-row engine agrees
+        expected = row_failures(bp.common.validator, to_json(row))
+        assert expected == {key for key, mask in got.items() if mask[i]}
