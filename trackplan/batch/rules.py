@@ -461,7 +461,7 @@ class Node:
         if not self.items and len(arr) >= 256 and not pa.types.is_nested(arr.type):
             try:
                 encoded = pc.dictionary_encode(arr)
-            except pa.ArrowNotImplementedError:
+            except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid):
                 encoded = None
             if encoded is not None and len(encoded.dictionary) * 2 < len(arr):
                 return self.evaluate(encoded)
