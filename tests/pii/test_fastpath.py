@@ -23,6 +23,7 @@ from hypothesis_jsonschema import from_schema
 
 from trackplan.engine.enforcer import Enforcer
 from trackplan.pii import detect
+from trackplan.pii.fastpath import prefilter_for
 from trackplan.plan.load import load_plan
 
 from .pii_helpers import PROPERTIES, compile_with_key, make_plan, track
@@ -73,15 +74,41 @@ def _outcome(fn: Any, event: dict[str, Any]) -> tuple[str, list[tuple[str, str, 
     return body, [(v.type, v.pointer, v.message) for v in violations]
 
 
-def agree(compiled: Any, event: dict[str, Any]) -> None:
-    """Both transforms give the same result on ``event``, and leave it as it was."""
+def agree(compiled: Any, event: dict[str, Any], enforcer: Enforcer | None = None) -> None:
+    """Both transforms give the same result on ``event``, and leave it as it was; through
+    the enforcer (which reports in the walk's order), the result is the walk's exactly."""
     before = copy.deepcopy(event)
     transform = compiled.transform
     fast = _outcome(transform.valid, event)
     assert event == before, "the generated transform mutated its input"
     walk = _outcome(transform, event)
     assert event == before, "the walk mutated its input"
-    assert fast == walk
+    assert fast[0] == walk[0]
+    assert sorted(fast[1]) == sorted(walk[1])  # same findings; the enforcer orders them
+    if compiled.transform_valid is not compiled.transform_full and compiled.is_valid_fast(event):
+        assert _outcome(compiled.transform_valid, event)[0] == walk[0]
+    _agree_through_enforcer(compiled, event, enforcer)
+
+
+def _agree_through_enforcer(compiled: Any, event: dict[str, Any], enforcer: Enforcer | None
+                            ) -> None:  # fmt: skip
+    """The enforcer's result for a valid event is the walk's, violations in order."""
+    from trackplan.engine.enforcer import _stamp
+
+    if enforcer is None:
+        enforcer = next(e for e in ENFORCERS.values() if compiled in list(e.compiled_rules()))
+    result = enforcer._transform_valid(compiled, event)
+    walk_violations: list[Any] = []
+    out = compiled.transform(event, walk_violations)
+    assert [(v.type, v.pointer, v.message) for v in result.violations] == [
+        (v.type, v.pointer, v.message) for v in walk_violations]
+    if out is None:
+        assert not result.allowed
+        return
+    assert result.allowed
+    if walk_violations:
+        out = _stamp(out if out is not event else dict(event), walk_violations, [], [])
+    assert json.dumps(result.event, sort_keys=True) == json.dumps(out, sort_keys=True)
 
 
 def _strings(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -206,7 +233,61 @@ def test_plan_text_never_enters_the_generated_source() -> None:
     event = track({hostile[0]: "ada@example.com", hostile[1]: "x" * 8,
                    "nested": {hostile[2]: "Ada Lovelace"}})
     assert compiled.fast.is_valid(event)
-    agree(compiled, event)
+    agree(compiled, event, enforcer)
     out = enforcer.enforce(event).event["properties"]
     assert out[hostile[0]] != "ada@example.com"
     assert out["nested"][hostile[2]] == "[REDACTED]"
+
+
+# -- the prefilter ------------------------------------------------------------------------
+CORPUS = Path(__file__).resolve().parent / "corpus"
+KEYS = [None, "note", "order_id", "sku", "product_code", "app_version", "email", "query"]
+
+
+def _flagged_but_not_matched(key: str | None, value: str) -> bool:
+    import re
+
+    found = detect.findings_for(key, value)
+    return bool(found) and re.search(prefilter_for(key), value) is None
+
+
+def test_prefilter_matches_every_corpus_finding() -> None:
+    values = []
+    for name in ("positives.tsv", "negatives.tsv"):
+        for line in (CORPUS / name).read_text(encoding="utf-8").splitlines():
+            values.append(line.split("\t", 2)[2])
+    assert len(values) >= 400
+    missed = [(k, v) for v in values for k in KEYS if _flagged_but_not_matched(k, v)]
+    assert missed == []
+
+
+PIECES = st.sampled_from([
+    "a", "Z", "x9", "0", "1", "4", "7", " ", "-", ".", "(", ")", "+", "/", ":", "::", "@",
+    "%40", "eyJ", "sk_live_", "AKIA", "DE89", "GB82 WEST ", "555", "2671", "4242",
+    "203.0.113.", "fe80", "Bearer ", "_", "com", "ghp_",
+])  # fmt: skip
+
+
+@settings(max_examples=int(os.environ.get("TP_EXAMPLES", "300")), deadline=None)
+@given(parts=st.lists(PIECES, min_size=1, max_size=14), key=st.sampled_from(KEYS))
+def test_prefilter_matches_whatever_the_detectors_find(parts: list[str], key: str | None
+                                                        ) -> None:  # fmt: skip
+    value = "".join(parts)
+    detect._CLEAN.clear()
+    assert not _flagged_but_not_matched(key, value)
+
+
+def test_clean_validator_routes_candidates_to_the_full_transform() -> None:
+    enforcer = ENFORCERS["example"]
+    compiled = enforcer._single["Product Viewed"]
+    assert compiled.candidate
+    event = track({"product_id": "p-1", "price": 9.5, "name": "Mug",
+                   "brand": "write to ada@example.com"},
+                  name="Product Viewed")
+    event["context"]["ip"] = "203.0.113.9"
+    assert compiled.fast.is_valid(event)
+    assert not compiled.is_valid_fast(event)  # the prefilter saw the @
+    result = enforcer.enforce(event)
+    assert result.allowed
+    assert "ada@example.com" not in json.dumps(result.event)
+    assert [v.type for v in result.violations] == ["PII"]

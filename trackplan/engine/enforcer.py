@@ -160,6 +160,8 @@ class _Compiled:
         "check_unplanned",
         "_transform",
         "transform_valid",
+        "transform_full",
+        "candidate",
         "schema",
     )
 
@@ -215,31 +217,9 @@ class _Compiled:
             ):
                 # additionalProperties with a schema: every key is planned
                 self.check_unplanned = False
-        if self.check_unplanned and self.payload_key is not None:
-            # One call decides the common case: the plan's schema plus "no unplanned keys".
-            strict: dict[str, Any] = {
-                "properties": {k: True for k in sorted(self.planned)},
-                "additionalProperties": False,
-            }
-            if self.patterns:
-                strict["patternProperties"] = {p.pattern: True for p in self.patterns}
-            fast_schema = dict(schema)
-            inlined = _close_payload(schema["allOf"][_RULE], self.payload_key)
-            if inlined is not None:
-                # the payload's own properties and patternProperties say what is planned:
-                # closing it in place costs nothing over the plan's schema
-                fast_schema["allOf"] = [*schema["allOf"][:_RULE], inlined,
-                                        *schema["allOf"][_RULE + 1:]]
-            else:
-                fast_schema["allOf"] = [
-                    *schema["allOf"],
-                    {"properties": {self.payload_key: strict}},
-                ]
-            self.fast = make_validator(flatten(fast_schema))
-        else:
-            flat = flatten(schema)
-            if flat is not schema:
-                self.fast = make_validator(flat)
+        fast_schema = self.fast_schema(schema)
+        if fast_schema is not schema:
+            self.fast = make_validator(fast_schema)
         #: the fast validator's bound is_valid: one attribute lookup on the hot path
         self.is_valid_fast = self.fast.is_valid
         common = plan.common
@@ -250,8 +230,39 @@ class _Compiled:
             plan.sections.get("definitions", f"{plan.source}#/definitions"),
         )
         self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-        #: the transform for events the fast validator accepted (its ``valid`` variant)
+        #: the transform for events ``is_valid_fast`` accepted
         self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+        #: the transform for events ``fast`` accepted (its ``valid`` variant)
+        self.transform_full: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+        #: True when ``is_valid_fast`` is stricter than ``fast`` (it also rules out PII
+        #: candidates): an event it refuses may still be valid
+        self.candidate = False
+
+    def fast_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The schema the fast validator checks, made from an assembled call ``schema``:
+        closed to unplanned properties where the controls omit or block them (one call
+        decides the common case), and flattened (:mod:`trackplan.engine.flatten`)."""
+        if self.check_unplanned and self.payload_key is not None:
+            strict: dict[str, Any] = {
+                "properties": {k: True for k in sorted(self.planned)},
+                "additionalProperties": False,
+            }
+            if self.patterns:
+                strict["patternProperties"] = {p.pattern: True for p in self.patterns}
+            closed = dict(schema)
+            inlined = _close_payload(schema["allOf"][_RULE], self.payload_key)
+            if inlined is not None:
+                # the payload's own properties and patternProperties say what is planned:
+                # closing it in place costs nothing over the plan's schema
+                closed["allOf"] = [*schema["allOf"][:_RULE], inlined,
+                                   *schema["allOf"][_RULE + 1:]]
+            else:
+                closed["allOf"] = [
+                    *schema["allOf"],
+                    {"properties": {self.payload_key: strict}},
+                ]
+            return flatten(closed)
+        return flatten(schema)
 
     @property
     def transform(self) -> Callable[[dict[str, Any], list[Violation]], Any] | None:
@@ -264,7 +275,22 @@ class _Compiled:
     @transform.setter
     def transform(self, fn: Callable[[dict[str, Any], list[Violation]], Any] | None) -> None:
         self._transform = fn
-        self.transform_valid = None if fn is None else getattr(fn, "valid", fn)
+        self.transform_full = self.transform_valid = (
+            None if fn is None else getattr(fn, "valid", fn)
+        )
+        self.is_valid_fast = self.fast.is_valid
+        self.candidate = False
+
+    def use_clean(
+        self,
+        schema: dict[str, Any],
+        transform: Callable[[dict[str, Any], list[Violation]], Any],
+    ) -> None:
+        """Decide the common case with ``schema``: the call schema that also rules out
+        strings where a PII detector could fire; ``transform`` skips scanning them."""
+        self.is_valid_fast = make_validator(self.fast_schema(schema)).is_valid
+        self.transform_valid = transform
+        self.candidate = True
 
     def unplanned(self, payload: dict[str, Any]) -> list[str]:
         extra = payload.keys() - self.planned
@@ -418,6 +444,18 @@ class Enforcer:
             if out is not None and not violations:
                 return _Ok((out, compiled.rule))  # type: ignore[return-value]
             return self._transformed(compiled, event, out, violations)
+        if compiled.candidate:
+            return self._candidate(compiled, event)
+        return self._explain(compiled, event)
+
+    def _candidate(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
+        """An event the prefiltered validator refused: valid with strings to scan, or not."""
+        try:
+            valid = compiled.fast.is_valid(event)
+        except (ValueError, TypeError, OverflowError):
+            valid = False
+        if valid:
+            return self._transform_valid(compiled, event)
         return self._explain(compiled, event)
 
     def _dispatch(self, event: Any) -> Result:
@@ -465,7 +503,7 @@ class Enforcer:
 
     def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
-        transform = compiled.transform_valid
+        transform = compiled.transform_full
         assert transform is not None
         violations: list[Violation] = []
         out = transform(event, violations)
@@ -481,6 +519,11 @@ class Enforcer:
         violations: list[Violation],
     ) -> Result:
         """The result of a valid event that its transform blocked or found PII in."""
+        walk = compiled.transform
+        if walk is not None and walk is not compiled.transform_full:
+            # something to report: the general walk gives it in the event's own order
+            violations = []
+            out = walk(event, violations)
         if out is None:
             scrub = getattr(compiled.transform, "scrub", None)  # PII out of the review copy
             scrubbed = scrub(event) if scrub is not None else dict(event)

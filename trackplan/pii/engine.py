@@ -513,6 +513,9 @@ def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
             continue
         transformer.memos = memos
         closed = c.planned if c.check_unplanned and not c.patterns else None
-        transformer.valid = build(transformer, c.schema, c.payload_key, closed)
+        built = build(transformer, c.schema, c.payload_key, closed)
+        transformer.valid = built.full
         c.transform = transformer
+        if built.clean is not None:
+            c.use_clean(built.clean_schema, built.clean)
     return policy

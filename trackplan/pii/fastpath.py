@@ -17,10 +17,11 @@ changes (copy on write) and never mutates its argument.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trackplan.pii.detect import _CLEAN, _name_category, clean_set, scan
+from trackplan.pii.detect import _CLEAN, _key_class, _name_category, clean_set, scan
 
 if TYPE_CHECKING:
     from trackplan.pii.engine import Transformer, _Node
@@ -148,9 +149,17 @@ class _Gen:
     """Emits one rule's function."""
 
     def __init__(
-        self, transformer: Transformer, payload_key: str | None, closed: frozenset[str] | None
+        self,
+        transformer: Transformer,
+        payload_key: str | None,
+        closed: frozenset[str] | None,
+        strings: bool = True,
     ) -> None:
         self.t = transformer
+        #: False: the caller has proved no planned string can hold PII (the prefilter), so
+        #: the code skips them; what it skips is recorded in ``scanned``
+        self.strings = strings
+        self.scanned: list[tuple[int, str, str | None]] = []  # (owner, key, prefilter key)
         self.payload_key = payload_key
         self.closed = closed
         self.lines: list[str] = []
@@ -222,7 +231,7 @@ class _Gen:
         for key, child in node.keys.items():
             known.add(key)
             if child.leaf is not None:
-                self.leaf(ind, src, out, key, child, path.key(key))
+                self.leaf(ind, src, out, key, child, path.key(key), props)
                 continue
             closed_child = self.closed if depth == 0 and key == self.payload_key else None
             self.child(ind, src, out, key, child, props.get(key, True), path, root, depth,
@@ -242,7 +251,9 @@ class _Gen:
                     known.add(key)
                     self.child(ind, src, out, key, self.detect_all, schema, path, root, depth,
                                undeclared=True, person=node.person)
-            if scan_keys:
+            if scan_keys and not self.strings:
+                self.scanned.extend((id(props), key, key) for key in scan_keys)
+            elif scan_keys:
                 # every planned string in the clean cache of its key's class: one chain of
                 # C-level lookups (cheaper than a set operation over a generated iterable)
                 get = self.fresh("g")
@@ -291,7 +302,10 @@ class _Gen:
             return False
         return _name_category(key) is not None or (person and key.strip().lower() == "name")
 
-    def leaf(self, ind: int, src: str, out: str, key: str, node: _Node, path: _Path) -> None:
+    def leaf(
+        self, ind: int, src: str, out: str, key: str, node: _Node, path: _Path,
+        props: dict[str, Any],
+    ) -> None:
         f = node.leaf
         assert f is not None
         if f.category is None:
@@ -308,6 +322,9 @@ class _Gen:
         value, new = self.fresh("v"), self.fresh("n")
         declared = self.const(self.t._declared)
         call = f"{declared}({value}, {self.const(f)}, {self.path(path)}, violations)"
+        if f.action == "allow" and not self.strings and key in props:
+            self.scanned.append((id(props), key, None))  # free text: scanned without its key
+            return
         self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
         self.emit(ind, f"if {value} is not {self.missing}:")
         if f.action == "allow":  # free text: scanned unless the clean cache holds it
@@ -363,6 +380,11 @@ class _Gen:
             self.emit(ind, f"{result} = {src}")
             return result
         if item_kind == _STRING and items_node.leaf is None and not items_node.keys:
+            resolved = _resolve(schema, root)
+            if not self.strings and isinstance(resolved, dict):
+                self.scanned.append((id(resolved), "items", None))
+                self.emit(ind, f"{result} = {src}")
+                return result
             issuperset = self.const(_CLEAN.issuperset)
             self.emit(ind, f"if {src}.__class__ is list and {issuperset}({src}):")
             self.emit(ind + 1, f"{result} = {src}")
@@ -406,13 +428,58 @@ class _Gen:
 _MISSING = object()
 
 
+#: Matches every string in which some detector could find PII (each detector's necessary
+#: part: an ``@``, seven digits in a row, a dotted quad, two colons, a credential's prefix).
+#: A string it does not match holds nothing :func:`trackplan.pii.detect.scan` finds; the
+#: validator checks it in Rust, so clean events skip the Python scan altogether.
+PREFILTER = (
+    r"@|%40|\d(?:[ ().\-/]{0,3}\d){6,}|\d\.\d{1,3}\.\d{1,3}\.\d"
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
+    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
+    r"|npm_|SG\.|-----BEGIN|[Bb]earer "
+)
+#: The prefilter under id-like keys (``order_id``, ``sku``), where a bare run of digits is
+#: no finding (``findings_for`` drops it): digits count only beside a separator, a ``(``,
+#: a ``+`` or an IBAN's country code.
+PREFILTER_ID = (
+    r"@|%40|\d[ ().\-/]{1,3}\d|\(\d|\+\d|[A-Z]{2}\d{2}|\d\.\d{1,3}\.\d{1,3}\.\d"
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
+    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
+    r"|npm_|SG\.|-----BEGIN|[Bb]earer "
+)
+
+
+def prefilter_for(key: str | None) -> str:
+    """The prefilter for strings under ``key`` (None: an array item, free text)."""
+    return PREFILTER_ID if key is not None and _key_class(key)[0] else PREFILTER
+
+
+class Built:
+    """What :func:`build` makes for one rule.
+
+    Attributes:
+        full: the transform for any event valid against the rule.
+        clean: the transform for valid events whose planned strings the prefilter cleared
+            (it skips them), or None when the rule scans no planned string.
+        clean_schema: the call schema with the prefilter on every string ``clean`` skips
+            (compile it as the rule's hot-path validator), or None.
+    """
+
+    __slots__ = ("full", "clean", "clean_schema")
+
+    def __init__(self, full: Any, clean: Any, clean_schema: Any) -> None:
+        self.full = full
+        self.clean = clean
+        self.clean_schema = clean_schema
+
+
 def build(
     transformer: Transformer,
     root_schema: Any,
     payload_key: str | None,
     closed: frozenset[str] | None = None,
-) -> Callable[[dict[str, Any], list[Any]], Any]:
-    """The transform of ``transformer`` for events valid against ``root_schema``.
+) -> Built:
+    """The transforms of ``transformer`` for events valid against ``root_schema``.
 
     Args:
         transformer: the rule's walk (its tree of declared and detected paths).
@@ -423,12 +490,38 @@ def build(
             unplanned properties (None: any key may appear).
 
     Returns:
-        ``fn(event, violations)``: the event to forward (``event`` itself when unchanged),
-        or None to block, exactly as ``transformer(event, violations)`` on a valid event.
+        Each transform is ``fn(event, violations)``: the event to forward (``event``
+        itself when unchanged), or None to block, exactly as ``transformer(event,
+        violations)`` on such an event.
     """
+    full, _ = _generate(transformer, root_schema, payload_key, closed, strings=True)
+    if not transformer.values:
+        return Built(full, None, None)
+    clean, scanned = _generate(transformer, root_schema, payload_key, closed, strings=False)
+    if not scanned:
+        return Built(full, None, None)
+    memo: dict[int, Any] = {}
+    copied = copy.deepcopy(root_schema, memo)
+    for owner, key, as_key in scanned:
+        target = memo.get(owner)
+        if isinstance(target, dict) and key in target:
+            pattern = prefilter_for(as_key)
+            guard = {"not": {"type": "string", "pattern": pattern}}
+            target[key] = {"allOf": [target[key], guard]}
+    return Built(full, clean, copied)
+
+
+def _generate(
+    transformer: Transformer,
+    root_schema: Any,
+    payload_key: str | None,
+    closed: frozenset[str] | None,
+    *,
+    strings: bool,
+) -> tuple[Callable[[dict[str, Any], list[Any]], Any], list[tuple[int, str, str | None]]]:
     from trackplan.pii.engine import _Block
 
-    gen = _Gen(transformer, payload_key, closed)
+    gen = _Gen(transformer, payload_key, closed, strings)
     props: dict[str, Any] = {}
     branches = root_schema.get("allOf", []) if isinstance(root_schema, dict) else []
     common = branches[1] if len(branches) > 1 else None
@@ -449,4 +542,4 @@ def build(
     exec(compile(source, "<trackplan pii transform>", "exec"), namespace)  # noqa: S102
     fn: Callable[[dict[str, Any], list[Any]], Any] = namespace["transform"]
     fn.source = source  # type: ignore[attr-defined]
-    return fn
+    return fn, gen.scanned
