@@ -160,8 +160,6 @@ class _Compiled:
         "check_unplanned",
         "_transform",
         "transform_valid",
-        "transform_full",
-        "candidate",
         "schema",
     )
 
@@ -230,13 +228,8 @@ class _Compiled:
             plan.sections.get("definitions", f"{plan.source}#/definitions"),
         )
         self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-        #: the transform for events ``is_valid_fast`` accepted
+        #: the transform for events the fast validator accepted (its ``valid`` variant)
         self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-        #: the transform for events ``fast`` accepted (its ``valid`` variant)
-        self.transform_full: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-        #: True when ``is_valid_fast`` is stricter than ``fast`` (it also rules out PII
-        #: candidates): an event it refuses may still be valid
-        self.candidate = False
 
     def fast_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """The schema the fast validator checks, made from an assembled call ``schema``:
@@ -275,22 +268,7 @@ class _Compiled:
     @transform.setter
     def transform(self, fn: Callable[[dict[str, Any], list[Violation]], Any] | None) -> None:
         self._transform = fn
-        self.transform_full = self.transform_valid = (
-            None if fn is None else getattr(fn, "valid", fn)
-        )
-        self.is_valid_fast = self.fast.is_valid
-        self.candidate = False
-
-    def use_clean(
-        self,
-        schema: dict[str, Any],
-        transform: Callable[[dict[str, Any], list[Violation]], Any],
-    ) -> None:
-        """Decide the common case with ``schema``: the call schema that also rules out
-        strings where a PII detector could fire; ``transform`` skips scanning them."""
-        self.is_valid_fast = make_validator(self.fast_schema(schema)).is_valid
-        self.transform_valid = transform
-        self.candidate = True
+        self.transform_valid = None if fn is None else getattr(fn, "valid", fn)
 
     def unplanned(self, payload: dict[str, Any]) -> list[str]:
         extra = payload.keys() - self.planned
@@ -444,18 +422,6 @@ class Enforcer:
             if out is not None and not violations:
                 return _Ok((out, compiled.rule))  # type: ignore[return-value]
             return self._transformed(compiled, event, out, violations)
-        if compiled.candidate:
-            return self._candidate(compiled, event)
-        return self._explain(compiled, event)
-
-    def _candidate(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
-        """An event the prefiltered validator refused: valid with strings to scan, or not."""
-        try:
-            valid = compiled.fast.is_valid(event)
-        except (ValueError, TypeError, OverflowError):
-            valid = False
-        if valid:
-            return self._transform_valid(compiled, event)
         return self._explain(compiled, event)
 
     def _dispatch(self, event: Any) -> Result:
@@ -503,7 +469,7 @@ class Enforcer:
 
     def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
-        transform = compiled.transform_full
+        transform = compiled.transform_valid
         assert transform is not None
         violations: list[Violation] = []
         out = transform(event, violations)
@@ -520,7 +486,7 @@ class Enforcer:
     ) -> Result:
         """The result of a valid event that its transform blocked or found PII in."""
         walk = compiled.transform
-        if walk is not None and walk is not compiled.transform_full:
+        if walk is not None and walk is not compiled.transform_valid:
             # something to report: the general walk gives it in the event's own order
             violations = []
             out = walk(event, violations)

@@ -490,6 +490,17 @@ def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
     return out
 
 
+def _compiler(compiled: Any) -> Callable[[dict[str, Any]], Callable[[Any], bool]]:
+    """schema -> ``is_valid`` of its fast validator, for ``compiled``'s controls."""
+    from trackplan.engine.enforcer import make_validator
+
+    def compile_schema(schema: dict[str, Any]) -> Callable[[Any], bool]:
+        is_valid: Callable[[Any], bool] = make_validator(compiled.fast_schema(schema)).is_valid
+        return is_valid
+
+    return compile_schema
+
+
 def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
     """Build the plan's PII policy and set each compiled rule's ``transform``.
 
@@ -513,9 +524,8 @@ def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
             continue
         transformer.memos = memos
         closed = c.planned if c.check_unplanned and not c.patterns else None
-        built = build(transformer, c.schema, c.payload_key, closed)
-        transformer.valid = built.full
+        transformer.valid = build(
+            transformer, c.schema, c.payload_key, closed, _compiler(c)
+        )
         c.transform = transformer
-        if built.clean is not None:
-            c.use_clean(built.clean_schema, built.clean)
     return policy

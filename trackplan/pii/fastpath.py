@@ -21,7 +21,14 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trackplan.pii.detect import _CLEAN, _key_class, _name_category, clean_set, scan
+from trackplan.pii.detect import (
+    _CLEAN,
+    _key_class,
+    _name_category,
+    _remember,
+    clean_set,
+    scan,
+)
 
 if TYPE_CHECKING:
     from trackplan.pii.engine import Transformer, _Node
@@ -149,17 +156,11 @@ class _Gen:
     """Emits one rule's function."""
 
     def __init__(
-        self,
-        transformer: Transformer,
-        payload_key: str | None,
-        closed: frozenset[str] | None,
-        strings: bool = True,
+        self, transformer: Transformer, payload_key: str | None, closed: frozenset[str] | None
     ) -> None:
         self.t = transformer
-        #: False: the caller has proved no planned string can hold PII (the prefilter), so
-        #: the code skips them; what it skips is recorded in ``scanned``
-        self.strings = strings
-        self.scanned: list[tuple[int, str, str | None]] = []  # (owner, key, prefilter key)
+        #: every planned string the code scans: (owner schema id, key, prefilter's key)
+        self.scanned: list[tuple[int, str, str | None]] = []
         self.payload_key = payload_key
         self.closed = closed
         self.lines: list[str] = []
@@ -170,6 +171,8 @@ class _Gen:
 
         self.detect_all = _DETECT_ALL
         self.drop = self.const(_DROP)
+        #: the global the prefiltered validator's ``is_valid`` is bound to (after exec)
+        self.prefiltered = self.const(_PrefilterSlot)
         self.missing = self.const(_MISSING)
 
     # -- names ----------------------------------------------------------------------------
@@ -251,9 +254,8 @@ class _Gen:
                     known.add(key)
                     self.child(ind, src, out, key, self.detect_all, schema, path, root, depth,
                                undeclared=True, person=node.person)
-            if scan_keys and not self.strings:
+            if scan_keys:
                 self.scanned.extend((id(props), key, key) for key in scan_keys)
-            elif scan_keys:
                 # every planned string in the clean cache of its key's class: one chain of
                 # C-level lookups (cheaper than a set operation over a generated iterable)
                 get = self.fresh("g")
@@ -264,7 +266,12 @@ class _Gen:
                 )
                 keys = self.token(tuple(scan_keys))
                 self.emit(ind, f"if not ({tests}):")
-                self.emit(ind + 1, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
+                self.emit(ind + 1, "if clean is None:")
+                self.emit(ind + 2, f"clean = {self.prefiltered}(event)")
+                self.emit(ind + 1, "if clean:")
+                self.emit(ind + 2, f"{self.const(_remember_keys)}({src}, {keys})")
+                self.emit(ind + 1, "else:")
+                self.emit(ind + 2, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
                                    f"{self.path(path)}, violations, {out})")
         if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
             known_set = self.token(frozenset(known))
@@ -322,15 +329,22 @@ class _Gen:
         value, new = self.fresh("v"), self.fresh("n")
         declared = self.const(self.t._declared)
         call = f"{declared}({value}, {self.const(f)}, {self.path(path)}, violations)"
-        if f.action == "allow" and not self.strings and key in props:
-            self.scanned.append((id(props), key, None))  # free text: scanned without its key
-            return
         self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
         self.emit(ind, f"if {value} is not {self.missing}:")
-        if f.action == "allow":  # free text: scanned unless the clean cache holds it
-            self.emit(ind + 1, f"if {value}.__class__ is str and {value} in "
-                               f"{self.const(_CLEAN)}:")
+        if f.action == "allow":  # free text: scanned unless cached or prefiltered clean
+            cache = self.const(_CLEAN)
+            self.emit(ind + 1, f"if {value}.__class__ is str and {value} in {cache}:")
             self.emit(ind + 2, f"{new} = {value}")
+            if key in props:
+                self.scanned.append((id(props), key, None))  # scanned without its key
+                self.emit(ind + 1, f"elif {value}.__class__ is str:")
+                self.emit(ind + 2, "if clean is None:")
+                self.emit(ind + 3, f"clean = {self.prefiltered}(event)")
+                self.emit(ind + 2, "if clean:")
+                self.emit(ind + 3, f"{self.const(_remember)}({cache}, {value})")
+                self.emit(ind + 3, f"{new} = {value}")
+                self.emit(ind + 2, "else:")
+                self.emit(ind + 3, f"{new} = {call}")
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"{new} = {call}")
         elif f.action in _MEMO_ACTIONS:
@@ -381,13 +395,19 @@ class _Gen:
             return result
         if item_kind == _STRING and items_node.leaf is None and not items_node.keys:
             resolved = _resolve(schema, root)
-            if not self.strings and isinstance(resolved, dict):
-                self.scanned.append((id(resolved), "items", None))
-                self.emit(ind, f"{result} = {src}")
-                return result
             issuperset = self.const(_CLEAN.issuperset)
             self.emit(ind, f"if {src}.__class__ is list and {issuperset}({src}):")
             self.emit(ind + 1, f"{result} = {src}")
+            if isinstance(resolved, dict):
+                self.scanned.append((id(resolved), "items", None))
+                self.emit(ind, f"elif {src}.__class__ is list:")
+                self.emit(ind + 1, "if clean is None:")
+                self.emit(ind + 2, f"clean = {self.prefiltered}(event)")
+                self.emit(ind + 1, "if clean:")
+                self.emit(ind + 2, f"{self.const(_remember_items)}({src})")
+                self.emit(ind + 2, f"{result} = {src}")
+                self.emit(ind + 1, "else:")
+                self.emit(ind + 2, f"{result} = {walk}")
             self.emit(ind, "else:")
             self.emit(ind + 1, f"{result} = {walk}")
             return result
@@ -454,23 +474,26 @@ def prefilter_for(key: str | None) -> str:
     return PREFILTER_ID if key is not None and _key_class(key)[0] else PREFILTER
 
 
-class Built:
-    """What :func:`build` makes for one rule.
+def _remember_keys(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Cache the strings under ``keys`` as clean under their keys' class (the prefilter,
+    which matches whatever a detector could flag under such keys, cleared them)."""
+    for key in keys:
+        value = obj.get(key)
+        if value.__class__ is str:
+            _remember(clean_set(key), value)
 
-    Attributes:
-        full: the transform for any event valid against the rule.
-        clean: the transform for valid events whose planned strings the prefilter cleared
-            (it skips them), or None when the rule scans no planned string.
-        clean_schema: the call schema with the prefilter on every string ``clean`` skips
-            (compile it as the rule's hot-path validator), or None.
-    """
 
-    __slots__ = ("full", "clean", "clean_schema")
+def _remember_items(items: list[Any]) -> None:
+    for value in items:
+        if value.__class__ is str:
+            _remember(_CLEAN, value)
 
-    def __init__(self, full: Any, clean: Any, clean_schema: Any) -> None:
-        self.full = full
-        self.clean = clean
-        self.clean_schema = clean_schema
+
+class _PrefilterSlot:
+    """Placeholder for the prefiltered validator until it is compiled."""
+
+
+Compile = Callable[[dict[str, Any]], Callable[[Any], bool]]
 
 
 def build(
@@ -478,8 +501,15 @@ def build(
     root_schema: Any,
     payload_key: str | None,
     closed: frozenset[str] | None = None,
-) -> Built:
-    """The transforms of ``transformer`` for events valid against ``root_schema``.
+    compile_schema: Compile | None = None,
+) -> Callable[[dict[str, Any], list[Any]], Any]:
+    """The transform of ``transformer`` for events valid against ``root_schema``.
+
+    Planned strings are looked up in the detectors' clean caches first. When one is not
+    there, the whole event is checked once by a validator of ``root_schema`` with the
+    prefilter on every string the transform scans (compiled by ``compile_schema``, in
+    Rust): if it passes, no detector can fire on any of them, they are cached and nothing
+    is scanned in Python; if not, the strings missing from the caches are scanned.
 
     Args:
         transformer: the rule's walk (its tree of declared and detected paths).
@@ -488,40 +518,17 @@ def build(
         payload_key: ``properties`` or ``traits``, or None.
         closed: the keys a valid payload is limited to, when validation closes it to
             unplanned properties (None: any key may appear).
+        compile_schema: schema -> ``is_valid``; None: no prefiltered validator (every
+            string missing from the caches is scanned).
 
     Returns:
-        Each transform is ``fn(event, violations)``: the event to forward (``event``
-        itself when unchanged), or None to block, exactly as ``transformer(event,
-        violations)`` on such an event.
+        ``fn(event, violations)``: the event to forward (``event`` itself when unchanged),
+        or None to block, as ``transformer(event, violations)`` does on a valid event
+        (the same event and findings; findings may come in another order).
     """
-    full, _ = _generate(transformer, root_schema, payload_key, closed, strings=True)
-    if not transformer.values:
-        return Built(full, None, None)
-    clean, scanned = _generate(transformer, root_schema, payload_key, closed, strings=False)
-    if not scanned:
-        return Built(full, None, None)
-    memo: dict[int, Any] = {}
-    copied = copy.deepcopy(root_schema, memo)
-    for owner, key, as_key in scanned:
-        target = memo.get(owner)
-        if isinstance(target, dict) and key in target:
-            pattern = prefilter_for(as_key)
-            guard = {"not": {"type": "string", "pattern": pattern}}
-            target[key] = {"allOf": [target[key], guard]}
-    return Built(full, clean, copied)
-
-
-def _generate(
-    transformer: Transformer,
-    root_schema: Any,
-    payload_key: str | None,
-    closed: frozenset[str] | None,
-    *,
-    strings: bool,
-) -> tuple[Callable[[dict[str, Any], list[Any]], Any], list[tuple[int, str, str | None]]]:
     from trackplan.pii.engine import _Block
 
-    gen = _Gen(transformer, payload_key, closed, strings)
+    gen = _Gen(transformer, payload_key, closed)
     props: dict[str, Any] = {}
     branches = root_schema.get("allOf", []) if isinstance(root_schema, dict) else []
     common = branches[1] if len(branches) > 1 else None
@@ -530,6 +537,7 @@ def _generate(
         props[payload_key] = (rule.get("properties") or {}).get(payload_key, True)
     if isinstance(common, dict):
         props["context"] = (common.get("properties") or {}).get("context", True)
+    gen.emit(1, "clean = None")
     gen.emit(1, "try:")
     result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
     gen.emit(1, f"except {gen.const(_Block)}:")
@@ -539,7 +547,26 @@ def _generate(
     namespace: dict[str, Any] = dict(gen.names)
     namespace["__builtins__"] = {"map": map, "enumerate": enumerate, "dict": dict, "str": str,
                                  "list": list}
+    namespace[gen.prefiltered] = _never
+    if gen.scanned and compile_schema is not None:
+        namespace[gen.prefiltered] = compile_schema(_prefiltered(root_schema, gen.scanned))
     exec(compile(source, "<trackplan pii transform>", "exec"), namespace)  # noqa: S102
     fn: Callable[[dict[str, Any], list[Any]], Any] = namespace["transform"]
     fn.source = source  # type: ignore[attr-defined]
-    return fn, gen.scanned
+    return fn
+
+
+def _never(event: Any) -> bool:
+    return False
+
+
+def _prefiltered(root_schema: Any, scanned: list[tuple[int, str, str | None]]) -> Any:
+    """A copy of ``root_schema`` with the prefilter on every scanned string."""
+    memo: dict[int, Any] = {}
+    copied = copy.deepcopy(root_schema, memo)
+    for owner, key, as_key in scanned:
+        target = memo.get(owner)
+        if isinstance(target, dict) and key in target:
+            guard = {"not": {"type": "string", "pattern": prefilter_for(as_key)}}
+            target[key] = {"allOf": [target[key], guard]}
+    return copied
