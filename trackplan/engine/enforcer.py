@@ -591,7 +591,7 @@ class Enforcer:
         violations.sort(key=lambda v: (v.pointer, v.type, v.message))
         unchanged = True
         if compiled.transform is not None:
-            changed = None if blocked else compiled.transform(out, violations)
+            changed = None if blocked else self._transform_explained(compiled, out, violations)
             if changed is None:
                 blocked = True
                 out = compiled.transform.scrub(out)  # type: ignore[attr-defined]
@@ -611,6 +611,28 @@ class Enforcer:
             tuple(omitted_on_violation),
             compiled.rule,
         )
+
+
+    @staticmethod
+    def _transform_explained(
+        compiled: _Compiled, out: dict[str, Any], violations: list[Violation]
+    ) -> Any:
+        """The transform of an explained event: the specialised one when what is left after
+        omissions is valid and it finds nothing to report, else the general walk."""
+        walk = compiled.transform
+        assert walk is not None
+        fast = compiled.transform_valid
+        if fast is not walk and fast is not None:
+            try:
+                valid = compiled.fast.is_valid(out)
+            except (ValueError, TypeError, OverflowError):
+                valid = False
+            if valid:
+                found: list[Violation] = []
+                changed = fast(out, found)
+                if changed is not None and not found:
+                    return changed
+        return walk(out, violations)
 
 
 def _too_deep(event: dict[str, Any]) -> bool:
