@@ -9,8 +9,10 @@ None to block. Detections append a ``PII`` violation naming the category, the po
 and the detector, never the value.
 
 Per rule, the paths to visit are precomputed as a small tree, so an event pays for the
-fields the plan declares and for detectors on undeclared strings only. Every value
-transformation is a function of :mod:`trackplan.pii.actions`.
+fields the plan declares and for detectors on undeclared strings only. Events the rule's
+validator accepted take ``Transformer.valid`` instead, a function generated from the
+rule's schema (:mod:`trackplan.pii.fastpath`). Every value transformation is a function of
+:mod:`trackplan.pii.actions`.
 """
 
 from __future__ import annotations

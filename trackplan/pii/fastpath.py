@@ -4,11 +4,13 @@
 that passed validation is known to match its rule's schema, and that knowledge removes
 most of the walk: a property whose schema admits only numbers, booleans, an ``enum`` of
 clean words, a short string or a ``date-time`` can hold no PII a detector finds, and the
-strings that do need scanning are checked against the detectors' clean cache all at once
-(``_CLEAN.issuperset(map(obj.get, keys))``, in C). :func:`build` generates one Python
-function per rule that does exactly what the walk does on such an event, and calls back
-into the walk wherever the schema says too little (unplanned keys, keys whose names look
-like PII, ``anyOf``, deep nesting).
+strings that do need scanning are looked up in the detectors' clean caches in one chain of
+C-level lookups. When one is missing, a second validator (the call schema with a regex
+prefilter on every scanned string, in Rust) rules out PII for the whole event at once, and
+only what it cannot rule out is scanned in Python. :func:`build` generates one Python
+function per rule that does what the walk does on such an event (the same result; findings
+may come in another order), and calls back into the walk wherever the schema says too
+little (unplanned keys, keys whose names look like PII, ``anyOf``, deep nesting).
 
 Nothing from the plan enters the generated source: keys, paths and helpers are module
 globals named ``_k<N>``, and the code only indexes them. The function copies what it
