@@ -135,7 +135,8 @@ def test_example_plan_schemas_agree_on_example_events() -> None:
 def _suite_cases() -> list[Any]:
     base = SUITE / "draft7"
     if not base.is_dir():
-        return []
+        reason = "../shared/fixtures/json-schema-test-suite is absent: suite cases not run"
+        return [pytest.param({}, [], marks=pytest.mark.skip(reason=reason), id="suite-absent")]
     out = []
     for path in sorted(base.glob("*.json")):
         for group in json.loads(path.read_text()):
@@ -159,4 +160,4 @@ def test_suite_allof_cases(schema: dict[str, Any], tests: list[dict[str, Any]]) 
 def test_suite_is_present_or_skipped_with_a_reason() -> None:
     if not (SUITE / "draft7").is_dir():
         pytest.skip("../shared/fixtures/json-schema-test-suite is absent: suite cases not run")
-    assert _suite_cases()
+    assert len(_suite_cases()) > 5
