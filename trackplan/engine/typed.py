@@ -41,7 +41,7 @@ from trackplan.engine.enforcer import Result, make_validator
 from trackplan.engine.envelope import envelope_schema
 from trackplan.engine.readers import _HEAD, InputFormat, Item, detect_format, iter_events, iter_file
 from trackplan.errors import InputError
-from trackplan.plan.assemble import DEFS_KEYS, call_schema
+from trackplan.plan.assemble import DEFS_KEYS
 from trackplan.plan.model import Rule
 
 if TYPE_CHECKING:
@@ -495,11 +495,9 @@ class _Entry:
 
 def whole_call_schema(compiled: _Compiled, plan: Any) -> dict[str, Any]:
     """The schema ``compiled.fast`` validates: envelope, common, rule, strict branch."""
-    rule = compiled.rule
-    assert rule is not None
-    schema = call_schema(plan, rule, extra=[envelope_schema(compiled.kind)])
-    if plan.common is None:
-        schema["allOf"].insert(1, True)
+    assert compiled.rule is not None
+    schema = dict(compiled.schema)  # the assembled call schema the rule compiled
+    schema["allOf"] = list(schema["allOf"])
     if compiled.check_unplanned and compiled.payload_key is not None:
         strict: dict[str, Any] = {
             "properties": {k: True for k in sorted(compiled.planned)},
