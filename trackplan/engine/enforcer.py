@@ -612,7 +612,6 @@ class Enforcer:
             compiled.rule,
         )
 
-
     @staticmethod
     def _transform_explained(
         compiled: _Compiled, out: dict[str, Any], violations: list[Violation]

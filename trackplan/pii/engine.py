@@ -87,6 +87,20 @@ class _Node:
         return all(c.inert() for c in self.keys.values())
 
 
+def _put(
+    out: dict[str, Any] | None, value: dict[str, Any], key: str, new: Any
+) -> dict[str, Any]:
+    """Copy-on-write store: ``out`` (a copy of ``value``, made now if None) with ``key``
+    set to ``new``, or removed for ``_DROP``."""
+    if out is None:
+        out = dict(value)
+    if new is _DROP:
+        del out[key]
+    else:
+        out[key] = new
+    return out
+
+
 def _inherit_detection(node: _Node) -> None:
     """Detection covers a whole subtree: a declared field inside a scanned object (an
     ``email`` declared in ``products`` items) leaves its siblings scanned."""
@@ -201,12 +215,7 @@ class Transformer:
                         else:
                             new = self._visit(v, child, (*path, k), violations)
                         if new is not v:
-                            if out is None:
-                                out = dict(value)
-                            if new is _DROP:
-                                del out[k]
-                            else:
-                                out[k] = new
+                            out = _put(out, value, k, new)
             return value if out is None else out
         if kind is list:
             star = node.star
@@ -268,12 +277,7 @@ class Transformer:
                         continue
                 new = self._detect(k, v, path, node.person, violations)
             if new is not v:
-                if out is None:
-                    out = dict(value)
-                if new is _DROP:
-                    del out[k]
-                else:
-                    out[k] = new
+                out = _put(out, value, k, new)
         return out
 
     def _scan_keys(
@@ -300,12 +304,7 @@ class Transformer:
                 continue
             new = self._text(k, v, (*path, k), violations)
             if new is not v:
-                if out is None:
-                    out = dict(value)
-                if new is _DROP:
-                    del out[k]
-                else:
-                    out[k] = new
+                out = _put(out, value, k, new)
         return out
 
     def _declared(

@@ -209,6 +209,18 @@ class _Gen:
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
+    def unless_prefiltered(self, ind: int, cleared: list[str], scan: list[str]) -> None:
+        """Code running ``cleared`` when the prefiltered validator passes the event (asked
+        once per event, on the first cache miss), else ``scan``."""
+        self.emit(ind, "if clean is None:")
+        self.emit(ind + 1, f"clean = {self.prefiltered}(event)")
+        self.emit(ind, "if clean:")
+        for line in cleared:
+            self.emit(ind + 1, line)
+        self.emit(ind, "else:")
+        for line in scan:
+            self.emit(ind + 1, line)
+
     # -- blocks ---------------------------------------------------------------------------
     def assign(self, ind: int, src: str, out: str, key: str, old: str, new: str) -> None:
         """Copy-on-write store of ``new`` under ``key`` when it is not ``old``."""
@@ -268,13 +280,12 @@ class _Gen:
                 )
                 keys = self.token(tuple(scan_keys))
                 self.emit(ind, f"if not ({tests}):")
-                self.emit(ind + 1, "if clean is None:")
-                self.emit(ind + 2, f"clean = {self.prefiltered}(event)")
-                self.emit(ind + 1, "if clean:")
-                self.emit(ind + 2, f"{self.const(_remember_keys)}({src}, {keys})")
-                self.emit(ind + 1, "else:")
-                self.emit(ind + 2, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
-                                   f"{self.path(path)}, violations, {out})")
+                self.unless_prefiltered(
+                    ind + 1,
+                    [f"{self.const(_remember_keys)}({src}, {keys})"],
+                    [f"{out} = {self.const(t._scan_keys)}({src}, {keys}, {self.path(path)}, "
+                     f"violations, {out})"],
+                )
         if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
             known_set = self.token(frozenset(known))
             self.emit(ind, f"if not {src}.keys() <= {known_set}:")
@@ -340,13 +351,11 @@ class _Gen:
             if key in props:
                 self.scanned.append((id(props), key, None))  # scanned without its key
                 self.emit(ind + 1, f"elif {value}.__class__ is str:")
-                self.emit(ind + 2, "if clean is None:")
-                self.emit(ind + 3, f"clean = {self.prefiltered}(event)")
-                self.emit(ind + 2, "if clean:")
-                self.emit(ind + 3, f"{self.const(_remember)}({cache}, {value})")
-                self.emit(ind + 3, f"{new} = {value}")
-                self.emit(ind + 2, "else:")
-                self.emit(ind + 3, f"{new} = {call}")
+                self.unless_prefiltered(
+                    ind + 2,
+                    [f"{self.const(_remember)}({cache}, {value})", f"{new} = {value}"],
+                    [f"{new} = {call}"],
+                )
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"{new} = {call}")
         elif f.action in _MEMO_ACTIONS:
@@ -403,13 +412,11 @@ class _Gen:
             if isinstance(resolved, dict):
                 self.scanned.append((id(resolved), "items", None))
                 self.emit(ind, f"elif {src}.__class__ is list:")
-                self.emit(ind + 1, "if clean is None:")
-                self.emit(ind + 2, f"clean = {self.prefiltered}(event)")
-                self.emit(ind + 1, "if clean:")
-                self.emit(ind + 2, f"{self.const(_remember_items)}({src})")
-                self.emit(ind + 2, f"{result} = {src}")
-                self.emit(ind + 1, "else:")
-                self.emit(ind + 2, f"{result} = {walk}")
+                self.unless_prefiltered(
+                    ind + 1,
+                    [f"{self.const(_remember_items)}({src})", f"{result} = {src}"],
+                    [f"{result} = {walk}"],
+                )
             self.emit(ind, "else:")
             self.emit(ind + 1, f"{result} = {walk}")
             return result
