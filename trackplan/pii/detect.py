@@ -289,12 +289,8 @@ _CLEAN_MAX = 16384
 _CACHE_LEN = 256
 
 
-def remember_clean(value: object) -> None:
-    """Add a value no detector flags to the clean cache (bounded: cleared when full)."""
-    _remember(_CLEAN, value)
-
-
 def _remember(cache: set[object], value: object) -> None:
+    """Add a value no detector flags to a clean cache (bounded: cleared when full)."""
     if len(cache) >= _CLEAN_MAX:
         cache.clear()
         cache.add(None)
@@ -322,7 +318,7 @@ def scan(text: str) -> tuple[Finding, ...]:
         _credentials(text, found)
     if not found:
         if len(text) <= _CACHE_LEN:
-            remember_clean(text)
+            _remember(_CLEAN, text)
         return ()
     return _resolve(found)
 
@@ -352,7 +348,7 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
         f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
     if not kept and (id_like or version_like) and len(text) <= _CACHE_LEN:
-        _remember(_CLEAN_BY_CLASS[id_like + 2 * version_like], text)  # clean under such keys
+        _remember(clean_set(key), text)  # clean under such keys
     return kept
 
 
