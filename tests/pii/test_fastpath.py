@@ -23,7 +23,7 @@ from hypothesis_jsonschema import from_schema
 
 from trackplan.engine.enforcer import Enforcer
 from trackplan.pii import detect
-from trackplan.pii.fastpath import prefilter_for
+from trackplan.pii.detect import prefilter_for
 from trackplan.plan.load import load_plan
 
 from .pii_helpers import PROPERTIES, compile_with_key, make_plan, track

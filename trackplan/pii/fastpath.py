@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from trackplan.pii.detect import (
     _CLEAN,
-    _key_class,
     _name_category,
     _remember,
     clean_set,
+    prefilter_for,
     scan,
 )
 
@@ -455,32 +455,6 @@ class _Gen:
 
 
 _MISSING = object()
-
-
-#: Matches every string in which some detector could find PII (each detector's necessary
-#: part: an ``@``, seven digits in a row, a dotted quad, two colons, a credential's prefix).
-#: A string it does not match holds nothing :func:`trackplan.pii.detect.scan` finds; the
-#: validator checks it in Rust, so clean events skip the Python scan altogether.
-PREFILTER = (
-    r"@|%40|\d(?:[ ().\-/]{0,3}\d){6,}|\d\.\d{1,3}\.\d{1,3}\.\d"
-    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
-    r"|npm_|SG\.|-----BEGIN|[Bb]earer "
-)
-#: The prefilter under id-like keys (``order_id``, ``sku``), where a bare run of digits is
-#: no finding (``findings_for`` drops it): digits count only beside a separator, a ``(``,
-#: a ``+`` or an IBAN's country code.
-PREFILTER_ID = (
-    r"@|%40|\d[ ().\-/]{1,3}\d|\(\d|\+\d|[A-Z]{2}\d{2}|\d\.\d{1,3}\.\d{1,3}\.\d"
-    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
-    r"|npm_|SG\.|-----BEGIN|[Bb]earer "
-)
-
-
-def prefilter_for(key: str | None) -> str:
-    """The prefilter for strings under ``key`` (None: an array item, free text)."""
-    return PREFILTER_ID if key is not None and _key_class(key)[0] else PREFILTER
 
 
 def _remember_keys(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
