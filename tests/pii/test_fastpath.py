@@ -341,3 +341,16 @@ def test_enforcer_equals_the_walk_on_every_example_event_with_and_without_pii() 
             _same_result(fast.enforce(event), walk.enforce(event))
             planted += 1
     assert planted > 200
+
+
+def test_a_prefilter_guard_without_its_place_is_reported() -> None:
+    from trackplan.pii.fastpath import _prefiltered
+
+    props = {"note": {"type": "string"}}
+    schema = {"type": "object", "properties": props}
+    guarded, placed = _prefiltered(schema, [(id(props), "note", None)])
+    assert placed and guarded["properties"]["note"]["allOf"][0] == {"type": "string"}
+    assert schema["properties"]["note"] == {"type": "string"}  # the original untouched
+    elsewhere: dict[str, Any] = {"note": {}}  # not part of the schema
+    _, placed = _prefiltered(schema, [(id(props), "note", None), (id(elsewhere), "note", None)])
+    assert not placed

@@ -532,7 +532,9 @@ def build(
                                  "list": list}
     namespace[gen.prefiltered] = _never
     if gen.scanned and compile_schema is not None:
-        namespace[gen.prefiltered] = compile_schema(_prefiltered(root_schema, gen.scanned))
+        schema, placed = _prefiltered(root_schema, gen.scanned)
+        if placed:  # else a string would pass unchecked: every cache miss is scanned
+            namespace[gen.prefiltered] = compile_schema(schema)
     exec(compile(source, "<trackplan pii transform>", "exec"), namespace)  # noqa: S102
     fn: Callable[[dict[str, Any], list[Any]], Any] = namespace["transform"]
     fn.source = source  # type: ignore[attr-defined]
@@ -543,13 +545,19 @@ def _never(event: Any) -> bool:
     return False
 
 
-def _prefiltered(root_schema: Any, scanned: list[tuple[int, str, str | None]]) -> Any:
-    """A copy of ``root_schema`` with the prefilter on every scanned string."""
+def _prefiltered(
+    root_schema: Any, scanned: list[tuple[int, str, str | None]]
+) -> tuple[Any, bool]:
+    """A copy of ``root_schema`` with the prefilter on every scanned string, and whether
+    every guard found its place (one that did not would let its string through)."""
     memo: dict[int, Any] = {}
     copied = copy.deepcopy(root_schema, memo)
+    placed = True
     for owner, key, as_key in scanned:
         target = memo.get(owner)
         if isinstance(target, dict) and key in target:
             guard = {"not": {"type": "string", "pattern": prefilter_for(as_key)}}
             target[key] = {"allOf": [target[key], guard]}
-    return copied
+        else:
+            placed = False
+    return copied, placed
