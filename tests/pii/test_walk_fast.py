@@ -1,0 +1,187 @@
+"""The fast parts of the detectors and the walk give what the slow parts give.
+
+The detectors rule strings out in Rust (a prefilter, whole UUIDs and timestamps) before
+the Python detectors run; the walk memoises actions and skips clean strings inline. Each
+shortcut is checked here against the same code with the shortcut taken away: the Python
+detectors alone (``detect._scan``), and the walk with the prefilter off and every cache
+and memo emptied before each event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trackplan.pii import detect
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+EXAMPLES = 150
+KEYS = [None, "note", "order_id", "sku", "product_code", "app_version", "build_number", "query"]
+
+
+def _corpus(name: str) -> list[str]:
+    return [
+        line.split("\t", 2)[2]
+        for line in (CORPUS / name).read_text(encoding="utf-8").splitlines()
+    ]
+
+
+POSITIVES = _corpus("positives.tsv")
+NEGATIVES = _corpus("negatives.tsv")
+
+
+def _clear() -> None:
+    """Empty every clean cache (each keeps ``None``, as the detectors expect)."""
+    for cache in detect._CLEAN_BY_CLASS:
+        cache.clear()
+        cache.add(None)
+
+
+def _reference(key: str | None, text: str) -> tuple[detect.Finding, ...]:
+    """What :func:`detect.findings_for` must give: every Python detector, no cache, no
+    prefilter, then the key's exclusions."""
+    if len(text) < 6:
+        return ()
+    found = detect._scan(text)
+    if key is None:
+        return found
+    id_like, version_like = detect._key_class(key)
+    return tuple(
+        f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
+    )
+
+
+# -- the prefilter and the whole-value exclusions ----------------------------------------
+def test_wide_digit_class_is_every_digit_python_matches() -> None:
+    """The class holds exactly the non-ASCII characters Python's ``\\d`` matches, and no
+    code point above its end is a digit (so the Rust prefilter misses no digit)."""
+    wide = re.compile(detect._WIDE_DIGIT)
+    digit = re.compile(r"\d")
+    below = [chr(c) for c in range(0x80, detect.WIDE_DIGIT_END)]
+    assert [c for c in below if bool(wide.match(c)) != bool(digit.match(c))] == []
+    above = (chr(c) for c in range(detect.WIDE_DIGIT_END, sys.maxunicode + 1))
+    assert not any(c.isdecimal() for c in above)
+    assert sum(bool(wide.match(c)) for c in below) >= 600
+
+
+def test_rust_prefilter_sees_digits_beyond_ascii() -> None:
+    """A phone written in Arabic-Indic digits is found, and not cached clean on the way."""
+    text = "call +٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨ now"
+    _clear()
+    assert not detect._RULED_OUT(text)
+    assert [f.category for f in detect.scan(text)] == ["phone"]
+    assert text not in detect._CLEAN
+
+
+def test_cold_strings_of_events_skip_the_python_detectors(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:  # fmt: skip
+    """UUIDs, timestamps, user agents and ids are ruled out in Rust and cached clean."""
+    calls: list[str] = []
+    monkeypatch.setattr(detect, "_scan", lambda text: calls.append(text) or ())
+    values = [
+        "25318bf2-7b88-4975-9414-f6b506d002db",
+        "2026-11-01T08:00:28.000Z",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+        "usr_100000",
+    ]
+    _clear()
+    for value in values:
+        assert detect.scan(value) == ()
+        assert value in detect._CLEAN
+    assert detect.findings_for("sku", "SKU-BOOK-9780262033848") == ()
+    assert "SKU-BOOK-9780262033848" in detect.clean_set("sku")
+    assert calls == []
+    detect.scan("203.0.113.79")  # a candidate: the Python detectors decide
+    assert calls == ["203.0.113.79"]
+
+
+HEX = "0123456789abcdefABCDEF"
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    uid=st.uuids(),
+    upper=st.booleans(),
+    moment=st.datetimes(min_value=dt.datetime(1000, 1, 1)),
+    sep=st.sampled_from(["T", " "]),
+    fraction=st.sampled_from(["", ".0", ".123", ".123456"]),
+    zone=st.sampled_from(["", "Z", "+05:30", "-0800", "+00:00"]),
+    part=st.sampled_from(["date", "minutes", "seconds"]),
+    digits=st.text(alphabet=HEX, min_size=32, max_size=32),
+)
+def test_uuids_and_timestamps_hold_nothing(
+    uid: object, upper: bool, moment: object, sep: str, fraction: str, zone: str, part: str,
+    digits: str,
+) -> None:
+    """Whole UUIDs and ISO-8601 timestamps, which the Rust check rules out, are values in
+    which the Python detectors find nothing either (so ruling them out changes nothing)."""
+    assert isinstance(moment, dt.datetime)
+    text = str(uid).upper() if upper else str(uid)
+    shaped = "-".join([digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]])
+    stamp = moment.strftime("%Y-%m-%d")
+    if part != "date":
+        stamp += sep + moment.strftime("%H:%M" if part == "minutes" else "%H:%M:%S")
+        stamp += (fraction if part == "seconds" else "") + zone
+    for value in (text, shaped, stamp):
+        assert detect._RULED_OUT(value)
+        assert detect._scan(value) == ()
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.from_regex(detect.SAFE_WHOLE, fullmatch=True))
+def test_whatever_the_whole_value_pattern_admits_holds_nothing(value: str) -> None:
+    assert detect._scan(value) == ()
+
+
+PIECES = st.sampled_from([
+    "a", "Z", "x9", "0", "1", "4", "7", " ", "-", ".", "(", ")", "+", "/", ":", "::", "@",
+    "%40", "eyJ", "sk_live_", "AKIA", "DE89", "GB82 WEST ", "555", "2671", "4242", "T",
+    "203.0.113.", "fe80", "Bearer ", "_", "com", "ghp_", "٤", "٧٩", "\ud800", "é",
+    "2026-11-01", "08:00:28", "25318bf2-7b88-4975-9414-f6b506d002db",
+])  # fmt: skip
+PLANTED = st.sampled_from(POSITIVES)
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(
+    parts=st.lists(st.one_of(PIECES, PLANTED, st.sampled_from(NEGATIVES)), min_size=1,
+                   max_size=8),
+    key=st.sampled_from(KEYS),
+)
+def test_prefiltered_scan_finds_what_the_detectors_find(parts: list[str], key: str | None
+                                                        ) -> None:  # fmt: skip
+    """Cold and then warm: the same findings as every detector run in Python."""
+    value = "".join(parts)
+    want = _reference(key, value)
+    _clear()
+    assert detect.findings_for(key, value) == want
+    assert detect.findings_for(key, value) == want  # from the caches now
+    assert detect.scan(value) == _reference(None, value)
+
+
+def test_corpus_findings_are_unchanged_by_the_prefilter() -> None:
+    """Every labelled value, under every key: the same findings as the Python detectors."""
+    _clear()
+    wrong = [
+        (key, value)
+        for value in POSITIVES + NEGATIVES
+        for key in KEYS
+        if detect.findings_for(key, value) != _reference(key, value)
+    ]
+    assert wrong == []
+
+
+def test_lone_surrogates_are_scanned_in_python() -> None:
+    """Rust refuses lone surrogates; the detectors still see the text around them."""
+    _clear()
+    found = detect.scan("\ud800 write to jane.doe@example.com")
+    assert [f.category for f in found] == ["email"]
+    assert detect.findings_for("order_id", "\udfff ord-555-0199-22") == _reference(
+        "order_id", "\udfff ord-555-0199-22"
+    )
