@@ -9,6 +9,7 @@ is a complete JSON value, not at the file name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import sys
@@ -123,34 +124,36 @@ def iter_events(data: bytes, fmt: InputFormat = "auto") -> Iterator[Item]:
 _HEAD = 1 << 16
 
 
-def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
-    """Events of a file (``-`` for stdin; ``.gz`` decompressed), streaming NDJSON line by line.
+def choose_format(stream: Any, fmt: InputFormat = "auto") -> str:
+    """``fmt``, or for ``auto`` the format of a buffered ``stream`` without consuming it:
+    decided on the first line when it is complete, else one long document (``json``)."""
+    if fmt != "auto":
+        return fmt
+    head = stream.peek(_HEAD)[:_HEAD] if hasattr(stream, "peek") else b""
+    if b"\n" in head.lstrip() or len(head) < _HEAD:
+        return detect_format(head)
+    return "json"
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[Any]:
+    """A buffered binary stream of ``path`` (``-`` for stdin; ``.gz`` decompressed), closed
+    afterwards; read errors inside the block become :class:`InputError`.
 
     Raises :class:`InputError` when the file cannot be opened.
     """
     try:
-        raw: Any
+        stream: Any
         if path == "-":
-            raw = sys.stdin.buffer
+            stream = io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 20)
         elif path.endswith(".gz"):
-            raw = gzip.open(path, "rb")
+            stream = gzip.open(path, "rb")
         else:
-            raw = open(path, "rb")  # noqa: SIM115 - closed below
+            stream = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    stream: Any = io.BufferedReader(raw, buffer_size=1 << 20) if path == "-" else raw
     try:
-        chosen = fmt
-        if fmt == "auto":
-            head = stream.peek(_HEAD)[:_HEAD] if hasattr(stream, "peek") else b""
-            if b"\n" in head.lstrip() or len(head) < _HEAD:
-                chosen = detect_format(head)  # the first line is complete: decide on it
-            else:
-                chosen = "json"  # one long line or document: read it whole
-        if chosen == "ndjson":
-            yield from _ndjson_items(stream)
-        else:
-            yield from _document_items(stream.read(), chosen)
+        yield stream
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except EOFError:
@@ -158,3 +161,16 @@ def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
     finally:
         if path != "-":
             stream.close()
+
+
+def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
+    """Events of a file (``-`` for stdin; ``.gz`` decompressed), streaming NDJSON line by line.
+
+    Raises :class:`InputError` when the file cannot be opened or read.
+    """
+    with reading(path) as stream:
+        chosen = choose_format(stream, fmt)
+        if chosen == "ndjson":
+            yield from _ndjson_items(stream)
+        else:
+            yield from _document_items(stream.read(), chosen)

@@ -25,10 +25,7 @@ a field the plan leaves unconstrained (valid JSON, refused by orjson) is accepte
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Union
 
@@ -44,8 +41,14 @@ from trackplan.engine.msgtypes import (
     _refs,
     compile_check,
 )
-from trackplan.engine.readers import _HEAD, InputFormat, Item, detect_format, iter_events, iter_file
-from trackplan.errors import InputError
+from trackplan.engine.readers import (
+    InputFormat,
+    Item,
+    choose_format,
+    iter_events,
+    iter_file,
+    reading,
+)
 from trackplan.plan.model import Rule
 
 if TYPE_CHECKING:
@@ -282,25 +285,8 @@ def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto"
         for item in iter_file(path, fmt):
             yield item, None if item.error is not None else enforcer.enforce(item.event)
         return
-    try:
-        raw: Any
-        if path == "-":
-            raw = io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 20)
-        elif path.endswith(".gz"):
-            raw = gzip.open(path, "rb")
-        else:
-            raw = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    try:
-        chosen: str = fmt
-        if fmt == "auto":
-            head = raw.peek(_HEAD)[:_HEAD]
-            # the readers' rule: decide on the first line when it is complete
-            if b"\n" in head.lstrip() or len(head) < _HEAD:
-                chosen = detect_format(head)
-            else:
-                chosen = "json"
+    with reading(path) as raw:
+        chosen = choose_format(raw, fmt)
         if chosen != "ndjson":
             for item in iter_events(raw.read(), chosen):  # type: ignore[arg-type]
                 yield item, None if item.error is not None else enforcer.enforce(item.event)
@@ -318,10 +304,3 @@ def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto"
                 yield Item(number, None, f"invalid JSON: {exc}"), None
                 continue
             yield Item(number), result
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except EOFError:
-        raise InputError(f"{path}: truncated compressed file") from None
-    finally:
-        if path != "-":
-            raw.close()
