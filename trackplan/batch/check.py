@@ -6,7 +6,7 @@ vectorised nodes) and one ``pyarrow.RecordBatch``, and returns a record batch of
 function on Arrow batches (this process, Dask, Spark's ``mapInArrow``) can run it, and
 their outputs concatenate into the same report.
 
-Output rows are of two kinds:
+Output rows are of these kinds:
 
 * ``violation``: one per failing (row, field, keyword), with the file, the row number
   (0-based, within the file), the event and version, the field (``products[].price`` in
@@ -16,7 +16,8 @@ Output rows are of two kinds:
   as JSON text (masked later, before anyone sees it);
 * ``checked``: one per (event, version) with the number of rows checked in ``count``;
 * ``rows``: one per batch with its number of rows; ``unplanned``: rows of events the plan
-  does not know, when the plan lets them through.
+  does not know, when the plan lets them through. Such rows are still checked against
+  the common rule, as the enforcer does, under their event name and version 0.
 """
 
 from __future__ import annotations
@@ -459,8 +460,13 @@ def _check_group(
                 out.checked(name, 0, len(rows))
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
                 checked.append((name, 0, rows))
-            else:  # let through unchecked, the envelope included
+            else:
                 out._add("unplanned", None, name, 0, None, None, None, None, len(rows))
+                if kind == "track" and plan.common is not None:
+                    # let through, but the common rule still applies (as the enforcer's
+                    # rule for unplanned events checks it)
+                    out.checked(name, 0, len(rows))
+                    checked.append((name, 0, rows))
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -539,6 +545,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 _json_failures(out, common, event, row, name, 0)
             else:
                 out._add("unplanned", None, name, 0, None, None, None, None, 1)
+                if kind == "track" and common is not None:
+                    counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
+                    _json_failures(out, common, event, row, name, 0)
             continue
         label = compiled.rule.name or compiled.rule.kind
         key = (label, compiled.rule.version)
