@@ -207,16 +207,21 @@ def payload_struct(
 CALL_ALIASES: Mapping[str, tuple[str, ...]] = {"messageId": ("id",)}
 
 
-def _declared(schema: object, defs: Mapping[str, object]) -> dict[str, object]:
-    """The ``properties`` of an object schema (through local ``$ref``s)."""
+def _resolve(schema: object, defs: Mapping[str, object]) -> Mapping[str, object]:
+    """The schema behind local ``$ref``s, or ``{}`` when it is not an object schema."""
     for _ in range(8):
         if not isinstance(schema, Mapping):
             return {}
         ref = schema.get("$ref")
         if not (isinstance(ref, str) and ref.startswith("#/definitions/")):
-            break
+            return schema
         schema = defs.get(ref.split("/", 2)[2])
-    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    return {}
+
+
+def _declared(schema: object, defs: Mapping[str, object]) -> dict[str, object]:
+    """The ``properties`` of an object schema (through local ``$ref``s)."""
+    props = _resolve(schema, defs).get("properties")
     return dict(props) if isinstance(props, Mapping) else {}
 
 
@@ -270,13 +275,54 @@ def _call_field(
         sources[".".join(path)] = prefix
         return _remap(batch.column(prefix), schema, defs)
     children: dict[str, pa.Array] = {}
-    for prop, sub in _declared(schema, defs).items():
+    declared = _declared(schema, defs)
+    for prop, sub in declared.items():
         arr = _call_field(batch, (*path, prop), sub, defs, sources)
         if arr is not None:
             children[prop] = arr
+    if _resolve(schema, defs).get("additionalProperties") is False:
+        # a closed object: its undeclared prefix_* columns must be seen to be caught
+        for name, column in _undeclared(names, prefix, declared, defs).items():
+            if name not in children:
+                sources[".".join((*path, name))] = column
+                children[name] = batch.column(column)
     if not children:
         return None
     return pa.StructArray.from_arrays(list(children.values()), names=list(children))
+
+
+def _scalar(schema: object, defs: Mapping[str, object]) -> bool:
+    """Whether a schema's values cannot be objects (a declared ``type`` without ``object``)."""
+    typ = _resolve(schema, defs).get("type")
+    if isinstance(typ, str):
+        return typ != "object"
+    if isinstance(typ, list):
+        return "object" not in typ
+    return False
+
+
+def _undeclared(
+    names: Sequence[str], prefix: str, declared: Mapping[str, object], defs: Mapping[str, object]
+) -> dict[str, str]:
+    """Flat ``prefix_*`` columns that no declared property of the object at ``prefix``
+    holds: key (the column name after the prefix) -> column.
+
+    A declared property owns its own column and, unless its values cannot be objects,
+    the columns of its flattened children (``context_library_name`` is ``library``'s).
+    """
+    owners: list[tuple[str, bool]] = []
+    for prop, sub in declared.items():
+        for spelling in dict.fromkeys((prop, snake_case(prop))):
+            owners.append((f"{prefix}_{spelling}", not _scalar(sub, defs)))
+    out: dict[str, str] = {}
+    for column in names:
+        if not column.startswith(prefix + "_") or len(column) == len(prefix) + 1:
+            continue
+        if any(column == own or (nests and column.startswith(own + "_"))
+               for own, nests in owners):  # fmt: skip
+            continue
+        out[column[len(prefix) + 1 :]] = column
+    return out
 
 
 def call_struct(
@@ -287,8 +333,10 @@ def call_struct(
 
     Both layouts: a column named as the field or snake_cased (``message_id``; Segment's
     warehouses call it ``id``), a struct column (``context``, its fields by name or
-    snake_cased), or flat ``context_*`` columns. In flat tables only declared fields are
-    present: an undeclared ``context_*`` column is not seen by the call check.
+    snake_cased), or flat ``context_*`` columns. In flat tables an undeclared
+    ``context_*`` column is present only where the plan closes the object it would belong
+    to (``additionalProperties: false``), as a field named by the rest of the column name;
+    elsewhere it cannot break the call schema and is not read.
     """
     sources: dict[str, str] = {}
     children: dict[str, pa.Array] = {}
