@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from collections import Counter
 from pathlib import Path
@@ -14,10 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.batch.gen import flat_table, generate, nested_table
-from trackplan.batch.check import BatchPlan, check_batch
+from trackplan import pointer as jp
+from trackplan.batch.check import JSON_COLUMN, BatchPlan, check_batch
+from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk
 from trackplan.batch.rules import row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
+from trackplan.engine.violations import ENVELOPE
 from trackplan.plan.model import Plan
 
 N = 4000
@@ -260,3 +264,207 @@ def test_envelope_samples_name_the_call_column_and_mask_declared_pii(
                    for s in samples)  # fmt: skip
     long_ids = [r for r in report["by_rule"].values() if r["field"] == "messageId"]
     assert long_ids and {s["column"] for r in long_ids for s in r["samples"]} == {"id"}
+
+
+# -- unplanned events and closed objects, against the enforcer ------------------------
+
+UNPLANNED = "Wishlist Viewed"
+Detail = dict[int, set[tuple[str, str]]]
+RuleCounts = Counter[tuple[str, int, str, str]]
+
+
+def _allow_unplanned(plan: Plan) -> Plan:
+    """``plan`` letting unplanned track events through (Segment's default)."""
+    track = dataclasses.replace(plan.controls.track, unplanned_events="allow")
+    return dataclasses.replace(plan, controls=dataclasses.replace(plan.controls, track=track))
+
+
+def _close_context(plan: Plan) -> Plan:
+    """``plan`` whose common rule closes ``context`` to undeclared keys."""
+    common = plan.common
+    assert common is not None and isinstance(common.call, dict)
+    context = {**common.call["properties"]["context"], "additionalProperties": False}
+    call = {**common.call, "properties": {**common.call["properties"], "context": context}}
+    rules = tuple(dataclasses.replace(r, call=call) if r is common else r for r in plan.rules)
+    return dataclasses.replace(plan, rules=rules)
+
+
+def _field(pointer: str) -> str:
+    """An enforcer violation's pointer in the scan's field notation."""
+    parts = jp.parse(pointer)
+    if parts[:1] == ["properties"]:
+        parts = parts[1:]
+    return ".".join("[]" if p.isdigit() else p for p in parts).replace(".[]", "[]")
+
+
+def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCounts]:
+    """What ``enforce`` says of each event (envelope violations aside: the scan does not
+    check the envelope): (field, keyword) per failing event, and rows failing per rule."""
+    enforcer = plan.compile()
+    detail: Detail = {}
+    counts: RuleCounts = Counter()
+    for i, event in enumerate(events):
+        result = enforcer.enforce({**event, "userId": "u1"})
+        fails = {(_field(v.pointer), v.keyword or "") for v in result.violations
+                 if v.type != ENVELOPE}  # fmt: skip
+        if not fails:
+            continue
+        detail[i] = fails
+        rule = result.rule
+        event_key = (rule.name, rule.version) if rule is not None else (event["event"], 0)
+        for fld, keyword in fails:
+            counts[(str(event_key[0]), event_key[1], fld, keyword)] += 1
+    return detail, counts
+
+
+def _scan_detail(plan: Plan, path: Path, **kw: Any) -> tuple[dict[str, Any], Detail, set[str]]:
+    """A scan's report, its (field, keyword) per failing row, and the kinds of chunks
+    checked (``typed`` Arrow columns, ``json`` rows checked per row)."""
+    detail: Detail = {}
+    kinds: set[str] = set()
+
+    def collect(chunk: Chunk, result: pa.RecordBatch) -> None:
+        kinds.add("json" if JSON_COLUMN in chunk.batch.schema.names else "typed")
+        for r in result.to_pylist():
+            if r["kind"] == "violation":
+                detail.setdefault(r["row"], set()).add((r["field"], r["keyword"]))
+
+    report = scan(plan, [path], ScanOptions(**kw), on_chunk=collect).report
+    # without on_chunk only the columns the checks need are read: the same report
+    assert scan(plan, [path], ScanOptions(**kw)).report == report
+    return report, detail, kinds
+
+
+def _with_unplanned(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with every third one renamed to an event the plan does not have."""
+    return [{**r, "event": UNPLANNED} if i % 3 == 0 else r for i, r in enumerate(rows)]
+
+
+@pytest.fixture(scope="module")
+def unplanned_rows(generated: Any) -> list[dict[str, Any]]:
+    rows, _, _ = generated
+    return _with_unplanned(rows[:1500])
+
+
+def _assert_matches(report: dict[str, Any], detail: Detail, plan: Plan, events: list[Any]) -> None:
+    expected_detail, expected_counts = _enforced(plan, events)
+    assert detail == expected_detail
+    assert _by_rule(report) == expected_counts
+    assert report["invalid_rows"] == len(expected_detail)
+
+
+def test_unplanned_events_checked_against_common_rule_nested_parquet(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    plan = _allow_unplanned(ecommerce_plan)
+    path = tmp_path / "export.parquet"
+    pq.write_table(nested_table(unplanned_rows), path, row_group_size=500)
+    report, detail, _ = _scan_detail(plan, path, batch_rows=400)
+    events = [to_json(r) for r in unplanned_rows]
+    _assert_matches(report, detail, plan, events)
+    unplanned = [i for i, r in enumerate(unplanned_rows) if r["event"] == UNPLANNED]
+    failing = [i for i in unplanned if i in detail]
+    # not vacuous: unplanned rows with and without common-rule violations
+    assert 10 <= len(failing) < len(unplanned)
+    assert {k for i in failing for k in detail[i]} >= {("context.ip", "anyOf"),
+                                                      ("messageId", "minLength")}  # fmt: skip
+    assert report["unplanned"] == {UNPLANNED: len(unplanned)}
+    assert report["by_event"][f"{UNPLANNED} (not in the plan)"]["rows"] == len(unplanned)
+    # the blocking plan reports each of them as unplanned, with the same call failures
+    blocked, blocked_detail, _ = _scan_detail(ecommerce_plan, path, batch_rows=400)
+    for i in unplanned:
+        assert blocked_detail[i] == detail.get(i, set()) | {("event", "unplanned")}
+
+
+def test_unplanned_events_checked_against_common_rule_flat_table(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    plan = _allow_unplanned(ecommerce_plan)
+    path = tmp_path / "wishlist_viewed.parquet"
+    table = flat_table(unplanned_rows, UNPLANNED)
+    assert "context_ip" in table.column_names and "id" in table.column_names
+    pq.write_table(table, path)
+    report, detail, _ = _scan_detail(plan, path)
+    events = [to_json(r) for r in unplanned_rows if r["event"] == UNPLANNED]
+    _assert_matches(report, detail, plan, events)
+    assert detail and len(detail) < len(events)
+    assert report["unplanned"] == {UNPLANNED: len(events)}
+
+
+def test_unplanned_events_checked_against_common_rule_ndjson(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    """Typed NDJSON chunks and chunks checked per row (a library name of another type)."""
+    plan = _allow_unplanned(ecommerce_plan)
+    events = [to_json(r) for r in unplanned_rows]
+    for i, event in enumerate(events[:600]):
+        library: dict[str, Any] = {"name": "analytics.js", "version": "5.0"}
+        if event["event"] == UNPLANNED and i % 4 == 0:
+            library["name"] = 3  # breaks the common rule's context.library.name type
+        event["context"]["library"] = library
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    report, detail, kinds = _scan_detail(plan, path, batch_rows=300)
+    assert kinds == {"typed", "json"}
+    _assert_matches(report, detail, plan, events)
+    assert ("context.library.name", "type") in {k for fails in detail.values() for k in fails}
+
+
+def test_unplanned_events_dask_equals_local(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    pytest.importorskip("dask.dataframe")
+    plan = _allow_unplanned(ecommerce_plan)
+    path = tmp_path / "export.parquet"
+    pq.write_table(nested_table(unplanned_rows), path, row_group_size=500)
+    local = scan(plan, [path]).report
+    dask = scan(plan, [path], ScanOptions(engine="dask")).report
+    assert dask == local
+    assert any(r["event"] == UNPLANNED for r in local["by_rule"].values())
+
+
+def test_closed_context_catches_undeclared_nested_keys(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    """``context.protocols`` is undeclared: rows carrying it break the closed context."""
+    plan = _close_context(_allow_unplanned(ecommerce_plan))
+    path = tmp_path / "export.parquet"
+    pq.write_table(nested_table(unplanned_rows), path)
+    report, detail, _ = _scan_detail(plan, path)
+    _assert_matches(report, detail, plan, [to_json(r) for r in unplanned_rows])
+    assert any(("context", "additionalProperties") in fails for fails in detail.values())
+
+
+def test_closed_context_catches_undeclared_flat_context_columns(
+    tmp_path: Path, ecommerce_plan: Plan, unplanned_rows: list[dict[str, Any]]
+) -> None:
+    """Undeclared context_* columns count where they hold a value; a declared object's
+    flattened children (context_library_name) and a scalar's look-alikes are told apart."""
+    plan = _close_context(_allow_unplanned(ecommerce_plan))
+    rows = [r for r in unplanned_rows if r["event"] in ("Order Completed", UNPLANNED)]
+    for event in (UNPLANNED, "Order Completed"):
+        chosen = [r for r in rows if r["event"] == event]
+        table = flat_table(chosen, event)
+        n = table.num_rows
+        page = pa.array([f"/p/{i}" if i % 5 == 0 else None for i in range(n)], pa.string())
+        country = pa.array(["GB" if i % 7 == 0 else None for i in range(n)], pa.string())
+        table = table.append_column("context_library_name", pa.array(["analytics.js"] * n))
+        table = table.append_column("context_page_path", page)
+        table = table.append_column("context_ip_country", country)
+        path = tmp_path / f"{snake_case(event)}.parquet"
+        pq.write_table(table, path)
+        needed = BatchPlan.build(plan).needed_columns(table.schema)
+        assert needed is not None and {"context_page_path", "context_ip_country"} <= set(needed)
+        events = []
+        for i, r in enumerate(chosen):
+            context = {**r["context"], "library": {"name": "analytics.js"}}
+            if i % 5 == 0:
+                context["page"] = {"path": f"/p/{i}"}
+            if i % 7 == 0:
+                context["ip_country"] = "GB"
+            events.append(to_json({**r, "context": context}))
+        report, detail, _ = _scan_detail(plan, path)
+        _assert_matches(report, detail, plan, events)
+        closed = {i for i, fails in detail.items() if ("context", "additionalProperties") in fails}
+        versions = [(r["context"]["protocols"] or {}).get("event_version") for r in chosen]
+        assert closed == {i for i in range(n) if i % 5 == 0 or i % 7 == 0 or versions[i]}
