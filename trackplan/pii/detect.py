@@ -379,11 +379,31 @@ def scan(text: str) -> tuple[Finding, ...]:
     new string the prefilter rules out (in Rust) costs no Python detector."""
     if len(text) < 6 or text in _CLEAN:
         return ()
+    found = _FOUND.get(text)
+    if found is not None:
+        return found
     if _ruled_out(_RULED_OUT, text):
         if len(text) <= _CACHE_LEN:
             _remember(_CLEAN, text)
         return ()
-    return _scan(text)
+    return _found_in(text)
+
+
+#: Findings of strings that held PII, seen recently: a value found in one pass (the
+#: generated transform) is reported again by the walk, and repeats across events. Bounded,
+#: in memory only, like the events and the action memos.
+_FOUND: dict[str, tuple[Finding, ...]] = {}
+_FOUND_MAX = 1024
+
+
+def _found_in(text: str) -> tuple[Finding, ...]:
+    """:func:`_scan`, remembering what it found."""
+    found = _scan(text)
+    if found and len(text) <= _CACHE_LEN:
+        if len(_FOUND) >= _FOUND_MAX:
+            _FOUND.clear()
+        _FOUND[text] = found
+    return found
 
 
 def _ruled_out(check: Callable[[str], bool], text: str) -> bool:
@@ -441,14 +461,16 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
     cache = _CLEAN_BY_CLASS[id_like + 2 * version_like]
     if len(text) < 6 or text in _CLEAN or text in cache:
         return ()
-    if _ruled_out(_RULED_OUT, text):  # clean everywhere
-        if len(text) <= _CACHE_LEN:
-            _remember(_CLEAN, text)
-        return ()
-    if id_like and _ruled_out(_RULED_OUT_ID, text):  # ``SKU-9780262033848`` under ``sku``
-        found: tuple[Finding, ...] = ()
-    else:
-        found = _scan(text)
+    found = _FOUND.get(text)
+    if found is None:
+        if _ruled_out(_RULED_OUT, text):  # clean everywhere
+            if len(text) <= _CACHE_LEN:
+                _remember(_CLEAN, text)
+            return ()
+        if id_like and _ruled_out(_RULED_OUT_ID, text):  # ``SKU-9780262033848`` under ``sku``
+            found = ()
+        else:
+            found = _found_in(text)
     kept = tuple(
         f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
