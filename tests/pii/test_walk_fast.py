@@ -9,16 +9,26 @@ and memo emptied before each event.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackplan.engine.enforcer import Enforcer
+from trackplan.engine.violations import Violation
 from trackplan.pii import detect
+from trackplan.pii.actions import hash_value
+from trackplan.pii.detect import match_key
+from trackplan.pii.engine import Transformer
+from trackplan.pii.fastpath import MEMO_MAX
+from trackplan.plan.load import load_plan
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXAMPLES = 150
@@ -37,10 +47,11 @@ NEGATIVES = _corpus("negatives.tsv")
 
 
 def _clear() -> None:
-    """Empty every clean cache (each keeps ``None``, as the detectors expect)."""
+    """Empty the detectors' caches (each clean cache keeps ``None``, as they expect)."""
     for cache in detect._CLEAN_BY_CLASS:
         cache.clear()
         cache.add(None)
+    detect._FOUND.clear()
 
 
 def _reference(key: str | None, text: str) -> tuple[detect.Finding, ...]:
@@ -185,3 +196,149 @@ def test_lone_surrogates_are_scanned_in_python() -> None:
     assert detect.findings_for("order_id", "\udfff ord-555-0199-22") == _reference(
         "order_id", "\udfff ord-555-0199-22"
     )
+
+
+# -- the walk ----------------------------------------------------------------------------
+EXAMPLE_EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events.ndjson"
+PLAN_DIR = Path(__file__).resolve().parents[2] / "plans" / "ecommerce"
+
+
+@pytest.fixture(scope="module")
+def enforcer() -> Enforcer:
+    return load_plan(PLAN_DIR).compile()
+
+
+def _transformers(enforcer: Enforcer) -> list[Transformer]:
+    found = [c.transform for c in enforcer.compiled_rules() if c.transform is not None]
+    assert found and all(isinstance(t, Transformer) for t in found)
+    return found
+
+
+def _outcome(transformer: Transformer, event: dict[str, Any]) -> tuple[Any, ...]:
+    """The walk's forwarded event and violations, and the review copy ``scrub`` makes."""
+    violations: list[Violation] = []
+    out = transformer(copy.deepcopy(event), violations)
+    found = [(v.type, v.pointer, v.message, v.schema_location) for v in violations]
+    return out, found, transformer.scrub(copy.deepcopy(event))
+
+
+def _slow(monkeypatch: pytest.MonkeyPatch, transformers: list[Transformer],
+          event: dict[str, Any]) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Each transformer's outcome with no shortcut: prefilter off, caches and memos empty."""
+    with monkeypatch.context() as patch:
+        patch.setattr(detect, "_RULED_OUT", lambda text: False)
+        patch.setattr(detect, "_RULED_OUT_ID", lambda text: False)
+        outcomes = []
+        for t in transformers:
+            _clear()
+            for memo in t.memos.values():
+                memo.clear()
+            outcomes.append(_outcome(t, event))
+    return outcomes
+
+
+def _fast(transformers: list[Transformer], event: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [_outcome(t, event) for t in transformers]
+
+
+def test_example_events_walk_as_without_shortcuts(enforcer: Enforcer,
+                                                  monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:  # fmt: skip
+    """Every rule's walk and review copy of every example event, cold and warm: the same
+    events and violations as with the prefilter off and every cache and memo emptied."""
+    events = [orjson.loads(line) for line in EXAMPLE_EVENTS.read_bytes().splitlines() if line]
+    assert len(events) >= 300
+    transformers = _transformers(enforcer)
+    _clear()
+    cold = [_fast(transformers, e) for e in events]
+    warm = [_fast(transformers, e) for e in events]
+    slow = [_slow(monkeypatch, transformers, e) for e in events]
+    assert cold == slow
+    assert warm == slow
+    assert any(v for outcomes in slow for _, v, _ in outcomes)  # findings were compared too
+
+
+KEY_POOL = ["note", "comment", "order_id", "sku", "name", "Name", "email", "phone_type",
+            "contact", "app_version", "tags", "items", "user", "ip", "billingAddress",
+            "next_page_token", "password", "msg"]  # fmt: skip
+#: Pieces of strings an event can hold (the enforcer blocks lone surrogates up front).
+TEXT = PIECES.filter(lambda piece: piece != "\ud800")
+LEAVES = st.one_of(
+    PLANTED, st.sampled_from(NEGATIVES), st.uuids().map(str), TEXT,
+    st.integers(-10, 10**16), st.booleans(), st.none(), st.floats(allow_nan=False),
+    st.lists(TEXT, max_size=4).map("".join),
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEY_POOL), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    index=st.integers(0, 400),
+    payload=st.dictionaries(st.sampled_from(KEY_POOL), VALUES, max_size=6),
+    traits=st.dictionaries(st.sampled_from(KEY_POOL), VALUES, max_size=3),
+)
+def test_generated_events_walk_as_without_shortcuts(
+    enforcer: Enforcer, index: int, payload: dict[str, Any], traits: dict[str, Any]
+) -> None:
+    """Example events with planted PII in the payload and context traits: the same
+    outcome (events, violations, review copies) cold, warm and without shortcuts."""
+    events = [orjson.loads(line) for line in EXAMPLE_EVENTS.read_bytes().splitlines() if line]
+    event = copy.deepcopy(events[index % len(events)])
+    key = "traits" if event.get("type") in ("identify", "group") else "properties"
+    event[key] = {**(event.get(key) or {}), **payload}
+    if traits:
+        event.setdefault("context", {})["traits"] = traits
+    transformers = _transformers(enforcer)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        slow = _slow(monkeypatch, transformers, event)
+    _clear()
+    assert _fast(transformers, event) == slow
+    assert _fast(transformers, event) == slow
+    text = orjson.dumps([v for outcome in slow for v in outcome[1]]).decode()
+    planted = [p for p in POSITIVES if p.strip() and len(p.strip()) >= 6]
+    assert not any(p.strip() in text for p in planted if p.strip() in str(event))
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(key=st.one_of(st.sampled_from(KEY_POOL), st.text(max_size=12)), value=LEAVES)
+def test_keys_the_walk_skips_name_nothing(enforcer: Enforcer, key: str, value: Any) -> None:
+    """The walk sends a key's value straight to the content detectors when it judged the
+    key to name nothing: then the key-name matcher has nothing to say either."""
+    for t in _transformers(enforcer)[:1]:
+        if t._key_cache(key) is not None:  # judged to name nothing
+            assert match_key(key, value, person=True) is None
+            assert match_key(key, value, person=False) is None
+
+
+def test_memo_is_bounded_and_hashes_as_the_action_does(enforcer: Enforcer) -> None:
+    """Declared hashes go through the shared memo, which never grows past its bound, and
+    give exactly what the action gives (keyed HMAC)."""
+    transformer = next(t for t in _transformers(enforcer) if t.root.keys.get("traits"))
+    field = transformer.root.keys["traits"].keys["email"].leaf
+    assert field is not None and field.action == "hash"
+    key = transformer.key
+    assert key is not None
+    for i in range(MEMO_MAX + 50):
+        value = f"user{i}@example.com"
+        out = transformer._declared(value, field, ("traits", "email"), [])
+        assert len(transformer.memo("hash", "email")) <= MEMO_MAX
+        if i % 997 == 0:
+            assert out == hash_value("email", value, key)
+    memo = transformer.memo("hash", "email")
+    assert memo["user4145@example.com"] == hash_value("email", "user4145@example.com", key)
+    assert transformer._declared(["a@example.com", 3], field, ("x",), []) == [
+        hash_value("email", "a@example.com", key), hash_value("email", 3, key)
+    ]
+
+
+def test_found_cache_is_bounded() -> None:
+    _clear()
+    for i in range(detect._FOUND_MAX + 10):
+        assert detect.scan(f"mail user{i}@example.com") != ()
+        assert len(detect._FOUND) <= detect._FOUND_MAX

@@ -25,12 +25,14 @@ from trackplan.engine.violations import Violation
 from trackplan.pii.actions import apply_action, mask_value, replace_spans
 from trackplan.pii.detect import (
     _CLEAN,
+    Finding,
     _name_category,
     _remember,
     clean_set,
     findings_for,
     match_key,
 )
+from trackplan.pii.fastpath import _store
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 
@@ -48,8 +50,11 @@ class _Drop:
 
 
 _DROP = _Drop()
-_UNSEEN = object()
+#: ``keys_seen`` default: a key not seen yet (an object of the values' type, never stored)
+_UNSEEN_KEY: set[object] = set()
 _NONE: frozenset[str] = frozenset()
+#: Actions whose result on a string depends on the string alone (memoised per category).
+_MEMO_ACTIONS = frozenset({"hash", "mask", "redact"})
 
 
 class _Block(Exception):
@@ -133,7 +138,7 @@ class Transformer:
         "on_detect",
         "block",
         "scrubber",
-        "names_seen",
+        "keys_seen",
         "valid",
         "memos",
     )
@@ -145,8 +150,9 @@ class Transformer:
         #: False for the scrubber: ``reject`` redacts instead of blocking
         self.block = block
         self.scrubber: Transformer | None = None
-        #: per key: whether its name could be PII (bounded like the detector caches)
-        self.names_seen: dict[str, bool] = {}
+        #: per key: None when its name could be PII, else the clean cache of its key's
+        #: class (bounded like the detector caches)
+        self.keys_seen: dict[str, set[object] | None] = {}
         self.key = policy.key
         det = policy.detection
         self.values = det.enabled and det.values
@@ -219,12 +225,18 @@ class Transformer:
             return value if out is None else out
         if kind is list:
             star = node.star
-            if star is None and not node.detect:
+            if star is None and (not node.detect or _all_clean(value)):
                 return value
             items: list[Any] | None = None
             for i, v in enumerate(value):
                 if star is not None:
                     new = self._visit(v, star, (*path, i), violations)
+                elif type(v) is str:
+                    if not self.values or len(v) < 6 or v in _CLEAN:
+                        new = v
+                    else:
+                        found = findings_for(None, v)
+                        new = self._found(None, v, found, (*path, i), violations) if found else v
                 else:
                     new = self._detect(None, v, (*path, i), False, violations, index=True)
                 if new is not v:
@@ -252,33 +264,53 @@ class Transformer:
         """Visit the keys of ``value`` not in ``known`` at a detecting (or starred) node;
         ``out`` is the copy made so far (None: nothing changed yet). Returns the copy."""
         keys, star, detect = node.keys, node.star, node.detect
-        names, clean = self.names_seen, _CLEAN
+        seen, clean, values = self.keys_seen, _CLEAN, self.values
         for k, v in value.items():
             if k in known:
                 continue
             child = keys.get(k) or star
             if child is not None:
-                new = self._visit(v, child, (*path, k), violations)
+                leaf = child.leaf
+                if leaf is not None:
+                    new = self._declared(v, leaf, (*path, k), violations)
+                else:
+                    new = self._visit(v, child, (*path, k), violations)
             elif not detect:
                 continue
             else:
-                # the common case inline: a key that names nothing, a clean value
+                # the common cases inline: a key that names nothing, a clean or new string
+                cache = seen.get(k, _UNSEEN_KEY)
+                if cache is _UNSEEN_KEY:
+                    cache = self._key_cache(k)
                 t = type(v)
-                named = names.get(k, _UNSEEN)
-                if named is _UNSEEN:
-                    if len(names) >= 4096:
-                        names.clear()
-                    named = names[k] = (self.names and _name_category(k) is not None) or k == "name"
-                if not named:
-                    if t is str:
-                        if len(v) < 6 or v in clean or not self.values:
-                            continue
-                    elif t is not dict and t is not list:
+                if cache is None or t is dict or t is list:
+                    new = self._detect(k, v, path, node.person, violations)
+                elif t is str:
+                    if not values or len(v) < 6 or v in clean or v in cache:
                         continue
-                new = self._detect(k, v, path, node.person, violations)
+                    found = findings_for(k, v)
+                    if not found:
+                        continue
+                    new = self._found(k, v, found, (*path, k), violations)
+                else:
+                    continue  # a number, a boolean, null: no content to scan
             if new is not v:
                 out = _put(out, value, k, new)
         return out
+
+    def _names_pii(self, key: str) -> bool:
+        """Whether ``key`` could name PII (then :meth:`_detect` matches it; a key that
+        does not cannot make :func:`match_key` answer, for a person or not)."""
+        return self.names and (_name_category(key) is not None or key.strip().lower() == "name")
+
+    def _key_cache(self, key: str) -> set[object] | None:
+        """What :meth:`_extras` needs of a key: None when it could name PII, else the
+        cache of strings clean under it (remembered per key, bounded)."""
+        seen = self.keys_seen
+        if len(seen) >= 4096:
+            seen.clear()
+        cache = seen[key] = None if self._names_pii(key) else clean_set(key)
+        return cache
 
     def _scan_keys(
         self,
@@ -314,35 +346,62 @@ class Transformer:
         path: tuple[str | int, ...],
         violations: list[Violation],
     ) -> Any:
-        action = f.action
-        if f.category is None:
+        action, category = f.action, f.category
+        if category is None:
             return value
+        if action == "reject":
+            if self.block:
+                pointer = jp.from_parts(path)
+                violations.append(
+                    Violation(
+                        PII,
+                        pointer,
+                        f"declared {category} at {pointer}: "
+                        "the plan's action is reject, the event is blocked",
+                        f.location,
+                    )
+                )
+                raise _Block
+            action = "redact"  # the review copy of a blocked event
+        if action in _MEMO_ACTIONS:  # hash, mask, redact
+            kind = type(value)
+            if kind is str:
+                memo = self.memos.get((action, category))
+                if memo is not None:
+                    new = memo.get(value)
+                    if new is not None:
+                        return new
+                return self._apply(action, category, value)
+            if kind is list and not any(type(v) in (dict, list) for v in value):
+                return [self._apply(action, category, v) for v in value]
+            if action == "mask":
+                return mask_value(category, value)  # what apply_action does, one call less
+            return apply_action(action, category, value, self.key)[1]
         if action == "allow":
-            if f.category == "free_text" and type(value) is str and self.values:
+            if category == "free_text" and type(value) is str and self.values:
                 # free text may hold PII
                 return self._text(None, value, path, violations, in_free_text=True)
             return value
-        if action == "reject" and not self.block:
-            action = "redact"
-        elif action == "reject":
-            pointer = jp.from_parts(path)
-            violations.append(
-                Violation(
-                    PII,
-                    pointer,
-                    f"declared {f.category} at {pointer}: "
-                    "the plan's action is reject, the event is blocked",
-                    f.location,
-                )
-            )
-            raise _Block
         if action == "drop":
             return _DROP
-        if type(value) is list and not any(type(v) in (dict, list) for v in value):
-            return [apply_action(action, f.category, v, self.key)[1] for v in value]
-        if action == "mask":
-            return mask_value(f.category, value)  # what apply_action does, one call less
-        return apply_action(action, f.category, value, self.key)[1]
+        return apply_action(action, category, value, self.key)[1]
+
+    def _apply(self, action: str, category: str, value: Any) -> Any:
+        """``action`` (hash, mask or redact) on a value; strings through the memo of
+        ``(action, category)`` that the generated transforms share, bounded alike."""
+        if type(value) is not str:
+            return apply_action(action, category, value, self.key)[1]
+        memo = self.memos.get((action, category))
+        if memo is None:
+            memo = self.memo(action, category)
+        new = memo.get(value)
+        if new is None:
+            if action == "mask":
+                new = mask_value(category, value)
+            else:
+                new = apply_action(action, category, value, self.key)[1]
+            _store(memo, value, new)
+        return new
 
     def _detect(
         self,
@@ -389,18 +448,31 @@ class Transformer:
         found = findings_for(key, value)
         if not found:
             return value
+        return self._found(key, value, found, path, violations, in_free_text=in_free_text)
+
+    def _found(
+        self,
+        key: str | None,
+        value: str,
+        found: tuple[Finding, ...],
+        path: tuple[str | int, ...],
+        violations: list[Violation],
+        *,
+        in_free_text: bool = False,
+    ) -> Any:
+        """Report the findings in a string and apply the strictest action they call for."""
         pointer = jp.from_parts(path)
-        action = self._action(found[0].category)
-        for f in found:
+        each = [self._action(f.category) for f in found]
+        action = each[0]
+        for f, act in zip(found, each, strict=True):
             violations.append(
                 Violation(
                     PII,
                     pointer,
-                    _message(f.category, pointer, f.detector, self._action(f.category),
-                             in_free_text=in_free_text),
+                    _message(f.category, pointer, f.detector, act, in_free_text=in_free_text),
                 )
             )
-        actions = {self._action(f.category) for f in found}
+        actions = set(each)
         if "reject" in actions:
             raise _Block
         if "drop" in actions:
@@ -445,12 +517,21 @@ class Transformer:
             scrubber = self.scrubber = Transformer(self.policy, None, "alias", block=False)._adopt(
                 self.root
             )
+            scrubber.memos = self.memos  # same policy, same key: the same results
         out = scrubber(event, [])
         return dict(event) if out is event else out
 
     def _adopt(self, root: _Node) -> Transformer:
         self.root = root
         return self
+
+
+def _all_clean(items: list[Any]) -> bool:
+    """Whether every item is a string (or null) known clean: nothing to scan."""
+    try:
+        return _CLEAN.issuperset(items)
+    except TypeError:  # an object or array item (unhashable)
+        return False
 
 
 def _message(
