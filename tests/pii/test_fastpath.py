@@ -354,3 +354,36 @@ def test_a_prefilter_guard_without_its_place_is_reported() -> None:
     elsewhere: dict[str, Any] = {"note": {}}  # not part of the schema
     _, placed = _prefiltered(schema, [(id(props), "note", None), (id(elsewhere), "note", None)])
     assert not placed
+
+
+def test_few_new_strings_are_decided_one_by_one() -> None:
+    from trackplan.pii.fastpath import FEW_NEW, _few_new
+
+    cache: set[object] = {None, "Books"}
+    caches = (("category", cache), ("name", cache), ("brand", cache))
+    obj = {"category": "Books", "name": "Zip Hoodie 2026", "brand": None}
+    assert _few_new(obj, caches) is True
+    assert "Zip Hoodie 2026" in detect._CLEAN  # cached: the next event's chain passes
+    obj["name"] = "call +44 20 7946 0958 now"
+    assert _few_new(obj, caches) is False  # PII: the caller scans and reports it
+    assert "call +44 20 7946 0958 now" not in detect._CLEAN
+    many = {k: f"new value {k} {i}" for i, (k, _) in enumerate(caches)}
+    assert len(many) > FEW_NEW and _few_new(many, caches) is None  # one whole-event check
+    assert _few_new({"category": 7}, caches) is None  # not a string: decided elsewhere
+
+
+def test_a_new_id_per_event_costs_no_whole_event_check() -> None:
+    enforcer = _example()
+    compiled = enforcer._single["Product Added"]
+    calls: list[int] = []
+    scope = compiled.transform_valid.__globals__
+    name = next(k for k, v in scope.items() if getattr(v, "__name__", "") == "is_valid")
+    check = scope[name]
+    scope[name] = lambda event: calls.append(1) or check(event)
+    for i in range(5):
+        event = track({"product_id": f"p-{i}", "price": 9.5, "quantity": 1,
+                       "cart_id": f"cart-{i}-x9z"}, name="Product Added")
+        assert compiled.fast.is_valid(event)
+        result = enforcer.enforce(event)
+        assert result.allowed and not result.violations
+    assert calls == []

@@ -28,6 +28,7 @@ from trackplan.pii.detect import (
     _name_category,
     _remember,
     clean_set,
+    findings_for,
     prefilter_for,
     scan,
 )
@@ -279,13 +280,20 @@ class _Gen:
                     for key in scan_keys
                 )
                 keys = self.token(tuple(scan_keys))
+                scan_call = (f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
+                             f"{self.path(path)}, violations, {out})")
+                # a miss: up to two new strings are decided one by one (the steady state:
+                # a new id per event), more by one prefiltered check of the whole event
+                few = self.fresh("f")
+                caches = self.const(tuple((key, clean_set(key)) for key in scan_keys))
                 self.emit(ind, f"if not ({tests}):")
+                self.emit(ind + 1, f"{few} = {self.const(_few_new)}({src}, {caches})")
+                self.emit(ind + 1, f"if {few} is None:")
                 self.unless_prefiltered(
-                    ind + 1,
-                    [f"{self.const(_remember_keys)}({src}, {keys})"],
-                    [f"{out} = {self.const(t._scan_keys)}({src}, {keys}, {self.path(path)}, "
-                     f"violations, {out})"],
+                    ind + 2, [f"{self.const(_remember_keys)}({src}, {keys})"], [scan_call]
                 )
+                self.emit(ind + 1, f"elif not {few}:")
+                self.emit(ind + 2, scan_call)
         if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
             known_set = self.token(frozenset(known))
             self.emit(ind, f"if not {src}.keys() <= {known_set}:")
@@ -464,6 +472,27 @@ def _remember_keys(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
         value = obj.get(key)
         if value.__class__ is str:
             _remember(clean_set(key), value)
+
+
+#: New strings in one object that :func:`_few_new` decides one by one; with more, one
+#: prefiltered check of the whole event is cheaper than a check per string.
+FEW_NEW = 2
+
+
+def _few_new(obj: dict[str, Any], caches: tuple[tuple[str, set[object]], ...]) -> bool | None:
+    """Whether the strings of ``obj`` under the keys of ``caches`` hold no PII, when at most
+    :data:`FEW_NEW` of them are missing from their key's clean cache: those are checked
+    (the detectors' Rust prefilter first, see :func:`findings_for`) and cached when clean.
+    None: more are new, or a value is not a string (the caller decides otherwise)."""
+    new: list[tuple[str, str]] = []
+    for key, cache in caches:
+        value = obj.get(key)
+        if value in cache:
+            continue
+        if value.__class__ is not str or len(new) == FEW_NEW:
+            return None
+        new.append((key, value))
+    return not any(findings_for(key, value) for key, value in new)
 
 
 def _remember_items(items: list[Any]) -> None:
