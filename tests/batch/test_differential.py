@@ -292,7 +292,7 @@ def _close_context(plan: Plan) -> Plan:
 def _field(pointer: str) -> str:
     """An enforcer violation's pointer in the scan's field notation."""
     parts = jp.parse(pointer)
-    if parts[:1] == ["properties"]:
+    if parts[:1] in (["properties"], ["traits"]):
         parts = parts[1:]
     return ".".join("[]" if p.isdigit() else p for p in parts).replace(".[]", "[]")
 
@@ -311,7 +311,12 @@ def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCou
             continue
         detail[i] = fails
         rule = result.rule
-        event_key = (rule.name, rule.version) if rule is not None else (event["event"], 0)
+        kind = event.get("type", "track")
+        event_key = (
+            (rule.name or rule.kind, rule.version)
+            if rule is not None
+            else (event["event"] if kind == "track" else kind, 0)
+        )
         for fld, keyword in fails:
             counts[(str(event_key[0]), event_key[1], fld, keyword)] += 1
     return detail, counts
@@ -468,3 +473,39 @@ def test_closed_context_catches_undeclared_flat_context_columns(
         closed = {i for i, fails in detail.items() if ("context", "additionalProperties") in fails}
         versions = [(r["context"]["protocols"] or {}).get("event_version") for r in chosen]
         assert closed == {i for i in range(n) if i % 5 == 0 or i % 7 == 0 or versions[i]}
+
+
+def test_calls_without_a_rule_checked_against_common_rule(
+    tmp_path: Path, ecommerce_plan: Plan
+) -> None:
+    """Screen and alias calls (the plan has no rule for them) and identify calls: the
+    common rule applies to each, in parquet and in NDJSON checked per row."""
+    plan = _allow_unplanned(ecommerce_plan)
+    rows: list[dict[str, Any]] = []
+    for i in range(60):
+        kind = ("screen", "alias", "identify", "track")[i % 4]
+        row: dict[str, Any] = {"type": kind, "messageId": f"m{i}",
+                               "context": {"ip": "198.51.100.7", "userAgent": "ua"}}  # fmt: skip
+        if kind == "track":
+            row["event"] = UNPLANNED
+        if kind == "identify":
+            row["traits"] = {"plan": "pro"}
+        if i % 3 == 0:
+            row["context"]["ip"] = "not-an-ip"
+        if i % 5 == 0:
+            row["messageId"] = ""
+        rows.append(row)
+    path = tmp_path / "calls.parquet"
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # from_pylist reads row 0's keys
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows]), path)
+    report, detail, _ = _scan_detail(plan, path)
+    _assert_matches(report, detail, plan, rows)
+    assert report["unplanned"] == {"alias": 15, "screen": 15, UNPLANNED: 15}
+    assert {"screen (not in the plan)", "alias (not in the plan)"} <= set(report["by_event"])
+    lines = [{**r, "traits": {"plan": None}} if r["type"] == "identify" else r for r in rows]
+    ndjson = tmp_path / "calls.ndjson"
+    ndjson.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    report, detail, kinds = _scan_detail(plan, ndjson)
+    assert kinds == {"json"}  # a JSON null in a payload: every row checked per row
+    _assert_matches(report, detail, plan, lines)
+    assert report["unplanned"] == {"alias": 15, "screen": 15, UNPLANNED: 15}

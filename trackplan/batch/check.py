@@ -16,8 +16,9 @@ Output rows are of these kinds:
   as JSON text (masked later, before anyone sees it);
 * ``checked``: one per (event, version) with the number of rows checked in ``count``;
 * ``rows``: one per batch with its number of rows; ``unplanned``: rows of events the plan
-  does not know, when the plan lets them through. Such rows are still checked against
-  the common rule, as the enforcer does, under their event name and version 0.
+  does not know, when the plan lets them through, and of call types it has no rule for
+  (``screen``, ``alias``). Such rows are still checked against the common rule, as the
+  enforcer does, under their event name (or call type) and version 0.
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ SAMPLES_PER_BATCH = 3
 JSON_COLUMN = "__json__"
 
 _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
+
+#: Segment's call types: rows of these without a rule are still checked by the common rule.
+CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+
+
+def _unplanned_label(kind: str, name: str | None) -> str | None:
+    """What a row without a rule is reported under: its event name, or its call type."""
+    return name if kind == "track" else kind
 
 
 @dataclass
@@ -461,12 +470,13 @@ def _check_group(
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
                 checked.append((name, 0, rows))
             else:
-                out._add("unplanned", None, name, 0, None, None, None, None, len(rows))
-                if kind == "track" and plan.common is not None:
-                    # let through, but the common rule still applies (as the enforcer's
-                    # rule for unplanned events checks it)
-                    out.checked(name, 0, len(rows))
-                    checked.append((name, 0, rows))
+                label = _unplanned_label(kind, name)
+                out._add("unplanned", None, label, 0, None, None, None, None, len(rows))
+                if kind in CALL_KINDS and plan.common is not None:
+                    # let through, but the common rule still applies, as the enforcer's
+                    # rules for unplanned events and for call types without a rule check it
+                    out.checked(label, 0, len(rows))
+                    checked.append((label, 0, rows))
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -544,10 +554,11 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 out.violations(row, name, 0, "event", "unplanned", "event", [])
                 _json_failures(out, common, event, row, name, 0)
             else:
-                out._add("unplanned", None, name, 0, None, None, None, None, 1)
-                if kind == "track" and common is not None:
-                    counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
-                    _json_failures(out, common, event, row, name, 0)
+                label = _unplanned_label(kind, name)
+                out._add("unplanned", None, label, 0, None, None, None, None, 1)
+                if kind in CALL_KINDS and common is not None:
+                    counts[(label, 0)] = counts.get((label, 0), 0) + 1
+                    _json_failures(out, common, event, row, label, 0)
             continue
         label = compiled.rule.name or compiled.rule.kind
         key = (label, compiled.rule.version)
