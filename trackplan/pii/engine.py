@@ -150,9 +150,9 @@ class Transformer:
         #: False for the scrubber: ``reject`` redacts instead of blocking
         self.block = block
         self.scrubber: Transformer | None = None
-        #: per key: None when its name could be PII, else the clean cache of its key's
-        #: class (bounded like the detector caches)
-        self.keys_seen: dict[str, set[object] | None] = {}
+        #: per key, outside and inside a person's traits: None when its name could be
+        #: PII there, else the clean cache of its key's class (bounded like the caches)
+        self.keys_seen: tuple[dict[str, set[object] | None], ...] = ({}, {})
         self.key = policy.key
         det = policy.detection
         self.values = det.enabled and det.values
@@ -264,7 +264,7 @@ class Transformer:
         """Visit the keys of ``value`` not in ``known`` at a detecting (or starred) node;
         ``out`` is the copy made so far (None: nothing changed yet). Returns the copy."""
         keys, star, detect = node.keys, node.star, node.detect
-        seen, clean, values = self.keys_seen, _CLEAN, self.values
+        seen, clean, values = self.keys_seen[node.person], _CLEAN, self.values
         for k, v in value.items():
             if k in known:
                 continue
@@ -281,7 +281,7 @@ class Transformer:
                 # the common cases inline: a key that names nothing, a clean or new string
                 cache = seen.get(k, _UNSEEN_KEY)
                 if cache is _UNSEEN_KEY:
-                    cache = self._key_cache(k)
+                    cache = self._key_cache(k, node.person)
                 t = type(v)
                 if cache is None or t is dict or t is list:
                     new = self._detect(k, v, path, node.person, violations)
@@ -298,18 +298,20 @@ class Transformer:
                 out = _put(out, value, k, new)
         return out
 
-    def _names_pii(self, key: str) -> bool:
+    def _names_pii(self, key: str, person: bool) -> bool:
         """Whether ``key`` could name PII (then :meth:`_detect` matches it; a key that
-        does not cannot make :func:`match_key` answer, for a person or not)."""
-        return self.names and (_name_category(key) is not None or key.strip().lower() == "name")
+        does not cannot make :func:`match_key` answer)."""
+        if not self.names:
+            return False
+        return _name_category(key) is not None or (person and key.strip().lower() == "name")
 
-    def _key_cache(self, key: str) -> set[object] | None:
+    def _key_cache(self, key: str, person: bool) -> set[object] | None:
         """What :meth:`_extras` needs of a key: None when it could name PII, else the
         cache of strings clean under it (remembered per key, bounded)."""
-        seen = self.keys_seen
+        seen = self.keys_seen[person]
         if len(seen) >= 4096:
             seen.clear()
-        cache = seen[key] = None if self._names_pii(key) else clean_set(key)
+        cache = seen[key] = None if self._names_pii(key, person) else clean_set(key)
         return cache
 
     def _scan_keys(
