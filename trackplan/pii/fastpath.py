@@ -24,11 +24,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trackplan.pii.detect import (
+    _CACHE_LEN,
     _CLEAN,
+    _RULED_OUT,
+    PREFILTER,
+    PREFILTER_ID,
+    SAFE_WHOLE,
+    _key_class,
     _name_category,
     _remember,
+    _rust_check,
     clean_set,
-    findings_for,
     prefilter_for,
     scan,
 )
@@ -271,29 +277,23 @@ class _Gen:
                                undeclared=True, person=node.person)
             if scan_keys:
                 self.scanned.extend((id(props), key, key) for key in scan_keys)
-                # every planned string in the clean cache of its key's class: one chain of
-                # C-level lookups (cheaper than a set operation over a generated iterable)
+                # every planned string in the clean cache of its key's class, or new and
+                # ruled out by the detectors' prefilter (in Rust, then cached): one chain
+                # of C-level calls, no Python frame unless a string is new
                 get = self.fresh("g")
                 self.emit(ind, f"{get} = {src}.get")
-                tests = " and ".join(
-                    f"{get}({self.token(key)}) in {self.const(clean_set(key))}"
-                    for key in scan_keys
-                )
+                keep = self.const(_keep)
+                tests = []
+                for key in scan_keys:
+                    value, cache = self.fresh("s"), self.const(clean_set(key))
+                    ruled_out = self.const(_RULED_OUT_UNDER_ID if _key_class(key)[0]
+                                           else _RULED_OUT)
+                    tests.append(f"(({value} := {get}({self.token(key)})) in {cache} or "
+                                 f"{ruled_out}({value}) and {keep}({cache}, {value}))")
                 keys = self.token(tuple(scan_keys))
-                scan_call = (f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
-                             f"{self.path(path)}, violations, {out})")
-                # a miss: up to two new strings are decided one by one (the steady state:
-                # a new id per event), more by one prefiltered check of the whole event
-                few = self.fresh("f")
-                caches = self.const(tuple((key, clean_set(key)) for key in scan_keys))
-                self.emit(ind, f"if not ({tests}):")
-                self.emit(ind + 1, f"{few} = {self.const(_few_new)}({src}, {caches})")
-                self.emit(ind + 1, f"if {few} is None:")
-                self.unless_prefiltered(
-                    ind + 2, [f"{self.const(_remember_keys)}({src}, {keys})"], [scan_call]
-                )
-                self.emit(ind + 1, f"elif not {few}:")
-                self.emit(ind + 2, scan_call)
+                self.emit(ind, f"if not ({' and '.join(tests)}):")
+                self.emit(ind + 1, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
+                                   f"{self.path(path)}, violations, {out})")
         if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
             known_set = self.token(frozenset(known))
             self.emit(ind, f"if not {src}.keys() <= {known_set}:")
@@ -474,25 +474,19 @@ def _remember_keys(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
             _remember(clean_set(key), value)
 
 
-#: New strings in one object that :func:`_few_new` decides one by one; with more, one
-#: prefiltered check of the whole event is cheaper than a check per string.
-FEW_NEW = 2
+#: Strings ruled out under id-like keys: by the general prefilter, or by the one for such
+#: keys (:func:`trackplan.pii.detect.findings_for` decides them the same way).
+_RULED_OUT_UNDER_ID = _rust_check(
+    {"anyOf": [{"not": {"pattern": PREFILTER}}, {"not": {"pattern": PREFILTER_ID}},
+               {"pattern": SAFE_WHOLE}]}
+)
 
 
-def _few_new(obj: dict[str, Any], caches: tuple[tuple[str, set[object]], ...]) -> bool | None:
-    """Whether the strings of ``obj`` under the keys of ``caches`` hold no PII, when at most
-    :data:`FEW_NEW` of them are missing from their key's clean cache: those are checked
-    (the detectors' Rust prefilter first, see :func:`findings_for`) and cached when clean.
-    None: more are new, or a value is not a string (the caller decides otherwise)."""
-    new: list[tuple[str, str]] = []
-    for key, cache in caches:
-        value = obj.get(key)
-        if value in cache:
-            continue
-        if value.__class__ is not str or len(new) == FEW_NEW:
-            return None
-        new.append((key, value))
-    return not any(findings_for(key, value) for key, value in new)
+def _keep(cache: set[object], value: object) -> bool:
+    """Cache a string the prefilter ruled out (not a long one); True, for the chain."""
+    if value.__class__ is str and len(value) <= _CACHE_LEN:
+        _remember(cache, value)
+    return True
 
 
 def _remember_items(items: list[Any]) -> None:
@@ -554,6 +548,9 @@ def build(
     result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
     gen.emit(1, f"except {gen.const(_Block)}:")
     gen.emit(2, "return None")
+    gen.emit(1, f"except {gen.const(ValueError)}:")  # a lone surrogate, which Rust refuses
+    gen.emit(2, "del violations[:]")
+    gen.emit(2, f"return {gen.const(transformer)}(event, violations)")
     gen.emit(1, f"return {result}")
     source = "def transform(event, violations):\n" + "\n".join(gen.lines) + "\n"
     namespace: dict[str, Any] = dict(gen.names)
