@@ -24,68 +24,23 @@ others and runs on the first ``--slow`` events only.
 from __future__ import annotations
 
 import argparse
-import collections
 import copy
-import dataclasses
-import gc
-import importlib.util
 import os
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
+import common
 import fastjsonschema
 import jsonschema
 import jsonschema_rs
 import orjson
+from common import PLAN, best_of, drain, keep, make_events, without_pii
 
 from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import call_schema
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan, Rule
-
-ROOT = Path(__file__).resolve().parents[1]
-PLAN = ROOT / "plans" / "ecommerce"
-CLOCK = time.process_time
-Contender = Callable[[list[Any]], object]
-
-
-def make_events(count: int, *, mistakes: bool) -> list[dict[str, Any]]:
-    """``count`` events from the example generator (a fresh module: its fixed seed)."""
-    script = ROOT / "examples" / "make_events.py"
-    spec = importlib.util.spec_from_file_location("make_events", script)
-    assert spec is not None and spec.loader is not None
-    gen: Any = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    clock = gen.Clock()
-    events: list[dict[str, Any]] = []
-    i = 0
-    while len(events) < count:
-        events.extend(gen.journey(gen.make_user(i), clock))
-        i += 1
-    events = events[:count]
-    if mistakes:
-        gen.inject(events)
-    return events
-
-
-def _strip_pii(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip_pii(v) for k, v in node.items() if k not in ("x-pii", "pii")}
-    if isinstance(node, list):
-        return [_strip_pii(v) for v in node]
-    return node
-
-
-def without_pii(plan: Plan) -> Plan:
-    """The plan without ``x-pii`` annotations and PII section: the core engine alone."""
-    rules = tuple(
-        dataclasses.replace(r, payload=_strip_pii(r.payload), call=_strip_pii(r.call))
-        for r in plan.rules
-    )
-    defs = _strip_pii(dict(plan.definitions))
-    return dataclasses.replace(plan, rules=rules, definitions=defs, pii={"detection": False})
 
 
 def whole_call_schemas(plan: Plan) -> dict[tuple[str, str | None], dict[str, Any]]:
@@ -144,37 +99,6 @@ def peers(plan: Plan) -> dict[str, Callable[[Any], bool]]:
            for k, s in schemas.items()}  # fmt: skip
     return {"jsonschema-rs": dispatcher(rs), "fastjsonschema": dispatcher(fast),
             "jsonschema": dispatcher(ref)}  # fmt: skip
-
-
-def best_of(contenders: list[Contender], items: list[Any], repeat: int, chunk: int = 2000
-            ) -> list[float]:  # fmt: skip
-    """CPU seconds per contender: the sum over chunks of the best of ``repeat`` runs."""
-    totals = [0.0] * len(contenders)
-    gc.disable()
-    try:
-        for at in range(0, len(items), chunk):
-            part = items[at : at + chunk]
-            best = [float("inf")] * len(contenders)
-            for _ in range(repeat):
-                for index, fn in enumerate(contenders):
-                    start = CLOCK()
-                    fn(part)
-                    best[index] = min(best[index], CLOCK() - start)
-                gc.collect()
-            totals = [t + b for t, b in zip(totals, best, strict=True)]
-    finally:
-        gc.enable()
-    return totals
-
-
-def drain(fn: Callable[[Any], object]) -> Contender:
-    """Apply ``fn`` to every item in C, keeping no result (no contender pays for retention)."""
-    return lambda part: collections.deque(map(fn, part), maxlen=0)
-
-
-def keep(fn: Callable[[Any], object]) -> Contender:
-    """Apply ``fn`` to every item, keeping the results in a list (a batch held in memory)."""
-    return lambda part: list(map(fn, part))
 
 
 def row(name: str, seconds: float, count: int, base: float, base_name: str) -> str:
@@ -239,9 +163,8 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=4000, help="events for jsonschema")
     parser.add_argument("--wall", action="store_true", help="wall time, not process CPU time")
     args = parser.parse_args()
-    global CLOCK
     if args.wall:
-        CLOCK = time.perf_counter
+        common.CLOCK = time.perf_counter
     # the shipped plan hashes emails: a stand-in key for timing (never a real secret)
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "benchmark-key-not-secret")
     shipped = load_plan(PLAN)

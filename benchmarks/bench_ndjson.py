@@ -3,8 +3,8 @@
 Run from the repository root with TRACKPLAN_HASH_KEY set (the example plan hashes PII).
 One process, the same lines for every contender: realistic shop events of plans/ecommerce
 made by examples/make_events.py (its journeys: page, track, identify and group calls).
-Two plans: the example as shipped, and a variant with PII stripped (``x-pii`` annotations and
-the ``pii`` section removed), since rules with PII actions need the event as a dict.
+Two plans: the example as shipped, and a variant without PII (``x-pii`` annotations removed,
+detection off), since rules with PII actions need the event as a dict.
 Timed in chunks of 2,000 lines, best of 5 per chunk, contenders interleaved (the machine
 may be shared).
 
@@ -14,98 +14,27 @@ may be shared).
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib.util
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
+import common
 import orjson
-import yaml
+from common import PLAN, best_of, make_events, without_pii
 
 from trackplan.engine.typed import LineResult, TypedPath
 from trackplan.plan.load import load_plan
-
-ROOT = Path(__file__).resolve().parents[1]
-#: CPU time of this process: on a shared machine, wall time also counts other jobs' turns
-CLOCK = time.process_time
-PLAN = ROOT / "plans" / "ecommerce"
+from trackplan.plan.model import Plan
 
 
 def make_lines(count: int, *, mistakes: bool) -> list[bytes]:
-    """``count`` NDJSON lines from the example generator (deterministic seed)."""
-    spec = importlib.util.spec_from_file_location("make_events", ROOT / "examples" /
-                                                  "make_events.py")
-    assert spec is not None and spec.loader is not None
-    gen: Any = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    clock = gen.Clock()
-    events: list[dict[str, Any]] = []
-    i = 0
-    while len(events) < count:
-        events.extend(gen.journey(gen.make_user(i), clock))
-        i += 1
-    events = events[:count]
-    if mistakes:
-        gen.inject(events)
-    return [orjson.dumps(e) for e in events]
+    """``count`` NDJSON lines of the example generator's events (see common.make_events)."""
+    return [orjson.dumps(e) for e in make_events(count, mistakes=mistakes)]
 
 
-def _strip_pii(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip_pii(v) for k, v in node.items() if k != "x-pii"}
-    if isinstance(node, list):
-        return [_strip_pii(v) for v in node]
-    return node
-
-
-def plan_without_pii(tmp: Path) -> Path:
-    """A copy of the example plan without ``x-pii`` annotations and ``pii`` section."""
-    out = tmp / "ecommerce-nopii"
-    shutil.copytree(PLAN, out)
-    for path in out.rglob("*.yaml"):
-        doc = _strip_pii(yaml.safe_load(path.read_text()))
-        if path.name == "plan.yaml":
-            doc.pop("pii", None)
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return out
-
-
-def best_of(contenders: list[Callable[[list[bytes]], object]], lines: list[bytes],
-            repeat: int, chunk: int = 2000) -> list[float]:
-    """Seconds per contender for all ``lines``: the sum over chunks of the best of ``repeat``.
-
-    Each chunk is timed for every contender in turn, ``repeat`` times, so a load spike on
-    the shared machine spoils one sample of one chunk, not a contender's whole figure.
-    Pass ``--wall`` to time with ``perf_counter`` instead of process CPU time.
-    """
-    totals = [0.0] * len(contenders)
-    gc.disable()  # collections triggered by one contender's garbage would bill the next
-    try:
-        for at in range(0, len(lines), chunk):
-            part = lines[at:at + chunk]
-            best = [float("inf")] * len(contenders)
-            for _ in range(repeat):
-                for index, fn in enumerate(contenders):
-                    start = CLOCK()
-                    fn(part)
-                    best[index] = min(best[index], CLOCK() - start)
-                gc.collect()
-            totals = [t + b for t, b in zip(totals, best, strict=True)]
-    finally:
-        gc.enable()
-    return totals
-
-
-def run(plan_dir: Path, label: str, lines: list[bytes], repeat: int) -> None:
-    enforcer = load_plan(plan_dir).compile()
+def run(plan: Plan, label: str, lines: list[bytes], repeat: int) -> None:
+    enforcer = plan.compile()
     path = TypedPath.of(enforcer)
     loads = orjson.loads
     enforce = enforcer.enforce
-    enforce_bytes = enforcer.enforce_bytes
     enforce_bytes = enforcer.enforce_bytes  # bound to the typed path built above
     typed = sum(path.match(line) is not None for line in lines)
     transform = sum(c.transform is not None for c in enforcer.compiled_rules())
@@ -140,16 +69,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--wall", action="store_true", help="wall time, not process CPU time")
     args = parser.parse_args()
-    global CLOCK
     if args.wall:
-        CLOCK = time.perf_counter
+        common.CLOCK = time.perf_counter
     valid = make_lines(args.events, mistakes=False)
     mixed = make_lines(args.events, mistakes=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        nopii = plan_without_pii(Path(tmp))
-        for plan_dir, name in ((PLAN, "example plan"), (nopii, "example plan without PII")):
-            run(plan_dir, f"{name}, valid events", valid, args.repeat)
-            run(plan_dir, f"{name}, ~14% with mistakes", mixed, args.repeat)
+    shipped = load_plan(PLAN)
+    nopii = without_pii(shipped)
+    for plan, name in ((shipped, "example plan"), (nopii, "example plan without PII")):
+        run(plan, f"{name}, valid events", valid, args.repeat)
+        run(plan, f"{name}, ~14% with mistakes", mixed, args.repeat)
 
 
 if __name__ == "__main__":

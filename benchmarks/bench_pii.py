@@ -1,20 +1,27 @@
 """PII enforcement cost: the same plan and events with PII actions and detectors on vs off.
 
-Run from the repository root: ``python benchmarks/bench_pii.py [--rounds 5] [--repeat 20]``.
+Run from the repository root: ``python benchmarks/bench_pii.py [--events 20000] [--repeat 5]``.
 
-"on" is the example plan as written (x-pii declarations: hash, mask, redact, drop, allow;
-detectors on undeclared payload strings, ``context.ip`` and ``context.traits``). "off" is
-the same plan with every ``x-pii`` stripped and detection disabled, so the engine's fast
-path runs without a transform. "declared" keeps the x-pii actions, detection off. All
-enforce the same events (``examples/events.ndjson``), interleaved, best of ``--rounds``;
-one pass is ``--repeat`` times over the file.
+Plans: "on" is the example plan as written (x-pii declarations: hash, mask, redact, drop,
+allow; detectors on undeclared payload strings, ``context.ip`` and ``context.traits``).
+"off" is the same plan with every ``x-pii`` stripped and detection disabled, so the engine's
+fast path runs without a transform. "declared" keeps the x-pii actions, detection off.
 
-The detectors cache strings found clean (never strings that held PII), so repeated values
-(product names, categories) cost a set lookup. "on, cold" clears that cache before every
-event: every new string then costs one prefiltered validator call per event (and a Python
-scan when the prefilter cannot rule it out), the worst case for traffic where nothing
-repeats. "bytes off" and "bytes on" time ``enforce_bytes`` on the file's NDJSON lines, what
-``trackplan validate`` runs (the plan without PII takes the typed msgspec path).
+Events, each set timed separately: the example file ``examples/events.ndjson`` (401 events,
+about 12% with violations or unplanned properties, repeated to ``--events``), and the
+example generator's shop journeys (examples/make_events.py), all valid ("clean traffic")
+and with its ~14% injected mistakes.
+
+Rows: off, declared and on take dicts in (``enforce``). "on, cold" clears the detectors'
+clean caches and the action memos before every event (the clearing is timed alone and
+subtracted): traffic where no value ever repeats. "copy floor" is off plus the least any
+transform of this plan must do when it never mutates its input: copy the event and its
+``context`` and set the masked ``context.ip`` (looked up in a dict), on every call, as the
+plan's ``ip: mask`` asks. "bytes off/on" time ``enforce_bytes`` on NDJSON lines (what
+``trackplan validate`` runs; the plan without PII takes the typed msgspec path).
+
+Timing (benchmarks/common.py): process CPU time, per chunk of 2,000 events every contender
+in turn, best of ``--repeat``, summed; ``--wall`` for wall time.
 """
 
 from __future__ import annotations
@@ -22,105 +29,121 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+import common
 import orjson
+from common import PLAN, ROOT, best_of, drain, make_events, without_pii
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from trackplan.engine.enforcer import Enforcer
+from trackplan.pii import detect
+from trackplan.plan.load import load_plan
 
-from trackplan.pii import detect  # noqa: E402
-from trackplan.plan.load import load_plan  # noqa: E402
-from trackplan.plan.model import Plan  # noqa: E402
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k != "x-pii"}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
+Row = tuple[str, float, str]
 
 
-def without_pii(plan: Plan) -> Plan:
-    """The plan with no x-pii and detection off: the engine without PII work."""
-    rules = tuple(
-        dataclasses.replace(r, payload=_strip(r.payload), call=_strip(r.call)) for r in plan.rules
-    )
-    return dataclasses.replace(
-        plan, rules=rules, pii={"detection": False}, definitions=_strip(dict(plan.definitions))
-    )
+def clear_caches(enforcer: Enforcer) -> Callable[[], None]:
+    """A function emptying every cache the PII work keeps (as if no value ever repeated)."""
+    sets = [detect._CLEAN, *getattr(detect, "_CLEAN_BY_CLASS", ())]
+    memos: list[dict[str, Any]] = []
+    for compiled in enforcer.compiled_rules():
+        held = getattr(compiled.transform, "memos", None)
+        if held:
+            memos.extend(held.values())
+
+    def clear() -> None:
+        for cache in sets:
+            cache.clear()
+            cache.add(None)
+        for memo in memos:
+            memo.clear()
+
+    return clear
 
 
-def run(enforce: Any, events: list[Any], repeat: int, cold: bool = False) -> float:
-    """Seconds for ``repeat`` passes over ``events``."""
-    clean = detect._CLEAN
-    start = time.perf_counter()
-    for _ in range(repeat):
-        for event in events:
-            if cold:
-                clean.clear()
-            enforce(event)
-    return time.perf_counter() - start
+def copy_floor(off: Enforcer) -> Callable[[Any], object]:
+    """``off.enforce`` plus the copy-on-write work an ``ip: mask`` plan needs on every call."""
+    enforce = off.enforce
+    masked: dict[str, str] = {}
+
+    def floor(event: Any) -> object:
+        result = enforce(event)
+        ctx = event.get("context")
+        if ctx.__class__ is dict and "ip" in ctx:
+            ip = ctx["ip"]
+            new = masked.get(ip)
+            if new is None:
+                new = masked[ip] = ip.rpartition(".")[0] + ".0" if type(ip) is str else ip
+            out_ctx = ctx.copy()
+            out_ctx["ip"] = new
+            out = event.copy()
+            out["context"] = out_ctx
+        return result
+
+    return floor
 
 
-def run_bytes(enforce_bytes: Any, lines: list[bytes], repeat: int) -> float:
-    """Seconds for ``repeat`` passes over NDJSON ``lines`` (what ``trackplan validate`` runs)."""
-    start = time.perf_counter()
-    for _ in range(repeat):
-        for line in lines:
-            enforce_bytes(line)
-    return time.perf_counter() - start
+def measure(label: str, events: list[dict[str, Any]], plans: dict[str, Enforcer],
+            repeat: int) -> list[Row]:  # fmt: skip
+    on, off, declared = plans["on"], plans["off"], plans["declared"]
+    clear = clear_caches(on)
+    on_enforce = on.enforce
+
+    def cold(event: Any) -> object:
+        clear()
+        return on_enforce(event)
+
+    lines = [orjson.dumps(e) for e in events]
+    changed = sum(on.enforce(e).event is not e for e in events)
+    pii = sum(v.type == "PII" for e in events for v in on.enforce(e).violations)
+    n = len(events)
+    print(f"\n{label}: {n} events; {changed / n:.0%} changed by PII actions, "
+          f"{pii} PII violations")
+    t_off, t_floor, t_dec, t_on, t_cold, t_clear = best_of(
+        [drain(off.enforce), drain(copy_floor(off)), drain(declared.enforce),
+         drain(on.enforce), drain(cold), drain(lambda _e: clear())],
+        events, repeat,
+    )  # fmt: skip
+    b_off, b_on = best_of([drain(off.enforce_bytes), drain(on.enforce_bytes)], lines, repeat)
+    rows: list[Row] = [
+        ("off", t_off, "off"), ("copy floor", t_floor, "off"), ("declared", t_dec, "off"),
+        ("on", t_on, "off"), ("on, cold", t_cold - t_clear, "off"),
+        ("bytes off", b_off, "bytes off"), ("bytes on", b_on, "bytes off"),
+    ]  # fmt: skip
+    base = {"off": t_off, "bytes off": b_off}
+    print(f"  {'case':<12}{'events/s':>12}{'us/event':>10}{'time vs off':>13}")
+    for name, seconds, against in rows:
+        print(f"  {name:<12}{n / seconds:>12,.0f}{seconds / n * 1e6:>10.2f}"
+              f"{seconds / base[against]:>12.2f}x")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--events", default=str(ROOT / "examples" / "events.ndjson"))
+    parser.add_argument("--events", type=int, default=20000, help="events per set")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--wall", action="store_true", help="wall time, not process CPU time")
     args = parser.parse_args()
+    if args.wall:
+        common.CLOCK = time.perf_counter
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "benchmark-key-not-secret")
-    plan = load_plan(ROOT / "plans" / "ecommerce")
-    on = plan.compile()
-    declared = dataclasses.replace(plan, pii={**plan.pii, "detection": False}).compile()
-    off = without_pii(plan).compile()
-    assert not any(c.transform for c in off.compiled_rules())
-    lines = [line for line in Path(args.events).read_bytes().splitlines() if line]
-    events = [orjson.loads(line) for line in lines]
-    changed = sum(on.enforce(e).event is not e for e in events)
-    pii_violations = sum(1 for e in events for v in on.enforce(e).violations if v.type == "PII")
-    n = len(events) * args.repeat
-
-    def clear_cold() -> float:
-        # "cold" costs clear() per event on top: measure and subtract it
-        start = time.perf_counter()
-        for _ in range(args.repeat):
-            for _e in events:
-                detect._CLEAN.clear()
-        return time.perf_counter() - start
-
-    best = {"off": float("inf"), "declared": float("inf"), "on": float("inf"),
-            "on, cold": float("inf"), "bytes off": float("inf"),
-            "bytes on": float("inf")}  # fmt: skip
-    for _ in range(args.rounds):
-        best["off"] = min(best["off"], run(off.enforce, events, args.repeat))
-        best["declared"] = min(best["declared"], run(declared.enforce, events, args.repeat))
-        best["on"] = min(best["on"], run(on.enforce, events, args.repeat))
-        cold = run(on.enforce, events, args.repeat, cold=True) - clear_cold()
-        best["on, cold"] = min(best["on, cold"], cold)
-        best["bytes off"] = min(best["bytes off"], run_bytes(off.enforce_bytes, lines, args.repeat))
-        best["bytes on"] = min(best["bytes on"], run_bytes(on.enforce_bytes, lines, args.repeat))
-    print(
-        f"{len(events)} events x {args.repeat} passes, best of {args.rounds}; "
-        f"{changed} events changed by PII actions, {pii_violations} PII violations"
-    )
-    print(f"{'case':12s} {'events/s':>12s} {'us/event':>9s} {'time vs off':>12s}")
-    for name, seconds in best.items():
-        base = best["bytes off"] if name.startswith("bytes") else best["off"]
-        print(f"{name:12s} {n / seconds:12,.0f} {seconds / n * 1e6:9.2f} {seconds / base:11.2f}x")
+    plan = load_plan(PLAN)
+    plans = {
+        "on": plan.compile(),
+        "declared": dataclasses.replace(plan, pii={**plan.pii, "detection": False}).compile(),
+        "off": without_pii(plan).compile(),
+    }
+    assert not any(c.transform for c in plans["off"].compiled_rules())
+    sample = [orjson.loads(line) for line in
+              (ROOT / "examples" / "events.ndjson").read_bytes().splitlines() if line]
+    example = (sample * (args.events // len(sample) + 1))[: args.events]
+    sets = [("examples/events.ndjson", example),
+            ("generated, clean traffic", make_events(args.events, mistakes=False)),
+            ("generated, ~14% with mistakes", make_events(args.events, mistakes=True))]
+    for label, events in sets:
+        measure(label, events, plans, args.repeat)
 
 
 if __name__ == "__main__":
