@@ -16,17 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from trackplan import pointer as jp
-from trackplan.ci.classify import (
-    PII_ACTION_RANK,
-    RANK,
-    Context,
-    SchemaChange,
-    compare_schemas,
-    default_pii_action,
-)
+from trackplan.ci.classify import RANK, Context, SchemaChange, compare_schemas
+from trackplan.ci.keywords import PII_ACTION_RANK, canon, default_pii_action
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
 
@@ -212,17 +204,13 @@ def _closed(plan: Plan, rule: Rule) -> bool:
     return plan.controls.for_kind(kind).unplanned_properties in ("omit", "block")
 
 
-def _canon(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
 # -- event diff ------------------------------------------------------------------------
 def _compare_rules(old_plan: Plan, new_plan: Plan, old: Rule, new: Rule) -> list[Change]:
     old_root, new_root = _ref_root(old_plan, old), _ref_root(new_plan, new)
     ctx = Context(
         resolve_old=_resolver(old_root),
         resolve_new=_resolver(new_root),
-        refs_stable=all(_canon(old_root[k]) == _canon(new_root[k]) for k in DEFS_KEYS),
+        refs_stable=all(canon(old_root[k]) == canon(new_root[k]) for k in DEFS_KEYS),
         root_closed=_closed(old_plan, old) and _closed(new_plan, new),
         pii_defaults_old=_defaults(old_plan),
         pii_defaults_new=_defaults(new_plan),
@@ -238,7 +226,7 @@ def _compare_rules(old_plan: Plan, new_plan: Plan, old: Rule, new: Rule) -> list
             )
         )
     for key in sorted(set(old.extra) | set(new.extra)):
-        if _canon(old.extra.get(key)) != _canon(new.extra.get(key)):
+        if canon(old.extra.get(key)) != canon(new.extra.get(key)):
             found.append(
                 SchemaChange(
                     "annotation changed",
@@ -251,7 +239,7 @@ def _compare_rules(old_plan: Plan, new_plan: Plan, old: Rule, new: Rule) -> list
         found += compare_schemas(
             old.payload, new.payload, ctx, pointer=jp.join("", old.payload_key)
         )
-    if _canon(old.call) != _canon(new.call):
+    if canon(old.call) != canon(new.call):
         found += compare_schemas(old.call, new.call, ctx, pointer="/call", root=False)
     return [
         Change(
@@ -419,7 +407,7 @@ def _plan_changes(old: Plan, new: Plan) -> list[Change]:
                 privacy=True,
             )
         )
-    if _canon(dict(old.policy)) != _canon(dict(new.policy)):
+    if canon(dict(old.policy)) != canon(dict(new.policy)):
         pol_file, _, pol_base = new.sections.get("policy", "#").partition("#")
         was, now = policy_of(old), policy_of(new)
         out.append(
