@@ -264,6 +264,8 @@ class Transformer:
         """Visit the keys of ``value`` not in ``known`` at a detecting (or starred) node;
         ``out`` is the copy made so far (None: nothing changed yet). Returns the copy."""
         keys, star, detect = node.keys, node.star, node.detect
+        if detect and not keys and star is None and not known:
+            return self._undeclared(value, node.person, path, violations, out)
         seen, clean, values = self.keys_seen[node.person], _CLEAN, self.values
         for k, v in value.items():
             if k in known:
@@ -294,6 +296,37 @@ class Transformer:
                     new = self._found(k, v, found, (*path, k), violations)
                 else:
                     continue  # a number, a boolean, null: no content to scan
+            if new is not v:
+                out = _put(out, value, k, new)
+        return out
+
+    def _undeclared(
+        self,
+        value: dict[str, Any],
+        person: bool,
+        path: tuple[str | int, ...],
+        violations: list[Violation],
+        out: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """:meth:`_extras` of an object nothing is declared in (the loop without the
+        declared keys' lookups: the common case, nested undeclared objects)."""
+        seen, clean, values = self.keys_seen[person], _CLEAN, self.values
+        for k, v in value.items():
+            cache = seen.get(k, _UNSEEN_KEY)
+            if cache is _UNSEEN_KEY:
+                cache = self._key_cache(k, person)
+            t = type(v)
+            if t is str and cache is not None:
+                if not values or len(v) < 6 or v in clean or v in cache:
+                    continue
+                found = findings_for(k, v)
+                if not found:
+                    continue
+                new = self._found(k, v, found, (*path, k), violations)
+            elif cache is None or t is dict or t is list:
+                new = self._detect(k, v, path, person, violations)
+            else:
+                continue  # a number, a boolean, null: no content to scan
             if new is not v:
                 out = _put(out, value, k, new)
         return out
