@@ -7,6 +7,11 @@ IPv6, US SSN (with Presidio's exclusions), JWT and common API key shapes (creden
 Precision comes first: UUIDs, order ids, SKUs, timestamps, version strings like
 ``1.2.3.4``, prices and URLs without PII are left alone.
 
+:func:`scan` costs a set lookup for a string seen clean before, and about 0.2-0.4 us
+for a new one that a Rust regex prefilter rules out (:data:`PREFILTER`: what every
+detector needs; whole UUIDs and ISO-8601 timestamps); only the rest, in practice the
+strings that do hold PII, run the Python detectors.
+
 Key-name matchers split camelCase, snake_case, kebab-case and spaces into words and match
 the phrases Segment's Privacy Portal suggests by default, taking the value's type into
 account (``email_opt_in: true`` is no email, ``next_page_token`` no credential).

@@ -13,6 +13,12 @@ fields the plan declares and for detectors on undeclared strings only. Events th
 validator accepted take ``Transformer.valid`` instead, a function generated from the
 rule's schema (:mod:`trackplan.pii.fastpath`). Every value transformation is a function of
 :mod:`trackplan.pii.actions`.
+
+The walk serves what the generated functions do not: review copies of blocked events
+(:meth:`Transformer.scrub`), events with violations, values the schema says too little
+about. It skips strings in the detectors' clean caches inline, decides once per key
+whether its name could be PII, and applies ``hash``, ``mask`` and ``redact`` to strings
+through the bounded memos the generated functions share (held in memory only).
 """
 
 from __future__ import annotations
