@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from trackplan import pointer as jp
 from trackplan.ci.facts import allows_null, type_set
 from trackplan.ci.sites import Check, LintContext, Out, nodes
 
@@ -46,10 +45,8 @@ def min_max(lower: tuple[str, ...], upper: tuple[str, ...], what: str) -> Check:
             lo = [node[k] for k in lower if _num(node.get(k))]
             hi = [node[k] for k in upper if _num(node.get(k))]
             if lo and hi and max(lo) > min(hi):
-                yield (
-                    site.file,
+                yield site.found(
                     ptr,
-                    site.event,
                     f"{what}: the lower bound {max(lo)} is "
                     f"greater than the upper bound {min(hi)}, so no value is valid",
                 )
@@ -68,12 +65,11 @@ def wrong_type(kind: str) -> Check:
                 continue
             for key in keywords:
                 if key in node:
-                    yield (
-                        site.file,
-                        jp.join(ptr, key),
-                        site.event,
+                    yield site.found(
+                        ptr,
                         f"'{key}' applies to {kind} values but the type is "
                         f"{'|'.join(sorted(types))}: it is ignored",
+                        key,
                     )
 
     return check
@@ -87,12 +83,8 @@ def required_exist(ctx: LintContext) -> Out:
             continue
         for i, name in enumerate(node["required"]):
             if name not in props:
-                yield (
-                    site.file,
-                    jp.join(ptr, "required", i),
-                    site.event,
-                    f"required property '{name}' is not defined in properties",
-                )
+                message = f"required property '{name}' is not defined in properties"
+                yield site.found(ptr, message, "required", i)
 
 
 def root_object(ctx: LintContext) -> Out:
@@ -103,30 +95,21 @@ def root_object(ctx: LintContext) -> Out:
             and isinstance(site.schema, dict)
             and site.schema.get("type") != "object"
         ):
-            yield site.file, site.pointer, site.event, "the payload schema is not type: object"
+            yield site.found(site.pointer, "the payload schema is not type: object")
 
 
 def string_range(ctx: LintContext) -> Out:
     for site, ptr, node in nodes(ctx):
         if _num(node.get("maxLength")) and node["maxLength"] > 65535:
-            yield (
-                site.file,
-                jp.join(ptr, "maxLength"),
-                site.event,
-                f"maxLength {node['maxLength']} is over 65535: warehouses cap VARCHAR there",
-            )
+            message = f"maxLength {node['maxLength']} is over 65535: warehouses cap VARCHAR there"
+            yield site.found(ptr, message, "maxLength")
 
 
 def unknown_formats(ctx: LintContext) -> Out:
     for site, ptr, node in nodes(ctx):
         fmt = node.get("format")
         if isinstance(fmt, str) and fmt not in KNOWN_FORMATS:
-            yield (
-                site.file,
-                jp.join(ptr, "format"),
-                site.event,
-                f"format '{fmt}' is unknown: it is not checked",
-            )
+            yield site.found(ptr, f"format '{fmt}' is unknown: it is not checked", "format")
 
 
 def numeric_min_max(ctx: LintContext) -> Out:
@@ -137,7 +120,7 @@ def numeric_min_max(ctx: LintContext) -> Out:
         has_lo = any(k in node for k in ("minimum", "exclusiveMinimum"))
         has_hi = any(k in node for k in ("maximum", "exclusiveMaximum"))
         if not (has_lo and has_hi):
-            yield site.file, ptr, site.event, "number without both a minimum and a maximum"
+            yield site.found(ptr, "number without both a minimum and a maximum")
 
 
 def string_length(ctx: LintContext) -> Out:
@@ -147,7 +130,7 @@ def string_length(ctx: LintContext) -> Out:
         ):
             continue
         if not any(k in node for k in ("maxLength", "enum", "const", "format")):
-            yield site.file, ptr, site.event, "string without maxLength, enum or format"
+            yield site.found(ptr, "string without maxLength, enum or format")
 
 
 def optional_null(ctx: LintContext) -> Out:
@@ -155,12 +138,7 @@ def optional_null(ctx: LintContext) -> Out:
         return
     for p in ctx.props:
         if not p.required and not allows_null(p.schema):
-            yield (
-                p.site.file,
-                p.pointer,
-                p.site.event,
-                f"optional property '{p.name}' does not allow null (the plan asks it to)",
-            )
+            yield p.found(f"optional property '{p.name}' does not allow null (the plan asks it to)")
 
 
 def typed(ctx: LintContext) -> Out:
@@ -169,4 +147,4 @@ def typed(ctx: LintContext) -> Out:
         if isinstance(s, dict) and not any(
             k in s for k in ("type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf")
         ):
-            yield p.site.file, p.pointer, p.site.event, f"property '{p.name}' has no type"
+            yield p.found(f"property '{p.name}' has no type")

@@ -19,7 +19,7 @@ Configuration lives in the plan's ``lint`` section::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,12 +106,9 @@ def _property_case(ctx: LintContext) -> Out:
         conv = found
     for p in ctx.props:
         if not conforms(p.name, conv):
-            yield (
-                p.site.file,
-                p.pointer,
-                p.site.event,
+            yield p.found(
                 f"property name '{p.name}' is not {conv} case like the rest of the plan "
-                f"(like '{example(conv)}')",
+                f"(like '{example(conv)}')"
             )
 
 
@@ -172,13 +169,8 @@ def _conflicting_types(ctx: LintContext) -> Out:
         first_sig, *rest = by_sig  # the first type met in plan order is the reference
         first = by_sig[first_sig]
         for sig in rest:
-            p = by_sig[sig]
-            yield (
-                p.site.file,
-                p.pointer,
-                p.site.event,
-                f"property '{name}' is {sig} here but {first_sig} in {first.site.event}",
-            )
+            message = f"property '{name}' is {sig} here but {first_sig} in {first.site.event}"
+            yield by_sig[sig].found(message)
 
 
 # -- documentation --------------------------------------------------------------------------
@@ -193,7 +185,7 @@ def _property_description(ctx: LintContext) -> Out:
         if p.under_pii and not p.top:
             continue
         if isinstance(p.schema, dict) and not str(p.schema.get("description", "")).strip():
-            yield p.site.file, p.pointer, p.site.event, f"property '{p.name}' has no description"
+            yield p.found(f"property '{p.name}' has no description")
 
 
 # -- privacy ------------------------------------------------------------------------------
@@ -204,34 +196,29 @@ def _looks_pii(ctx: LintContext, p: Prop) -> str | None:
     return ctx.matcher(f"{p.qualifier}_{p.name}", p.schema) if p.name == "name" else found
 
 
+def _undeclared(ctx: LintContext) -> Iterator[Prop]:
+    """Properties that declare no PII status and sit under no PII property."""
+    return (p for p in ctx.props if not (p.under_pii or pii_status(p.schema)[0]))
+
+
 def _pii_status(ctx: LintContext) -> Out:
     cfg = ctx.config
     other_rule_runs = "piiUndeclared" not in cfg.skip and cfg.levels.get("piiUndeclared") != "off"
-    for p in ctx.props:
-        if p.under_pii or pii_status(p.schema)[0]:
-            continue
+    for p in _undeclared(ctx):
         if other_rule_runs and _looks_pii(ctx, p):
             continue  # piiUndeclared reports it, as an error
-        yield (
-            p.site.file,
-            p.pointer,
-            p.site.event,
-            f"property '{p.name}' declares no PII status: add x-pii: <category> or x-pii: false",
+        yield p.found(
+            f"property '{p.name}' declares no PII status: add x-pii: <category> or x-pii: false"
         )
 
 
 def _pii_undeclared(ctx: LintContext) -> Out:
-    for p in ctx.props:
-        if p.under_pii or pii_status(p.schema)[0]:
-            continue
+    for p in _undeclared(ctx):
         category = _looks_pii(ctx, p)
         if category is not None:
-            yield (
-                p.site.file,
-                p.pointer,
-                p.site.event,
+            yield p.found(
                 f"property '{p.name}' looks like PII ({category}) but has no x-pii: declare "
-                f"x-pii: {category} or x-pii: false",
+                f"x-pii: {category} or x-pii: false"
             )
 
 
@@ -250,12 +237,10 @@ def _pii_annotation(ctx: LintContext) -> Out:
         if isinstance(raw, dict) and isinstance(raw.get("action"), str):
             bad = bad or action not in actions
         if bad or not isinstance(raw, str | dict):
-            yield (
-                p.site.file,
-                jp.join(p.pointer, "x-pii"),
-                p.site.event,
+            yield p.found(
                 f"x-pii of '{p.name}' names an unknown category or action; categories: "
                 f"{', '.join(sorted(known))}; actions: {', '.join(sorted(actions))}",
+                "x-pii",
             )
 
 

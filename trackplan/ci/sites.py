@@ -16,7 +16,12 @@ from trackplan.ci.naming import pii_name_matcher
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.model import Plan
 
-__all__ = ["LintConfig", "Site", "Prop", "LintContext", "Check", "Out", "nodes", "split_section"]
+__all__ = [
+    "LintConfig", "Site", "Prop", "LintContext", "Check", "Hit", "Out", "nodes", "split_section"
+]  # fmt: skip
+
+#: One finding of a check: ``(file, pointer, event, message)``.
+Hit = tuple[str, str, str | None, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,10 @@ class Site:
     qualifier: str | None = None
     latest: bool = True  # the newest version of its event
 
+    def found(self, pointer: str, message: str, *keys: str | int) -> Hit:
+        """A finding at ``pointer`` (a node of this site), or at ``keys`` below it."""
+        return self.file, jp.join(pointer, *keys), self.event, message
+
 
 @dataclass(frozen=True, slots=True)
 class Prop:
@@ -57,6 +66,10 @@ class Prop:
     qualifier: str | None
     top: bool
 
+    def found(self, message: str, *keys: str | int) -> Hit:
+        """A finding at this property, or at ``keys`` below it."""
+        return self.site.file, jp.join(self.pointer, *keys), self.site.event, message
+
 
 class LintContext:
     """What every rule reads: the plan, its settings, and the schema sites."""
@@ -70,7 +83,7 @@ class LintContext:
         self.nodes: list[tuple[Site, str, dict[str, Any]]] | None = None
 
 
-Check = Callable[[LintContext], Iterator[tuple[str, str, str | None, str]]]
+Check = Callable[[LintContext], Iterator[Hit]]
 
 
 # -- where the schemas are ----------------------------------------------------------------
@@ -159,4 +172,4 @@ def nodes(ctx: LintContext) -> list[tuple[Site, str, dict[str, Any]]]:
     return ctx.nodes
 
 
-Out = Iterator[tuple[str, str, str | None, str]]
+Out = Iterator[Hit]
