@@ -142,19 +142,22 @@ def types(old: dict[str, Any], new: dict[str, Any]) -> Verdict | None:
     shown_o = "any" if o is None else "|".join(sorted(o))
     shown_n = "any" if n is None else "|".join(sorted(n))
     if covers(n, o):
-        if o is not None and n is not None and n - o == {"null"}:
+        reason = f"type widened from {shown_o} to {shown_n}: old data stays valid"
+        if _null_only(n, o):
             reason = "now allows null: a widened type"
-        else:
-            reason = f"type widened from {shown_o} to {shown_n}: old data stays valid"
         return Verdict("type widened", "REVISION", reason, "type")
     if covers(o, n):
-        if o is not None and n is not None and o - n == {"null"}:
+        reason = f"type restricted from {shown_o} to {shown_n}: old data may be invalid"
+        if _null_only(o, n):
             reason = "no longer allows null: rows holding null become invalid"
-        else:
-            reason = f"type restricted from {shown_o} to {shown_n}: old data may be invalid"
         return Verdict("type restricted", "MODEL", reason, "type")
     reason = f"type changed from {shown_o} to {shown_n}: old data is invalid"
     return Verdict("type changed", "MODEL", reason, "type")
+
+
+def _null_only(more: frozenset[str] | None, fewer: frozenset[str] | None) -> bool:
+    """True when the type set ``more`` is ``fewer`` plus null."""
+    return more is not None and fewer is not None and more - fewer == {"null"}
 
 
 def _enum_values(schema: dict[str, Any]) -> dict[bytes, Any] | None:
