@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
-from trackplan.ci.diff import diff_plans
+from trackplan.ci.diff import PlanDiff, diff_plans
 from trackplan.ci.git import load_plan_at, resolve_spec, spec_path
-from trackplan.ci.lint import RULE_IDS, lint_plan
+from trackplan.ci.lint import RULE_IDS, LintReport, lint_plan
 from trackplan.ci.render import (
     diff_github,
     diff_json,
@@ -22,6 +24,32 @@ from trackplan.ci.render import (
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "lint", "diff"]
+
+_LINT_FORMATS: dict[str, Callable[[LintReport], str]] = {
+    "text": lint_text,
+    "json": lint_json,
+    "github": lint_github,
+}
+_DIFF_FORMATS: dict[str, Callable[[PlanDiff], str]] = {
+    "text": diff_text,
+    "json": diff_json,
+    "markdown": diff_markdown,
+    "github": diff_github,
+}
+
+
+def _format_option(
+    renderers: Mapping[str, Callable[[Any], str]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--format`` option choosing among ``renderers`` (text by default)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(renderers)),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )
 
 
 def _rule_list(
@@ -38,14 +66,7 @@ def _rule_list(
 
 @click.command()
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@_format_option(_LINT_FORMATS)
 @click.option(
     "--skip",
     multiple=True,
@@ -61,8 +82,7 @@ def lint(plan: Path, fmt: str, skip: tuple[str, ...], strict: bool) -> None:
     2 on bad usage. Configure rules in the plan's lint section.
     """
     report = lint_plan(load_plan(plan), skip=skip)
-    render = {"text": lint_text, "json": lint_json, "github": lint_github}[fmt]
-    click.echo(render(report), nl=False)
+    click.echo(_LINT_FORMATS[fmt](report), nl=False)
     sys.exit(1 if report.failed(strict=strict) else 0)
 
 
@@ -82,14 +102,7 @@ def lint(plan: Path, fmt: str, skip: tuple[str, ...], strict: bool) -> None:
     metavar="PATH",
     help="The plan path for bare revisions (default: the other argument's path).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown", "github"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@_format_option(_DIFF_FORMATS)
 def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: str) -> None:
     """Classify every change between two plans and check the version policy.
 
@@ -119,13 +132,7 @@ def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: s
         old = resolve_spec(old_spec, default_path=old_default)
         new = resolve_spec(new_spec, default_path=new_default)
     report = diff_plans(old, new)
-    render = {
-        "text": diff_text,
-        "json": diff_json,
-        "markdown": diff_markdown,
-        "github": diff_github,
-    }[fmt]
-    click.echo(render(report), nl=False)
+    click.echo(_DIFF_FORMATS[fmt](report), nl=False)
     sys.exit(0 if report.ok else 1)
 
 
