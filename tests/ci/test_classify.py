@@ -43,24 +43,27 @@ OPEN = {k: v for k, v in BASE.items() if k != "additionalProperties"}
 Mutation = Callable[[dict[str, Any]], None]
 
 
+def _parent(schema: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    """The object holding the dotted ``path`` in ``schema``, and the last key of the path."""
+    *head, last = path.split(".")
+    node = schema
+    for key in head:
+        node = node[key]
+    return node, last
+
+
 def _set(path: str, value: Any) -> Mutation:
     def apply(schema: dict[str, Any]) -> None:
-        *head, last = path.split(".")
-        node = schema
-        for key in head:
-            node = node[key]
-        node[last] = value
+        node, key = _parent(schema, path)
+        node[key] = value
 
     return apply
 
 
 def _del(path: str) -> Mutation:
     def apply(schema: dict[str, Any]) -> None:
-        *head, last = path.split(".")
-        node = schema
-        for key in head:
-            node = node[key]
-        del node[last]
+        node, key = _parent(schema, path)
+        del node[key]
 
     return apply
 
