@@ -398,3 +398,35 @@ def test_recursive_definitions_do_not_loop() -> None:
         make_plan(payload, definitions=defs_old), make_plan(payload, definitions=defs_new)
     ).changes
     assert changes and all(c.cls == "REVISION" for c in changes)
+
+
+def test_reasons_of_rarer_changes_are_pinned() -> None:
+    def seen(old: Any, new: Any) -> list[tuple[str, str, str, str]]:
+        return [(c.kind, c.pointer, c.cls, c.reason) for c in compare_schemas(old, new)]
+
+    req = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}}
+    assert seen(req, {"type": "object"}) == [
+        (
+            "property removed",
+            "/properties/a",
+            "REVISION",
+            "removed: old data stays valid (the object is open) but the column is no longer "
+            "filled; it was required",
+        )
+    ]
+    pat = {"patternProperties": {"^x_": {"type": "string"}}}
+    assert seen({"patternProperties": {}}, pat) == [
+        (
+            "constraint tightened",
+            "/patternProperties/^x_",
+            "MODEL",
+            "patternProperties entry added: old data may not match it",
+        )
+    ]
+    assert seen({"additionalProperties": {}}, {"additionalProperties": {"type": "string"}}) == [
+        ("type restricted", "/additionalProperties/type", "MODEL",
+         "type restricted from any to string: old data may be invalid"),
+    ]  # fmt: skip
+    assert seen({"items": {"type": "string"}}, {"items": [{"type": "string"}]}) == [
+        ("type changed", "/items", "MODEL", "array item schema changed shape")
+    ]
