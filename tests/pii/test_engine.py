@@ -15,6 +15,7 @@ import pytest
 from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import hash_value
 from trackplan.pii.policy import PiiPolicy
+from trackplan.plan.load import load_plan
 
 from .pii_helpers import KEY, compile_with_key, make_plan, track
 
@@ -331,3 +332,38 @@ def test_blocked_unplanned_events_and_properties_keep_no_pii() -> None:
         assert not result.allowed
         assert secret not in json.dumps(result.event)
         assert event["properties"]["contact"] == secret  # the input is untouched
+
+
+# -- review copies of blocked values no rule describes ------------------------------------
+def _review_case_enforcer() -> Any:
+    return compile_with_key(load_plan(Path(__file__).resolve().parents[2] / "plans" / "ecommerce"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "call +44 20 7946 0958 or write to jane.doe@example.com",  # not an object
+        ["jane.doe@example.com", {"phone": "+44 20 7946 0958"}],
+        {"type": "purchase", "traits": {"email": "jane.doe@example.com"},
+         "note": "call +44 20 7946 0958"},  # a call type that does not exist
+        {"type": "track", "event": "Products Searched", "userId": "u1",  # not plain JSON
+         "context": {"note": "jane.doe@example.com"}, "properties": {"query": {1, 2}}},
+    ],
+    ids=["string", "array", "unknown-type", "not-json"],
+)
+def test_blocked_values_no_rule_describes_keep_no_pii_for_review(value: Any) -> None:
+    result = _review_case_enforcer().enforce(value)
+    assert not result.allowed
+    kept = repr(result.event)
+    for secret in ("jane.doe@example.com", "7946 0958"):
+        assert secret not in kept, result.event
+
+
+def test_a_blocked_event_too_deep_to_walk_keeps_nothing_for_review() -> None:
+    deep: Any = "jane.doe@example.com"
+    for _ in range(5000):
+        deep = [deep]
+    event = {"type": "track", "event": "Signed Up", "userId": "u1", "properties": {"x": deep}}
+    result = _review_case_enforcer().enforce(event)
+    assert not result.allowed and "deeper" in result.violations[0].message
+    assert result.event is None or "jane.doe@example.com" not in repr(result.event)

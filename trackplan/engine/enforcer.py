@@ -365,6 +365,8 @@ class Enforcer:
 
         #: the plan's PII policy; its actions are each compiled rule's ``transform``
         self.pii = install(self)
+        #: review copies of blocked values no rule describes: scanned everywhere
+        self._review_scrubber: Any = None
 
     # -- public API ------------------------------------------------------------------
     def route(self, event: Any) -> Any:
@@ -427,7 +429,7 @@ class Enforcer:
     def _dispatch(self, event: Any) -> Result:
         """Everything but a single-version planned track event."""
         if type(event) is not dict:
-            return _blocked(event, ENVELOPE, "", "an event must be a JSON object")
+            return _blocked(self._review(event), ENVELOPE, "", "an event must be a JSON object")
         kind = event.get("type")
         if kind == "track" or (kind is None and "event" in event):
             name = event.get("event")
@@ -450,7 +452,7 @@ class Enforcer:
             found = self._kinds.get(kind) if type(kind) is str else None
             if found is None:
                 return _blocked(
-                    event,
+                    self._review(event),
                     ENVELOPE,
                     "/type",
                     "type must be one of track, identify, page, screen, group, alias",
@@ -517,9 +519,23 @@ class Enforcer:
             yield enforce(event)
 
     # -- slow path -------------------------------------------------------------------
+    def _review(self, value: Any) -> Any:
+        """The copy of a blocked value that no rule describes kept for review: with PII
+        detection on, every string in it scanned and handled as the plan says (None when
+        it cannot be walked); the value itself when the plan detects nothing."""
+        if not (self.pii.detection.enabled and (self.pii.detection.values
+                                                or self.pii.detection.key_names)):
+            return value
+        if self._review_scrubber is None:
+            from trackplan.pii.engine import Transformer
+
+            self._review_scrubber = Transformer.review_scrubber(self.pii)
+        return self._review_scrubber.scrub_any(value)
+
     def _explain(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
         if _too_deep(event):
-            return _blocked(event, OTHER, "", f"event nests deeper than {MAX_DEPTH} levels")
+            return _blocked(self._review(event), OTHER, "",
+                            f"event nests deeper than {MAX_DEPTH} levels")
         controls = compiled.controls
         key = compiled.payload_key
         violations: list[Violation] = []
@@ -559,7 +575,7 @@ class Enforcer:
             errors = list(compiled.validator.iter_errors(validated))
         except (ValueError, TypeError, OverflowError) as exc:
             kind = type(exc).__name__
-            return _blocked(event, OTHER, "", f"event is not plain JSON ({kind})")
+            return _blocked(self._review(event), OTHER, "", f"event is not plain JSON ({kind})")
         for err in errors:
             path = list(err.schema_path)
             branch, location = _schema_location(compiled, path)

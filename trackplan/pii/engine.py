@@ -562,6 +562,23 @@ class Transformer:
         out = scrubber(event, [])
         return dict(event) if out is event else out
 
+    @classmethod
+    def review_scrubber(cls, policy: PiiPolicy) -> Transformer:
+        """The scrubber of values no rule describes (see :meth:`scrub_any`)."""
+        return cls(policy, None, "alias", block=False)._adopt(_DETECT_ALL)
+
+    def scrub_any(self, value: Any) -> Any:
+        """A review copy of a blocked value that no rule describes (a call of unknown type,
+        a non-object, an event the engine refuses): every string in it, at any depth, is
+        scanned and handled as the plan handles detections, and keys that name PII as such
+        keys are. None when the value cannot be walked (nesting beyond the interpreter's
+        stack, strings the detectors or actions refuse): then nothing is kept."""
+        try:
+            out = self._visit(value, self.root, (), [])
+        except (_Block, ValueError, TypeError, RecursionError):
+            return None
+        return None if out is _DROP else out
+
     def _adopt(self, root: _Node) -> Transformer:
         self.root = root
         return self
