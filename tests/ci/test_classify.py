@@ -430,3 +430,17 @@ def test_reasons_of_rarer_changes_are_pinned() -> None:
     assert seen({"items": {"type": "string"}}, {"items": [{"type": "string"}]}) == [
         ("type changed", "/items", "MODEL", "array item schema changed shape")
     ]
+
+
+def test_schemas_deeper_than_the_json_encoder_still_compare() -> None:
+    # orjson stops at 255 levels; plans may nest deeper (the loader allows 512)
+    def deep(levels: int, leaf: dict[str, Any]) -> dict[str, Any]:
+        schema = leaf
+        for _ in range(levels):
+            schema = {"type": "object", "properties": {"a": schema}}
+        return schema
+
+    changes = compare_schemas(deep(200, {"type": "string"}), deep(200, {"type": "integer"}))
+    assert [(c.kind, c.cls) for c in changes] == [("type changed", "MODEL")]
+    assert changes[0].pointer.endswith("/properties/a/type")
+    assert compare_schemas(deep(200, {"type": "string"}), deep(200, {"type": "string"})) == []

@@ -11,6 +11,7 @@ The class rules are listed in that module's docstring.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -59,8 +60,17 @@ class Verdict(NamedTuple):
 
 
 def canon(value: Any) -> bytes:
-    """The canonical JSON bytes of a value (sorted keys): equal values, equal bytes."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """The canonical JSON bytes of a value (sorted keys): equal values, equal bytes.
+
+    orjson stops at 255 levels of nesting and plans may nest deeper (up to the loader's
+    limit): those values take the standard encoder. Equal values nest equally deep, so
+    they take the same encoder and still give equal bytes.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
 
 
 def _shown(value: Any) -> str:
