@@ -53,12 +53,15 @@ def clear_caches(enforcer: Enforcer) -> Callable[[], None]:
         if held:
             memos.extend(held.values())
 
+    found = getattr(detect, "_FOUND", {})  # findings of strings that held PII
+
     def clear() -> None:
         for cache in sets:
             cache.clear()
             cache.add(None)
         for memo in memos:
             memo.clear()
+        found.clear()
 
     return clear
 
