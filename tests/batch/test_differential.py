@@ -21,7 +21,7 @@ from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk
 from trackplan.batch.rules import row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
-from trackplan.engine.violations import ENVELOPE
+from trackplan.engine.violations import ADDITIONAL_PROPERTIES, ENVELOPE, UNPLANNED_EVENT
 from trackplan.plan.model import Plan
 
 N = 4000
@@ -271,6 +271,7 @@ def test_envelope_samples_name_the_call_column_and_mask_declared_pii(
 UNPLANNED = "Wishlist Viewed"
 Detail = dict[int, set[tuple[str, str]]]
 RuleCounts = Counter[tuple[str, int, str, str]]
+UNPLANNED_TYPES = (ADDITIONAL_PROPERTIES, UNPLANNED_EVENT)
 
 
 def _allow_unplanned(plan: Plan) -> Plan:
@@ -305,7 +306,9 @@ def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCou
     counts: RuleCounts = Counter()
     for i, event in enumerate(events):
         result = enforcer.enforce({**event, "userId": "u1"})
-        fails = {(_field(v.pointer), v.keyword or "") for v in result.violations
+        # the scan names what the enforcer blocks as unplanned by its keyword, "unplanned"
+        fails = {(_field(v.pointer), v.keyword or ("unplanned" if v.type in UNPLANNED_TYPES
+                                                   else "")) for v in result.violations
                  if v.type != ENVELOPE}  # fmt: skip
         if not fails:
             continue
@@ -509,3 +512,183 @@ def test_calls_without_a_rule_checked_against_common_rule(
     assert kinds == {"json"}  # a JSON null in a payload: every row checked per row
     _assert_matches(report, detail, plan, lines)
     assert report["unplanned"] == {"alias": 15, "screen": 15, UNPLANNED: 15}
+
+
+# -- unplanned_properties: block, and Segment's reserved consent event -------------------
+
+EXTRA = "debug_flag"  # a property no event of the plan lists
+CONSENT = "Segment Consent Preference Updated"
+
+
+def _block_properties(plan: Plan) -> Plan:
+    """``plan`` blocking track events that carry a property their rule does not list."""
+    track = dataclasses.replace(plan.controls.track, unplanned_properties="block")
+    return dataclasses.replace(plan, controls=dataclasses.replace(plan.controls, track=track))
+
+
+def _with_extra(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every fifth row with an unplanned property (a null one in every seventh: absent)."""
+    out = []
+    for i, r in enumerate(rows):
+        if i % 5 == 0:
+            r = {**r, "properties": {**r["properties"], EXTRA: "yes"}}
+        elif i % 7 == 0:
+            r = {**r, "properties": {**r["properties"], EXTRA: None}}
+        out.append(r)
+    return out
+
+
+def _nested_with(rows: list[dict[str, Any]], extra: str, typ: pa.DataType) -> pa.Table:
+    """``nested_table`` of the rows with one more property field, ``extra``."""
+    base = nested_table([{**r, "properties": {k: v for k, v in r["properties"].items()
+                                              if k != extra}} for r in rows])  # fmt: skip
+    props = base.column("properties").combine_chunks()
+    values = pa.array([r["properties"].get(extra) for r in rows], typ)
+    children = [props.field(i) for i in range(props.type.num_fields)] + [values]
+    names = [f.name for f in props.type] + [extra]
+    column = pa.StructArray.from_arrays(children, names=names)
+    return base.set_column(base.schema.get_field_index("properties"), "properties", column)
+
+
+@pytest.fixture(scope="module")
+def extra_rows(unplanned_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _with_extra(unplanned_rows)
+
+
+def _assert_blocked_rows(detail: Detail, rows: list[dict[str, Any]]) -> None:
+    """Not vacuous: planned rows blocked on the extra property alone, unplanned ones on
+    every property they carry, and rows with the extra property null not blocked by it."""
+    planned = [i for i, r in enumerate(rows) if r["event"] != UNPLANNED]
+    extra = [i for i in planned if r_has(rows[i], EXTRA)]
+    assert extra and all((EXTRA, "unplanned") in detail[i]
+                         and {w for _, w in detail[i]} == {"unplanned"} for i in extra)  # fmt: skip
+    nulls = [i for i in planned if EXTRA in rows[i]["properties"] and not r_has(rows[i], EXTRA)]
+    assert nulls and not any((EXTRA, "unplanned") in detail.get(i, set()) for i in nulls)
+    unplanned = [i for i, r in enumerate(rows) if r["event"] == UNPLANNED and r_has(r)]
+    assert unplanned and all(
+        {k for k, _ in detail[i]} == set(to_json(rows[i]["properties"]))
+        and {w for _, w in detail[i]} == {"unplanned"} for i in unplanned
+    )  # fmt: skip
+
+
+def r_has(row: dict[str, Any], name: str | None = None) -> bool:
+    """Whether the row's properties hold ``name`` (any property) with a value."""
+    props = to_json(row["properties"]) or {}
+    return bool(props) if name is None else name in props
+
+
+def test_blocked_unplanned_properties_nested_parquet(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    plan = _block_properties(_allow_unplanned(ecommerce_plan))
+    path = tmp_path / "export.parquet"
+    pq.write_table(_nested_with(extra_rows, EXTRA, pa.string()), path, row_group_size=500)
+    report, detail, _ = _scan_detail(plan, path, batch_rows=400)
+    _assert_matches(report, detail, plan, [to_json(r) for r in extra_rows])
+    _assert_blocked_rows(detail, extra_rows)
+    # blocked rows skip the common rule: some would break it
+    bad_call = [i for i, r in enumerate(extra_rows) if i % 5 == 0 and r["messageId"] == ""]
+    assert bad_call and all({w for _, w in detail[i]} == {"unplanned"} for i in bad_call)
+    pytest.importorskip("dask.dataframe")
+    assert scan(plan, [path], ScanOptions(engine="dask")).report == report
+
+
+def test_blocked_unplanned_properties_flat_table(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    plan = _block_properties(_allow_unplanned(ecommerce_plan))
+    for event in ("Order Completed", UNPLANNED):
+        chosen = [r for r in extra_rows if r["event"] == event]
+        table = flat_table(chosen, event)
+        assert EXTRA in table.column_names and "context_ip" in table.column_names
+        path = tmp_path / f"{snake_case(event)}.parquet"
+        pq.write_table(table, path)
+        assert BatchPlan.build(plan).needed_columns(table.schema) is None  # every column
+        report, detail, _ = _scan_detail(plan, path)
+        _assert_matches(report, detail, plan, [to_json(r) for r in chosen])
+        assert any(("unplanned") in {w for _, w in d} for d in detail.values())
+
+
+def test_blocked_unplanned_properties_ndjson(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    """Typed NDJSON chunks and chunks checked per row (a library name of another type)."""
+    plan = _block_properties(_allow_unplanned(ecommerce_plan))
+    events = [to_json(r) for r in extra_rows]
+    for i, event in enumerate(events[:600]):
+        event["context"]["library"] = {"name": 3 if i % 4 == 0 else "analytics.js"}
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    report, detail, kinds = _scan_detail(plan, path, batch_rows=300)
+    assert kinds == {"typed", "json"}
+    _assert_matches(report, detail, plan, events)
+    _assert_blocked_rows(detail, [r for r in extra_rows])
+
+
+def _consent_rows(n: int) -> list[dict[str, Any]]:
+    """Consent events: with preferences, without, with a non-boolean one; some with a
+    property and some with a broken common rule."""
+    rows = []
+    for i in range(n):
+        context: dict[str, Any] = {"ip": "not-an-ip" if i % 6 == 0 else "198.51.100.7",
+                                   "userAgent": "ua", "protocols": None}  # fmt: skip
+        if i % 3 == 1:
+            context["consent"] = {"categoryPreferences": {"ads": i % 2 == 0, "analytics": True}}
+        elif i % 3 == 2:
+            context["consent"] = {"categoryPreferences": {"ads": "yes", "analytics": True}}
+        props = {"source": "banner"} if i % 4 == 0 else {}
+        rows.append({"type": "track", "event": CONSENT, "messageId": f"m{i}",
+                     "properties": props, "context": context})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("variant", ["plan", "block_properties"])
+def test_reserved_consent_event_nested_parquet_and_ndjson(
+    tmp_path: Path, ecommerce_plan: Plan, variant: str
+) -> None:
+    """The consent event is in every plan (here one blocking unplanned events): its rule
+    requires the preferences; its properties are never blocked."""
+    plan = ecommerce_plan if variant == "plan" else _block_properties(ecommerce_plan)
+    rows = _consent_rows(60)
+    consent_type = pa.struct([("categoryPreferences",
+                               pa.struct([("ads", pa.bool_()), ("analytics", pa.bool_())]))])
+    table = pa.Table.from_pylist(
+        [{**r, "context": {**r["context"], "consent": r["context"].get("consent")}}
+         for r in rows if r["context"].get("consent", {}).get("categoryPreferences", {})
+         .get("ads") != "yes"],
+        schema=pa.schema([("type", pa.string()), ("event", pa.string()),
+                          ("messageId", pa.string()),
+                          ("properties", pa.struct([("source", pa.string())])),
+                          ("context", pa.struct([("ip", pa.string()), ("userAgent", pa.string()),
+                                                 ("consent", consent_type)]))]),
+    )  # fmt: skip
+    parquet = tmp_path / "consent.parquet"
+    pq.write_table(table, parquet)
+    report, detail, _ = _scan_detail(plan, parquet)
+    events = [to_json(r) for r in table.to_pylist()]
+    _assert_matches(report, detail, plan, events)
+    assert report["unplanned"] == {} and f"{CONSENT} v1" in report["by_event"]
+    assert detail and len(detail) < len(events)
+    ndjson = tmp_path / "consent.ndjson"
+    events = [to_json(r) for r in rows]
+    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    report, detail, _ = _scan_detail(plan, ndjson)
+    _assert_matches(report, detail, plan, events)
+    assert report["unplanned"] == {}
+    assert any(("context.consent.categoryPreferences.ads", "type") in d for d in detail.values())
+
+
+def test_reserved_consent_event_flat_table(tmp_path: Path, ecommerce_plan: Plan) -> None:
+    rows = [r for r in _consent_rows(60) if r["context"].get("consent") is None or
+            r["context"]["consent"]["categoryPreferences"]["ads"] != "yes"]  # fmt: skip
+    table = flat_table(rows, CONSENT)
+    prefs = [r["context"].get("consent", {}).get("categoryPreferences") for r in rows]
+    table = table.append_column(
+        "context_consent_category_preferences",
+        pa.array(prefs, pa.struct([("ads", pa.bool_()), ("analytics", pa.bool_())])),
+    )
+    path = tmp_path / "consent.parquet"
+    pq.write_table(table, path)
+    report, detail, _ = _scan_detail(ecommerce_plan, path)
+    _assert_matches(report, detail, ecommerce_plan, [to_json(r) for r in rows])
+    assert report["unplanned"] == {} and detail

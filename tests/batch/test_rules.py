@@ -119,8 +119,13 @@ def test_fallback_rules_are_reported(tmp_path: Path, ecommerce_plan: Plan) -> No
 
     node = compile_payload({"properties": {"v": {"oneOf": [{"type": "integer"}]}}}, {})
     assert [f for f, _ in node.per_row()] == ["v"]
-    # the example plan vectorises completely
-    assert BatchPlan.build(ecommerce_plan).per_row_rules() == {}
+    # the example plan vectorises completely; the reserved consent event's map of
+    # category -> boolean (additionalProperties with a schema) is checked per row
+    assert BatchPlan.build(ecommerce_plan).per_row_rules() == {
+        "Segment Consent Preference Updated": [
+            "context.consent.categoryPreferences (additionalProperties)"
+        ]
+    }
 
 
 def test_projection_reads_less_and_agrees(tmp_path: Path, ecommerce_plan: Plan) -> None:

@@ -19,11 +19,17 @@ Output rows are of these kinds:
   does not know, when the plan lets them through, and of call types it has no rule for
   (``screen``, ``alias``). Such rows are still checked against the common rule, as the
   enforcer does, under their event name (or call type) and version 0.
+
+Under ``unplanned_properties: block`` a row whose payload holds a property its rule does
+not list is blocked as the enforcer blocks it: one ``unplanned`` violation per such
+property, and nothing else checked for that row. Segment's reserved consent event is
+checked by the rule the enforcer gives it (:func:`trackplan.privacy.consent.reserved_rules`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +49,9 @@ from trackplan.batch.mapping import (
 )
 from trackplan.batch.rules import Node, compile_payload, row_failures, to_json
 from trackplan.engine.enforcer import make_validator
-from trackplan.plan.model import Plan, Rule
+from trackplan.errors import CompileError
+from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
+from trackplan.privacy.consent import reserved_rules
 
 __all__ = ["RESULT_SCHEMA", "BatchPlan", "check_batch", "SAMPLES_PER_BATCH", "JSON_COLUMN"]
 
@@ -74,6 +82,9 @@ _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 #: Segment's call types: rows of these without a rule are still checked by the common rule.
 CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 
+#: The keyword of a property blocked by ``unplanned_properties: block``.
+UNPLANNED = "unplanned"
+
 
 def _unplanned_label(kind: str, name: str | None) -> str | None:
     """What a row without a rule is reported under: its event name, or its call type."""
@@ -102,6 +113,43 @@ class CallCheck:
         return cls(schema, Node(schema, "", defs), make_validator(whole))
 
 
+@dataclass(frozen=True)
+class UnplannedCheck:
+    """``unplanned_properties: block`` for one rule (or a call without one), decided as
+    the enforcer decides it: a payload key neither in ``properties`` nor matching a
+    ``patternProperties`` regex blocks the row."""
+
+    planned: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def build(cls, payload: Any, controls: CallControls, where: str) -> UnplannedCheck | None:
+        """None when the controls let unplanned properties through or every key is planned
+        (payload ``true``, or ``additionalProperties`` with a schema)."""
+        if controls.unplanned_properties != "block" or payload is True:
+            return None
+        if not isinstance(payload, Mapping):
+            return cls(frozenset())
+        extra = payload.get("additionalProperties")
+        if extra is not None and not isinstance(extra, bool):
+            return None
+        props = payload.get("properties")
+        pats = payload.get("patternProperties")
+        try:
+            patterns = tuple(re.compile(p) for p in pats) if isinstance(pats, Mapping) else ()
+        except re.error as exc:
+            message = f"{where}: patternProperties regex Python cannot use: {exc}"
+            raise CompileError(message) from None
+        return cls(frozenset(props) if isinstance(props, Mapping) else frozenset(), patterns)
+
+    def names(self, keys: Iterable[str]) -> list[str]:
+        """The unplanned ones of ``keys``, sorted."""
+        return sorted(
+            k for k in keys
+            if k not in self.planned and not any(p.search(k) for p in self.patterns)
+        )  # fmt: skip
+
+
 @dataclass
 class CompiledRule:
     """One rule with its vectorised node and its per-row validator (for JSON rows)."""
@@ -110,6 +158,7 @@ class CompiledRule:
     node: Node
     validator: Any
     call: CallCheck | None = None
+    unplanned: UnplannedCheck | None = None
 
     @property
     def properties(self) -> list[str]:
@@ -132,6 +181,8 @@ class BatchPlan:
     rules: dict[tuple[str, str | None, int], CompiledRule] = field(default_factory=dict)
     common: CallCheck | None = None
     block_unplanned: bool = False
+    #: call type -> the unplanned-property check of its calls without a rule
+    no_rule: dict[str, UnplannedCheck | None] = field(default_factory=dict)
     _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
     _names: frozenset[str] = frozenset()
     _aliases: dict[str, str] = field(default_factory=dict)
@@ -140,26 +191,50 @@ class BatchPlan:
     def build(cls, plan: Plan, options: LayoutOptions | None = None) -> BatchPlan:
         """Compile every track, page, screen, identify and group rule of ``plan``."""
         out = cls(plan, options or LayoutOptions())
-        defs = plan.definitions
+        controls = plan.controls
         for rule in plan.rules:
             if rule.kind == "common":
-                out.common = CallCheck.build(rule.call, defs)
+                out.common = CallCheck.build(rule.call, plan.definitions)
                 continue
-            payload = rule.payload if rule.payload is not None else True
-            schema: Any = payload
-            if isinstance(payload, Mapping):
-                schema = {**payload, "definitions": dict(defs)}
-            out.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
-                rule,
-                compile_payload(payload, defs),
-                make_validator(schema),
-                CallCheck.build(rule.call, defs),
-            )
-        out.block_unplanned = plan.controls.track.unplanned_events == "block"
-        out._names = frozenset(plan.event_names)
+            out._add(rule, controls.for_kind(rule.kind))
+        # Segment's consent event: the enforcer accepts it in every plan, by these rules
+        reserved = reserved_rules(plan)
+        for rule, reserved_controls in reserved:
+            out._add(rule, reserved_controls)
+        out.block_unplanned = controls.track.unplanned_events == "block"
+        names = [*plan.event_names, *(str(r.name) for r, _ in reserved)]
+        out._names = frozenset(names)
         # warehouse tables name events snake_cased (order_completed)
-        out._aliases = {snake_case(n): n for n in plan.event_names}
+        out._aliases = {snake_case(n): n for n in names}
+        for kind in sorted(CALL_KINDS):
+            key = PAYLOAD_KEY.get(kind)
+            out.no_rule[kind] = (
+                None if key is None
+                else UnplannedCheck.build(None, controls.for_kind(kind), f"{plan.source} [{kind}]")
+            )  # fmt: skip
         return out
+
+    def _add(self, rule: Rule, controls: CallControls) -> None:
+        """Compile ``rule``, run under ``controls`` (replacing a rule of the same key)."""
+        defs = self.plan.definitions
+        payload = rule.payload if rule.payload is not None else True
+        schema: Any = payload
+        if isinstance(payload, Mapping):
+            schema = {**payload, "definitions": dict(defs)}
+        self.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
+            rule,
+            compile_payload(payload, defs),
+            make_validator(schema),
+            CallCheck.build(rule.call, defs),
+            UnplannedCheck.build(rule.payload, controls, f"{rule.source} [{rule.label}]"),
+        )
+
+    @property
+    def checks_unplanned(self) -> bool:
+        """Whether any rows may be blocked for unplanned properties."""
+        return any(c.unplanned is not None for c in self.rules.values()) or any(
+            c is not None for c in self.no_rule.values()
+        )
 
     def layout(self, schema: pa.Schema) -> Layout:
         """The layout of batches with ``schema`` (inferred once per schema)."""
@@ -182,9 +257,13 @@ class BatchPlan:
         if layout.payload_column is not None:
             wanted |= {"properties", "traits"}
         else:
+            if self.checks_unplanned:
+                return None  # any column may hold an unplanned property
             declared: list[str] = []
             for compiled in self.rules.values():
                 payload = compiled.rule.payload
+                if payload is None or payload is True:
+                    continue  # nothing of the payload to read
                 if (
                     not isinstance(payload, Mapping)
                     or payload.get("additionalProperties") is not None
@@ -472,11 +551,14 @@ def _check_group(
             else:
                 label = _unplanned_label(kind, name)
                 out._add("unplanned", None, label, 0, None, None, None, None, len(rows))
-                if kind in CALL_KINDS and plan.common is not None:
+                check = plan.no_rule.get(kind)
+                if kind in CALL_KINDS and (plan.common is not None or check is not None):
                     # let through, but the common rule still applies, as the enforcer's
                     # rules for unplanned events and for call types without a rule check it
+                    # (after blocking those with properties, when the controls say so)
                     out.checked(label, 0, len(rows))
-                    checked.append((label, 0, rows))
+                    keep = _block_unplanned(out, check, sub, rows, layout, kind, label, 0)
+                    checked.append((label, 0, rows if keep is None else rows[keep]))
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -495,6 +577,13 @@ def _check_group(
         version_no = compiled.rule.version
         out.checked(label_event, version_no, g.num_rows)
         payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
+        if compiled.unplanned is not None:
+            keep = _block_unplanned(
+                out, compiled.unplanned, g, grow, layout, kind, label_event, version_no, payload
+            )
+            if keep is not None:  # blocked rows: nothing else of theirs is checked
+                mask = pa.array(keep)
+                g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
         for fld, keyword, fail in compiled.node.evaluate(payload):
             idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
             if not len(idx):
@@ -513,6 +602,62 @@ def _check_group(
             own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
         checked.append((label_event, version_no, grow))
     return checked
+
+
+def _block_unplanned(
+    out: _Out,
+    check: UnplannedCheck | None,
+    sub: pa.RecordBatch,
+    rows: np.ndarray,
+    layout: Layout,
+    kind: str,
+    event: str | None,
+    version: int,
+    payload: pa.StructArray | None = None,
+) -> np.ndarray | None:
+    """Report the rows of ``sub`` that ``unplanned_properties: block`` blocks: one violation
+    per unplanned property present (not null). Returns the mask of the rows left to check,
+    or None when none is blocked."""
+    key = PAYLOAD_KEY.get(kind)
+    if check is None or key is None:
+        return None
+    if layout.payload_column is not None:
+        # nested: only the call type's own payload column (the enforcer reads no other)
+        if key not in sub.schema.names or not pa.types.is_struct(sub.schema.field(key).type):
+            return None
+    if payload is None:
+        payload, sources = payload_struct(sub, layout, [], key)
+    else:
+        sources = {}
+    blocked: np.ndarray | None = None
+    for name in check.names(f.name for f in payload.type):
+        present = pc.is_valid(pc.struct_field(payload, name)).to_numpy(zero_copy_only=False)
+        if not present.any():
+            continue
+        column = sources.get(name) or (
+            name if layout.payload_column is None else f"{layout.payload_column}.{name}"
+        )
+        # no sample: an unplanned property has no x-pii to mask it by
+        out.violations(rows[present], event, version, name, UNPLANNED, column, [])
+        blocked = present if blocked is None else blocked | present
+    return None if blocked is None else ~blocked
+
+
+def _json_blocked(
+    out: _Out,
+    check: UnplannedCheck | None,
+    payload: Any,
+    row: np.ndarray,
+    event: str | None,
+    version: int,
+) -> bool:
+    """The per-row form of :func:`_block_unplanned`: True when the row is blocked."""
+    if check is None or type(payload) is not dict or not payload:
+        return False
+    names = check.names(payload)
+    for name in names:
+        out.violations(row, event, version, name, UNPLANNED, name, [])
+    return bool(names)
 
 
 def _json_failures(
@@ -556,17 +701,22 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             else:
                 label = _unplanned_label(kind, name)
                 out._add("unplanned", None, label, 0, None, None, None, None, 1)
-                if kind in CALL_KINDS and common is not None:
+                check = plan.no_rule.get(kind)
+                if kind in CALL_KINDS and (common is not None or check is not None):
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
-                    _json_failures(out, common, event, row, label, 0)
+                    payload = event.get(PAYLOAD_KEY.get(kind) or "")
+                    if not _json_blocked(out, check, payload, row, label, 0):
+                        _json_failures(out, common, event, row, label, 0)
             continue
         label = compiled.rule.name or compiled.rule.kind
         key = (label, compiled.rule.version)
         counts[key] = counts.get(key, 0) + 1
         payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
+        version_no = compiled.rule.version
+        if _json_blocked(out, compiled.unplanned, payload, row, label, version_no):
+            continue
         if payload is None:
             payload = {}
-        version_no = compiled.rule.version
         own_call = compiled.call.validator if compiled.call is not None else None
         _json_failures(out, compiled.validator, payload, row, label, version_no)
         _json_failures(out, common, event, row, label, version_no)

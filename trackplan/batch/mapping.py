@@ -288,7 +288,14 @@ def _call_field(
                 children[name] = batch.column(column)
     if not children:
         return None
-    return pa.StructArray.from_arrays(list(children.values()), names=list(children))
+    mask = None
+    if len(path) > 1:
+        # flattened (context_consent_*): the object is absent where none of it holds a value
+        nulls = [pc.is_null(a) for a in children.values()]
+        mask = nulls[0]
+        for more in nulls[1:]:
+            mask = pc.and_(mask, more)
+    return pa.StructArray.from_arrays(list(children.values()), names=list(children), mask=mask)
 
 
 def _scalar(schema: object, defs: Mapping[str, object]) -> bool:
