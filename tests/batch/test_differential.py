@@ -692,3 +692,29 @@ def test_reserved_consent_event_flat_table(tmp_path: Path, ecommerce_plan: Plan)
     report, detail, _ = _scan_detail(ecommerce_plan, path)
     _assert_matches(report, detail, ecommerce_plan, [to_json(r) for r in rows])
     assert report["unplanned"] == {} and detail
+
+
+def test_blocked_unplanned_properties_pattern_properties(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    """A key matching the rule's ``patternProperties`` is planned; others still block."""
+    plan = _block_properties(_allow_unplanned(ecommerce_plan))
+    pattern = {"^x_": {"type": "string"}}
+    rules = tuple(
+        dataclasses.replace(r, payload={**r.payload, "patternProperties": pattern})
+        if r.name == "Order Completed" and isinstance(r.payload, dict) else r
+        for r in plan.rules
+    )  # fmt: skip
+    plan = dataclasses.replace(plan, rules=rules)
+    events = [to_json(r) for r in extra_rows[:600]]
+    for i, event in enumerate(events):
+        if i % 2 == 0:
+            event["properties"]["x_note"] = "n" if i % 4 == 0 else 5
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    report, detail, _ = _scan_detail(plan, path)
+    _assert_matches(report, detail, plan, events)
+    orders = [i for i, e in enumerate(events) if e["event"] == "Order Completed" and i % 2 == 0]
+    assert any(("x_note", "unplanned") not in detail.get(i, set()) for i in orders)
+    others = [i for i, e in enumerate(events) if e["event"] == "Product Added" and i % 2 == 0]
+    assert others and all(("x_note", "unplanned") in detail[i] for i in others)

@@ -28,8 +28,7 @@ checked by the rule the enforcer gives it (:func:`trackplan.privacy.consent.rese
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +47,8 @@ from trackplan.batch.mapping import (
     snake_case,
 )
 from trackplan.batch.rules import Node, compile_payload, row_failures, to_json
+from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, present
 from trackplan.engine.enforcer import make_validator
-from trackplan.errors import CompileError
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
 from trackplan.privacy.consent import reserved_rules
 
@@ -82,9 +81,6 @@ _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 #: Segment's call types: rows of these without a rule are still checked by the common rule.
 CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 
-#: The keyword of a property blocked by ``unplanned_properties: block``.
-UNPLANNED = "unplanned"
-
 
 def _unplanned_label(kind: str, name: str | None) -> str | None:
     """What a row without a rule is reported under: its event name, or its call type."""
@@ -111,43 +107,6 @@ class CallCheck:
             return None
         whole = {**schema, "definitions": dict(defs)} if isinstance(schema, Mapping) else schema
         return cls(schema, Node(schema, "", defs), make_validator(whole))
-
-
-@dataclass(frozen=True)
-class UnplannedCheck:
-    """``unplanned_properties: block`` for one rule (or a call without one), decided as
-    the enforcer decides it: a payload key neither in ``properties`` nor matching a
-    ``patternProperties`` regex blocks the row."""
-
-    planned: frozenset[str]
-    patterns: tuple[re.Pattern[str], ...] = ()
-
-    @classmethod
-    def build(cls, payload: Any, controls: CallControls, where: str) -> UnplannedCheck | None:
-        """None when the controls let unplanned properties through or every key is planned
-        (payload ``true``, or ``additionalProperties`` with a schema)."""
-        if controls.unplanned_properties != "block" or payload is True:
-            return None
-        if not isinstance(payload, Mapping):
-            return cls(frozenset())
-        extra = payload.get("additionalProperties")
-        if extra is not None and not isinstance(extra, bool):
-            return None
-        props = payload.get("properties")
-        pats = payload.get("patternProperties")
-        try:
-            patterns = tuple(re.compile(p) for p in pats) if isinstance(pats, Mapping) else ()
-        except re.error as exc:
-            message = f"{where}: patternProperties regex Python cannot use: {exc}"
-            raise CompileError(message) from None
-        return cls(frozenset(props) if isinstance(props, Mapping) else frozenset(), patterns)
-
-    def names(self, keys: Iterable[str]) -> list[str]:
-        """The unplanned ones of ``keys``, sorted."""
-        return sorted(
-            k for k in keys
-            if k not in self.planned and not any(p.search(k) for p in self.patterns)
-        )  # fmt: skip
 
 
 @dataclass
@@ -578,9 +537,8 @@ def _check_group(
         out.checked(label_event, version_no, g.num_rows)
         payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
         if compiled.unplanned is not None:
-            keep = _block_unplanned(
-                out, compiled.unplanned, g, grow, layout, kind, label_event, version_no, payload
-            )
+            keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind,
+                                    label_event, version_no, (payload, sources))  # fmt: skip
             if keep is not None:  # blocked rows: nothing else of theirs is checked
                 mask = pa.array(keep)
                 g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
@@ -613,34 +571,18 @@ def _block_unplanned(
     kind: str,
     event: str | None,
     version: int,
-    payload: pa.StructArray | None = None,
+    payload: tuple[pa.StructArray, dict[str, str]] | None = None,
 ) -> np.ndarray | None:
     """Report the rows of ``sub`` that ``unplanned_properties: block`` blocks: one violation
-    per unplanned property present (not null). Returns the mask of the rows left to check,
-    or None when none is blocked."""
-    key = PAYLOAD_KEY.get(kind)
-    if check is None or key is None:
+    per unplanned property present. Returns the mask of the rows left to check, or None
+    when none is blocked."""
+    if check is None:
         return None
-    if layout.payload_column is not None:
-        # nested: only the call type's own payload column (the enforcer reads no other)
-        if key not in sub.schema.names or not pa.types.is_struct(sub.schema.field(key).type):
-            return None
-    if payload is None:
-        payload, sources = payload_struct(sub, layout, [], key)
-    else:
-        sources = {}
-    blocked: np.ndarray | None = None
-    for name in check.names(f.name for f in payload.type):
-        present = pc.is_valid(pc.struct_field(payload, name)).to_numpy(zero_copy_only=False)
-        if not present.any():
-            continue
-        column = sources.get(name) or (
-            name if layout.payload_column is None else f"{layout.payload_column}.{name}"
-        )
+    hits, keep = present(check, sub, layout, kind, payload)
+    for name, column, holding in hits:
         # no sample: an unplanned property has no x-pii to mask it by
-        out.violations(rows[present], event, version, name, UNPLANNED, column, [])
-        blocked = present if blocked is None else blocked | present
-    return None if blocked is None else ~blocked
+        out.violations(rows[holding], event, version, name, UNPLANNED, column, [])
+    return keep
 
 
 def _json_blocked(
