@@ -318,7 +318,7 @@ def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCou
         event_key = (
             (rule.name or rule.kind, rule.version)
             if rule is not None
-            else (event["event"] if kind == "track" else kind, 0)
+            else (event.get("event") if kind == "track" else kind, 0)
         )
         for fld, keyword in fails:
             counts[(str(event_key[0]), event_key[1], fld, keyword)] += 1
@@ -718,3 +718,33 @@ def test_blocked_unplanned_properties_pattern_properties(
     assert any(("x_note", "unplanned") not in detail.get(i, set()) for i in orders)
     others = [i for i, e in enumerate(events) if e["event"] == "Product Added" and i % 2 == 0]
     assert others and all(("x_note", "unplanned") in detail[i] for i in others)
+
+
+def test_blocked_unplanned_properties_nameless_track_calls(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    """A track call without an event name is checked by the enforcer as an unplanned one
+    (whatever ``unplanned_events`` says): blocked on any property. The scan reports the
+    missing name besides (``event``, ``required``: the enforcer's envelope violation)."""
+    plan = _block_properties(ecommerce_plan)
+    rows = [dict(r) for r in extra_rows[:400] if r["event"] != UNPLANNED]
+    for i, r in enumerate(rows):
+        if i % 4 == 0:
+            r["event"] = None
+            if i % 8 == 0:
+                r["properties"] = {}
+    events = [to_json(r) for r in rows]
+    expected, _ = _enforced(plan, events)
+    nameless = [i for i, r in enumerate(rows) if r["event"] is None]
+    for i in nameless:
+        expected.setdefault(i, set()).add(("event", "required"))
+    blocked = [i for i in nameless if events[i]["properties"]]
+    assert blocked and all(("event", "unplanned") not in expected[i] for i in blocked)
+    assert any(k[1] == "unplanned" and k[0] != "event" for i in blocked for k in expected[i])
+    parquet = tmp_path / "export.parquet"
+    pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
+    ndjson = tmp_path / "events.ndjson"
+    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    for path in (parquet, ndjson):
+        _, detail, _ = _scan_detail(plan, path)
+        assert detail == expected, path

@@ -427,7 +427,11 @@ def check_batch(
         if kind == "track" and name is None:
             out.checked(None, 0, len(rows))
             out.violations(rows, None, 0, "event", "required", layout.event_column, [])
-            checked: list[tuple[str | None, int, np.ndarray]] = [(None, 0, rows)]
+            # the enforcer checks a nameless call as an unplanned one (never blocked as such)
+            keep = _block_unplanned(out, plan.no_rule.get(kind), sub, rows, layout, kind, None, 0)
+            checked: list[tuple[str | None, int, np.ndarray]] = [
+                (None, 0, rows if keep is None else rows[keep])
+            ]
         else:
             checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
         if common is not None:
@@ -629,7 +633,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if kind == "track" and not isinstance(name, str):
             out.checked(None, 0, 1)
             out.violations(row, None, 0, "event", "required", "event", [])
-            _json_failures(out, common, event, row, None, 0)
+            check = plan.no_rule.get(kind)
+            if not _json_blocked(out, check, event.get("properties"), row, None, 0):
+                _json_failures(out, common, event, row, None, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None

@@ -353,6 +353,11 @@ def _json_batch(rows: list[object], texts: list[bytes]) -> pa.RecordBatch:
     differently, so a chunk with a ``null`` inside a payload is checked per row as well.
     """
     if all(isinstance(r, dict) for r in rows) and not any(_payload_nulls(r) for r in rows):
+        first = rows[0].keys()  # type: ignore[attr-defined]
+        if any(r.keys() - first for r in rows):  # type: ignore[attr-defined]
+            # from_pylist takes its columns from row 0: name every row's keys in row 0
+            names = dict.fromkeys(k for r in rows for k in r)  # type: ignore[attr-defined]
+            rows = [{**dict.fromkeys(names), **r} for r in rows]  # type: ignore[dict-item]
         try:
             return pa.RecordBatch.from_pylist(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
