@@ -748,3 +748,42 @@ def test_blocked_unplanned_properties_nameless_track_calls(
     for path in (parquet, ndjson):
         _, detail, _ = _scan_detail(plan, path)
         assert detail == expected, path
+
+
+def _close_orders(plan: Plan) -> Plan:
+    """``plan`` whose Order Completed payloads close to unlisted properties."""
+    rules = tuple(
+        dataclasses.replace(r, payload={**r.payload, "additionalProperties": False})
+        if r.name == "Order Completed" and isinstance(r.payload, dict) else r
+        for r in plan.rules
+    )  # fmt: skip
+    return dataclasses.replace(plan, rules=rules)
+
+
+def test_omitted_unplanned_properties_are_not_validated(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
+) -> None:
+    """Under ``unplanned_properties: omit`` (the example plan's) the enforcer drops
+    unplanned properties before validating: a closed payload does not see them."""
+    assert ecommerce_plan.controls.track.unplanned_properties == "omit"
+    plan = _close_orders(_allow_unplanned(ecommerce_plan))
+    events = [to_json(r) for r in extra_rows]
+    nested = tmp_path / "export.parquet"
+    pq.write_table(_nested_with(extra_rows, EXTRA, pa.string()), nested)
+    ndjson = tmp_path / "events.ndjson"
+    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    for path in (nested, ndjson):
+        report, detail, _ = _scan_detail(plan, path)
+        _assert_matches(report, detail, plan, events)
+    orders = [r for r in extra_rows if r["event"] == "Order Completed"]
+    flat = tmp_path / "order_completed.parquet"
+    pq.write_table(flat_table(orders, "Order Completed"), flat)
+    report, detail, _ = _scan_detail(plan, flat)
+    _assert_matches(report, detail, plan, [to_json(r) for r in orders])
+    # not vacuous: allowing unplanned properties, the closed payload catches them
+    allowed = dataclasses.replace(
+        plan.controls.track, unplanned_properties="allow"
+    )
+    shown = dataclasses.replace(plan, controls=dataclasses.replace(plan.controls, track=allowed))
+    _, detail, _ = _scan_detail(shown, flat)
+    assert any(("", "additionalProperties") in d for d in detail.values())

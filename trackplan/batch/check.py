@@ -47,7 +47,7 @@ from trackplan.batch.mapping import (
     snake_case,
 )
 from trackplan.batch.rules import Node, compile_payload, row_failures, to_json
-from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, present
+from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, omitted, present
 from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
 from trackplan.privacy.consent import reserved_rules
@@ -167,10 +167,11 @@ class BatchPlan:
         out._aliases = {snake_case(n): n for n in names}
         for kind in sorted(CALL_KINDS):
             key = PAYLOAD_KEY.get(kind)
-            out.no_rule[kind] = (
-                None if key is None
-                else UnplannedCheck.build(None, controls.for_kind(kind), f"{plan.source} [{kind}]")
-            )  # fmt: skip
+            check = None if key is None else UnplannedCheck.build(
+                None, controls.for_kind(kind), f"{plan.source} [{kind}]"
+            )
+            # no payload rule to validate: only blocking matters
+            out.no_rule[kind] = check if check is not None and check.block else None
         return out
 
     def _add(self, rule: Rule, controls: CallControls) -> None:
@@ -191,7 +192,8 @@ class BatchPlan:
     @property
     def checks_unplanned(self) -> bool:
         """Whether any rows may be blocked for unplanned properties."""
-        return any(c.unplanned is not None for c in self.rules.values()) or any(
+        rules = (c.unplanned for c in self.rules.values())
+        return any(c is not None and c.block for c in rules) or any(
             c is not None for c in self.no_rule.values()
         )
 
@@ -540,7 +542,9 @@ def _check_group(
         version_no = compiled.rule.version
         out.checked(label_event, version_no, g.num_rows)
         payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
-        if compiled.unplanned is not None:
+        if compiled.unplanned is not None and not compiled.unplanned.block:
+            payload = omitted(compiled.unplanned, payload)  # dropped before validation
+        elif compiled.unplanned is not None:
             keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind,
                                     label_event, version_no, (payload, sources))  # fmt: skip
             if keep is not None:  # blocked rows: nothing else of theirs is checked
@@ -598,7 +602,7 @@ def _json_blocked(
     version: int,
 ) -> bool:
     """The per-row form of :func:`_block_unplanned`: True when the row is blocked."""
-    if check is None or type(payload) is not dict or not payload:
+    if check is None or not check.block or type(payload) is not dict or not payload:
         return False
     names = check.names(payload)
     for name in names:
@@ -665,6 +669,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             continue
         if payload is None:
             payload = {}
+        elif compiled.unplanned is not None and type(payload) is dict:
+            dropped = set(compiled.unplanned.names(payload))  # omitted before validation
+            payload = {k: v for k, v in payload.items() if k not in dropped}
         own_call = compiled.call.validator if compiled.call is not None else None
         _json_failures(out, compiled.validator, payload, row, label, version_no)
         _json_failures(out, common, event, row, label, version_no)

@@ -24,7 +24,7 @@ from trackplan.batch.mapping import Layout, payload_struct
 from trackplan.errors import CompileError
 from trackplan.plan.model import PAYLOAD_KEY, CallControls
 
-__all__ = ["UNPLANNED", "UnplannedCheck", "present"]
+__all__ = ["UNPLANNED", "UnplannedCheck", "present", "omitted"]
 
 #: The keyword of a property blocked by ``unplanned_properties: block``.
 UNPLANNED = "unplanned"
@@ -37,21 +37,24 @@ class UnplannedCheck:
 
     planned: frozenset[str]
     patterns: tuple[re.Pattern[str], ...] = ()
+    #: ``block`` (the row is blocked) or, False, ``omit`` (the keys are dropped, unseen)
+    block: bool = True
 
     @classmethod
     def build(cls, payload: Any, controls: CallControls, where: str) -> UnplannedCheck | None:
-        """None when the controls let unplanned properties through or every key is planned
-        (payload ``true``, or ``additionalProperties`` with a schema).
+        """None when the controls let unplanned properties through (``allow``) or every key
+        is planned (payload ``true``, or ``additionalProperties`` with a schema).
 
         Args:
             payload: the rule's payload schema (None for a call without a rule).
             controls: the controls the rule runs under.
             where: ``file [label]`` of the rule, for the error of a bad regex.
         """
-        if controls.unplanned_properties != "block" or payload is True:
+        block = controls.unplanned_properties == "block"
+        if controls.unplanned_properties == "allow" or payload is True:
             return None
         if not isinstance(payload, Mapping):
-            return cls(frozenset())
+            return cls(frozenset(), (), block)
         extra = payload.get("additionalProperties")
         if extra is not None and not isinstance(extra, bool):
             return None
@@ -62,7 +65,8 @@ class UnplannedCheck:
         except re.error as exc:
             message = f"{where}: patternProperties regex Python cannot use: {exc}"
             raise CompileError(message) from None
-        return cls(frozenset(props) if isinstance(props, Mapping) else frozenset(), patterns)
+        planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
+        return cls(planned, patterns, block)
 
     def names(self, keys: Iterable[str]) -> list[str]:
         """The unplanned ones of ``keys``, sorted."""
@@ -108,3 +112,17 @@ def present(
         hits.append((name, column, rows))
         blocked = rows if blocked is None else blocked | rows
     return hits, None if blocked is None else ~blocked
+
+
+def omitted(check: UnplannedCheck, payload: pa.StructArray) -> pa.StructArray:
+    """``payload`` without its unplanned fields: what the enforcer validates under
+    ``unplanned_properties: omit``, having dropped them first."""
+    names = set(check.names(f.name for f in payload.type))
+    if not names:
+        return payload
+    keep = [i for i, f in enumerate(payload.type) if f.name not in names]
+    if not keep:
+        return pa.StructArray.from_arrays([pa.nulls(len(payload))], names=["__none__"])
+    return pa.StructArray.from_arrays(
+        [payload.field(i) for i in keep], names=[payload.type.field(i).name for i in keep]
+    )
