@@ -22,7 +22,8 @@ Output rows are of these kinds:
 
 Under ``unplanned_properties: block`` a row whose payload holds a property its rule does
 not list is blocked as the enforcer blocks it: one ``unplanned`` violation per such
-property, and nothing else checked for that row. Segment's reserved consent event is
+property, and nothing else checked for that row; under ``omit`` they are dropped before
+the payload is checked (:mod:`trackplan.batch.unplanned`). Segment's reserved consent event is
 checked by the rule the enforcer gives it (:func:`trackplan.privacy.consent.reserved_rules`).
 """
 
