@@ -1,0 +1,227 @@
+"""The plan compiled once for batch checks: :class:`BatchPlan`, its rules with their
+vectorised nodes (:class:`CompiledRule`) and call checks (:class:`CallCheck`).
+
+Built from the same :class:`~trackplan.plan.model.Plan` the enforcer compiles, with the
+same controls and the same reserved rules (Segment's consent event), so that
+:func:`trackplan.batch.check.check_batch` decides every row as ``enforce`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from trackplan.batch.mapping import (
+    Layout,
+    LayoutOptions,
+    call_struct,
+    infer_layout,
+    snake_case,
+)
+from trackplan.batch.rules import Node, compile_payload
+from trackplan.batch.unplanned import UnplannedCheck
+from trackplan.engine.enforcer import make_validator
+from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
+from trackplan.privacy.consent import reserved_rules
+
+__all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule"]
+
+_KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
+
+#: Segment's call types: rows of these without a rule are still checked by the common rule.
+CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+
+
+def _unplanned_label(kind: str, name: str | None) -> str | None:
+    """What a row without a rule is reported under: its event name, or its call type."""
+    return name if kind == "track" else kind
+
+
+@dataclass
+class CallCheck:
+    """A call schema (the common rule's, or a rule's own ``call``) compiled for batches.
+
+    It checks the envelope and context (``messageId``, ``context.ip``) of every row the
+    rule applies to; violations are named by call path and reported under the row's
+    event, like its payload's.
+    """
+
+    schema: Any
+    node: Node
+    validator: Any
+
+    @classmethod
+    def build(cls, schema: Any, defs: Mapping[str, Any]) -> CallCheck | None:
+        """None when there is nothing to check (no call schema, or ``true``)."""
+        if schema is None or schema is True or schema == {}:
+            return None
+        whole = {**schema, "definitions": dict(defs)} if isinstance(schema, Mapping) else schema
+        return cls(schema, Node(schema, "", defs), make_validator(whole))
+
+
+@dataclass
+class CompiledRule:
+    """One rule with its vectorised node and its per-row validator (for JSON rows)."""
+
+    rule: Rule
+    node: Node
+    validator: Any
+    call: CallCheck | None = None
+    unplanned: UnplannedCheck | None = None
+
+    @property
+    def properties(self) -> list[str]:
+        payload = self.rule.payload
+        props = payload.get("properties") if isinstance(payload, Mapping) else None
+        return list(props) if isinstance(props, Mapping) else []
+
+
+@dataclass
+class BatchPlan:
+    """A plan compiled for batch checks; build once, reuse for every batch.
+
+    Example:
+        >>> bp = BatchPlan.build(load_plan("plans/ecommerce"))      # doctest: +SKIP
+        >>> check_batch(bp, batch, file="a.parquet", offset=0)      # doctest: +SKIP
+    """
+
+    plan: Plan
+    layout_options: LayoutOptions = field(default_factory=LayoutOptions)
+    rules: dict[tuple[str, str | None, int], CompiledRule] = field(default_factory=dict)
+    common: CallCheck | None = None
+    block_unplanned: bool = False
+    #: call type -> the unplanned-property check of its calls without a rule
+    no_rule: dict[str, UnplannedCheck | None] = field(default_factory=dict)
+    _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
+    _names: frozenset[str] = frozenset()
+    _aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, plan: Plan, options: LayoutOptions | None = None) -> BatchPlan:
+        """Compile every track, page, screen, identify and group rule of ``plan``."""
+        out = cls(plan, options or LayoutOptions())
+        controls = plan.controls
+        for rule in plan.rules:
+            if rule.kind == "common":
+                out.common = CallCheck.build(rule.call, plan.definitions)
+                continue
+            out._add(rule, controls.for_kind(rule.kind))
+        # Segment's consent event: the enforcer accepts it in every plan, by these rules
+        reserved = reserved_rules(plan)
+        for rule, reserved_controls in reserved:
+            out._add(rule, reserved_controls)
+        out.block_unplanned = controls.track.unplanned_events == "block"
+        names = [*plan.event_names, *(str(r.name) for r, _ in reserved)]
+        out._names = frozenset(names)
+        # warehouse tables name events snake_cased (order_completed)
+        out._aliases = {snake_case(n): n for n in names}
+        for kind in sorted(CALL_KINDS):
+            key = PAYLOAD_KEY.get(kind)
+            check = None if key is None else UnplannedCheck.build(
+                None, controls.for_kind(kind), f"{plan.source} [{kind}]"
+            )
+            # no payload rule to validate: only blocking matters
+            out.no_rule[kind] = check if check is not None and check.block else None
+        return out
+
+    def _add(self, rule: Rule, controls: CallControls) -> None:
+        """Compile ``rule``, run under ``controls`` (replacing a rule of the same key)."""
+        defs = self.plan.definitions
+        payload = rule.payload if rule.payload is not None else True
+        schema: Any = payload
+        if isinstance(payload, Mapping):
+            schema = {**payload, "definitions": dict(defs)}
+        self.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
+            rule,
+            compile_payload(payload, defs),
+            make_validator(schema),
+            CallCheck.build(rule.call, defs),
+            UnplannedCheck.build(rule.payload, controls, f"{rule.source} [{rule.label}]"),
+        )
+
+    @property
+    def checks_unplanned(self) -> bool:
+        """Whether any rows may be blocked for unplanned properties."""
+        rules = (c.unplanned for c in self.rules.values())
+        return any(c is not None and c.block for c in rules) or any(
+            c is not None for c in self.no_rule.values()
+        )
+
+    def layout(self, schema: pa.Schema) -> Layout:
+        """The layout of batches with ``schema`` (inferred once per schema)."""
+        found = self._layouts.get(schema)
+        if found is None:
+            found = self._layouts[schema] = infer_layout(schema, self.layout_options)
+        return found
+
+    def needed_columns(self, schema: pa.Schema) -> list[str] | None:
+        """The columns a check reads from files with ``schema`` (None: all of them).
+
+        Reading only these makes a scan cheaper than reading the whole file. Flat tables
+        are read whole when a payload closes its properties (``additionalProperties:
+        false``): every column may then be a violation.
+        """
+        layout = self.layout(schema)
+        wanted = {layout.event_column, layout.type_column}
+        if layout.version_path is not None:
+            wanted.add(layout.version_path[0])
+        if layout.payload_column is not None:
+            wanted |= {"properties", "traits"}
+        else:
+            if self.checks_unplanned:
+                return None  # any column may hold an unplanned property
+            declared: list[str] = []
+            for compiled in self.rules.values():
+                payload = compiled.rule.payload
+                if payload is None or payload is True:
+                    continue  # nothing of the payload to read
+                if (
+                    not isinstance(payload, Mapping)
+                    or payload.get("additionalProperties") is not None
+                ):
+                    return None
+                declared.extend(compiled.properties)
+            mapping = layout.payload_columns(schema, list(dict.fromkeys(declared)))
+            wanted |= {mapping[p] for p in declared if p in mapping}
+        empty = pa.RecordBatch.from_pylist([], schema=schema)
+        for call in self.call_checks():
+            wanted |= set(call_struct(empty, call.schema, self.plan.definitions)[1].values())
+        return [name for name in schema.names if name in wanted]
+
+    def call_checks(self) -> list[CallCheck]:
+        """The common rule's call check and every rule's own."""
+        found = [self.common] + [c.call for c in self.rules.values()]
+        return [c for c in found if c is not None]
+
+    def per_row_rules(self) -> dict[str, list[str]]:
+        """Rule label -> fields (and why) that run on the per-row engine."""
+        out: dict[str, list[str]] = {}
+        if self.common is not None:
+            fields = [f"{f} ({why})" for f, why in self.common.node.per_row()]
+            if fields:
+                out["common"] = fields
+        for compiled in self.rules.values():
+            nodes = [compiled.node] + ([compiled.call.node] if compiled.call else [])
+            fields = [f"{f} ({why})" for node in nodes for f, why in node.per_row()]
+            if fields:
+                out[compiled.rule.label] = fields
+        return out
+
+    def select(self, kind: str, event: str | None, version: int | None) -> CompiledRule | None:
+        """The rule for a row: the event's version if planned, else its oldest version."""
+        name = event if kind == "track" else None
+        if kind == "track" and name is not None and name not in self._names:
+            name = self._aliases.get(name, name)
+        if kind == "track":
+            versions = [r for (k, n, _), r in self.rules.items() if k == "track" and n == name]
+        else:
+            versions = [r for (k, _, _), r in self.rules.items() if k == kind]
+        if not versions:
+            return None
+        for compiled in versions:
+            if compiled.rule.version == version:
+                return compiled
+        return min(versions, key=lambda c: c.rule.version)
