@@ -378,10 +378,11 @@ def test_unplanned_events_checked_against_common_rule_nested_parquet(
                                                       ("messageId", "minLength")}  # fmt: skip
     assert report["unplanned"] == {UNPLANNED: len(unplanned)}
     assert report["by_event"][f"{UNPLANNED} (not in the plan)"]["rows"] == len(unplanned)
-    # the blocking plan reports each of them as unplanned, with the same call failures
+    # the blocking plan blocks each of them as unplanned and, as the enforcer, checks
+    # nothing else of theirs: not their common-rule failures either
     blocked, blocked_detail, _ = _scan_detail(ecommerce_plan, path, batch_rows=400)
-    for i in unplanned:
-        assert blocked_detail[i] == detail.get(i, set()) | {("event", "unplanned")}
+    _assert_matches(blocked, blocked_detail, ecommerce_plan, events)
+    assert all(blocked_detail[i] == {("event", "unplanned")} for i in unplanned)
 
 
 def test_unplanned_events_checked_against_common_rule_flat_table(
@@ -397,6 +398,9 @@ def test_unplanned_events_checked_against_common_rule_flat_table(
     _assert_matches(report, detail, plan, events)
     assert detail and len(detail) < len(events)
     assert report["unplanned"] == {UNPLANNED: len(events)}
+    blocked, blocked_detail, _ = _scan_detail(ecommerce_plan, path)
+    _assert_matches(blocked, blocked_detail, ecommerce_plan, events)
+    assert blocked_detail == {i: {("event", "unplanned")} for i in range(len(events))}
 
 
 def test_unplanned_events_checked_against_common_rule_ndjson(
@@ -416,6 +420,12 @@ def test_unplanned_events_checked_against_common_rule_ndjson(
     assert kinds == {"typed", "json"}
     _assert_matches(report, detail, plan, events)
     assert ("context.library.name", "type") in {k for fails in detail.values() for k in fails}
+    # blocking them, the enforcer reports nothing but the unplanned event, in both paths
+    blocked, blocked_detail, kinds = _scan_detail(ecommerce_plan, path, batch_rows=300)
+    assert kinds == {"typed", "json"}
+    _assert_matches(blocked, blocked_detail, ecommerce_plan, events)
+    unplanned = [i for i, e in enumerate(events) if e["event"] == UNPLANNED]
+    assert unplanned and all(blocked_detail[i] == {("event", "unplanned")} for i in unplanned)
 
 
 def test_unplanned_events_dask_equals_local(

@@ -19,7 +19,9 @@ Output rows are of these kinds:
 * ``rows``: one per batch with its number of rows; ``unplanned``: rows of events the plan
   does not know, when the plan lets them through, and of call types it has no rule for
   (``screen``, ``alias``). Such rows are still checked against the common rule, as the
-  enforcer does, under their event name (or call type) and version 0.
+  enforcer does, under their event name (or call type) and version 0. Under
+  ``unplanned_events: block`` an unplanned event's rows are blocked with one ``unplanned``
+  violation and nothing else checked, as the enforcer blocks them before validating.
 
 Under ``unplanned_properties: block`` a row whose payload holds a property its rule does
 not list is blocked as the enforcer blocks it: one ``unplanned`` violation per such
@@ -316,7 +318,7 @@ def _check_group(
             if kind == "track" and plan.block_unplanned:
                 out.checked(name, 0, len(rows))
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
-                checked.append((name, 0, rows))
+                # blocked as unplanned before anything is validated, as the enforcer does
             else:
                 label = _unplanned_label(kind, name)
                 out._add("unplanned", None, label, 0, None, None, None, None, len(rows))
@@ -452,8 +454,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if compiled is None:
             if kind == "track" and plan.block_unplanned:
                 counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
-                out.violations(row, name, 0, "event", "unplanned", "event", [])
-                _json_failures(out, common, event, row, name, 0)
+                out.violations(row, name, 0, "event", "unplanned", "event", [])  # nothing else
             else:
                 label = _unplanned_label(kind, name)
                 out._add("unplanned", None, label, 0, None, None, None, None, 1)
