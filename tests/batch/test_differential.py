@@ -797,3 +797,43 @@ def test_omitted_unplanned_properties_are_not_validated(
     shown = dataclasses.replace(plan, controls=dataclasses.replace(plan.controls, track=allowed))
     _, detail, _ = _scan_detail(shown, flat)
     assert any(("", "additionalProperties") in d for d in detail.values())
+
+
+@pytest.mark.parametrize("variant", ["plan", "block_properties"])
+def test_empty_event_name_is_not_an_unplanned_event(
+    tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]], variant: str
+) -> None:
+    """``event: ""``: the enforcer does not block it as an unplanned event (even under
+    ``unplanned_events: block``) but checks it as one, failing its envelope on the name's
+    ``minLength``: the scan reports that (``event``, ``minLength``) and the rest as the
+    enforcer does, in nested parquet and NDJSON (typed and per-row chunks)."""
+    plan = ecommerce_plan if variant == "plan" else _block_properties(ecommerce_plan)
+    assert plan.controls.track.unplanned_events == "block"
+    rows = [dict(r) for r in extra_rows[:400] if r["event"] != UNPLANNED]
+    for i, r in enumerate(rows):
+        if i % 4 == 0:
+            r["event"] = ""
+            if i % 8 == 0:
+                r["properties"] = {}
+    events = [to_json(r) for r in rows]
+    lines = [dict(e) for e in events]
+    for i, e in enumerate(lines[:100]):  # one NDJSON chunk checked per row
+        e["context"] = {**e["context"], "library": {"name": 3 if i == 8 else "analytics.js"}}
+    parquet = tmp_path / "export.parquet"
+    pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
+    ndjson = tmp_path / "events.ndjson"
+    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    empty = [i for i, r in enumerate(rows) if r["event"] == ""]
+    for path, sent in ((parquet, events), (ndjson, lines)):
+        expected, _ = _enforced(plan, sent)
+        for i in empty:
+            expected.setdefault(i, set()).add(("event", "minLength"))
+        assert all(("event", "unplanned") not in expected[i] for i in empty)
+        assert any(k[0] != "event" for i in empty for k in expected[i])  # common rule checked
+        report, detail, kinds = _scan_detail(plan, path, batch_rows=100)
+        assert detail == expected, path
+        assert report["unplanned"] == {}
+        assert report["by_event"]["(empty event name)"]["rows"] == len(empty)
+        if path == ndjson:
+            assert kinds == {"typed", "json"}
+            assert ("context.library.name", "type") in detail[8]  # "", no properties

@@ -232,13 +232,15 @@ def check_batch(
             vers = versions.filter(mask) if versions is not None else None
         if sub.num_rows == 0:
             continue
-        if kind == "track" and name is None:
-            out.checked(None, 0, len(rows))
-            out.violations(rows, None, 0, "event", "required", layout.event_column, [])
-            # the enforcer checks a nameless call as an unplanned one (never blocked as such)
-            keep = _block_unplanned(out, plan.no_rule.get(kind), sub, rows, layout, kind, None, 0)
+        if kind == "track" and not name:
+            # the enforcer checks a call without a name, or with an empty one, as an
+            # unplanned one never blocked as such; its envelope check fails on the name
+            keyword = "required" if name is None else "minLength"
+            out.checked(name, 0, len(rows))
+            out.violations(rows, name, 0, "event", keyword, layout.event_column, [])
+            keep = _block_unplanned(out, plan.no_rule.get(kind), sub, rows, layout, kind, name, 0)
             checked: list[tuple[str | None, int, np.ndarray]] = [
-                (None, 0, rows if keep is None else rows[keep])
+                (name, 0, rows if keep is None else rows[keep])
             ]
         else:
             checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
@@ -440,12 +442,14 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         kind = str(event.get("type") or "track")
         name = event.get("event") if kind == "track" else None
         row = np.array([offset + i], dtype=np.int64)
-        if kind == "track" and not isinstance(name, str):
-            out.checked(None, 0, 1)
-            out.violations(row, None, 0, "event", "required", "event", [])
+        if kind == "track" and (not isinstance(name, str) or not name):
+            nameless = name if name == "" else None  # as the typed path: no name, or ""
+            keyword = "required" if nameless is None else "minLength"
+            out.checked(nameless, 0, 1)
+            out.violations(row, nameless, 0, "event", keyword, "event", [])
             check = plan.no_rule.get(kind)
-            if not _json_blocked(out, check, event.get("properties"), row, None, 0):
-                _json_failures(out, common, event, row, None, 0)
+            if not _json_blocked(out, check, event.get("properties"), row, nameless, 0):
+                _json_failures(out, common, event, row, nameless, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None

@@ -36,6 +36,8 @@ def _label(event: str | None, version: int | None) -> str:
     """``Order Completed v2``; events the plan lacks (version 0) have no version."""
     if event is None:
         return "(no event name)"
+    if event == "":
+        return "(empty event name)"
     return f"{event} v{version}" if version else f"{event} (not in the plan)"
 
 
