@@ -837,3 +837,70 @@ def test_empty_event_name_is_not_an_unplanned_event(
         if path == ndjson:
             assert kinds == {"typed", "json"}
             assert ("context.library.name", "type") in detail[8]  # "", no properties
+
+
+def _block_identify_properties(plan: Plan) -> Plan:
+    """``plan`` blocking identify calls whose traits hold a trait the plan does not list."""
+    identify = dataclasses.replace(plan.controls.identify, unplanned_properties="block")
+    return dataclasses.replace(plan, controls=dataclasses.replace(plan.controls,
+                                                                  identify=identify))
+
+
+def _identify_rows(n: int) -> list[dict[str, Any]]:
+    """Identify calls with traits in ``traits``, in ``context.traits`` (RudderStack), in
+    both (``traits`` wins) or in neither; some traits break the plan, some are unplanned,
+    some calls break the common rule."""
+    rows = []
+    for i in range(n):
+        traits: dict[str, Any] = {"email": "a@example.com" if i % 3 else "nope",
+                                  "plan": ("free", "gold", "pro")[i % 3]}  # fmt: skip
+        if i % 5 == 0:
+            traits["zzz"] = "extra"
+        context: dict[str, Any] = {"ip": "not-an-ip" if i % 7 == 0 else "198.51.100.7",
+                                   "userAgent": "ua"}  # fmt: skip
+        where = i % 4
+        if where in (1, 2):
+            context["traits"] = traits if where == 1 else {"plan": "bogus"}
+        rows.append({"type": "identify", "messageId": f"m{i}", "context": context,
+                     "traits": traits if where in (0, 2) else None})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("variant", ["plan", "block_identify_properties"])
+def test_context_traits_checked_as_the_enforcer_does(
+    tmp_path: Path, ecommerce_plan: Plan, variant: str
+) -> None:
+    """Identify traits under ``context.traits`` (no ``traits``): the enforcer validates
+    them as the traits, at ``/context/traits/...``; the scan reports them as
+    ``context.traits.<field>``, in nested parquet and NDJSON (typed and per-row)."""
+    plan = ecommerce_plan if variant == "plan" else _block_identify_properties(ecommerce_plan)
+    rows = _identify_rows(120)
+    traits_type = pa.struct([("email", pa.string()), ("plan", pa.string()), ("zzz", pa.string())])
+    schema = pa.schema([
+        ("type", pa.string()), ("messageId", pa.string()),
+        ("context", pa.struct([("ip", pa.string()), ("userAgent", pa.string()),
+                               ("traits", traits_type)])),
+        ("traits", traits_type),
+    ])  # fmt: skip
+    parquet = tmp_path / "identifies.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), parquet, row_group_size=50)
+    events = [to_json(r) for r in rows]
+    lines = [dict(e) for e in events]
+    for i in range(100, 120):  # the last chunk: a library name of two types, checked per row
+        library = {"name": 3 if i == 117 else "analytics.js"}
+        lines[i] = {**lines[i], "context": {**lines[i]["context"], "library": library}}
+    ndjson = tmp_path / "identifies.ndjson"
+    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    for path, sent in ((parquet, events), (ndjson, lines)):
+        report, detail, kinds = _scan_detail(plan, path, batch_rows=50)
+        _assert_matches(report, detail, plan, sent)
+        in_context = {k for i, d in detail.items() if i % 4 == 1 for k in d}
+        assert {("context.traits.email", "format"), ("context.traits.plan", "enum")} <= in_context
+        assert not any(k[0].startswith("context.traits")
+                       for i, d in detail.items() if i % 4 != 1 for k in d)  # fmt: skip
+        if variant != "plan":
+            assert ("context.traits.zzz", "unplanned") in in_context
+        if path == ndjson:
+            assert kinds == {"typed", "json"}
+            per_row = {("context.traits.email", "format"), ("context.library.name", "type")}
+            assert per_row <= detail[117]

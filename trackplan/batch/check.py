@@ -28,6 +28,9 @@ not list is blocked as the enforcer blocks it: one ``unplanned`` violation per s
 property, and nothing else checked for that row; under ``omit`` they are dropped before
 the payload is checked (:mod:`trackplan.batch.unplanned`). Segment's reserved consent event is
 checked by the rule the enforcer gives it (:func:`trackplan.privacy.consent.reserved_rules`).
+Identify and group traits sent under ``context.traits`` (no ``traits``; nested and NDJSON
+input) are checked as the traits, reported as ``context.traits.<field>``, as the enforcer
+reports them at ``/context/traits/...``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from trackplan.batch.compiled import (
     CALL_KINDS,
     BatchPlan,
     CallCheck,
+    CompiledRule,
     _unplanned_label,
 )
 from trackplan.batch.mapping import (
@@ -349,33 +353,99 @@ def _check_group(
         label_event = compiled.rule.name or compiled.rule.kind
         version_no = compiled.rule.version
         out.checked(label_event, version_no, g.num_rows)
-        payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
-        if compiled.unplanned is not None and not compiled.unplanned.block:
-            payload = omitted(compiled.unplanned, payload)  # dropped before validation
-        elif compiled.unplanned is not None:
-            keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind,
-                                    label_event, version_no, (payload, sources))  # fmt: skip
-            if keep is not None:  # blocked rows: nothing else of theirs is checked
-                mask = pa.array(keep)
-                g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
-        for fld, keyword, fail in compiled.node.evaluate(payload):
-            idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
-            if not len(idx):
-                continue
-            out.violations(
-                grow[idx],
-                label_event,
-                version_no,
-                fld,
-                keyword,
-                _source_column(sources, fld),
-                [] if keyword == "required" else _sample_values(payload, fld, idx),
-            )
-        if compiled.call is not None:
-            own = _CallFailures(compiled.call, g, plan.plan.definitions, 0)
-            own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+        in_context = _context_traits(g) if compiled.rule.payload_key == "traits" else None
+        if in_context is None:
+            grow = _check_rule_rows(plan, compiled, g, grow, layout, kind, out, False)
+        else:  # traits sent under context.traits: checked there, as the enforcer does
+            kept = [
+                _check_rule_rows(plan, compiled, g.filter(pa.array(m)), grow[m], layout, kind,
+                                 out, ctx)
+                for m, ctx in ((~in_context, False), (in_context, True)) if m.any()
+            ]  # fmt: skip
+            grow = np.sort(np.concatenate(kept))
         checked.append((label_event, version_no, grow))
     return checked
+
+
+#: Where identify and group calls of some SDKs send their traits (the enforcer reads them
+#: there when ``traits`` is absent), as the prefix of the scan's field names.
+CONTEXT_TRAITS = "context.traits"
+
+
+def _context_traits(batch: pa.RecordBatch) -> np.ndarray | None:
+    """The rows (nested layout) without ``traits`` but with a ``context.traits`` object,
+    or None when there are none."""
+    names = batch.schema.names
+    if "context" not in names:
+        return None
+    context_type = batch.schema.field("context").type
+    if not pa.types.is_struct(context_type) or context_type.get_field_index("traits") < 0:
+        return None
+    if not pa.types.is_struct(context_type.field("traits").type):
+        return None
+    context = batch.column("context")
+    mask = pc.and_(pc.is_valid(context), pc.is_valid(pc.struct_field(context, "traits")))
+    if "traits" in names:
+        mask = pc.and_(mask, pc.is_null(batch.column("traits")))
+    rows: np.ndarray = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return rows if rows.any() else None
+
+
+def _prefixed(prefix: str, fld: str) -> str:
+    """A payload field's name under ``prefix`` (``context.traits.email``)."""
+    if not prefix:
+        return fld
+    return prefix if not fld else prefix + ("" if fld.startswith("[]") else ".") + fld
+
+
+def _check_rule_rows(
+    plan: BatchPlan,
+    compiled: CompiledRule,
+    g: pa.RecordBatch,
+    grow: np.ndarray,
+    layout: Layout,
+    kind: str,
+    out: _Out,
+    in_context: bool,
+) -> np.ndarray:
+    """Check rows of one rule (their payload under ``context.traits`` when ``in_context``);
+    returns the row numbers left for the common rule (those not blocked)."""
+    label_event = compiled.rule.name or compiled.rule.kind
+    version_no = compiled.rule.version
+    prefix = CONTEXT_TRAITS if in_context else ""
+    if in_context:
+        arr = pc.struct_field(g.column("context"), "traits")
+        payload = pa.StructArray.from_arrays(  # parent validity dropped, as payload_struct
+            [pc.struct_field(arr, i) for i in range(arr.type.num_fields)], fields=list(arr.type)
+        )
+        sources = {f.name: f"{CONTEXT_TRAITS}.{f.name}" for f in arr.type}
+    else:
+        payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
+    if compiled.unplanned is not None and not compiled.unplanned.block:
+        payload = omitted(compiled.unplanned, payload)  # dropped before validation
+    elif compiled.unplanned is not None:
+        keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind, label_event,
+                                version_no, (payload, sources), prefix=prefix)  # fmt: skip
+        if keep is not None:  # blocked rows: nothing else of theirs is checked
+            mask = pa.array(keep)
+            g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
+    for fld, keyword, fail in compiled.node.evaluate(payload):
+        idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
+        if not len(idx):
+            continue
+        out.violations(
+            grow[idx],
+            label_event,
+            version_no,
+            _prefixed(prefix, fld),
+            keyword,
+            _source_column(sources, fld),
+            [] if keyword == "required" else _sample_values(payload, fld, idx),
+        )
+    if compiled.call is not None:
+        own = _CallFailures(compiled.call, g, plan.plan.definitions, 0)
+        own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+    return grow
 
 
 def _block_unplanned(
@@ -388,16 +458,20 @@ def _block_unplanned(
     event: str | None,
     version: int,
     payload: tuple[pa.StructArray, dict[str, str]] | None = None,
+    *,
+    prefix: str = "",
 ) -> np.ndarray | None:
     """Report the rows of ``sub`` that ``unplanned_properties: block`` blocks: one violation
-    per unplanned property present. Returns the mask of the rows left to check, or None
+    per unplanned property present (named under ``prefix``, the payload's own place when
+    it is not the call type's column). Returns the mask of the rows left to check, or None
     when none is blocked."""
     if check is None:
         return None
-    hits, keep = present(check, sub, layout, kind, payload)
+    hits, keep = present(check, sub, layout, kind, payload, own=bool(prefix))
     for name, column, holding in hits:
         # no sample: an unplanned property has no x-pii to mask it by
-        out.violations(rows[holding], event, version, name, UNPLANNED, column, [])
+        named = _prefixed(prefix, name)
+        out.violations(rows[holding], event, version, named, UNPLANNED, column, [])
     return keep
 
 
@@ -408,27 +482,37 @@ def _json_blocked(
     row: np.ndarray,
     event: str | None,
     version: int,
+    prefix: str = "",
 ) -> bool:
     """The per-row form of :func:`_block_unplanned`: True when the row is blocked."""
     if check is None or not check.block or type(payload) is not dict or not payload:
         return False
     names = check.names(payload)
     for name in names:
-        out.violations(row, event, version, name, UNPLANNED, name, [])
+        named = _prefixed(prefix, name)
+        out.violations(row, event, version, named, UNPLANNED, named, [])
     return bool(names)
 
 
 def _json_failures(
-    out: _Out, validator: Any, doc: Any, row: np.ndarray, event: str | None, version: int
+    out: _Out,
+    validator: Any,
+    doc: Any,
+    row: np.ndarray,
+    event: str | None,
+    version: int,
+    prefix: str = "",
 ) -> None:
-    """The per-row engine's failures of ``doc`` (a payload or a whole call) as violations."""
+    """The per-row engine's failures of ``doc`` (a payload or a whole call, found under
+    ``prefix``) as violations."""
     if validator is None or validator.is_valid(doc):
         return
     for fld, keyword in sorted(row_failures(validator, doc)):
         top = fld.split(".", 1)[0].split("[]", 1)[0]
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
-        out.violations(row, event, version, fld, keyword, top, sample)
+        named = _prefixed(prefix, fld)
+        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample)
 
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
@@ -473,8 +557,12 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         key = (label, compiled.rule.version)
         counts[key] = counts.get(key, 0) + 1
         payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
+        prefix = ""
+        if (compiled.rule.payload_key == "traits" and "traits" not in event
+                and isinstance(ctx, dict) and isinstance(ctx.get("traits"), dict)):
+            payload, prefix = ctx["traits"], CONTEXT_TRAITS  # as the enforcer reads them
         version_no = compiled.rule.version
-        if _json_blocked(out, compiled.unplanned, payload, row, label, version_no):
+        if _json_blocked(out, compiled.unplanned, payload, row, label, version_no, prefix):
             continue
         if payload is None:
             payload = {}
@@ -482,7 +570,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
             payload = {k: v for k, v in payload.items() if k not in dropped}
         own_call = compiled.call.validator if compiled.call is not None else None
-        _json_failures(out, compiled.validator, payload, row, label, version_no)
+        _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
         _json_failures(out, common, event, row, label, version_no)
         _json_failures(out, own_call, event, row, label, version_no)
     for (counted, version), count in counts.items():

@@ -82,11 +82,14 @@ def present(
     layout: Layout,
     kind: str,
     payload: tuple[pa.StructArray, Mapping[str, str]] | None = None,
+    *,
+    own: bool = False,
 ) -> tuple[list[tuple[str, str, np.ndarray]], np.ndarray | None]:
     """The unplanned properties the rows of ``batch`` (calls of type ``kind``) hold.
 
     Args:
         payload: the payload struct and its source columns, when already built.
+        own: ``payload`` is the calls' payload wherever it was read from (``context.traits``).
 
     Returns:
         (property, source column, rows holding it) for each one some row holds, and the
@@ -95,7 +98,7 @@ def present(
     key = PAYLOAD_KEY.get(kind)
     if key is None:
         return [], None
-    if layout.payload_column is not None:
+    if layout.payload_column is not None and not own:
         # nested: only the call type's own payload column (the enforcer reads no other)
         if key not in batch.schema.names or not pa.types.is_struct(batch.schema.field(key).type):
             return [], None
