@@ -889,6 +889,9 @@ def test_context_traits_checked_as_the_enforcer_does(
     for i in range(100, 120):  # the last chunk: a library name of two types, checked per row
         library = {"name": 3 if i == 117 else "analytics.js"}
         lines[i] = {**lines[i], "context": {**lines[i]["context"], "library": library}}
+    # a JSON null trait under context.traits (not an absent one): breaks the enum
+    lines[53] = {**lines[53], "context": {**lines[53]["context"],
+                                          "traits": {"email": "a@example.com", "plan": None}}}
     ndjson = tmp_path / "identifies.ndjson"
     ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
     for path, sent in ((parquet, events), (ndjson, lines)):
@@ -904,3 +907,4 @@ def test_context_traits_checked_as_the_enforcer_does(
             assert kinds == {"typed", "json"}
             per_row = {("context.traits.email", "format"), ("context.library.name", "type")}
             assert per_row <= detail[117]
+            assert ("context.traits.plan", "enum") in detail[53]

@@ -343,7 +343,10 @@ def _has_null_value(value: object) -> bool:
 def _payload_nulls(row: object) -> bool:
     if not isinstance(row, dict):
         return False
-    return any(_has_null_value(row.get(k)) for k in ("properties", "traits"))
+    if any(_has_null_value(row.get(k)) for k in ("properties", "traits")):
+        return True
+    context = row.get("context")  # traits sent under context.traits are a payload too
+    return isinstance(context, dict) and _has_null_value(context.get("traits"))
 
 
 def _json_batch(rows: list[object], texts: list[bytes]) -> pa.RecordBatch:
