@@ -215,12 +215,16 @@ def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None
     lines = [
         {"type": "track", "event": "Signed Up", "properties": {"method": "email"}},
         {"type": "track", "event": "Signed Up", "properties": {"method": "email", "email": None}},
+        {"type": "track", "event": "Signed Up", "properties": None},  # breaks type, only
     ]
     path = tmp_path / "nulls.ndjson"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
     report, flagged, detail = _scan_rows(ecommerce_plan, [path])
-    assert flagged == {(str(path), 1)}
-    assert detail == {(str(path), 1, "email", "type")}
+    assert flagged == {(str(path), 1), (str(path), 2)}
+    assert detail == {(str(path), 1, "email", "type"), (str(path), 2, "", "type")}
+    enforcer = ecommerce_plan.compile()
+    assert {(_field(v.pointer), v.keyword) for v in enforcer.enforce(lines[2]).violations
+            if v.type != ENVELOPE} == {("", "type")}  # fmt: skip
 
 
 def test_identify_rows_check_traits(tmp_path: Path, ecommerce_plan: Plan) -> None:
@@ -889,6 +893,8 @@ def test_context_traits_checked_as_the_enforcer_does(
     for i in range(100, 120):  # the last chunk: a library name of two types, checked per row
         library = {"name": 3 if i == 117 else "analytics.js"}
         lines[i] = {**lines[i], "context": {**lines[i]["context"], "library": library}}
+    # traits: null is not absent (context.traits unread; the null breaks traits' type)
+    lines[57] = {**lines[57], "traits": None}
     # a JSON null trait under context.traits (not an absent one): breaks the enum
     lines[53] = {**lines[53], "context": {**lines[53]["context"],
                                           "traits": {"email": "a@example.com", "plan": None}}}
@@ -908,3 +914,4 @@ def test_context_traits_checked_as_the_enforcer_does(
             per_row = {("context.traits.email", "format"), ("context.library.name", "type")}
             assert per_row <= detail[117]
             assert ("context.traits.plan", "enum") in detail[53]
+            assert detail[57] == {("", "type")}

@@ -564,8 +564,8 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         version_no = compiled.rule.version
         if _json_blocked(out, compiled.unplanned, payload, row, label, version_no, prefix):
             continue
-        if payload is None:
-            payload = {}
+        if payload is None and (compiled.rule.payload_key or "properties") not in event:
+            payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
             payload = {k: v for k, v in payload.items() if k not in dropped}

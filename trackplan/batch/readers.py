@@ -343,8 +343,9 @@ def _has_null_value(value: object) -> bool:
 def _payload_nulls(row: object) -> bool:
     if not isinstance(row, dict):
         return False
-    if any(_has_null_value(row.get(k)) for k in ("properties", "traits")):
-        return True
+    for key in ("properties", "traits"):  # a null payload is not an absent one either
+        if (key in row and row[key] is None) or _has_null_value(row.get(key)):
+            return True
     context = row.get("context")  # traits sent under context.traits are a payload too
     return isinstance(context, dict) and _has_null_value(context.get("traits"))
 
