@@ -27,6 +27,11 @@ from trackplan.plan.model import Plan
 N = 4000
 
 
+def _write_ndjson(path: Path, events: list[Any]) -> None:
+    """``events`` written to ``path``, one JSON line each."""
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+
 @pytest.fixture(scope="module")
 def generated() -> tuple[list[dict[str, Any]], Counter[Any], set[int]]:
     return generate(N, seed=11, call=True)
@@ -151,7 +156,7 @@ def test_ndjson_mixed_types_fall_back_per_row(tmp_path: Path, ecommerce_plan: Pl
     )
     lines[target]["properties"]["total"] = "12.50"  # a string where every other row has a number
     path = tmp_path / "mixed.ndjson"
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    _write_ndjson(path, lines)
     report, flagged, _ = _scan_rows(ecommerce_plan, [path])
     version = (lines[target].get("context", {}).get("protocols") or {}).get("event_version", 1)
     injected[("Order Completed", version, "total", "type")] += 1
@@ -218,7 +223,7 @@ def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None
         {"type": "track", "event": "Signed Up", "properties": None},  # breaks type, only
     ]
     path = tmp_path / "nulls.ndjson"
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    _write_ndjson(path, lines)
     report, flagged, detail = _scan_rows(ecommerce_plan, [path])
     assert flagged == {(str(path), 1), (str(path), 2)}
     assert detail == {(str(path), 1, "email", "type"), (str(path), 2, "", "type")}
@@ -419,7 +424,7 @@ def test_unplanned_events_checked_against_common_rule_ndjson(
             library["name"] = 3  # breaks the common rule's context.library.name type
         event["context"]["library"] = library
     path = tmp_path / "events.ndjson"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(path, events)
     report, detail, kinds = _scan_detail(plan, path, batch_rows=300)
     assert kinds == {"typed", "json"}
     _assert_matches(report, detail, plan, events)
@@ -521,7 +526,7 @@ def test_calls_without_a_rule_checked_against_common_rule(
     assert {"screen (not in the plan)", "alias (not in the plan)"} <= set(report["by_event"])
     lines = [{**r, "traits": {"plan": None}} if r["type"] == "identify" else r for r in rows]
     ndjson = tmp_path / "calls.ndjson"
-    ndjson.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    _write_ndjson(ndjson, lines)
     report, detail, kinds = _scan_detail(plan, ndjson)
     assert kinds == {"json"}  # a JSON null in a payload: every row checked per row
     _assert_matches(report, detail, plan, lines)
@@ -632,7 +637,7 @@ def test_blocked_unplanned_properties_ndjson(
     for i, event in enumerate(events[:600]):
         event["context"]["library"] = {"name": 3 if i % 4 == 0 else "analytics.js"}
     path = tmp_path / "events.ndjson"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(path, events)
     report, detail, kinds = _scan_detail(plan, path, batch_rows=300)
     assert kinds == {"typed", "json"}
     _assert_matches(report, detail, plan, events)
@@ -685,7 +690,7 @@ def test_reserved_consent_event_nested_parquet_and_ndjson(
     assert detail and len(detail) < len(events)
     ndjson = tmp_path / "consent.ndjson"
     events = [to_json(r) for r in rows]
-    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(ndjson, events)
     report, detail, _ = _scan_detail(plan, ndjson)
     _assert_matches(report, detail, plan, events)
     assert report["unplanned"] == {}
@@ -725,7 +730,7 @@ def test_blocked_unplanned_properties_pattern_properties(
         if i % 2 == 0:
             event["properties"]["x_note"] = "n" if i % 4 == 0 else 5
     path = tmp_path / "events.ndjson"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(path, events)
     report, detail, _ = _scan_detail(plan, path)
     _assert_matches(report, detail, plan, events)
     orders = [i for i, e in enumerate(events) if e["event"] == "Order Completed" and i % 2 == 0]
@@ -758,7 +763,7 @@ def test_blocked_unplanned_properties_nameless_track_calls(
     parquet = tmp_path / "export.parquet"
     pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
     ndjson = tmp_path / "events.ndjson"
-    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(ndjson, events)
     for path in (parquet, ndjson):
         _, detail, _ = _scan_detail(plan, path)
         assert detail == expected, path
@@ -785,7 +790,7 @@ def test_omitted_unplanned_properties_are_not_validated(
     nested = tmp_path / "export.parquet"
     pq.write_table(_nested_with(extra_rows, EXTRA, pa.string()), nested)
     ndjson = tmp_path / "events.ndjson"
-    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    _write_ndjson(ndjson, events)
     for path in (nested, ndjson):
         report, detail, _ = _scan_detail(plan, path)
         _assert_matches(report, detail, plan, events)
@@ -826,7 +831,7 @@ def test_empty_event_name_is_not_an_unplanned_event(
     parquet = tmp_path / "export.parquet"
     pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
     ndjson = tmp_path / "events.ndjson"
-    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    _write_ndjson(ndjson, lines)
     empty = [i for i, r in enumerate(rows) if r["event"] == ""]
     for path, sent in ((parquet, events), (ndjson, lines)):
         expected, _ = _enforced(plan, sent)
@@ -899,7 +904,7 @@ def test_context_traits_checked_as_the_enforcer_does(
     lines[53] = {**lines[53], "context": {**lines[53]["context"],
                                           "traits": {"email": "a@example.com", "plan": None}}}
     ndjson = tmp_path / "identifies.ndjson"
-    ndjson.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    _write_ndjson(ndjson, lines)
     for path, sent in ((parquet, events), (ndjson, lines)):
         report, detail, kinds = _scan_detail(plan, path, batch_rows=50)
         _assert_matches(report, detail, plan, sent)
