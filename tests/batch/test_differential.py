@@ -713,6 +713,16 @@ def test_reserved_consent_event_flat_table(tmp_path: Path, ecommerce_plan: Plan)
     assert report["unplanned"] == {} and detail
 
 
+def _nested_and_ndjson(
+    tmp_path: Path, rows: list[dict[str, Any]], events: list[Any]
+) -> tuple[Path, Path]:
+    """``rows`` as a nested parquet export and ``events`` as NDJSON, in ``tmp_path``."""
+    parquet, ndjson = tmp_path / "export.parquet", tmp_path / "events.ndjson"
+    pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
+    _write_ndjson(ndjson, events)
+    return parquet, ndjson
+
+
 def test_blocked_unplanned_properties_pattern_properties(
     tmp_path: Path, ecommerce_plan: Plan, extra_rows: list[dict[str, Any]]
 ) -> None:
@@ -760,10 +770,7 @@ def test_blocked_unplanned_properties_nameless_track_calls(
     blocked = [i for i in nameless if events[i]["properties"]]
     assert blocked and all(("event", "unplanned") not in expected[i] for i in blocked)
     assert any(k[1] == "unplanned" and k[0] != "event" for i in blocked for k in expected[i])
-    parquet = tmp_path / "export.parquet"
-    pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
-    ndjson = tmp_path / "events.ndjson"
-    _write_ndjson(ndjson, events)
+    parquet, ndjson = _nested_and_ndjson(tmp_path, rows, events)
     for path in (parquet, ndjson):
         _, detail, _ = _scan_detail(plan, path)
         assert detail == expected, path
@@ -787,10 +794,7 @@ def test_omitted_unplanned_properties_are_not_validated(
     assert ecommerce_plan.controls.track.unplanned_properties == "omit"
     plan = _close_orders(_allow_unplanned(ecommerce_plan))
     events = [to_json(r) for r in extra_rows]
-    nested = tmp_path / "export.parquet"
-    pq.write_table(_nested_with(extra_rows, EXTRA, pa.string()), nested)
-    ndjson = tmp_path / "events.ndjson"
-    _write_ndjson(ndjson, events)
+    nested, ndjson = _nested_and_ndjson(tmp_path, extra_rows, events)
     for path in (nested, ndjson):
         report, detail, _ = _scan_detail(plan, path)
         _assert_matches(report, detail, plan, events)
@@ -828,10 +832,7 @@ def test_empty_event_name_is_not_an_unplanned_event(
     lines = [dict(e) for e in events]
     for i, e in enumerate(lines[:100]):  # one NDJSON chunk checked per row
         e["context"] = {**e["context"], "library": {"name": 3 if i == 8 else "analytics.js"}}
-    parquet = tmp_path / "export.parquet"
-    pq.write_table(_nested_with(rows, EXTRA, pa.string()), parquet)
-    ndjson = tmp_path / "events.ndjson"
-    _write_ndjson(ndjson, lines)
+    parquet, ndjson = _nested_and_ndjson(tmp_path, rows, lines)
     empty = [i for i, r in enumerate(rows) if r["event"] == ""]
     for path, sent in ((parquet, events), (ndjson, lines)):
         expected, _ = _enforced(plan, sent)
