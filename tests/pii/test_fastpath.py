@@ -119,6 +119,14 @@ def _strings(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return []
 
 
+def _draw_call(which: str, data: st.DataObject) -> tuple[Any, dict[str, Any]]:
+    """A rule with a transform of ``ENFORCERS[which]`` and a call drawn from its schema."""
+    compiled = data.draw(st.sampled_from(_rules(ENFORCERS[which])))
+    event = data.draw(from_schema(compiled.schema))
+    assume(isinstance(event, dict))
+    return compiled, event
+
+
 def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
     for token in path[:-1]:
         value = value[token]
@@ -163,10 +171,8 @@ def test_cold_cache_agrees_too() -> None:
 @SETTINGS
 @given(data=st.data())
 def test_generated_valid_events_agree(which: str, data: st.DataObject) -> None:
-    rules = _rules(ENFORCERS[which])
-    compiled = data.draw(st.sampled_from(rules))
-    event = data.draw(from_schema(compiled.schema))
-    assume(isinstance(event, dict) and compiled.fast.is_valid(event))
+    compiled, event = _draw_call(which, data)
+    assume(compiled.fast.is_valid(event))
     agree(compiled, event)
 
 
@@ -174,10 +180,7 @@ def test_generated_valid_events_agree(which: str, data: st.DataObject) -> None:
 @SETTINGS
 @given(data=st.data())
 def test_planted_pii_agrees(which: str, data: st.DataObject) -> None:
-    rules = _rules(ENFORCERS[which])
-    compiled = data.draw(st.sampled_from(rules))
-    event = data.draw(from_schema(compiled.schema))
-    assume(isinstance(event, dict))
+    compiled, event = _draw_call(which, data)
     paths = _strings(event)
     assume(paths)
     for path in data.draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3)):

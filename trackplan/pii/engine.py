@@ -38,7 +38,7 @@ from trackplan.pii.detect import (
     findings_for,
     match_key,
 )
-from trackplan.pii.fastpath import _store
+from trackplan.pii.fastpath import _MEMO_ACTIONS, _store
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 
@@ -59,8 +59,6 @@ _DROP = _Drop()
 #: ``keys_seen`` default: a key not seen yet (an object of the values' type, never stored)
 _UNSEEN_KEY: set[object] = set()
 _NONE: frozenset[str] = frozenset()
-#: Actions whose result on a string depends on the string alone (memoised per category).
-_MEMO_ACTIONS = frozenset({"hash", "mask", "redact"})
 
 
 class _Block(Exception):
@@ -555,17 +553,20 @@ class Transformer:
             return event
         scrubber = self.scrubber
         if scrubber is None:
-            scrubber = self.scrubber = Transformer(self.policy, None, "alias", block=False)._adopt(
-                self.root
-            )
+            scrubber = self.scrubber = Transformer.scrubbing(self.policy, self.root)
             scrubber.memos = self.memos  # same policy, same key: the same results
         out = scrubber(event, [])
         return dict(event) if out is event else out
 
     @classmethod
+    def scrubbing(cls, policy: PiiPolicy, root: _Node) -> Transformer:
+        """A walk of ``root``'s paths for review copies: ``reject`` redacts, never blocks."""
+        return cls(policy, None, "alias", block=False)._adopt(root)
+
+    @classmethod
     def review_scrubber(cls, policy: PiiPolicy) -> Transformer:
         """The scrubber of values no rule describes (see :meth:`scrub_any`)."""
-        return cls(policy, None, "alias", block=False)._adopt(_DETECT_ALL)
+        return cls.scrubbing(policy, _DETECT_ALL)
 
     def scrub_any(self, value: Any) -> Any:
         """A review copy of a blocked value that no rule describes (a call of unknown type,

@@ -370,9 +370,8 @@ class _Gen:
             memo = self.t.memo(f.action, f.category)
             self.emit(ind + 1, f"if {value}.__class__ is str:")
             self.emit(ind + 2, f"{new} = {self.const(memo)}.get({value})")
-            self.emit(ind + 2, f"if {new} is None:")
+            self.emit(ind + 2, f"if {new} is None:")  # a miss: _declared fills the memo
             self.emit(ind + 3, f"{new} = {call}")
-            self.emit(ind + 3, f"{self.const(_store)}({self.const(memo)}, {value}, {new})")
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"{new} = {call}")
         else:
@@ -463,15 +462,6 @@ class _Gen:
 
 
 _MISSING = object()
-
-
-def _remember_keys(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """Cache the strings under ``keys`` as clean under their keys' class (the prefilter,
-    which matches whatever a detector could flag under such keys, cleared them)."""
-    for key in keys:
-        value = obj.get(key)
-        if value.__class__ is str:
-            _remember(clean_set(key), value)
 
 
 #: Strings ruled out under id-like keys: by the general prefilter, or by the one for such
