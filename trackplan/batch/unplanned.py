@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackplan.batch.mapping import Layout, payload_struct
-from trackplan.errors import CompileError
+from trackplan.engine.enforcer import listed_properties
 from trackplan.plan.model import PAYLOAD_KEY, CallControls
 
 __all__ = ["UNPLANNED", "UnplannedCheck", "present", "omitted"]
@@ -50,23 +50,12 @@ class UnplannedCheck:
             controls: the controls the rule runs under.
             where: ``file [label]`` of the rule, for the error of a bad regex.
         """
-        block = controls.unplanned_properties == "block"
-        if controls.unplanned_properties == "allow" or payload is True:
+        if controls.unplanned_properties == "allow":
             return None
-        if not isinstance(payload, Mapping):
-            return cls(frozenset(), (), block)
-        extra = payload.get("additionalProperties")
-        if extra is not None and not isinstance(extra, bool):
+        planned, patterns, listed_only = listed_properties(payload, where)
+        if not listed_only:
             return None
-        props = payload.get("properties")
-        pats = payload.get("patternProperties")
-        try:
-            patterns = tuple(re.compile(p) for p in pats) if isinstance(pats, Mapping) else ()
-        except re.error as exc:
-            message = f"{where}: patternProperties regex Python cannot use: {exc}"
-            raise CompileError(message) from None
-        planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
-        return cls(planned, patterns, block)
+        return cls(planned, patterns, controls.unplanned_properties == "block")
 
     def names(self, keys: Iterable[str]) -> list[str]:
         """The unplanned ones of ``keys``, sorted."""

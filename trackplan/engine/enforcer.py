@@ -143,6 +143,34 @@ class _Ok(tuple):  # type: ignore[type-arg]
 Result.register(_Ok)
 
 
+def listed_properties(
+    payload: Any, where: str
+) -> tuple[frozenset[str], tuple[re.Pattern[str], ...], bool]:
+    """What a payload schema lists: the keys of its ``properties``, its
+    ``patternProperties`` regexes, and whether any other key is unplanned (False for a
+    payload of ``true`` or with ``additionalProperties`` a schema: every key is planned).
+
+    Raises:
+        CompileError: a ``patternProperties`` regex Python cannot use (``where`` names
+            the rule).
+    """
+    if payload is True:
+        return frozenset(), (), False
+    if not isinstance(payload, Mapping):
+        return frozenset(), (), True
+    props = payload.get("properties")
+    pats = payload.get("patternProperties")
+    try:
+        patterns = tuple(re.compile(p) for p in pats) if isinstance(pats, Mapping) else ()
+    except re.error as exc:
+        raise CompileError(
+            f"{where}: patternProperties regex Python cannot use: {exc}"
+        ) from None
+    extra = payload.get("additionalProperties")
+    planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
+    return planned, patterns, extra is None or isinstance(extra, bool)
+
+
 class _Compiled:
     """One compiled rule: its validator and what the controls need to know about it."""
 
@@ -194,27 +222,9 @@ class _Compiled:
         self.schema = schema
         self.controls = controls
         payload = rule.payload if rule is not None else None
-        self.planned: frozenset[str] = frozenset()
-        self.patterns: tuple[re.Pattern[str], ...] = ()
-        self.check_unplanned = controls.unplanned_properties != "allow" and payload is not True
-        if isinstance(payload, Mapping):
-            props = payload.get("properties")
-            self.planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
-            pats = payload.get("patternProperties")
-            if isinstance(pats, Mapping):
-                try:
-                    self.patterns = tuple(re.compile(p) for p in pats)
-                except re.error as exc:
-                    where = rule.source if rule else plan.source
-                    label = rule.label if rule else kind
-                    raise CompileError(
-                        f"{where} [{label}]: patternProperties regex Python cannot use: {exc}"
-                    ) from None
-            if payload.get("additionalProperties") not in (None, False) and not isinstance(
-                payload.get("additionalProperties"), bool
-            ):
-                # additionalProperties with a schema: every key is planned
-                self.check_unplanned = False
+        where = f"{rule.source if rule else plan.source} [{rule.label if rule else kind}]"
+        self.planned, self.patterns, listed_only = listed_properties(payload, where)
+        self.check_unplanned = controls.unplanned_properties != "allow" and listed_only
         fast_schema = self.fast_schema(schema)
         if fast_schema is not schema:
             self.fast = make_validator(fast_schema)
