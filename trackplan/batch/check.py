@@ -91,8 +91,13 @@ class _Out:
         self.file = file
         self.cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
 
+    def counted(self, kind: str, event: str | None, version: int | None, count: int) -> None:
+        """A count row: ``checked`` rows of an event version, ``unplanned`` rows of an event
+        without a rule, or the ``rows`` of a batch."""
+        self._add(kind, None, event, version, None, None, None, None, count)
+
     def checked(self, event: str | None, version: int, count: int) -> None:
-        self._add("checked", None, event, version, None, None, None, None, count)
+        self.counted("checked", event, version, count)
 
     def _add(self, *values: Any) -> None:
         kind, row, event, version, fld, keyword, column, value, count = values
@@ -215,7 +220,7 @@ def check_batch(
         A record batch of :data:`RESULT_SCHEMA`.
     """
     out = _Out(file)
-    out._add("rows", None, None, None, None, None, None, None, batch.num_rows)
+    out.counted("rows", None, None, batch.num_rows)
     if JSON_COLUMN in batch.schema.names:
         _check_json_rows(plan, batch, offset, out)
         return out.batch()
@@ -327,7 +332,7 @@ def _check_group(
                 # blocked as unplanned before anything is validated, as the enforcer does
             else:
                 label = _unplanned_label(kind, name)
-                out._add("unplanned", None, label, 0, None, None, None, None, len(rows))
+                out.counted("unplanned", label, 0, len(rows))
                 check = plan.no_rule.get(kind)
                 if kind in CALL_KINDS and (plan.common is not None or check is not None):
                     # let through, but the common rule still applies, as the enforcer's
@@ -545,7 +550,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 out.violations(row, name, 0, "event", "unplanned", "event", [])  # nothing else
             else:
                 label = _unplanned_label(kind, name)
-                out._add("unplanned", None, label, 0, None, None, None, None, 1)
+                out.counted("unplanned", label, 0, 1)
                 check = plan.no_rule.get(kind)
                 if kind in CALL_KINDS and (common is not None or check is not None):
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
