@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["escape", "unescape", "join", "from_parts", "parse", "dotted"]
 
@@ -40,6 +41,24 @@ def parse(pointer: str) -> list[str]:
     if not pointer.startswith("/"):
         raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
     return [unescape(t) for t in pointer[1:].split("/")]
+
+
+def resolve(document: Any, pointer: str, default: Any = None) -> Any:
+    """The value at ``pointer`` in ``document`` (objects by key, arrays by index), or
+    ``default`` where there is none (or ``pointer`` is not a JSON pointer)."""
+    try:
+        tokens = parse(pointer)
+    except ValueError:
+        return default
+    node = document
+    for token in tokens:
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return default
+    return node
 
 
 def dotted(parts: Iterable[str | int]) -> str:

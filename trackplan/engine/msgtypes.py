@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
+from trackplan import pointer as jp
 from trackplan.engine.enforcer import make_validator
 from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import DEFS_KEYS
@@ -49,6 +50,9 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _EXACT_FLOAT = 2.0**53  # bounds beyond it compare ints and floats inexactly
 _IDENTITY_ANYOF = envelope_schema("track")["anyOf"]
 _MAX_NESTING = 48  # typed objects and arrays within each other; recursive refs stop here
+
+
+_UNRESOLVED = object()
 
 
 class Unsupported(Exception):
@@ -92,15 +96,9 @@ class _Builder:
     def resolve(self, ref: str) -> Any:
         if not ref.startswith("#"):
             raise Unsupported("non-local $ref")
-        node: Any = self.root
-        for part in ref[1:].split("/")[1:] if ref != "#" else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise Unsupported("unresolvable $ref")
+        node = jp.resolve(self.root, ref[1:], _UNRESOLVED)
+        if node is _UNRESOLVED:
+            raise Unsupported("unresolvable $ref")
         return node
 
     def expand(self, schemas: list[Any], refs: tuple[str, ...] = ()) -> list[dict[str, Any]]:

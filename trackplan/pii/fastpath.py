@@ -23,6 +23,7 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trackplan import pointer as jp
 from trackplan.pii.detect import (
     _CACHE_LEN,
     _CLEAN,
@@ -73,15 +74,9 @@ def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
         ref = schema["$ref"]
         if depth > 16 or not isinstance(ref, str) or not ref.startswith("#"):
             return None
-        target: Any = root
-        for token in ref[1:].split("/")[1:]:
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and token in target:
-                target = target[token]
-            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                target = target[int(token)]
-            else:
-                return None
+        target = jp.resolve(root, ref[1:], _MISSING)
+        if target is _MISSING:
+            return None
         schema, depth = target, depth + 1
     return schema
 
