@@ -161,3 +161,26 @@ def test_suite_is_present_or_skipped_with_a_reason() -> None:
     if not (SUITE / "draft7").is_dir():
         pytest.skip("../shared/fixtures/json-schema-test-suite is absent: suite cases not run")
     assert len(_suite_cases()) > 5
+
+
+def test_refs_into_the_branches_keep_the_schema_whole() -> None:
+    # the assembled call schema rewrites a rule's own "#/properties/x" to its place in
+    # allOf; merging the branches would leave such a ref pointing nowhere
+    from trackplan.engine.enforcer import make_validator
+
+    schema: dict[str, Any] = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "allOf": [
+            {"type": "object", "properties": {"messageId": {"type": "string"}}},
+            {"type": "object", "properties": {"x": {"type": "string"}},
+             "allOf": [{"$ref": "#/allOf/1/properties/x"}]},
+        ],
+    }
+    assert flatten(schema) is schema
+    fast, ref = make_validator(flatten(schema)), jsonschema.Draft7Validator(schema)
+    for instance in ({"x": "a"}, {"x": 1}, {}, "s", {"messageId": 2}):
+        assert fast.is_valid(instance) == ref.is_valid(instance), instance
+    with_defs = {**schema, "definitions": {"s": {"type": "string"}},
+                 "allOf": [{"properties": {"a": {"$ref": "#/definitions/s"}}},
+                           {"required": ["a"]}]}
+    assert flatten(with_defs) is not with_defs  # refs into the definitions stay valid

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trackplan.errors import TrackplanError
@@ -206,6 +206,14 @@ def test_build_plan_on_plan_shaped_documents_raises_only_trackplan_errors(
 
 @SETTINGS
 @given(doc=tame_plans, props=st.dictionaries(st.sampled_from(["a", "b", "x"]), scalars))
+@example(  # a $ref into the common rule's own properties, once broken by flattening
+    doc={"name": "Fuzz", "events": [], "common": {"call": {
+        "type": "object", "properties": {"a": {}, "b": False, "x": {}},
+        "allOf": [{"pattern": "^a", "allOf": [False], "type": "object",
+                   "$ref": "#/properties/x", "properties": {}}],
+        "items": False}}},
+    props={},
+)
 def test_plans_that_load_compile_enforce_and_round_trip_through_segment(
     doc: dict[str, Any], props: dict[str, Any]
 ) -> None:

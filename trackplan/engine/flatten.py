@@ -123,10 +123,25 @@ def _split(branch: Any) -> tuple[dict[str, Any], Any]:
     return {k: v for k, v in branch.items() if k not in _ANNOTATIONS}, True
 
 
+def _addresses_places(schema: dict[str, Any]) -> bool:
+    """Whether a local ``$ref`` in ``schema`` points anywhere but its definitions (such as
+    ``#/allOf/1/properties/x``, which merging the branches would leave pointing nowhere)."""
+    from trackplan.plan.assemble import DEFS_KEYS
+    from trackplan.plan.jsonutil import walk_schemas
+
+    for _path, node in walk_schemas(schema):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/") and (
+            ref[2:].split("/", 1)[0] not in DEFS_KEYS
+        ):
+            return True
+    return False
+
+
 def flatten(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with its root ``allOf`` merged where that is provably equivalent."""
     branches = schema.get("allOf")
-    if not isinstance(branches, list):
+    if not isinstance(branches, list) or _addresses_places(schema):
         return schema
     root = {k: v for k, v in schema.items() if k != "allOf"}
     if root.keys() - {"$schema", "$defs", "definitions", "$id"} - _ANNOTATIONS:
