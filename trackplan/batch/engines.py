@@ -243,7 +243,7 @@ def run_dask(
         import dask.dataframe as dd
     except ImportError:
         raise BatchError(
-            "the dask engine needs Dask's DataFrame: pip install 'dask[dataframe]>=2025.1'",
+            "the dask engine needs Dask's DataFrame: pip install 'trackplan[dask]'",
             file="(engine)",
         ) from None
     parts = plan_parts(sources)
