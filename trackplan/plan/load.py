@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-import jsonschema
 import jsonschema_rs
 import yaml
 
@@ -76,7 +75,11 @@ def read_document(path: Path, issues: list[PlanIssue]) -> Any:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
     except yaml.YAMLError as exc:
-        issues.append(PlanIssue(name, "", f"invalid YAML: {exc}"))
+        # parsers differ in how (and whether) they refuse deep nesting: judge it ourselves
+        if _flow_depth(raw) > MAX_DEPTH:
+            issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
+        else:
+            issues.append(PlanIssue(name, "", f"invalid YAML: {exc}"))
         return None
     except UnicodeDecodeError:
         issues.append(PlanIssue(name, "", "file is not UTF-8 text"))
@@ -95,6 +98,28 @@ def read_document(path: Path, issues: list[PlanIssue]) -> Any:
         issues.append(PlanIssue(name, bad[0], bad[1]))
         return None
     return doc
+
+
+def _flow_depth(raw: bytes) -> int:
+    """The deepest nesting of YAML flow brackets in ``raw``, skipping quoted scalars.
+
+    Only asked after the parser has failed, so a rough scan is enough: it tells a file that
+    is too deep from one that is malformed, whatever words the YAML library used.
+    """
+    depth = deepest = 0
+    quote = 0
+    for byte in raw:
+        if quote:
+            if byte == quote:
+                quote = 0
+        elif byte in (0x22, 0x27):  # " and '
+            quote = byte
+        elif byte in (0x5B, 0x7B):  # [ and {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D) and depth:
+            depth -= 1
+    return deepest
 
 
 def _non_json(doc: Any) -> tuple[str, str] | None:
@@ -117,6 +142,11 @@ def _non_json(doc: Any) -> tuple[str, str] | None:
 def _format_issues(
     doc: Any, schema: Mapping[str, Any], file: str, base: str, event: str | None
 ) -> list[PlanIssue]:
+    if _format_fast_ok(doc, schema):
+        return []
+    # only documents the compiled check refuses pay for the detailed (pure-Python) explanation
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
@@ -125,7 +155,22 @@ def _format_issues(
     return out
 
 
-def _describe_format_error(err: jsonschema.ValidationError) -> str:
+_FORMAT_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _format_fast_ok(doc: Any, schema: Mapping[str, Any]) -> bool:
+    """The plan-format check compiled by jsonschema-rs; False means "explain in detail"."""
+    cached = _FORMAT_VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, jsonschema_rs.Draft202012Validator(dict(schema)))
+        _FORMAT_VALIDATORS[id(schema)] = cached
+    try:
+        return bool(cached[1].is_valid(doc))
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _describe_format_error(err: Any) -> str:
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         return f"unknown key(s) {', '.join(map(repr, extra))}; allowed: " + ", ".join(
@@ -217,7 +262,7 @@ def build_plan(
     if issues:
         # Files that do not depend on plan.yaml are still checked, so one run lists all.
         draft = doc.get("draft")
-        draft = draft if isinstance(draft, str) and draft in _META else "draft-07"
+        draft = draft if isinstance(draft, str) and draft in DRAFT_URIS else "draft-07"
         for kind in _RULE_SECTIONS:
             if kind in section_ok:
                 file, base, value = located[kind]
@@ -352,15 +397,14 @@ def _make_rule(
     )
 
 
-_META = {
-    "draft-07": jsonschema.Draft7Validator,
-    "2020-12": jsonschema.Draft202012Validator,
-}
-
-
 @functools.cache
 def _meta_validator(draft: str) -> Any:
-    cls = _META[draft]
+    # the pure-Python reference explains a refused schema; imported only when one is refused
+    import jsonschema
+
+    cls = {"draft-07": jsonschema.Draft7Validator, "2020-12": jsonschema.Draft202012Validator}[
+        draft
+    ]
     return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
 
 
