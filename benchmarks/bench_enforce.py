@@ -37,10 +37,10 @@ import jsonschema_rs
 import orjson
 from common import PLAN, best_of, drain, keep, make_events, without_pii
 
-from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import call_schema
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan, Rule
+from trackplan.schema.envelope import envelope_schema
 
 
 def whole_call_schemas(plan: Plan) -> dict[tuple[str, str | None], dict[str, Any]]:

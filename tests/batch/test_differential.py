@@ -21,8 +21,8 @@ from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk
 from trackplan.batch.rules import row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
-from trackplan.engine.violations import ADDITIONAL_PROPERTIES, ENVELOPE, UNPLANNED_EVENT
 from trackplan.plan.model import Plan
+from trackplan.schema.violations import ADDITIONAL_PROPERTIES, ENVELOPE, UNPLANNED_EVENT
 
 N = 4000
 

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import Plan
+from trackplan.schema.validator import make_validator
 
 from .conftest import RecordingSdk, to_message
 

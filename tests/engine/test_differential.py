@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from trackplan.engine.enforcer import Enforcer
-from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import call_schema
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import PAYLOAD_KEY, Plan, Rule
+from trackplan.schema.envelope import envelope_schema
 
 from .helpers import all_allow, without_pii
 

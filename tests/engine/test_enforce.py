@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from trackplan.engine.enforcer import Result
-from trackplan.engine.violations import VIOLATION_TYPES
 from trackplan.plan.model import Plan
+from trackplan.schema.violations import VIOLATION_TYPES
 
 from .helpers import make_plan, track
 

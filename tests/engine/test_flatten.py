@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trackplan.engine.flatten import flatten, merge
 from trackplan.plan.load import load_plan
+from trackplan.schema.flatten import flatten, merge
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / ".." / "shared" / "fixtures" / "json-schema-test-suite" / "tests"
@@ -166,7 +166,7 @@ def test_suite_is_present_or_skipped_with_a_reason() -> None:
 def test_refs_into_the_branches_keep_the_schema_whole() -> None:
     # the assembled call schema rewrites a rule's own "#/properties/x" to its place in
     # allOf; merging the branches would leave such a ref pointing nowhere
-    from trackplan.engine.enforcer import make_validator
+    from trackplan.schema.validator import make_validator
 
     schema: dict[str, Any] = {
         "$schema": "http://json-schema.org/draft-07/schema#",

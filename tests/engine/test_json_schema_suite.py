@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from trackplan.engine.enforcer import make_validator
 from trackplan.errors import PlanError
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.load import build_plan
+from trackplan.schema.validator import make_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = (ROOT / ".." / "shared" / "fixtures" / "json-schema-test-suite").resolve()

@@ -22,13 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackplan.engine.enforcer import Enforcer
-from trackplan.engine.violations import Violation
 from trackplan.pii import detect
 from trackplan.pii.actions import hash_value
 from trackplan.pii.detect import match_key
 from trackplan.pii.engine import Transformer
 from trackplan.pii.fastpath import MEMO_MAX
 from trackplan.plan.load import load_plan
+from trackplan.schema.violations import Violation
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXAMPLES = 150

@@ -12,13 +12,13 @@ import pytest
 from plan_helpers import ECOMMERCE, ROOT, TYPEWRITER, shared_fixture
 
 from trackplan import pointer as jp
-from trackplan.engine.enforcer import make_validator
 from trackplan.errors import PlanError, PlanIssue
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan
 from trackplan.plan.segment import export_segment, import_segment
 from trackplan.plan.write import write_plan
+from trackplan.schema.validator import make_validator
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 HOSTILE = "42_--terrible==\\\"event'++name~!3"

@@ -23,9 +23,9 @@ from trackplan.batch.mapping import (
 )
 from trackplan.batch.rules import Node, compile_payload
 from trackplan.batch.unplanned import UnplannedCheck
-from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
 from trackplan.privacy.consent import reserved_rules
+from trackplan.schema.validator import make_validator
 
 __all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trackplan.engine.enforcer import make_validator
+from trackplan.schema.validator import make_validator
 
 __all__ = ["FORMAT_PREFILTERS", "FormatCheck", "match_repetitive"]
 

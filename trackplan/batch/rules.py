@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackplan.batch.formats import FORMAT_PREFILTERS, FormatCheck, match_repetitive
-from trackplan.engine.enforcer import make_validator
+from trackplan.schema.validator import make_validator
 
 __all__ = [
     "Node",

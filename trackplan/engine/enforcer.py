@@ -22,9 +22,13 @@ import jsonschema_rs
 import orjson
 
 from trackplan import pointer as jp
-from trackplan.engine.envelope import envelope_message, envelope_schema
-from trackplan.engine.flatten import flatten
-from trackplan.engine.violations import (
+from trackplan.errors import CompileError
+from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
+from trackplan.plan.model import CallControls, Plan, Rule, RuleKind
+from trackplan.schema.envelope import envelope_message, envelope_schema
+from trackplan.schema.flatten import flatten
+from trackplan.schema.validator import make_validator
+from trackplan.schema.violations import (
     ADDITIONAL_PROPERTIES,
     ENVELOPE,
     OTHER,
@@ -32,41 +36,10 @@ from trackplan.engine.violations import (
     Violation,
     from_rs_error,
 )
-from trackplan.errors import CompileError
-from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
-from trackplan.plan.model import CallControls, Plan, Rule, RuleKind
 
-__all__ = ["Enforcer", "Result", "compile_plan", "make_validator", "refuse_remote"]
+__all__ = ["Enforcer", "Result", "compile_plan"]
 
 _ENVELOPE, _COMMON, _RULE = 0, 1, 2
-
-
-class RemoteRefRefused(Exception):
-    """Raised inside the validator's retriever: trackplan never fetches a schema."""
-
-
-def refuse_remote(uri: str) -> Any:
-    """Retriever for jsonschema-rs that refuses every remote or file ``$ref``."""
-    raise RemoteRefRefused(
-        f"remote $ref {uri!r} refused: trackplan never fetches schemas over the network "
-        "or from files; put the schema in the plan's definitions"
-    )
-
-
-def make_validator(schema: Mapping[str, Any] | bool) -> Any:
-    """A jsonschema-rs validator with formats asserted and remote refs refused."""
-    value = schema if isinstance(schema, bool) else dict(schema)
-    try:
-        return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
-    except jsonschema_rs.ValidationError as exc:
-        meta = value.get("$schema") if isinstance(value, dict) else None
-        if isinstance(meta, str) and str(exc).startswith("Unknown meta-schema"):
-            # a custom meta-schema is another document: refused like a remote $ref
-            raise ValueError(
-                f"meta-schema {meta!r} refused: trackplan never fetches schemas; "
-                "use draft-07 or 2020-12"
-            ) from None
-        raise
 
 
 class Result(metaclass=abc.ABCMeta):  # noqa: B024 - ABCMeta only to register _Ok
@@ -244,7 +217,7 @@ class _Compiled:
     def fast_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """The schema the fast validator checks, made from an assembled call ``schema``:
         closed to unplanned properties where the controls omit or block them (one call
-        decides the common case), and flattened (:mod:`trackplan.engine.flatten`)."""
+        decides the common case), and flattened (:mod:`trackplan.schema.flatten`)."""
         if self.check_unplanned and self.payload_key is not None:
             strict: dict[str, Any] = {
                 "properties": {k: True for k in sorted(self.planned)},

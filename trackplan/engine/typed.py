@@ -33,14 +33,6 @@ import msgspec
 import orjson
 
 from trackplan.engine.enforcer import Result
-from trackplan.engine.msgtypes import (
-    _IDENTITY_ANYOF,
-    Unsupported,
-    _Builder,
-    _Check,
-    _refs,
-    compile_check,
-)
 from trackplan.engine.readers import (
     InputFormat,
     Item,
@@ -50,10 +42,18 @@ from trackplan.engine.readers import (
     reading,
 )
 from trackplan.plan.model import Rule
+from trackplan.schema.msgtypes import (
+    IDENTITY_ANYOF,
+    Builder,
+    Check,
+    Unsupported,
+    compile_check,
+    local_refs,
+)
 
 if TYPE_CHECKING:
     from trackplan.engine.enforcer import Enforcer, _Compiled
-    from trackplan.engine.violations import Violation
+    from trackplan.schema.violations import Violation
 
 __all__ = ["LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule"]
 
@@ -63,7 +63,7 @@ class _Entry:
 
     __slots__ = ("compiled", "check", "versioned")
 
-    def __init__(self, compiled: _Compiled, check: _Check) -> None:
+    def __init__(self, compiled: _Compiled, check: Check) -> None:
         self.compiled = compiled
         self.check = check
         #: the oldest of several versions: right only when the event names no version
@@ -105,15 +105,15 @@ def typed_rule(compiled: _Compiled) -> tuple[Any, _Entry]:
         extra = {"traits": []} if compiled.payload_key == "traits" else {}
     schema = whole_call_schema(compiled)
     branches = list(schema["allOf"])
-    if _IDENTITY_ANYOF not in [b.get("anyOf") for b in branches if isinstance(b, dict)]:
+    if IDENTITY_ANYOF not in [b.get("anyOf") for b in branches if isinstance(b, dict)]:
         raise Unsupported("no identity check")
     branches = [
         {k: v for k, v in b.items() if k != "anyOf"}
-        if isinstance(b, dict) and b.get("anyOf") == _IDENTITY_ANYOF else b
+        if isinstance(b, dict) and b.get("anyOf") == IDENTITY_ANYOF else b
         for b in branches
     ]
-    builder = _Builder(schema)
-    if _refs(schema):
+    builder = Builder(schema)
+    if local_refs(schema):
         builder.no_ids = True  # a legacy "id" could change what a $ref resolves to
     top = builder.expand(branches)
     # the tag value must satisfy every constraint on its field
@@ -129,7 +129,7 @@ def typed_rule(compiled: _Compiled) -> tuple[Any, _Entry]:
 
 
 def _rename_map(struct: Any) -> dict[str, str]:
-    """attribute -> wire name of a Struct made by :class:`_Builder`."""
+    """attribute -> wire name of a Struct made by :class:`Builder`."""
     return dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
 
 

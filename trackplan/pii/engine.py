@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trackplan import pointer as jp
-from trackplan.engine.violations import Violation
 from trackplan.pii.actions import apply_action, mask_value, replace_spans
 from trackplan.pii.detect import (
     _CLEAN,
@@ -41,6 +40,7 @@ from trackplan.pii.detect import (
 from trackplan.pii.fastpath import _MEMO_ACTIONS, _store
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
+from trackplan.schema.violations import Violation
 
 if TYPE_CHECKING:
     from trackplan.engine.enforcer import Enforcer
@@ -633,7 +633,7 @@ def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
 
 def _compiler(compiled: Any) -> Callable[[dict[str, Any]], Callable[[Any], bool]]:
     """schema -> ``is_valid`` of its fast validator, for ``compiled``'s controls."""
-    from trackplan.engine.enforcer import make_validator
+    from trackplan.schema.validator import make_validator
 
     def compile_schema(schema: dict[str, Any]) -> Callable[[Any], bool]:
         is_valid: Callable[[Any], bool] = make_validator(compiled.fast_schema(schema)).is_valid

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-from trackplan.engine.violations import Violation
 from trackplan.errors import InputError, MissingSecretError
+from trackplan.schema.violations import Violation
 
 if TYPE_CHECKING:
     from trackplan.engine.enforcer import Enforcer, Result
