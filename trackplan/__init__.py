@@ -4,7 +4,7 @@ Load a plan, compile it, enforce it on events:
 
 >>> import trackplan
 >>> plan = trackplan.load_plan("plans/ecommerce")            # doctest: +SKIP
->>> result = plan.compile().enforce(event)                    # doctest: +SKIP
+>>> result = trackplan.compile(plan).enforce(event)           # doctest: +SKIP
 """
 
 from trackplan.engine import Enforcer, Result, Violation, compile_plan
@@ -17,6 +17,9 @@ from trackplan.errors import (
     TrackplanError,
 )
 from trackplan.plan import Plan, Rule, load_plan
+
+#: ``trackplan.compile(plan)``: the plan compiled into an :class:`Enforcer`.
+compile = compile_plan  # noqa: A001 - the package's verb, as in re.compile
 
 __version__ = "0.1.0"
 
@@ -33,6 +36,7 @@ __all__ = [
     "TrackplanError",
     "Violation",
     "__version__",
+    "compile",
     "compile_plan",
     "load_plan",
 ]

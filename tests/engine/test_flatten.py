@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trackplan.engine import compile_plan
 from trackplan.plan.load import load_plan
 from trackplan.schema.flatten import flatten, merge
 
@@ -115,7 +116,7 @@ def test_keeps_what_reads_its_siblings() -> None:
 
 
 def test_example_plan_schemas_agree_on_example_events() -> None:
-    enforcer = load_plan(ROOT / "plans" / "ecommerce").compile()
+    enforcer = compile_plan(load_plan(ROOT / "plans" / "ecommerce"))
     events = [orjson.loads(x) for x in (ROOT / "examples" / "events.ndjson").read_bytes()
               .splitlines()]  # fmt: skip
     checked = 0
