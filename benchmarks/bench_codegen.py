@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trackplan.codegen.python import generate_python  # noqa: E402
+from trackplan.plan.assemble import call_schema  # noqa: E402
 from trackplan.plan.load import load_plan  # noqa: E402
 
 
@@ -69,8 +70,8 @@ def main() -> None:
         off = mod.Client(sdk)
         on = mod.Client(sdk, validate=True)
         product = mod.Product
-        order_schema = plan.call_schema(plan.event("Order Completed", 2))
-        added_schema = plan.call_schema(plan.event("Product Added"))
+        order_schema = call_schema(plan, plan.event("Order Completed", 2))
+        added_schema = call_schema(plan, plan.event("Product Added"))
         check_order = jsonschema_rs.validator_for(
             {**order_schema, "allOf": order_schema["allOf"]}, validate_formats=True)
         check_added = jsonschema_rs.validator_for(added_schema, validate_formats=True)

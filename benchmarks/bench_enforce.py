@@ -37,10 +37,11 @@ import jsonschema_rs
 import orjson
 from common import PLAN, best_of, drain, keep, make_events, without_pii
 
-from trackplan.engine.envelope import envelope_schema
+from trackplan.engine import compile_plan
 from trackplan.plan.assemble import call_schema
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan, Rule
+from trackplan.schema.envelope import envelope_schema
 
 
 def whole_call_schemas(plan: Plan) -> dict[tuple[str, str | None], dict[str, Any]]:
@@ -108,7 +109,7 @@ def row(name: str, seconds: float, count: int, base: float, base_name: str) -> s
 
 
 def run(plan: Plan, label: str, events: list[dict[str, Any]], repeat: int, slow: int) -> None:
-    enforcer = plan.compile()
+    enforcer = compile_plan(plan)
     enforce = enforcer.enforce
     enforce_bytes = enforcer.enforce_bytes
     check = peers(plan)

@@ -20,6 +20,7 @@ import common
 import orjson
 from common import PLAN, best_of, make_events, without_pii
 
+from trackplan.engine import compile_plan
 from trackplan.engine.typed import LineResult, TypedPath
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan
@@ -31,7 +32,7 @@ def make_lines(count: int, *, mistakes: bool) -> list[bytes]:
 
 
 def run(plan: Plan, label: str, lines: list[bytes], repeat: int) -> None:
-    enforcer = plan.compile()
+    enforcer = compile_plan(plan)
     path = TypedPath.of(enforcer)
     loads = orjson.loads
     enforce = enforcer.enforce

@@ -37,6 +37,7 @@ import common
 import orjson
 from common import PLAN, ROOT, best_of, drain, make_events, without_pii
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
 from trackplan.pii import detect
 from trackplan.plan.load import load_plan
@@ -46,7 +47,7 @@ Row = tuple[str, float, str]
 
 def clear_caches(enforcer: Enforcer) -> Callable[[], None]:
     """A function emptying every cache the PII work keeps (as if no value ever repeated)."""
-    sets = [detect._CLEAN, *getattr(detect, "_CLEAN_BY_CLASS", ())]
+    sets = [detect.CLEAN, *getattr(detect, "_CLEAN_BY_CLASS", ())]
     memos: list[dict[str, Any]] = []
     for compiled in enforcer.compiled_rules():
         held = getattr(compiled.transform, "memos", None)
@@ -134,9 +135,9 @@ def main() -> None:
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "benchmark-key-not-secret")
     plan = load_plan(PLAN)
     plans = {
-        "on": plan.compile(),
-        "declared": dataclasses.replace(plan, pii={**plan.pii, "detection": False}).compile(),
-        "off": without_pii(plan).compile(),
+        "on": compile_plan(plan),
+        "declared": compile_plan(dataclasses.replace(plan, pii={**plan.pii, "detection": False})),
+        "off": compile_plan(without_pii(plan)),
     }
     assert not any(c.transform for c in plans["off"].compiled_rules())
     sample = [orjson.loads(line) for line in

@@ -4,7 +4,7 @@ Load a plan, compile it, enforce it on events:
 
 >>> import trackplan
 >>> plan = trackplan.load_plan("plans/ecommerce")            # doctest: +SKIP
->>> result = plan.compile().enforce(event)                    # doctest: +SKIP
+>>> result = trackplan.compile(plan).enforce(event)           # doctest: +SKIP
 
 The names below are imported when first used, so ``import trackplan`` (and every CLI
 command that needs only part of the package) stays cheap.
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from trackplan.engine import Enforcer, Result, Violation, compile_plan
     from trackplan.plan import Plan, Rule, load_plan
 
+    #: ``trackplan.compile(plan)``: the plan compiled into an :class:`Enforcer`.
+    compile = compile_plan  # noqa: A001 - the package's verb, as in re.compile
+
 __version__ = "0.1.0"
 
 #: Public names imported on first use: name -> module that defines it.
@@ -36,6 +39,7 @@ _LAZY = {
     "Result": "trackplan.engine",
     "Violation": "trackplan.engine",
     "compile_plan": "trackplan.engine",
+    "compile": "trackplan.engine",
     "Plan": "trackplan.plan",
     "Rule": "trackplan.plan",
     "load_plan": "trackplan.plan",
@@ -54,6 +58,7 @@ __all__ = [
     "TrackplanError",
     "Violation",
     "__version__",
+    "compile",
     "compile_plan",
     "load_plan",
 ]
@@ -63,7 +68,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'trackplan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), "compile_plan" if name == "compile" else name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.batch.gen import generate, nested_table
 from tests.conftest import ECOMMERCE_DIR
-from trackplan.batch.atomic import atomic_path, write_text_atomic
+from trackplan.atomic import atomic_path, write_text_atomic
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -162,7 +162,7 @@ def test_killed_run_leaves_no_partial_report(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from trackplan.batch.atomic import atomic_path\n"
+        "from trackplan.atomic import atomic_path\n"
         "with atomic_path(Path(sys.argv[1])) as tmp:\n"
         "    with open(tmp, 'w') as f:\n"
         "        f.write('x' * 1000); f.flush(); print('writing', flush=True); time.sleep(30)\n"
@@ -226,13 +226,13 @@ def test_layout_overrides_on_the_command_line(tmp_path: Path) -> None:
 
 def test_report_write_removes_only_abandoned_temporaries(tmp_path: Path) -> None:
     """A temporary of the same report left by a dead writer goes; a live writer's stays."""
-    from trackplan.batch.atomic import PART_NAME, PartFile
+    from trackplan.atomic import PART_NAME, PartFile
 
     target = tmp_path / "report.json"
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from trackplan.batch.atomic import PartFile\n"
+        "from trackplan.atomic import PartFile\n"
         "part = PartFile(Path(sys.argv[1]))\n"
         "part.path.write_text('half')\n"
         "print(part.path, flush=True); time.sleep(30)\n"

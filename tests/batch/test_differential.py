@@ -21,8 +21,9 @@ from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk
 from trackplan.batch.rules import row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
-from trackplan.engine.violations import ADDITIONAL_PROPERTIES, ENVELOPE, UNPLANNED_EVENT
+from trackplan.engine import compile_plan
 from trackplan.plan.model import Plan
+from trackplan.schema.violations import ADDITIONAL_PROPERTIES, ENVELOPE, UNPLANNED_EVENT
 
 N = 4000
 
@@ -98,7 +99,7 @@ def test_nested_parquet_matches_enforcer_and_injected_counts(
     assert {row for _, row in flagged} == bad
     assert report["rows"] == N and report["invalid_rows"] == len(bad)
     # the whole-call enforcer flags the same rows through their payload violations
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     by_enforcer = set()
     for i, row in enumerate(rows):
         event = to_json({**row, "userId": "u1"})
@@ -227,7 +228,7 @@ def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None
     report, flagged, detail = _scan_rows(ecommerce_plan, [path])
     assert flagged == {(str(path), 1), (str(path), 2)}
     assert detail == {(str(path), 1, "email", "type"), (str(path), 2, "", "type")}
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     assert {(_field(v.pointer), v.keyword) for v in enforcer.enforce(lines[2]).violations
             if v.type != ENVELOPE} == {("", "type")}  # fmt: skip
 
@@ -310,7 +311,7 @@ def _field(pointer: str) -> str:
 def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCounts]:
     """What ``enforce`` says of each event (envelope violations aside: the scan does not
     check the envelope): (field, keyword) per failing event, and rows failing per rule."""
-    enforcer = plan.compile()
+    enforcer = compile_plan(plan)
     detail: Detail = {}
     counts: RuleCounts = Counter()
     for i, event in enumerate(events):

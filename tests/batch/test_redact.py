@@ -212,7 +212,7 @@ def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     stale = sorted(out.rglob(".*.part"))
     assert stale, "a killed run leaves its temporaries"
     # a temporary a live writer holds, and a file of another tool, are not this run's to remove
-    from trackplan.batch.atomic import PartFile
+    from trackplan.atomic import PartFile
 
     live = PartFile(out / "part=0" / "live.parquet")
     foreign = out / ".notes.part"

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from trackplan.batch.formats import FormatCheck
 from trackplan.batch.rules import FORMAT_PREFILTERS, compile_payload, row_failures, to_json
 from trackplan.batch.scan import ScanOptions, scan
-from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import Plan
+from trackplan.schema.validator import make_validator
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMAT_PREFILTERS))

@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from trackplan.engine.enforcer import make_validator
+from trackplan.engine import compile_plan
 from trackplan.plan.model import Plan
+from trackplan.schema.validator import make_validator
 
 from .conftest import RecordingSdk, to_message
 
@@ -125,7 +126,7 @@ def _cases(shop: ModuleType, plan: Plan) -> list[tuple[str, str, Any, Any]]:
 @pytest.fixture(scope="module")
 def enforcer(ecommerce: Plan) -> Any:
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "test-key-not-secret")
-    return ecommerce.compile()
+    return compile_plan(ecommerce)
 
 
 def _round_trip(
@@ -281,7 +282,7 @@ def test_round_trip_typewriter_e2e_plan(
 
     pkg = write_package(segment_plan, tmp_path_factory.mktemp("tw"), "tw_roundtrip")
     mod = import_package(pkg)
-    enforcer = segment_plan.compile()
+    enforcer = compile_plan(segment_plan)
     cases = _cases(mod, segment_plan)
     assert len(cases) == len(segment_plan.events)  # no identify or group rules in it
     seen: set[str] = set()

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import Plan
+from trackplan.schema.validator import make_validator
 
 scalars = st.none() | st.booleans() | st.integers(-10, 2_000_000) | st.floats(
     -10, 2e6, allow_nan=False) | st.sampled_from(["", "EUR", "eur", "x" * 70, "a@b.co", "card"])

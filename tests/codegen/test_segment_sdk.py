@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from trackplan.engine import compile_plan
 from trackplan.plan.model import Plan
 
 analytics = pytest.importorskip("segment.analytics", reason="segment-analytics-python")
@@ -82,7 +83,7 @@ def test_real_sdk_sends_what_the_plan_allows(
         ("group", None),
     ]
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "test-key-not-secret")
-    enforcer = ecommerce.compile()
+    enforcer = compile_plan(ecommerce)
     for event in events:
         result = enforcer.enforce(event)
         assert result.allowed, (event.get("event"), result.violations)

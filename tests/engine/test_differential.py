@@ -34,11 +34,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
-from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import call_schema
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import PAYLOAD_KEY, Plan, Rule
+from trackplan.schema.envelope import envelope_schema
 
 from .helpers import all_allow, without_pii
 
@@ -70,7 +71,7 @@ class Loaded:
 def loaded(plan_dir: Path) -> Loaded:
     plan = without_pii(load_plan(plan_dir))
     PLAN_OF[id(plan)] = plan_dir
-    return Loaded(plan, all_allow(plan).compile(), plan.compile())
+    return Loaded(plan, compile_plan(all_allow(plan)), compile_plan(plan))
 
 
 #: the directory each loaded plan came from (plans are cached, so ids are stable)

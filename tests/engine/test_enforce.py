@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Result
-from trackplan.engine.violations import VIOLATION_TYPES
 from trackplan.plan.model import Plan
+from trackplan.schema.violations import VIOLATION_TYPES
 
 from .helpers import make_plan, track
 
@@ -41,14 +42,14 @@ def types(result: Result) -> set[str]:
 # -- controls -----------------------------------------------------------------------
 def test_unplanned_event_allowed_by_default_and_forwarded_unchanged() -> None:
     event = track("Something Else", {"anything": 1})
-    result = make_plan().compile().enforce(event)
+    result = compile_plan(make_plan()).enforce(event)
     assert result.allowed and result.violations == ()
     assert result.event is event
     assert result.forwarded is event
 
 
 def test_unplanned_event_blocked() -> None:
-    enforcer = make_plan({"track": {"unplanned_events": "block"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"unplanned_events": "block"}}))
     result = enforcer.enforce(track("Something Else"))
     assert not result.allowed
     assert result.forwarded is None
@@ -59,13 +60,13 @@ def test_unplanned_event_blocked() -> None:
 
 def test_unplanned_properties_allow_keeps_them() -> None:
     event = track(properties={"order_id": "o-1", "extra": 1})
-    result = make_plan().compile().enforce(event)
+    result = compile_plan(make_plan()).enforce(event)
     assert result.allowed and result.violations == () and result.omitted == ()
     assert result.event["properties"]["extra"] == 1
 
 
 def test_unplanned_properties_omit_drops_and_records() -> None:
-    enforcer = make_plan({"track": {"unplanned_properties": "omit"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"unplanned_properties": "omit"}}))
     event = track(properties={"order_id": "o-1", "extra": 1, "zz": {"x": 1}})
     result = enforcer.enforce(event)
     assert result.allowed
@@ -79,7 +80,7 @@ def test_unplanned_properties_omit_drops_and_records() -> None:
 
 
 def test_unplanned_properties_block() -> None:
-    enforcer = make_plan({"track": {"unplanned_properties": "block"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"unplanned_properties": "block"}}))
     result = enforcer.enforce(track(properties={"order_id": "o-1", "extra": 1}))
     assert not result.allowed
     assert [(v.type, v.pointer) for v in result.violations] == [
@@ -94,14 +95,14 @@ def test_unplanned_traits_omit_on_identify() -> None:
         identify={"traits": {"type": "object", "properties": {"plan": {"type": "string"}}}},
     )
     event = {"type": "identify", "userId": "u", "traits": {"plan": "pro", "shoe_size": 44}}
-    result = plan.compile().enforce(event)
+    result = compile_plan(plan).enforce(event)
     assert result.allowed
     assert result.event["traits"] == {"plan": "pro"}
     assert protocols(result)["omitted"] == ["traits.shoe_size"]
 
 
 def test_violations_allow_forwards_and_stamps() -> None:
-    result = make_plan().compile().enforce(track(properties=dict(BAD_PROPS)))
+    result = compile_plan(make_plan()).enforce(track(properties=dict(BAD_PROPS)))
     assert result.allowed
     assert types(result) == {"Range", "Format", "Enum", "Pattern"}
     assert result.event["properties"] == BAD_PROPS
@@ -114,7 +115,7 @@ def test_violations_allow_forwards_and_stamps() -> None:
 
 
 def test_violations_omit_drops_only_offending() -> None:
-    enforcer = make_plan({"track": {"violations": "omit"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"violations": "omit"}}))
     result = enforcer.enforce(track(properties={**BAD_PROPS, "tags": ["a"]}))
     assert result.allowed
     assert result.event["properties"] == {"order_id": "o-1", "tags": ["a"]}
@@ -128,7 +129,7 @@ def test_violations_omit_drops_only_offending() -> None:
 
 
 def test_violations_omit_never_invents_a_missing_property() -> None:
-    enforcer = make_plan({"track": {"violations": "omit"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"violations": "omit"}}))
     result = enforcer.enforce(track(properties={"count": 3}))
     assert result.allowed
     assert [(v.type, v.pointer) for v in result.violations] == [
@@ -139,7 +140,7 @@ def test_violations_omit_never_invents_a_missing_property() -> None:
 
 
 def test_violations_block() -> None:
-    enforcer = make_plan({"track": {"violations": "block"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"violations": "block"}}))
     result = enforcer.enforce(track(properties=dict(BAD_PROPS)))
     assert not result.allowed and result.forwarded is None
     assert types(result) == {"Range", "Format", "Enum", "Pattern"}
@@ -149,9 +150,9 @@ def test_violations_block() -> None:
 
 
 def test_omit_unplanned_and_violation_together() -> None:
-    enforcer = make_plan(
+    enforcer = compile_plan(make_plan(
         {"track": {"unplanned_properties": "omit", "violations": "omit"}}
-    ).compile()
+    ))
     result = enforcer.enforce(track(properties={"order_id": "o-1", "count": 0, "extra": "x"}))
     assert result.allowed
     assert result.event["properties"] == {"order_id": "o-1"}
@@ -160,7 +161,7 @@ def test_omit_unplanned_and_violation_together() -> None:
 
 
 def test_existing_protocols_context_is_kept() -> None:
-    enforcer = make_plan({"track": {"unplanned_properties": "omit"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"unplanned_properties": "omit"}}))
     event = track(properties={"order_id": "o", "extra": 1})
     event["context"]["protocols"] = {"sourceId": "src-1"}
     result = enforcer.enforce(event)
@@ -190,7 +191,7 @@ ENVELOPE_CASES = [
 
 @pytest.mark.parametrize(("case", "event"), ENVELOPE_CASES, ids=[c for c, _ in ENVELOPE_CASES])
 def test_envelope_violations_block_even_when_violations_allowed(case: str, event: Any) -> None:
-    result = make_plan().compile().enforce(event)
+    result = compile_plan(make_plan()).enforce(event)
     assert not result.allowed, case
     assert "Envelope" in types(result), result.violations
 
@@ -210,7 +211,7 @@ ENVELOPE_OK = [
 
 @pytest.mark.parametrize(("case", "event"), ENVELOPE_OK, ids=[c for c, _ in ENVELOPE_OK])
 def test_envelope_accepts(case: str, event: dict[str, Any]) -> None:
-    result = make_plan().compile().enforce(event)
+    result = compile_plan(make_plan()).enforce(event)
     assert result.allowed and result.violations == (), (case, result.violations)
 
 
@@ -239,7 +240,7 @@ def test_segment_python_sdk_messages_pass(ecommerce_plan: Plan) -> None:
     assert len(messages) == 7
     track_msg = messages[0]
     assert track_msg["anonymousId"] is None and track_msg["integrations"] == {}
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     for msg in messages:
         result = enforcer.enforce(msg)
         assert result.allowed, (msg["type"], result.violations)
@@ -263,7 +264,7 @@ RUDDER_IDENTIFY: dict[str, Any] = {
 
 
 def test_rudder_shapes_pass(ecommerce_plan: Plan) -> None:
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     event = copy.deepcopy(RUDDER_IDENTIFY)
     result = enforcer.enforce(event)
     assert result.allowed and result.violations == ()
@@ -277,7 +278,7 @@ def test_rudder_shapes_pass(ecommerce_plan: Plan) -> None:
 
 
 def test_traits_in_context_are_enforced(ecommerce_plan: Plan) -> None:
-    enforcer = ecommerce_plan.compile()  # identify: violations block, unplanned omit
+    enforcer = compile_plan(ecommerce_plan)  # identify: violations block, unplanned omit
     bad = copy.deepcopy(RUDDER_IDENTIFY)
     bad["context"]["traits"]["email"] = "nope"
     result = enforcer.enforce(bad)
@@ -311,7 +312,7 @@ def _order(version: Any = None, **props: Any) -> dict[str, Any]:
     ("version", "selected"), [(None, 1), (1, 1), (2, 2), (99, 1), ("2", 1), (2.5, 1)]
 )
 def test_event_version_selection(ecommerce_plan: Plan, version: Any, selected: int) -> None:
-    result = ecommerce_plan.compile().enforce(_order(version))
+    result = compile_plan(ecommerce_plan).enforce(_order(version))
     assert result.rule is not None and result.rule.version == selected
     missing = {(v.type, v.pointer) for v in result.violations}
     # v2 requires checkout_id; v1 does not
@@ -319,14 +320,14 @@ def test_event_version_selection(ecommerce_plan: Plan, version: Any, selected: i
 
 
 def test_event_version_two_accepts_its_own_shape(ecommerce_plan: Plan) -> None:
-    result = ecommerce_plan.compile().enforce(_order(2, checkout_id="c-1", loyalty_points=5))
+    result = compile_plan(ecommerce_plan).enforce(_order(2, checkout_id="c-1", loyalty_points=5))
     assert result.allowed and result.violations == ()
     assert result.rule is not None and result.rule.version == 2
 
 
 # -- values never echoed, input never mutated ---------------------------------------------
 def test_messages_never_echo_values() -> None:
-    enforcer = make_plan({"track": {"violations": "omit"}}).compile()
+    enforcer = compile_plan(make_plan({"track": {"violations": "omit"}}))
     props = {
         "order_id": 12345,  # type mismatch on a number is safe; below the strings
         "count": SECRET,
@@ -364,7 +365,7 @@ def _example_events() -> list[Any]:
 def test_input_never_mutated(ecommerce_plan: Plan, mode: str) -> None:
     controls = {k: {"unplanned_properties": mode, "violations": mode}
                 for k in ("track", "identify", "group", "page", "screen")}  # fmt: skip
-    enforcers = [ecommerce_plan.compile(), make_plan(controls).compile()]
+    enforcers = [compile_plan(ecommerce_plan), compile_plan(make_plan(controls))]
     events = _example_events() + [
         track(properties={**BAD_PROPS, "extra": {"deep": [1, 2]}}),
         copy.deepcopy(RUDDER_IDENTIFY),
@@ -384,9 +385,9 @@ def test_input_never_mutated(ecommerce_plan: Plan, mode: str) -> None:
 
 # -- violation types -----------------------------------------------------------------------
 def test_every_violation_type_is_produced() -> None:
-    enforcer = make_plan(
+    enforcer = compile_plan(make_plan(
         {"track": {"unplanned_events": "block", "unplanned_properties": "block"}}
-    ).compile()
+    ))
     seen: set[str] = set()
     cases = [
         track("Unknown Event"),  # Unplanned-Event
@@ -413,8 +414,7 @@ def test_every_violation_type_is_produced() -> None:
 
 def test_schema_additional_properties_false_is_additional_properties() -> None:
     result = (
-        make_plan()
-        .compile()
+        compile_plan(make_plan())
         .enforce(track(properties={"order_id": "o", "strict": {"a": "x", "b": 1}}))
     )
     assert [(v.type, v.keyword) for v in result.violations] == [
@@ -424,7 +424,7 @@ def test_schema_additional_properties_false_is_additional_properties() -> None:
 
 
 def test_violation_locations_point_into_plan_files(ecommerce_plan: Plan) -> None:
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     result = enforcer.enforce(_order(None, total=-1))
     (v,) = result.violations
     assert (v.type, v.pointer) == ("Range", "/properties/total")
@@ -438,7 +438,7 @@ def test_violation_locations_point_into_plan_files(ecommerce_plan: Plan) -> None
 
 
 def test_enforce_many_is_lazy_and_ordered(ecommerce_plan: Plan) -> None:
-    enforcer = ecommerce_plan.compile()
+    enforcer = compile_plan(ecommerce_plan)
     events = _example_events()
     results = list(enforcer.enforce_many(iter(events)))
     assert len(results) == len(events)

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trackplan.engine.flatten import flatten, merge
+from trackplan.engine import compile_plan
 from trackplan.plan.load import load_plan
+from trackplan.schema.flatten import flatten, merge
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / ".." / "shared" / "fixtures" / "json-schema-test-suite" / "tests"
@@ -115,7 +116,7 @@ def test_keeps_what_reads_its_siblings() -> None:
 
 
 def test_example_plan_schemas_agree_on_example_events() -> None:
-    enforcer = load_plan(ROOT / "plans" / "ecommerce").compile()
+    enforcer = compile_plan(load_plan(ROOT / "plans" / "ecommerce"))
     events = [orjson.loads(x) for x in (ROOT / "examples" / "events.ndjson").read_bytes()
               .splitlines()]  # fmt: skip
     checked = 0
@@ -166,7 +167,7 @@ def test_suite_is_present_or_skipped_with_a_reason() -> None:
 def test_refs_into_the_branches_keep_the_schema_whole() -> None:
     # the assembled call schema rewrites a rule's own "#/properties/x" to its place in
     # allOf; merging the branches would leave such a ref pointing nowhere
-    from trackplan.engine.enforcer import make_validator
+    from trackplan.schema.validator import make_validator
 
     schema: dict[str, Any] = {
         "$schema": "http://json-schema.org/draft-07/schema#",

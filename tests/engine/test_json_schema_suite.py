@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 
-from trackplan.engine.enforcer import make_validator
+from trackplan.engine import compile_plan
 from trackplan.errors import PlanError
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.load import build_plan
+from trackplan.schema.validator import make_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = (ROOT / ".." / "shared" / "fixtures" / "json-schema-test-suite").resolve()
@@ -121,7 +122,7 @@ def _plan_enforcer(draft: str, schema: Any) -> Any:
     schema = {k: v for k, v in schema.items() if k != "$schema"}  # the plan's draft rules
     doc = {"trackplan": 1, "name": "suite", "draft": DRAFTS[draft],
            "events": [{"name": "Suite Event", "properties": schema}]}  # fmt: skip
-    return build_plan("plan.yaml", doc).compile()
+    return compile_plan(build_plan("plan.yaml", doc))
 
 
 @functools.cache

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer, Result
 from trackplan.errors import TrackplanError
 from trackplan.plan.model import Plan
@@ -36,9 +37,9 @@ def enforcers(ecommerce_plan: Plan) -> list[Enforcer]:
     strict = {"unplanned_events": "block", "unplanned_properties": "block", "violations": "block"}
     omit = {"unplanned_properties": "omit", "violations": "omit"}
     return [
-        ecommerce_plan.compile(),
-        make_plan({"track": strict, "identify": strict}).compile(),
-        make_plan({"track": omit, "identify": omit, "group": omit}).compile(),
+        compile_plan(ecommerce_plan),
+        compile_plan(make_plan({"track": strict, "identify": strict})),
+        compile_plan(make_plan({"track": omit, "identify": omit, "group": omit})),
     ]
 
 
@@ -213,7 +214,7 @@ def test_non_json_values_are_handled(enforcers: list[Enforcer], value: Any) -> N
 
 def test_huge_ints_are_numbers(enforcers: list[Enforcer]) -> None:
     """Ints beyond 64 bits are valid JSON numbers: compared, not refused."""
-    sink = make_plan().compile()
+    sink = compile_plan(make_plan())
     too_big = sink.enforce(track("Sink", {"order_id": "o", "count": 2**200}))
     assert [v.type for v in too_big.violations] == ["Range"]
     unconstrained = sink.enforce(track("Sink", {"order_id": "o", "other": -(2**200)}))
@@ -230,4 +231,4 @@ def test_uncompilable_pattern_properties_is_a_compile_error() -> None:
     payload = {"type": "object", "patternProperties": {"^\\p{Letter}+$": {"type": "string"}}}
     rule = dataclasses.replace(plan.events[0], payload=payload)
     with pytest.raises(CompileError, match="patternProperties"):
-        dataclasses.replace(plan, rules=(rule,)).compile()
+        compile_plan(dataclasses.replace(plan, rules=(rule,)))

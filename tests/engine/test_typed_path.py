@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer, Result
 from trackplan.engine.typed import LineResult, TypedPath, whole_call_schema
 from trackplan.plan.load import load_plan
@@ -71,7 +72,7 @@ json_values = st.recursive(
 @pytest.fixture(scope="module")
 def enforcer() -> Enforcer:
     """The example plan: PII actions give every rule a transform (``context.ip`` is masked)."""
-    return load_plan(PLAN).compile()
+    return compile_plan(load_plan(PLAN))
 
 
 def _strip_pii(node: Any) -> Any:
@@ -98,7 +99,7 @@ def plain_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def plain(plain_dir: Path) -> Enforcer:
     """The example plan without PII actions: valid events forward their input bytes."""
-    enforcer = load_plan(plain_dir).compile()
+    enforcer = compile_plan(load_plan(plain_dir))
     assert all(c.transform is None for c in enforcer.compiled_rules())
     return enforcer
 
@@ -560,7 +561,7 @@ UNTYPED_RULES: dict[str, tuple[dict[str, Any], str, list[Any]]] = {
 def test_untyped_rules_fall_back_and_agree(tmp_path: Path, case: str) -> None:
     props, reason, values = UNTYPED_RULES[case]
     plan_dir = write_plan(tmp_path, {"Untyped": props, "Typed": {"q": {"type": "string"}}})
-    enforcer = load_plan(plan_dir).compile()
+    enforcer = compile_plan(load_plan(plan_dir))
     path = TypedPath.of(enforcer)
     assert reason in path.untyped["Untyped"]
     assert "Typed" not in path.untyped
@@ -576,7 +577,7 @@ def test_untyped_rules_fall_back_and_agree(tmp_path: Path, case: str) -> None:
 
 
 def test_a_transform_set_after_the_path_is_built_still_runs(plain_dir: Path) -> None:
-    enforcer = load_plan(plain_dir).compile()
+    enforcer = compile_plan(load_plan(plain_dir))
     compiled = enforcer._single["Product Viewed"]
     TypedPath.of(enforcer)  # typed while the rule had no transform
 
@@ -602,7 +603,7 @@ def segment_enforcer() -> Enforcer:
     if not fixture.exists():
         pytest.skip(f"shared fixture {fixture} is absent")
     plan = segment.import_segment(json.loads(fixture.read_text()), source=str(fixture))
-    enforcer: Enforcer = plan.compile()
+    enforcer: Enforcer = compile_plan(plan)
     return enforcer
 
 
@@ -678,7 +679,7 @@ def test_hostile_names_never_enter_the_generated_check(tmp_path: Path) -> None:
     names = ["'); import os; os._exit(3) #", "__class__", "f1", "v1 = 1", "a b", "é", ""]
     props = {n: {"type": "string", "format": "date"} for n in names}
     plan_dir = write_plan(tmp_path, {"Hostile\"'); x": props})
-    enforcer = load_plan(plan_dir).compile()
+    enforcer = compile_plan(load_plan(plan_dir))
     path = TypedPath.of(enforcer)
     assert not path.untyped.get("Hostile\"'); x"), path.untyped
     for value in ("2026-11-29", "2026-02-30", 5):
@@ -692,7 +693,7 @@ def test_hostile_names_never_enter_the_generated_check(tmp_path: Path) -> None:
 def test_names_msgspec_refuses_leave_the_rule_untyped(tmp_path: Path) -> None:
     plan_dir = write_plan(tmp_path, {"Quoted": {'a"b': {"type": "string"}},
                                      "Newline": {"a\nb": {"type": "string"}}})
-    enforcer = load_plan(plan_dir).compile()
+    enforcer = compile_plan(load_plan(plan_dir))
     path = TypedPath.of(enforcer)
     assert path.untyped["Quoted"].startswith("msgspec:")
     assert path.untyped["Newline"].startswith("msgspec:")

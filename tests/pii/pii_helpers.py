@@ -7,6 +7,7 @@ from typing import Any
 
 from calls import track_call
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import Plan
@@ -81,7 +82,7 @@ def compile_with_key(plan: Plan, key: str = KEY, monkeypatch: Any = None) -> Enf
     old = os.environ.get("TRACKPLAN_HASH_KEY")
     os.environ["TRACKPLAN_HASH_KEY"] = key
     try:
-        return plan.compile()
+        return compile_plan(plan)
     finally:
         if old is None:
             del os.environ["TRACKPLAN_HASH_KEY"]

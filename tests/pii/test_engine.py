@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from trackplan.engine import compile_plan
 from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import hash_value
 from trackplan.pii.policy import PiiPolicy
@@ -216,7 +217,7 @@ def test_hash_differs_with_the_key() -> None:
 def test_missing_key_is_a_compile_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRACKPLAN_HASH_KEY", raising=False)
     with pytest.raises(MissingSecretError) as err:
-        make_plan().compile()
+        compile_plan(make_plan())
     assert "TRACKPLAN_HASH_KEY" in str(err.value)
     monkeypatch.setenv("MY_KEY", "s3cr3t-value")
     plan = make_plan(pii={"hash_key_env": "MY_KEY"})
@@ -230,7 +231,7 @@ def test_missing_key_is_a_compile_error(monkeypatch: pytest.MonkeyPatch) -> None
 def test_no_hash_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRACKPLAN_HASH_KEY", raising=False)
     props = {"type": "object", "properties": {"email": {"type": "string", "x-pii": "email"}}}
-    enf = make_plan(props).compile()  # email defaults to redact: no key needed
+    enf = compile_plan(make_plan(props))  # email defaults to redact: no key needed
     assert enf.enforce(track({"email": "a@b.co"})).event["properties"]["email"] == "[REDACTED]"
 
 

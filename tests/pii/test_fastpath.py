@@ -91,11 +91,11 @@ def agree(compiled: Any, event: dict[str, Any], enforcer: Enforcer | None = None
 def _agree_through_enforcer(compiled: Any, event: dict[str, Any], enforcer: Enforcer | None
                             ) -> None:  # fmt: skip
     """The enforcer's result for a valid event is the walk's, violations in order."""
-    from trackplan.engine.enforcer import _stamp
+    from trackplan.engine.compiled import stamp
 
     if enforcer is None:
         enforcer = next(e for e in ENFORCERS.values() if compiled in list(e.compiled_rules()))
-    result = enforcer._transform_valid(compiled, event)
+    result = compiled.enforce_valid(event)
     walk_violations: list[Any] = []
     out = compiled.transform(event, walk_violations)
     assert [(v.type, v.pointer, v.message) for v in result.violations] == [
@@ -105,7 +105,7 @@ def _agree_through_enforcer(compiled: Any, event: dict[str, Any], enforcer: Enfo
         return
     assert result.allowed
     if walk_violations:
-        out = _stamp(out if out is not event else dict(event), walk_violations, [], [])
+        out = stamp(out if out is not event else dict(event), walk_violations, [], [])
     assert json.dumps(result.event, sort_keys=True) == json.dumps(out, sort_keys=True)
 
 
@@ -163,7 +163,7 @@ def test_cold_cache_agrees_too() -> None:
         event = orjson.loads(line)
         for compiled in _rules(enforcer):
             if compiled.fast.is_valid(event):
-                detect._CLEAN.clear()
+                detect.CLEAN.clear()
                 agree(compiled, event)
 
 
@@ -274,7 +274,7 @@ PIECES = st.sampled_from([
 def test_prefilter_matches_whatever_the_detectors_find(parts: list[str], key: str | None
                                                         ) -> None:  # fmt: skip
     value = "".join(parts)
-    detect._CLEAN.clear()
+    detect.CLEAN.clear()
     assert not _flagged_but_not_matched(key, value)
 
 
@@ -287,7 +287,7 @@ def test_prefiltered_validator_clears_new_strings_and_routes_candidates() -> Non
     event = track({"product_id": "p-1", "price": 9.5, "name": "Mug", "brand": fresh},
                   name="Product Viewed")
     event["context"]["ip"] = "203.0.113.9"
-    detect._CLEAN.clear()
+    detect.CLEAN.clear()
     result = enforcer.enforce(event)
     assert result.allowed and not result.violations
     assert fresh in detect.clean_set("brand")  # cached without a Python scan
@@ -364,13 +364,13 @@ def test_new_strings_are_ruled_out_in_rust_and_cached() -> None:
     event = track({"product_id": "p-1", "price": 9.5, "quantity": 1,
                    "cart_id": "cart-77-zq", "sku": "SKU-BOOK-9780262033848"},
                   name="Product Added")
-    detect._CLEAN.clear()
+    detect.CLEAN.clear()
     detect.clean_set("cart_id").clear()
     result = enforcer.enforce(event)
     assert result.allowed and not result.violations
     # the sku holds a digit run the general prefilter matches: clean only under its key
     assert "SKU-BOOK-9780262033848" in detect.clean_set("sku")
-    assert "SKU-BOOK-9780262033848" not in detect._CLEAN
+    assert "SKU-BOOK-9780262033848" not in detect.CLEAN
     assert "cart-77-zq" in detect.clean_set("cart_id")
     event["properties"]["cart_id"] = "+44 20 7946 0958"  # a phone where an id should be
     result = enforcer.enforce(event)

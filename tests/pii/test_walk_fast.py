@@ -21,14 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
-from trackplan.engine.violations import Violation
 from trackplan.pii import detect
 from trackplan.pii.actions import hash_value
 from trackplan.pii.detect import match_key
 from trackplan.pii.engine import Transformer
-from trackplan.pii.fastpath import MEMO_MAX
+from trackplan.pii.nodes import MEMO_MAX
 from trackplan.plan.load import load_plan
+from trackplan.schema.violations import Violation
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXAMPLES = 150
@@ -62,7 +63,7 @@ def _reference(key: str | None, text: str) -> tuple[detect.Finding, ...]:
     found = detect._scan(text)
     if key is None:
         return found
-    id_like, version_like = detect._key_class(key)
+    id_like, version_like = detect.key_class(key)
     return tuple(
         f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
@@ -85,9 +86,9 @@ def test_rust_prefilter_sees_digits_beyond_ascii() -> None:
     """A phone written in Arabic-Indic digits is found, and not cached clean on the way."""
     text = "call +٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨ now"
     _clear()
-    assert not detect._RULED_OUT(text)
+    assert not detect.RULED_OUT(text)
     assert [f.category for f in detect.scan(text)] == ["phone"]
-    assert text not in detect._CLEAN
+    assert text not in detect.CLEAN
 
 
 def test_cold_strings_of_events_skip_the_python_detectors(monkeypatch: pytest.MonkeyPatch
@@ -104,7 +105,7 @@ def test_cold_strings_of_events_skip_the_python_detectors(monkeypatch: pytest.Mo
     _clear()
     for value in values:
         assert detect.scan(value) == ()
-        assert value in detect._CLEAN
+        assert value in detect.CLEAN
     assert detect.findings_for("sku", "SKU-BOOK-9780262033848") == ()
     assert "SKU-BOOK-9780262033848" in detect.clean_set("sku")
     assert calls == []
@@ -140,7 +141,7 @@ def test_uuids_and_timestamps_hold_nothing(
         stamp += sep + moment.strftime("%H:%M" if part == "minutes" else "%H:%M:%S")
         stamp += (fraction if part == "seconds" else "") + zone
     for value in (text, shaped, stamp):
-        assert detect._RULED_OUT(value)
+        assert detect.RULED_OUT(value)
         assert detect._scan(value) == ()
 
 
@@ -205,7 +206,7 @@ PLAN_DIR = Path(__file__).resolve().parents[2] / "plans" / "ecommerce"
 
 @pytest.fixture(scope="module")
 def enforcer() -> Enforcer:
-    return load_plan(PLAN_DIR).compile()
+    return compile_plan(load_plan(PLAN_DIR))
 
 
 def _transformers(enforcer: Enforcer) -> list[Transformer]:
@@ -226,7 +227,7 @@ def _slow(monkeypatch: pytest.MonkeyPatch, transformers: list[Transformer],
           event: dict[str, Any]) -> list[tuple[Any, ...]]:  # fmt: skip
     """Each transformer's outcome with no shortcut: prefilter off, caches and memos empty."""
     with monkeypatch.context() as patch:
-        patch.setattr(detect, "_RULED_OUT", lambda text: False)
+        patch.setattr(detect, "RULED_OUT", lambda text: False)
         patch.setattr(detect, "_RULED_OUT_ID", lambda text: False)
         outcomes = []
         for t in transformers:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from plan_helpers import ECOMMERCE, run_cli
 
+from trackplan.engine import compile_plan
 from trackplan.errors import PlanError, PlanIssue
 from trackplan.plan.load import build_plan, load_plan
 from trackplan.plan.write import dump_yaml
@@ -196,7 +197,7 @@ def test_refs_to_an_embedded_id_are_allowed(tmp_path: Path) -> None:
         tmp_path,
         {"plan.yaml": {"name": "Ids"}, "events/e.yaml": {"name": "E", "properties": schema}},
     )
-    enforcer = load_plan(tmp_path).compile()
+    enforcer = compile_plan(load_plan(tmp_path))
     base = {"type": "track", "event": "E", "userId": "u", "messageId": "m"}
     assert enforcer.enforce({**base, "properties": {"total": 3}}).violations == ()
     assert enforcer.enforce({**base, "properties": {"total": -3}}).violations != ()
@@ -246,7 +247,7 @@ def test_an_indirect_cycle_through_allof_compiles_and_validates(tmp_path: Path) 
             },
         },
     )
-    enforcer = load_plan(tmp_path).compile()
+    enforcer = compile_plan(load_plan(tmp_path))
     result = enforcer.enforce(
         {"type": "track", "event": "E", "userId": "u", "messageId": "m", "properties": {"x": 1}}
     )
@@ -287,7 +288,7 @@ def nested_tree(depth: int, bad_leaf: bool = False) -> dict[str, Any]:
 
 
 def test_a_recursive_tree_schema_loads_and_enforces(tmp_path: Path) -> None:
-    enforcer = load_plan(tree_plan(tmp_path)).compile()
+    enforcer = compile_plan(load_plan(tree_plan(tmp_path)))
     base = {"type": "track", "event": "Tree Saved", "userId": "u", "messageId": "m"}
     assert enforcer.enforce({**base, "properties": {"root": nested_tree(30)}}).violations == ()
     bad = enforcer.enforce({**base, "properties": {"root": nested_tree(5, bad_leaf=True)}})

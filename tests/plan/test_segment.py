@@ -12,13 +12,15 @@ import pytest
 from plan_helpers import ECOMMERCE, ROOT, TYPEWRITER, shared_fixture
 
 from trackplan import pointer as jp
-from trackplan.engine.enforcer import make_validator
+from trackplan.engine import compile_plan
 from trackplan.errors import PlanError, PlanIssue
+from trackplan.plan.assemble import call_schema
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.load import load_plan
 from trackplan.plan.model import Plan
 from trackplan.plan.segment import export_segment, import_segment
 from trackplan.plan.write import write_plan
+from trackplan.schema.validator import make_validator
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 HOSTILE = "42_--terrible==\\\"event'++name~!3"
@@ -89,7 +91,7 @@ def test_typewriter_plan_written_reloads_and_round_trips(
 def test_typewriter_events_enforce_like_the_original_schema(typewriter: dict[str, Any]) -> None:
     """The imported rule accepts and rejects what the Segment jsonSchema does."""
     plan = import_segment(typewriter, source="tw.json")
-    enforcer = plan.compile()
+    enforcer = compile_plan(plan)
     ev = next(e for e in typewriter["rules"]["events"] if e["name"] == "Custom Violation Handler")
     original = jsonschema.Draft7Validator(ev["rules"])
     for value in ("Evil Morty", "Rick"):
@@ -317,7 +319,7 @@ def test_rule_on_message_id_and_context_is_enforced_after_import(tmp_path: Path)
     plan = import_segment(public_doc(), source="shop.json")
     write_plan(plan, tmp_path)
     for loaded in (plan, load_plan(tmp_path)):
-        enforcer = loaded.compile()
+        enforcer = compile_plan(loaded)
         ok = enforcer.enforce(good_call())
         assert ok.violations == () and ok.rule is not None and ok.rule.name == "Order Placed"
         bad_id = enforcer.enforce(good_call(messageId="not-a-segment-id"))
@@ -338,7 +340,7 @@ def test_rule_on_message_id_and_context_is_enforced_after_import(tmp_path: Path)
 
 
 def test_event_version_selects_the_imported_rule() -> None:
-    enforcer = import_segment(public_doc(), source="shop.json").compile()
+    enforcer = compile_plan(import_segment(public_doc(), source="shop.json"))
     v2 = good_call(context={"app": {"version": "1"}, "protocols": {"event_version": 2}})
     result = enforcer.enforce(v2)
     assert result.rule is not None and result.rule.version == 2
@@ -402,7 +404,7 @@ def test_legacy_sections_become_common_identify_and_group(shape: str, tmp_path: 
         original = rules[section][0]["rules"] if shape == "list" else rules[section]
         assert exported[typ]["jsonSchema"] == original
     assert round_trip(plan, tmp_path).content() == plan.content()
-    result = plan.compile().enforce(
+    result = compile_plan(plan).enforce(
         {"type": "identify", "userId": "u", "messageId": "m", "traits": {"name": "x"}}
     )
     assert [(v.type, v.pointer) for v in result.violations] == [
@@ -534,8 +536,8 @@ def test_native_plan_exports_standalone_rules_that_validate_alike() -> None:
         version = (event.get("context") or {}).get("protocols", {}).get("event_version")
         a = native.event(event["event"], version)
         b = reimported.event(event["event"], version)
-        va = make_validator(native.call_schema(a))
-        vb = make_validator(reimported.call_schema(b))
+        va = make_validator(call_schema(native, a))
+        vb = make_validator(call_schema(reimported, b))
         assert va.is_valid(event) == vb.is_valid(event)
         checked += 1
     assert checked > 50

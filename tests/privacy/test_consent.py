@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
 from trackplan.errors import PlanError
-from trackplan.privacy.consent import CONSENT_EVENT, consent_allows, preferences
+from trackplan.privacy.consent import CONSENT_EVENT, consent_allows, preferences, route
 from trackplan.privacy.destinations import load_privacy
 
 from .privacy_helpers import DESTINATIONS, make_plan, viewed
@@ -22,7 +23,7 @@ _ABSENT = object()
 
 @pytest.fixture(scope="module")
 def enforcer() -> Enforcer:
-    return make_plan().compile()
+    return compile_plan(make_plan())
 
 
 def _with(consent: Any = _ABSENT, integrations: Any = _ABSENT) -> dict[str, Any]:
@@ -67,7 +68,7 @@ CONSENT_TABLE: list[tuple[str, Any, set[str]]] = [
 @pytest.mark.parametrize(("consent", "expected"), [(c, e) for _, c, e in CONSENT_TABLE],
                          ids=[i for i, _, _ in CONSENT_TABLE])
 def test_consent_truth_table(enforcer: Enforcer, consent: Any, expected: set[str]) -> None:
-    routing = enforcer.route(_with(consent))
+    routing = route(enforcer, _with(consent))
     assert routing.result.allowed
     assert set(routing.sent) == expected
     for delivery in routing.deliveries:
@@ -95,7 +96,7 @@ INTEGRATIONS_TABLE: list[tuple[str, Any, Any, set[str]]] = [
                          ids=[n for n, _, _, _ in INTEGRATIONS_TABLE])
 def test_integrations_apply_after_consent(enforcer: Enforcer, consent: Any, integrations: Any,
                                           expected: set[str]) -> None:
-    routing = enforcer.route(_with(consent, integrations))
+    routing = route(enforcer, _with(consent, integrations))
     assert set(routing.sent) == expected
     for d in routing.deliveries:
         if d.destination not in expected and d.reason == "integrations":
@@ -104,7 +105,7 @@ def test_integrations_apply_after_consent(enforcer: Enforcer, consent: Any, inte
 
 
 def test_blocked_event_goes_nowhere(enforcer: Enforcer) -> None:
-    routing = enforcer.route(viewed(event="Not Planned"))
+    routing = route(enforcer, viewed(event="Not Planned"))
     assert not routing.result.allowed
     assert routing.sent == ()
     assert {d.reason for d in routing.deliveries} == {"blocked"}
@@ -113,23 +114,23 @@ def test_blocked_event_goes_nowhere(enforcer: Enforcer) -> None:
 def test_routing_never_mutates_the_input(enforcer: Enforcer) -> None:
     event = _with({"categoryPreferences": {"analytics": True}}, {"All": True})
     before = copy.deepcopy(event)
-    routing = enforcer.route(event)
+    routing = route(enforcer, event)
     routing.stamped()
     assert event == before
 
 
 def test_stamped_event_carries_the_decisions(enforcer: Enforcer) -> None:
     event = _with({"categoryPreferences": {"analytics": True}}, {"B": {"apiKey": "k"}})
-    stamped = enforcer.route(event).stamped()
+    stamped = route(enforcer, event).stamped()
     assert stamped["integrations"] == {"All": False, "A": True, "B": {"apiKey": "k"},
                                        "C": False, "D": False}
     # a downstream workspace applying integrations alone reaches the same destinations
-    again = enforcer.route({**stamped, "context": {}})
+    again = route(enforcer, {**stamped, "context": {}})
     assert set(again.sent) == {"A", "B"}
 
 
 def test_route_to_dict_is_json_ready(enforcer: Enforcer) -> None:
-    doc = enforcer.route(_with({"categoryPreferences": {}})).to_dict()
+    doc = route(enforcer, _with({"categoryPreferences": {}})).to_dict()
     assert doc["allowed"] is True
     assert doc["destinations"]["A"]["send"] is True and "event" in doc["destinations"]["A"]
     assert doc["destinations"]["B"] == {"send": False, "reason": "consent",
@@ -169,7 +170,7 @@ def test_reserved_event_defined_by_the_plan_keeps_its_rule_and_the_requirement()
             "type": "object", "required": ["source"],
             "properties": {"source": {"enum": ["banner", "settings"]}}}},
     ])
-    enforcer = plan.compile()
+    enforcer = compile_plan(plan)
     ok = _consent_event({"analytics": True})
     ok["properties"] = {"source": "banner"}
     assert enforcer.enforce(ok).allowed
@@ -264,10 +265,10 @@ _PREFS = st.dictionaries(st.sampled_from(["analytics", "advertising", "functiona
 def test_granting_a_category_never_removes_a_destination(enforcer: Enforcer,
                                                           prefs: dict[str, bool],
                                                           extra: str) -> None:
-    before = set(enforcer.route(_with({"categoryPreferences": prefs})).sent)
-    after = set(enforcer.route(_with({"categoryPreferences": {**prefs, extra: True}})).sent)
+    before = set(route(enforcer, _with({"categoryPreferences": prefs})).sent)
+    after = set(route(enforcer, _with({"categoryPreferences": {**prefs, extra: True}})).sent)
     assert before <= after
     assert "A" in before  # no category: always receives
     unknown_only = {k: v for k, v in prefs.items() if k not in ("analytics", "advertising",
                                                                "functional")}
-    assert set(enforcer.route(_with({"categoryPreferences": unknown_only})).sent) == {"A"}
+    assert set(route(enforcer, _with({"categoryPreferences": unknown_only})).sent) == {"A"}

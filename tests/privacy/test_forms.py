@@ -9,8 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
+from trackplan.engine import compile_plan
 from trackplan.errors import MissingSecretError
 from trackplan.plan.model import Plan
+from trackplan.privacy.consent import route
 from trackplan.privacy.forms import effective_form
 
 from .privacy_helpers import make_plan
@@ -70,7 +72,7 @@ def _hmac(normalised: str) -> str:
 
 
 def test_each_destination_gets_its_own_form() -> None:
-    routing = _plan().compile().route(_event())
+    routing = route(compile_plan(_plan()), _event())
     crm = routing.delivery("CRM").event
     assert crm["properties"]["email"] == EMAIL and crm["properties"]["phone"] == PHONE
     assert crm["context"]["ip"] == IP
@@ -102,14 +104,14 @@ def test_each_destination_gets_its_own_form() -> None:
 
 
 def test_no_destination_copy_leaks_a_value_it_may_not_receive() -> None:
-    routing = _plan().compile().route(_event())
+    routing = route(compile_plan(_plan()), _event())
     for name in ("Ads", "Analytics", "Warehouse"):
         text = orjson.dumps(routing.delivery(name).event).decode()
         assert EMAIL not in text and "b@example.org" not in text and PHONE not in text
 
 
 def test_destination_forms_never_loosen_the_plan_action() -> None:
-    routing = _plan(plan_email="hash").compile().route(_event())
+    routing = route(compile_plan(_plan(plan_email="hash")), _event())
     hashed = _hmac("jo.doe@example.com")
     assert routing.delivery("CRM").event["properties"]["email"] == hashed  # allow: stays hashed
     assert routing.delivery("Ads").event["properties"]["email"] == hashed  # same form
@@ -118,18 +120,18 @@ def test_destination_forms_never_loosen_the_plan_action() -> None:
 
 
 def test_the_enforced_event_and_the_input_are_left_alone() -> None:
-    enforcer = _plan().compile()
+    enforcer = compile_plan(_plan())
     event = _event()
     before = orjson.dumps(event)
-    routing = enforcer.route(event)
+    routing = route(enforcer, event)
     assert orjson.dumps(event) == before
     assert routing.result.event["properties"]["email"] == EMAIL
 
 
 def test_an_event_without_pii_is_shared_not_copied() -> None:
-    enforcer = _plan().compile()
+    enforcer = compile_plan(_plan())
     event = {"type": "track", "event": "Viewed", "userId": "u", "properties": {"note": "x"}}
-    routing = enforcer.route(event)
+    routing = route(enforcer, event)
     assert all(d.event is routing.result.event for d in routing.deliveries if d.send)
 
 
@@ -139,7 +141,7 @@ def test_a_destination_hash_without_the_key_is_a_clear_error(
     monkeypatch.delenv("TRACKPLAN_HASH_KEY")
     plan = _plan()
     with pytest.raises(MissingSecretError) as info:
-        plan.compile().route(_event())
+        route(compile_plan(plan), _event())
     assert "TRACKPLAN_HASH_KEY" in str(info.value)
 
 
@@ -160,7 +162,7 @@ def test_example_plan_routes_an_identify_call(monkeypatch: pytest.MonkeyPatch,
     event = {"type": "identify", "userId": "u1",
              "traits": {"email": EMAIL, "phone": PHONE, "first_name": "Jo", "plan": "pro"},
              "context": {"ip": IP, "consent": {"categoryPreferences": {"analytics": True}}}}
-    routing = ecommerce_plan.compile().route(event)
+    routing = route(compile_plan(ecommerce_plan), event)
     assert set(routing.sent) == {"Amplitude", "Salesforce", "Snowflake"}
     assert routing.delivery("Google Ads").reason == "consent"
     amplitude = routing.delivery("Amplitude").event

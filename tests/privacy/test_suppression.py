@@ -8,21 +8,24 @@ from pathlib import Path
 import orjson
 import pytest
 
+from trackplan.engine import compile_plan
 from trackplan.engine.enforcer import Enforcer
 from trackplan.errors import InputError, MissingSecretError
+from trackplan.privacy.consent import route
 from trackplan.privacy.suppression import (
     KEY_ENV,
     SUPPRESSED,
     SuppressionList,
     subject_hash,
 )
+from trackplan.privacy.suppression import suppressed as with_suppression
 
 from .privacy_helpers import make_plan, viewed
 
 
 @pytest.fixture(scope="module")
 def enforcer() -> Enforcer:
-    return make_plan().compile()
+    return compile_plan(make_plan())
 
 
 def test_unkeyed_list_holds_sha256_digests_only() -> None:
@@ -69,7 +72,7 @@ def test_malformed_list_is_an_input_error(tmp_path: Path) -> None:
                                               ("userId", 42)])
 def test_enforcer_blocks_suppressed_subjects(enforcer: Enforcer, field: str,
                                             value: object) -> None:
-    suppressed = enforcer.with_suppression(SuppressionList.from_ids(["user-42", "42"], key=b"k"))
+    suppressed = with_suppression(enforcer, SuppressionList.from_ids(["user-42", "42"], key=b"k"))
     event = viewed(**{"userId": None, field: value})
     result = suppressed.enforce(event)
     assert not result.allowed
@@ -78,11 +81,11 @@ def test_enforcer_blocks_suppressed_subjects(enforcer: Enforcer, field: str,
     assert suppressed.enforce_bytes(orjson.dumps(event)).allowed is False
     assert list(r.allowed for r in suppressed.enforce_many([event, viewed(userId="x")])) == [
         False, True]
-    assert suppressed.route(event).sent == ()
+    assert route(suppressed, event).sent == ()
 
 
 def test_other_subjects_and_the_original_enforcer_are_untouched(enforcer: Enforcer) -> None:
-    suppressed = enforcer.with_suppression(SuppressionList.from_ids(["user-42"], key=None))
+    suppressed = with_suppression(enforcer, SuppressionList.from_ids(["user-42"], key=None))
     other = viewed(userId="user-43")
     assert suppressed.enforce(other).allowed
     assert suppressed.enforce_bytes(orjson.dumps(other)).allowed

@@ -27,7 +27,7 @@ Under ``unplanned_properties: block`` a row whose payload holds a property its r
 not list is blocked as the enforcer blocks it: one ``unplanned`` violation per such
 property, and nothing else checked for that row; under ``omit`` they are dropped before
 the payload is checked (:mod:`trackplan.batch.unplanned`). Segment's reserved consent event is
-checked by the rule the enforcer gives it (:func:`trackplan.privacy.consent.reserved_rules`).
+checked by the rule the enforcer gives it (:func:`trackplan.plan.reserved.reserved_rules`).
 Identify and group traits sent under ``context.traits`` (no ``traits``; nested and NDJSON
 input) are checked as the traits, reported as ``context.traits.<field>``, as the enforcer
 reports them at ``/context/traits/...``.
@@ -48,7 +48,7 @@ from trackplan.batch.compiled import (
     BatchPlan,
     CallCheck,
     CompiledRule,
-    _unplanned_label,
+    unplanned_label,
 )
 from trackplan.batch.mapping import (
     Layout,
@@ -331,7 +331,7 @@ def _check_group(
                 out.violations(rows, name, 0, "event", "unplanned", layout.event_column, [])
                 # blocked as unplanned before anything is validated, as the enforcer does
             else:
-                label = _unplanned_label(kind, name)
+                label = unplanned_label(kind, name)
                 out.counted("unplanned", label, 0, len(rows))
                 check = plan.no_rule.get(kind)
                 if kind in CALL_KINDS and (plan.common is not None or check is not None):
@@ -549,7 +549,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
                 out.violations(row, name, 0, "event", "unplanned", "event", [])  # nothing else
             else:
-                label = _unplanned_label(kind, name)
+                label = unplanned_label(kind, name)
                 out.counted("unplanned", label, 0, 1)
                 check = plan.no_rule.get(kind)
                 if kind in CALL_KINDS and (common is not None or check is not None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trackplan.batch.atomic import write_text_atomic
+from trackplan.atomic import write_text_atomic
 from trackplan.batch.mapping import LayoutOptions
 from trackplan.batch.report import FORMATS, render
 from trackplan.batch.scan import ScanOptions, scan

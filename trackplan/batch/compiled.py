@@ -23,9 +23,9 @@ from trackplan.batch.mapping import (
 )
 from trackplan.batch.rules import Node, compile_payload
 from trackplan.batch.unplanned import UnplannedCheck
-from trackplan.engine.enforcer import make_validator
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
-from trackplan.privacy.consent import reserved_rules
+from trackplan.plan.reserved import reserved_rules
+from trackplan.schema.validator import make_validator
 
 __all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule"]
 
@@ -35,7 +35,7 @@ _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 
 
-def _unplanned_label(kind: str, name: str | None) -> str | None:
+def unplanned_label(kind: str, name: str | None) -> str | None:
     """What a row without a rule is reported under: its event name, or its call type."""
     return name if kind == "track" else kind
 

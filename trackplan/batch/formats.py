@@ -1,7 +1,7 @@
 """Vectorised ``format`` checks: cheap tests of the common shape, the exact check for the rest.
 
 Every value a cheap test accepts is valid for the exact checker (jsonschema-rs, through
-:func:`trackplan.engine.enforcer.make_validator`); everything else goes to the exact
+:func:`trackplan.schema.make_validator`); everything else goes to the exact
 checker, once per distinct value. Two cheap tests, tried in order:
 
 * emails at a frequent domain (``user123@example.com``): the domain is learnt from a
@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trackplan.engine.enforcer import make_validator
+from trackplan.schema.validator import make_validator
 
 __all__ = ["FORMAT_PREFILTERS", "FormatCheck", "match_repetitive"]
 

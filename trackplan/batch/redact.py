@@ -10,7 +10,7 @@ violations, and rejected rows, are removed unless ``keep_blocked``.
 
 Each output file keeps its input's relative path (so hive partitions stay), format,
 schema and parquet compression, and appears atomically: it is written to a hidden,
-locked temporary beside its final name (:class:`trackplan.batch.atomic.PartFile`) and
+locked temporary beside its final name (:class:`trackplan.atomic.PartFile`) and
 renamed when complete; a run removes the temporaries of earlier runs killed outright
 before it writes. Inputs are only read.
 """
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from trackplan.batch.atomic import PartFile, remove_stale_parts
+from trackplan.atomic import PartFile, remove_stale_parts
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
 from trackplan.batch.rules import to_json

@@ -3,7 +3,7 @@
 Each schema node becomes a :class:`Node` whose :meth:`Node.evaluate` takes an Arrow array
 (one value per row, null meaning *absent*) and returns, per failing check, a boolean mask
 of the rows that break it. Keywords without a vectorised form send that subtree to the
-per-row engine (:func:`trackplan.engine.enforcer.make_validator`) for those values only,
+per-row engine (:func:`trackplan.schema.make_validator`) for those values only,
 and the node records that it did.
 
 Conventions, shared with :func:`to_json` (the per-row view of a row):
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackplan.batch.formats import FORMAT_PREFILTERS, FormatCheck, match_repetitive
-from trackplan.engine.enforcer import make_validator
+from trackplan.schema.validator import make_validator
 
 __all__ = [
     "Node",

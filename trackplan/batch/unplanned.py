@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackplan.batch.mapping import Layout, payload_struct
-from trackplan.engine.enforcer import listed_properties
+from trackplan.engine.compiled import listed_properties
 from trackplan.plan.model import PAYLOAD_KEY, CallControls
 
 __all__ = ["UNPLANNED", "UnplannedCheck", "present", "omitted"]

@@ -1,6 +1,6 @@
 """The enforcement engine: a plan compiled into validators, controls and PII actions."""
 
 from trackplan.engine.enforcer import Enforcer, Result, compile_plan
-from trackplan.engine.violations import VIOLATION_TYPES, Violation
+from trackplan.schema.violations import VIOLATION_TYPES, Violation
 
 __all__ = ["Enforcer", "Result", "Violation", "VIOLATION_TYPES", "compile_plan"]

@@ -13,6 +13,7 @@ from typing import IO, Any
 import click
 import orjson
 
+from trackplan.engine.enforcer import compile_plan
 from trackplan.engine.readers import INPUT_FORMATS
 from trackplan.engine.typed import LineResult, iter_results
 from trackplan.errors import InputError
@@ -183,7 +184,7 @@ def validate(
     Exit 0 when nothing was blocked or violated, 1 when something was, 2 on bad usage or
     unreadable input.
     """
-    enforcer = load_plan(plan).compile()
+    enforcer = compile_plan(load_plan(plan))
     for path in inputs:
         if path != "-" and not Path(path).is_file():
             raise InputError(f"{path}: no such file")

@@ -5,26 +5,39 @@ event rule are one compiled ``allOf``); the detailed, all-errors explanation is 
 for events that fail. The input event is never mutated: when anything changes, the
 result holds a copy, with what happened recorded in ``context.protocols`` as Segment does.
 
->>> enforcer = load_plan("plans/ecommerce").compile()           # doctest: +SKIP
+>>> enforcer = compile_plan(load_plan("plans/ecommerce"))         # doctest: +SKIP
 >>> result = enforcer.enforce({"type": "track", "event": "Signed Up", ...})  # doctest: +SKIP
 >>> result.allowed, result.violations                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import abc
-import operator
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
-import jsonschema_rs
 import orjson
 
 from trackplan import pointer as jp
-from trackplan.engine.envelope import envelope_message, envelope_schema
-from trackplan.engine.flatten import flatten
-from trackplan.engine.violations import (
+from trackplan.engine.compiled import (
+    COMMON_BRANCH,
+    ENVELOPE_BRANCH,
+    RULE_BRANCH,
+    Allowed,
+    CompiledRule,
+    Result,
+    schema_location,
+    stamp,
+)
+from trackplan.engine.typed import TypedPath
+from trackplan.pii.engine import Transformer
+from trackplan.pii.fastpath import build
+from trackplan.pii.policy import PiiPolicy
+from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
+from trackplan.plan.model import Plan
+from trackplan.plan.reserved import reserved_rules
+from trackplan.schema.envelope import envelope_message
+from trackplan.schema.validator import make_validator
+from trackplan.schema.violations import (
     ADDITIONAL_PROPERTIES,
     ENVELOPE,
     OTHER,
@@ -32,308 +45,9 @@ from trackplan.engine.violations import (
     Violation,
     from_rs_error,
 )
-from trackplan.errors import CompileError
-from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
-from trackplan.plan.model import CallControls, Plan, Rule, RuleKind
 
-__all__ = ["Enforcer", "Result", "compile_plan", "make_validator", "refuse_remote"]
+__all__ = ["Enforcer", "Result", "compile_plan"]
 
-_ENVELOPE, _COMMON, _RULE = 0, 1, 2
-
-
-class RemoteRefRefused(Exception):
-    """Raised inside the validator's retriever: trackplan never fetches a schema."""
-
-
-def refuse_remote(uri: str) -> Any:
-    """Retriever for jsonschema-rs that refuses every remote or file ``$ref``."""
-    raise RemoteRefRefused(
-        f"remote $ref {uri!r} refused: trackplan never fetches schemas over the network "
-        "or from files; put the schema in the plan's definitions"
-    )
-
-
-def make_validator(schema: Mapping[str, Any] | bool) -> Any:
-    """A jsonschema-rs validator with formats asserted and remote refs refused."""
-    value = schema if isinstance(schema, bool) else dict(schema)
-    try:
-        return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
-    except jsonschema_rs.ValidationError as exc:
-        meta = value.get("$schema") if isinstance(value, dict) else None
-        if isinstance(meta, str) and str(exc).startswith("Unknown meta-schema"):
-            # a custom meta-schema is another document: refused like a remote $ref
-            raise ValueError(
-                f"meta-schema {meta!r} refused: trackplan never fetches schemas; "
-                "use draft-07 or 2020-12"
-            ) from None
-        raise
-
-
-class Result(metaclass=abc.ABCMeta):  # noqa: B024 - ABCMeta only to register _Ok
-    """What :meth:`Enforcer.enforce` decided for one event.
-
-    Attributes:
-        allowed: False when the event is blocked.
-        event: the event as it should be forwarded (the input object itself when nothing
-            changed; a copy otherwise). Kept for blocked events too, so they can be sent
-            elsewhere for review.
-        violations: every violation found, in a stable order.
-        omitted: pointers of fields omitted as unplanned.
-        omitted_on_violation: pointers of fields omitted because they violated the plan.
-    """
-
-    __slots__ = ("allowed", "event", "violations", "omitted", "omitted_on_violation", "rule")
-
-    def __init__(
-        self,
-        allowed: bool,
-        event: Any,
-        violations: tuple[Violation, ...] = (),
-        omitted: tuple[str, ...] = (),
-        omitted_on_violation: tuple[str, ...] = (),
-        rule: Rule | None = None,
-    ) -> None:
-        self.allowed = allowed
-        self.event = event
-        self.violations = violations
-        self.omitted = omitted
-        self.omitted_on_violation = omitted_on_violation
-        self.rule = rule
-
-    @property
-    def decision(self) -> str:
-        """``"allowed"`` or ``"blocked"``."""
-        return "allowed" if self.allowed else "blocked"
-
-    @property
-    def forwarded(self) -> Any:
-        """The event to forward, or None when blocked."""
-        return self.event if self.allowed else None
-
-    def __repr__(self) -> str:
-        return f"Result({self.decision}, violations={list(self.violations)!r})"
-
-
-class _Ok(tuple):  # type: ignore[type-arg]
-    """An allowed event without violations: the fast path's result, ``(event, rule)``
-    (the event as forwarded: the input itself, or its copy with PII actions applied).
-
-    A tuple built by C is about twice as cheap as a slotted object filled in Python, and the
-    fast path builds one per event; it is a :class:`Result` (registered), with the same
-    attributes, and compares and hashes by identity like one.
-    """
-
-    __slots__ = ()
-    allowed = True
-    decision = "allowed"
-    violations: tuple[Violation, ...] = ()
-    omitted: tuple[str, ...] = ()
-    omitted_on_violation: tuple[str, ...] = ()
-    event = property(operator.itemgetter(0), doc="The event as forwarded.")
-    forwarded = event
-    rule = property(operator.itemgetter(1), doc="The rule that allowed it.")
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
-
-    def __repr__(self) -> str:
-        return "Result(allowed, violations=[])"
-
-
-Result.register(_Ok)
-
-
-def listed_properties(
-    payload: Any, where: str
-) -> tuple[frozenset[str], tuple[re.Pattern[str], ...], bool]:
-    """What a payload schema lists: the keys of its ``properties``, its
-    ``patternProperties`` regexes, and whether any other key is unplanned (False for a
-    payload of ``true`` or with ``additionalProperties`` a schema: every key is planned).
-
-    Raises:
-        CompileError: a ``patternProperties`` regex Python cannot use (``where`` names
-            the rule).
-    """
-    if payload is True:
-        return frozenset(), (), False
-    if not isinstance(payload, Mapping):
-        return frozenset(), (), True
-    props = payload.get("properties")
-    pats = payload.get("patternProperties")
-    try:
-        patterns = tuple(re.compile(p) for p in pats) if isinstance(pats, Mapping) else ()
-    except re.error as exc:
-        raise CompileError(
-            f"{where}: patternProperties regex Python cannot use: {exc}"
-        ) from None
-    extra = payload.get("additionalProperties")
-    planned = frozenset(props) if isinstance(props, Mapping) else frozenset()
-    return planned, patterns, extra is None or isinstance(extra, bool)
-
-
-class _Compiled:
-    """One compiled rule: its validator and what the controls need to know about it."""
-
-    __slots__ = (
-        "rule",
-        "kind",
-        "validator",
-        "fast",
-        "is_valid_fast",
-        "payload_key",
-        "planned",
-        "patterns",
-        "controls",
-        "locations",
-        "check_unplanned",
-        "_transform",
-        "transform_valid",
-        "schema",
-    )
-
-    def __init__(
-        self, plan: Plan, kind: str, rule: Rule | None, controls: CallControls
-    ) -> None:
-        self.rule = rule
-        self.kind = kind
-        from trackplan.plan.assemble import call_schema
-        from trackplan.plan.model import PAYLOAD_KEY
-
-        self.payload_key = PAYLOAD_KEY.get(kind)
-        envelope = envelope_schema(kind)
-        if rule is None:
-            # no rule for this call type: envelope and common rule only
-            placeholder_kind = cast(RuleKind, kind if kind != "alias" else "track")
-            placeholder = Rule(placeholder_kind, None, 1, None, None, None, plan.draft, "", "")
-            schema = call_schema(plan, placeholder, extra=[envelope])
-        else:
-            schema = call_schema(plan, rule, extra=[envelope])
-        if plan.common is None:
-            # keep branch indexes stable: envelope, common, rule
-            schema["allOf"].insert(_COMMON, True)
-        try:
-            self.validator = make_validator(schema)
-        except (ValueError, jsonschema_rs.ValidationError) as exc:
-            where = rule.source if rule else plan.source
-            label = rule.label if rule else kind
-            raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
-        self.fast = self.validator
-        #: the assembled whole-call schema (envelope, common rule, rule) the validators check
-        self.schema = schema
-        self.controls = controls
-        payload = rule.payload if rule is not None else None
-        where = f"{rule.source if rule else plan.source} [{rule.label if rule else kind}]"
-        self.planned, self.patterns, listed_only = listed_properties(payload, where)
-        self.check_unplanned = controls.unplanned_properties != "allow" and listed_only
-        fast_schema = self.fast_schema(schema)
-        if fast_schema is not schema:
-            self.fast = make_validator(fast_schema)
-        #: the fast validator's bound is_valid: one attribute lookup on the hot path
-        self.is_valid_fast = self.fast.is_valid
-        common = plan.common
-        self.locations = (
-            "",
-            f"{common.source}#{common.pointer}" if common else "",
-            f"{rule.source}#{rule.pointer}" if rule else "",
-            plan.sections.get("definitions", f"{plan.source}#/definitions"),
-        )
-        self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-        #: the transform for events the fast validator accepted (its ``valid`` variant)
-        self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
-
-    def fast_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """The schema the fast validator checks, made from an assembled call ``schema``:
-        closed to unplanned properties where the controls omit or block them (one call
-        decides the common case), and flattened (:mod:`trackplan.engine.flatten`)."""
-        if self.check_unplanned and self.payload_key is not None:
-            strict: dict[str, Any] = {
-                "properties": {k: True for k in sorted(self.planned)},
-                "additionalProperties": False,
-            }
-            if self.patterns:
-                strict["patternProperties"] = {p.pattern: True for p in self.patterns}
-            closed = dict(schema)
-            inlined = _close_payload(schema["allOf"][_RULE], self.payload_key)
-            if inlined is not None:
-                # the payload's own properties and patternProperties say what is planned:
-                # closing it in place costs nothing over the plan's schema
-                closed["allOf"] = [*schema["allOf"][:_RULE], inlined,
-                                   *schema["allOf"][_RULE + 1:]]
-            else:
-                closed["allOf"] = [
-                    *schema["allOf"],
-                    {"properties": {self.payload_key: strict}},
-                ]
-            return flatten(closed)
-        return flatten(schema)
-
-    @property
-    def transform(self) -> Callable[[dict[str, Any], list[Violation]], Any] | None:
-        """Set by later stages (PII actions): ``transform(event, violations)`` returns the
-        event to forward (the same object when nothing changed, else a copy; never
-        mutating its argument), or None to block; it appends its own violations. Its
-        ``valid`` attribute, when it has one, is a variant for events known to be valid."""
-        return self._transform
-
-    @transform.setter
-    def transform(self, fn: Callable[[dict[str, Any], list[Violation]], Any] | None) -> None:
-        self._transform = fn
-        self.transform_valid = None if fn is None else getattr(fn, "valid", fn)
-
-    def unplanned(self, payload: dict[str, Any]) -> list[str]:
-        extra = payload.keys() - self.planned
-        if not extra:
-            return []
-        if self.patterns:
-            extra = {k for k in extra if not any(p.search(k) for p in self.patterns)}
-        return sorted(extra)
-
-
-#: Keywords beside which ``additionalProperties: false`` would not mean "only the listed
-#: properties" (draft-07 ignores siblings of $ref; applicators see other keys).
-_NOT_CLOSABLE = frozenset({
-    "additionalProperties", "unevaluatedProperties", "$ref", "$dynamicRef", "$recursiveRef",
-    "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependencies",
-    "dependentSchemas",
-})
-
-
-def _close_payload(branch: Any, key: str) -> dict[str, Any] | None:
-    """The rule branch with its payload schema closed to unplanned keys, when that is exact."""
-    if type(branch) is not dict:
-        return None
-    props = branch.get("properties")
-    if type(props) is not dict:
-        return None
-    payload = props.get(key)
-    if type(payload) is not dict or _NOT_CLOSABLE & payload.keys():
-        return None
-    return {**branch, "properties": {**props, key: {**payload, "additionalProperties": False}}}
-
-
-def _schema_location(compiled: _Compiled, schema_path: list[Any]) -> tuple[int, str]:
-    """Which branch failed and ``file#pointer`` into the plan file for it."""
-    if schema_path and schema_path[0] in ("definitions", "$defs"):
-        # reached through $ref: the plan's shared definitions (counted as the rule's)
-        return _RULE, compiled.locations[3] + jp.from_parts(schema_path[1:])
-    if len(schema_path) < 2 or schema_path[0] != "allOf":
-        return _RULE, compiled.locations[_RULE]
-    branch = int(schema_path[1])
-    rest = schema_path[2:]
-    base = compiled.locations[branch] if branch < 3 else ""
-    if branch == _ENVELOPE:
-        return _ENVELOPE, "envelope#" + jp.from_parts(rest)
-    rule = compiled.rule if branch == _RULE else None
-    key = compiled.payload_key
-    if (
-        rule is not None
-        and key is not None
-        and len(rest) >= 2
-        and rest[0] == "properties"
-        and rest[1] == key
-    ):
-        return branch, base + jp.join("", key) + jp.from_parts(rest[2:])
-    return branch, base + "/call" + jp.from_parts(rest)
 
 
 def _blocked(event: Any, vtype: str, pointer: str, message: str) -> Result:
@@ -341,26 +55,24 @@ def _blocked(event: Any, vtype: str, pointer: str, message: str) -> Result:
 
 
 class Enforcer:
-    """A compiled plan. Build it with :meth:`Plan.compile` or :func:`compile_plan`."""
+    """A compiled plan. Build it with :func:`compile_plan` (``trackplan.compile``)."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         controls = plan.controls
-        self._track: dict[str, tuple[_Compiled, ...]] = {}
+        self._track: dict[str, tuple[CompiledRule, ...]] = {}
         for name in plan.event_names:
             self._track[name] = tuple(
-                _Compiled(plan, "track", rule, controls.track) for rule in plan.versions(name)
+                CompiledRule(plan, "track", rule, controls.track) for rule in plan.versions(name)
             )
-        self._kinds: dict[str, _Compiled] = {}
+        self._kinds: dict[str, CompiledRule] = {}
         for kind in ("identify", "group", "page", "screen", "alias"):
             rule = plan.rule(kind) if kind != "alias" else None  # type: ignore[arg-type]
-            self._kinds[kind] = _Compiled(plan, kind, rule, controls.for_kind(kind))
-        self._unplanned_track = _Compiled(plan, "track", None, controls.track)
-        from trackplan.privacy.consent import reserved_rules
-
+            self._kinds[kind] = CompiledRule(plan, kind, rule, controls.for_kind(kind))
+        self._unplanned_track = CompiledRule(plan, "track", None, controls.track)
         reserved = reserved_rules(plan)  # Segment's consent event: accepted in every plan
         name = str(reserved[0][0].name)
-        compiled_reserved = tuple(_Compiled(plan, "track", r, c) for r, c in reserved)
+        compiled_reserved = tuple(CompiledRule(plan, "track", r, c) for r, c in reserved)
         self._reserved = {} if name in self._track else {name: compiled_reserved}
         if name in self._track:
             self._track[name] = compiled_reserved
@@ -371,27 +83,50 @@ class Enforcer:
         self._plain_kinds = dict(self._kinds)
         self._block_unplanned = controls.track.unplanned_events == "block"
         self.hooks: list[Callable[[Enforcer], None]] = []
-        from trackplan.pii.engine import install
-
         #: the plan's PII policy; its actions are each compiled rule's ``transform``
-        self.pii = install(self)
+        self.pii = PiiPolicy.from_plan(plan)
+        self._install_pii()
         #: review copies of blocked values no rule describes: scanned everywhere
         self._review_scrubber: Any = None
 
+    def _install_pii(self) -> None:
+        """Set each compiled rule's ``transform`` from the plan's PII policy: a
+        :class:`~trackplan.pii.engine.Transformer` walk, with a variant generated for valid
+        events (:func:`trackplan.pii.fastpath.build`). Rules whose transform can change
+        nothing keep ``transform = None`` (the fast path).
+
+        Raises:
+            CompileError: invalid PII declarations; MissingSecretError: a hash without its key.
+        """
+        policy = self.pii
+        memos: dict[tuple[str, str], dict[str, Any]] = {}  # one set per policy (one hash key)
+        reserved = [c for versions in self._reserved.values() for c in versions]
+        for compiled in [*self.compiled_rules(), *reserved]:
+            transformer = Transformer(policy, compiled.rule, compiled.kind)
+            if transformer.inert():
+                compiled.transform = None
+                continue
+            transformer.memos = memos
+            closed = (compiled.planned if compiled.check_unplanned and not compiled.patterns
+                      else None)
+            transformer.valid = build(
+                transformer, compiled.schema, compiled.payload_key, closed,
+                _fast_validity(compiled),
+            )
+            compiled.transform = transformer
+
     # -- public API ------------------------------------------------------------------
-    def route(self, event: Any) -> Any:
-        """Enforce, then route to the plan's destinations (:mod:`trackplan.privacy.consent`)."""
-        from trackplan.privacy.consent import route
+    @property
+    def track_rules(self) -> Mapping[str, tuple[CompiledRule, ...]]:
+        """Planned track events: name -> compiled versions, oldest first."""
+        return self._track
 
-        return route(self, event)
+    @property
+    def call_rules(self) -> Mapping[str, CompiledRule]:
+        """identify, group, page, screen and alias: their compiled rule."""
+        return self._kinds
 
-    def with_suppression(self, suppression: Any) -> Enforcer:
-        """A copy that blocks suppressed subjects (:mod:`trackplan.privacy.suppression`)."""
-        from trackplan.privacy.suppression import suppressed
-
-        return suppressed(self, suppression)
-
-    def compiled_rules(self) -> Iterator[_Compiled]:
+    def compiled_rules(self) -> Iterator[CompiledRule]:
         """Every compiled rule (track versions, then other call types)."""
         for versions in self._track.values():
             yield from versions
@@ -428,12 +163,12 @@ class Enforcer:
         if valid:
             transform = compiled.transform_valid
             if transform is None:
-                return _Ok((event, compiled.rule))  # type: ignore[return-value]
+                return Allowed((event, compiled.rule))  # type: ignore[return-value]
             violations: list[Violation] = []
             out = transform(event, violations)
             if out is not None and not violations:
-                return _Ok((out, compiled.rule))  # type: ignore[return-value]
-            return self._transformed(compiled, event, out, violations)
+                return Allowed((out, compiled.rule))  # type: ignore[return-value]
+            return compiled.transformed(event, out, violations)
         return self._explain(compiled, event)
 
     def _dispatch(self, event: Any) -> Result:
@@ -475,40 +210,9 @@ class Enforcer:
                 valid = False  # not plain JSON (or too deep): the slow path explains it
             if valid:
                 if compiled.transform is None:
-                    return _Ok((event, compiled.rule))  # type: ignore[return-value]
-                return self._transform_valid(compiled, event)
+                    return Allowed((event, compiled.rule))  # type: ignore[return-value]
+                return compiled.enforce_valid(event)
         return self._explain(compiled, event)
-
-    def _transform_valid(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
-        """A valid event whose rule has a transform (PII actions): apply it, no re-validation."""
-        transform = compiled.transform_valid
-        assert transform is not None
-        violations: list[Violation] = []
-        out = transform(event, violations)
-        if out is not None and not violations:
-            return _Ok((out, compiled.rule))  # type: ignore[return-value]
-        return self._transformed(compiled, event, out, violations)
-
-    def _transformed(
-        self,
-        compiled: _Compiled,
-        event: dict[str, Any],
-        out: Any,
-        violations: list[Violation],
-    ) -> Result:
-        """The result of a valid event that its transform blocked or found PII in."""
-        walk = compiled.transform
-        if walk is not None and walk is not compiled.transform_valid:
-            # something to report: the general walk gives it in the event's own order
-            violations = []
-            out = walk(event, violations)
-        if out is None:
-            scrub = getattr(compiled.transform, "scrub", None)  # PII out of the review copy
-            scrubbed = scrub(event) if scrub is not None else dict(event)
-            return Result(False, _stamp(scrubbed, violations, [], []), tuple(violations),
-                          rule=compiled.rule)
-        out = _stamp(out if out is not event else dict(event), violations, [], [])
-        return Result(True, out, tuple(violations), (), (), compiled.rule)
 
     def enforce_bytes(self, line: bytes) -> Result:
         """Enforce the plan on one NDJSON line; the same Result as ``enforce(orjson.loads(line))``.
@@ -518,8 +222,6 @@ class Enforcer:
         Raises ``orjson.JSONDecodeError`` where ``orjson.loads`` does (except numbers beyond
         the double range in fields the plan leaves unconstrained: valid JSON, accepted).
         """
-        from trackplan.engine.typed import TypedPath
-
         return TypedPath.of(self).enforce(line)
 
     def enforce_many(self, events: Iterable[Any]) -> Iterator[Result]:
@@ -537,12 +239,10 @@ class Enforcer:
                                                 or self.pii.detection.key_names)):
             return value
         if self._review_scrubber is None:
-            from trackplan.pii.engine import Transformer
-
             self._review_scrubber = Transformer.review_scrubber(self.pii)
         return self._review_scrubber.scrub_any(value)
 
-    def _explain(self, compiled: _Compiled, event: dict[str, Any]) -> Result:
+    def _explain(self, compiled: CompiledRule, event: dict[str, Any]) -> Result:
         if _too_deep(event):
             return _blocked(self._review(event), OTHER, "",
                             f"event nests deeper than {MAX_DEPTH} levels")
@@ -566,12 +266,12 @@ class Enforcer:
                             ADDITIONAL_PROPERTIES,
                             jp.join(payload_base, name),
                             "property is not in the tracking plan",
-                            compiled.locations[_RULE],
+                            compiled.locations[RULE_BRANCH],
                         )
                     )
                 if compiled.transform is not None:  # the review copy holds no PII either
                     out = compiled.transform.scrub(out)  # type: ignore[attr-defined]
-                return Result(False, _stamp(out, violations, [], []), tuple(violations),
+                return Result(False, stamp(out, violations, [], []), tuple(violations),
                               rule=compiled.rule)
             _omit(out, in_context, key, unplanned)
             omitted = [jp.join(payload_base, n) for n in unplanned]
@@ -588,11 +288,11 @@ class Enforcer:
             return _blocked(self._review(event), OTHER, "", f"event is not plain JSON ({kind})")
         for err in errors:
             path = list(err.schema_path)
-            branch, location = _schema_location(compiled, path)
+            branch, location = schema_location(compiled, path)
             ipath = list(err.instance_path)
             if in_context and ipath and ipath[0] == "traits":
                 ipath = ["context", "traits", *ipath[1:]]
-            if branch == _ENVELOPE:
+            if branch == ENVELOPE_BRANCH:
                 v = from_rs_error(err, schema_location="", instance_path=ipath, vtype=ENVELOPE)
                 v.message = envelope_message(path[2:], v.message)
                 v.schema_location = location
@@ -601,7 +301,7 @@ class Enforcer:
                 continue
             v = from_rs_error(err, schema_location=location, instance_path=ipath)
             violations.append(v)
-            action = controls.common_violations if branch == _COMMON else controls.violations
+            action = controls.common_violations if branch == COMMON_BRANCH else controls.violations
             if action == "block":
                 blocked = True
             elif action == "omit" and key is not None:
@@ -626,7 +326,7 @@ class Enforcer:
                 unchanged = changed is out
                 out = changed
         if violations or omitted or omitted_on_violation:
-            out = _stamp(out, violations, omitted, omitted_on_violation)
+            out = stamp(out, violations, omitted, omitted_on_violation)
         elif unchanged:
             out = event  # nothing changed (traits in context): forward the input itself
         return Result(
@@ -640,7 +340,7 @@ class Enforcer:
 
     @staticmethod
     def _transform_explained(
-        compiled: _Compiled, out: dict[str, Any], violations: list[Violation]
+        compiled: CompiledRule, out: dict[str, Any], violations: list[Violation]
     ) -> Any:
         """The transform of an explained event: the specialised one when what is left after
         omissions is valid and it finds nothing to report, else the general walk."""
@@ -702,29 +402,7 @@ def _omit(out: dict[str, Any], in_context: bool, key: str | None, names: list[st
         out[key] = payload
 
 
-def _stamp(
-    out: dict[str, Any],
-    violations: list[Violation],
-    omitted: list[str],
-    omitted_on_violation: list[str],
-) -> dict[str, Any]:
-    """Record what happened in ``context.protocols``, the way Segment does."""
-    ctx = out.get("context")
-    ctx = dict(ctx) if type(ctx) is dict else {}
-    protocols = ctx.get("protocols")
-    protocols = dict(protocols) if type(protocols) is dict else {}
-    if omitted:
-        protocols["omitted"] = [jp.dotted(jp.parse(p)) for p in omitted]
-    if omitted_on_violation:
-        protocols["omitted_on_violation"] = [jp.dotted(jp.parse(p)) for p in omitted_on_violation]
-    if violations:
-        protocols["violations"] = [v.to_dict() for v in violations]
-    ctx["protocols"] = protocols
-    out["context"] = ctx
-    return out
-
-
-def _select_version(versions: tuple[_Compiled, ...], event: dict[str, Any]) -> _Compiled:
+def _select_version(versions: tuple[CompiledRule, ...], event: dict[str, Any]) -> CompiledRule:
     """The version ``context.protocols.event_version`` names; the oldest otherwise."""
     ctx = event.get("context")
     if type(ctx) is dict:
@@ -736,6 +414,16 @@ def _select_version(versions: tuple[_Compiled, ...], event: dict[str, Any]) -> _
                     if compiled.rule is not None and compiled.rule.version == wanted:
                         return compiled
     return versions[0]
+
+
+def _fast_validity(compiled: CompiledRule) -> Callable[[dict[str, Any]], Callable[[Any], bool]]:
+    """schema -> ``is_valid`` of its fast validator under ``compiled``'s controls."""
+
+    def compile_schema(schema: dict[str, Any]) -> Callable[[Any], bool]:
+        is_valid: Callable[[Any], bool] = make_validator(compiled.fast_schema(schema)).is_valid
+        return is_valid
+
+    return compile_schema
 
 
 def compile_plan(plan: Plan) -> Enforcer:

@@ -18,7 +18,7 @@ parse). Every line that does not decode and pass the checks takes the fallback,
 "valid", never explain. The one documented difference: a number beyond the double range in
 a field the plan leaves unconstrained (valid JSON, refused by orjson) is accepted.
 
->>> path = TypedPath.of(load_plan("plans/ecommerce").compile())   # doctest: +SKIP
+>>> path = TypedPath.of(compile_plan(load_plan("plans/ecommerce")))  # doctest: +SKIP
 >>> path.enforce(b'{"type": "track", "event": "Signed Up", ...}')  # doctest: +SKIP
 >>> path.untyped                                                   # doctest: +SKIP
 """
@@ -26,21 +26,13 @@ a field the plan leaves unconstrained (valid JSON, refused by orjson) is accepte
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import msgspec
 import orjson
 
-from trackplan.engine.enforcer import Result
-from trackplan.engine.msgtypes import (
-    _IDENTITY_ANYOF,
-    Unsupported,
-    _Builder,
-    _Check,
-    _refs,
-    compile_check,
-)
+from trackplan.engine.compiled import CompiledRule, Result
 from trackplan.engine.readers import (
     InputFormat,
     Item,
@@ -50,12 +42,34 @@ from trackplan.engine.readers import (
     reading,
 )
 from trackplan.plan.model import Rule
+from trackplan.schema.msgtypes import (
+    IDENTITY_ANYOF,
+    Builder,
+    Check,
+    Unsupported,
+    compile_check,
+    local_refs,
+)
 
 if TYPE_CHECKING:
-    from trackplan.engine.enforcer import Enforcer, _Compiled
-    from trackplan.engine.violations import Violation
+    from trackplan.schema.violations import Violation
 
-__all__ = ["LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule"]
+__all__ = ["Enforcing", "LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule"]
+
+
+class Enforcing(Protocol):
+    """What the typed path needs of an enforcer (:class:`~trackplan.engine.Enforcer`,
+    or a wrapper of one such as a suppression list's)."""
+
+    @property
+    def track_rules(self) -> Mapping[str, tuple[CompiledRule, ...]]: ...
+
+    @property
+    def call_rules(self) -> Mapping[str, CompiledRule]: ...
+
+    def enforce(self, event: Any) -> Result: ...
+
+    def enforce_bytes(self, line: bytes) -> Result: ...
 
 
 class _Entry:
@@ -63,14 +77,14 @@ class _Entry:
 
     __slots__ = ("compiled", "check", "versioned")
 
-    def __init__(self, compiled: _Compiled, check: _Check) -> None:
+    def __init__(self, compiled: CompiledRule, check: Check) -> None:
         self.compiled = compiled
         self.check = check
         #: the oldest of several versions: right only when the event names no version
         self.versioned = False
 
 
-def whole_call_schema(compiled: _Compiled) -> dict[str, Any]:
+def whole_call_schema(compiled: CompiledRule) -> dict[str, Any]:
     """The schema ``compiled.fast`` validates: envelope, common, rule, strict branch."""
     assert compiled.rule is not None
     schema = dict(compiled.schema)  # the assembled call schema the rule compiled
@@ -86,7 +100,7 @@ def whole_call_schema(compiled: _Compiled) -> dict[str, Any]:
     return schema
 
 
-def typed_rule(compiled: _Compiled) -> tuple[Any, _Entry]:
+def typed_rule(compiled: CompiledRule) -> tuple[Any, _Entry]:
     """Compile one rule to a tagged Struct (raises Unsupported).
 
     Track events are tagged by ``event`` (the name), other calls by ``type``. Identify and
@@ -105,15 +119,15 @@ def typed_rule(compiled: _Compiled) -> tuple[Any, _Entry]:
         extra = {"traits": []} if compiled.payload_key == "traits" else {}
     schema = whole_call_schema(compiled)
     branches = list(schema["allOf"])
-    if _IDENTITY_ANYOF not in [b.get("anyOf") for b in branches if isinstance(b, dict)]:
+    if IDENTITY_ANYOF not in [b.get("anyOf") for b in branches if isinstance(b, dict)]:
         raise Unsupported("no identity check")
     branches = [
         {k: v for k, v in b.items() if k != "anyOf"}
-        if isinstance(b, dict) and b.get("anyOf") == _IDENTITY_ANYOF else b
+        if isinstance(b, dict) and b.get("anyOf") == IDENTITY_ANYOF else b
         for b in branches
     ]
-    builder = _Builder(schema)
-    if _refs(schema):
+    builder = Builder(schema)
+    if local_refs(schema):
         builder.no_ids = True  # a legacy "id" could change what a $ref resolves to
     top = builder.expand(branches)
     # the tag value must satisfy every constraint on its field
@@ -129,7 +143,7 @@ def typed_rule(compiled: _Compiled) -> tuple[Any, _Entry]:
 
 
 def _rename_map(struct: Any) -> dict[str, str]:
-    """attribute -> wire name of a Struct made by :class:`_Builder`."""
+    """attribute -> wire name of a Struct made by :class:`Builder`."""
     return dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
 
 
@@ -177,18 +191,18 @@ class LineResult(Result):
 class TypedPath:
     """The bytes-in fast path of one :class:`Enforcer`."""
 
-    def __init__(self, enforcer: Enforcer) -> None:
+    def __init__(self, enforcer: Enforcing) -> None:
         self.enforcer = enforcer
         self.entries: dict[type, _Entry] = {}
         #: rule label -> why it stays on the dict path
         self.untyped: dict[str, str] = {}
         track: list[Any] = []
         calls: list[Any] = []
-        candidates: list[tuple[str, _Compiled, bool]] = [
+        candidates: list[tuple[str, CompiledRule, bool]] = [
             (name, versions[0], len(versions) > 1)
-            for name, versions in sorted(enforcer._track.items())
+            for name, versions in sorted(enforcer.track_rules.items())
         ]
-        candidates += [(f"({kind})", enforcer._kinds[kind], False)
+        candidates += [(f"({kind})", enforcer.call_rules[kind], False)
                        for kind in ("page", "screen", "identify", "group")]
         for label, compiled, versioned in candidates:
             if compiled.transform is not None:
@@ -215,7 +229,7 @@ class TypedPath:
         self._for_other = self._for_track + self._for_calls
 
     @classmethod
-    def of(cls, enforcer: Enforcer) -> TypedPath:
+    def of(cls, enforcer: Enforcing) -> TypedPath:
         """The typed path of ``enforcer``, built on first use and kept on it.
 
         Its ``enforce`` then shadows :meth:`Enforcer.enforce_bytes` on the instance, so
@@ -269,10 +283,10 @@ class TypedPath:
         compiled = entry.compiled
         if compiled.transform is None:
             return LineResult(line, compiled.rule)
-        return self.enforcer._transform_valid(compiled, orjson.loads(line))
+        return compiled.enforce_valid(orjson.loads(line))
 
 
-def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto"
+def iter_results(enforcer: Enforcing, path: str, fmt: InputFormat = "auto"
                  ) -> Iterator[tuple[Item, Result | None]]:
     """Enforce ``enforcer`` on the events of a file: ``(item, result)`` in order.
 

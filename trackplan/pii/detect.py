@@ -344,7 +344,7 @@ SAFE_WHOLE = (
 )
 
 
-def _rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
+def rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
     """``is_valid`` of a jsonschema-rs validator of ``schema`` (regexes run in Rust)."""
     import jsonschema_rs
 
@@ -354,29 +354,29 @@ def _rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
 
 #: True for strings that cannot hold anything :func:`scan` finds (their own prefilter
 #: misses, or a whole UUID or timestamp): ~0.2 us in Rust against 2-13 us of detectors.
-_RULED_OUT = _rust_check(
+RULED_OUT = rust_check(
     {"anyOf": [{"not": {"pattern": PREFILTER}}, {"pattern": SAFE_WHOLE}]}
 )
 #: The same under id-like keys (bare digit runs dropped).
-_RULED_OUT_ID = _rust_check(
+_RULED_OUT_ID = rust_check(
     {"anyOf": [{"not": {"pattern": PREFILTER_ID}}, {"pattern": SAFE_WHOLE}]}
 )
 
 
 def prefilter_for(key: str | None) -> str:
     """The prefilter for strings under ``key`` (None: an array item, free text)."""
-    return PREFILTER_ID if key is not None and _key_class(key)[0] else PREFILTER
+    return PREFILTER_ID if key is not None and key_class(key)[0] else PREFILTER
 
 
 #: Strings known to hold nothing; bounded, and never holding a string that had PII. A set,
-#: so a whole object's strings are checked at once (``_CLEAN.issuperset(values)``); it also
+#: so a whole object's strings are checked at once (``CLEAN.issuperset(values)``); it also
 #: holds ``None`` and short strings, which no detector can flag.
-_CLEAN: set[object] = {None}
+CLEAN: set[object] = {None}
 _CLEAN_MAX = 16384
-_CACHE_LEN = 256
+CACHE_LEN = 256
 
 
-def _remember(cache: set[object], value: object) -> None:
+def remember(cache: set[object], value: object) -> None:
     """Add a value no detector flags to a clean cache (bounded: cleared when full)."""
     if len(cache) >= _CLEAN_MAX:
         cache.clear()
@@ -388,14 +388,14 @@ def scan(text: str) -> tuple[Finding, ...]:
     """Every PII span in ``text``, sorted, overlaps resolved (longest wins). Cached for
     clean strings, so repeated values (product names, categories) cost a dict lookup; a
     new string the prefilter rules out (in Rust) costs no Python detector."""
-    if len(text) < 6 or text in _CLEAN:
+    if len(text) < 6 or text in CLEAN:
         return ()
     found = _FOUND.get(text)
     if found is not None:
         return found
-    if _ruled_out(_RULED_OUT, text):
-        if len(text) <= _CACHE_LEN:
-            _remember(_CLEAN, text)
+    if _ruled_out(RULED_OUT, text):
+        if len(text) <= CACHE_LEN:
+            remember(CLEAN, text)
         return ()
     return _found_in(text)
 
@@ -410,7 +410,7 @@ _FOUND_MAX = 1024
 def _found_in(text: str) -> tuple[Finding, ...]:
     """:func:`_scan`, remembering what it found."""
     found = _scan(text)
-    if found and len(text) <= _CACHE_LEN:
+    if found and len(text) <= CACHE_LEN:
         if len(_FOUND) >= _FOUND_MAX:
             _FOUND.clear()
         _FOUND[text] = found
@@ -441,8 +441,8 @@ def _scan(text: str) -> tuple[Finding, ...]:
     if len(text) >= 20:
         _credentials(text, found)
     if not found:
-        if len(text) <= _CACHE_LEN:
-            _remember(_CLEAN, text)
+        if len(text) <= CACHE_LEN:
+            remember(CLEAN, text)
         return ()
     return _resolve(found)
 
@@ -466,17 +466,17 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
     digit runs under id-like keys (``order_id``) and IPv4 under version keys."""
     if key is None:
         return scan(text)
-    id_like, version_like = _key_class(key)
+    id_like, version_like = key_class(key)
     if not (id_like or version_like):
         return scan(text)
     cache = _CLEAN_BY_CLASS[id_like + 2 * version_like]
-    if len(text) < 6 or text in _CLEAN or text in cache:
+    if len(text) < 6 or text in CLEAN or text in cache:
         return ()
     found = _FOUND.get(text)
     if found is None:
-        if _ruled_out(_RULED_OUT, text):  # clean everywhere
-            if len(text) <= _CACHE_LEN:
-                _remember(_CLEAN, text)
+        if _ruled_out(RULED_OUT, text):  # clean everywhere
+            if len(text) <= CACHE_LEN:
+                remember(CLEAN, text)
             return ()
         if id_like and _ruled_out(_RULED_OUT_ID, text):  # ``SKU-9780262033848`` under ``sku``
             found = ()
@@ -485,18 +485,18 @@ def findings_for(key: str | None, text: str) -> tuple[Finding, ...]:
     kept = tuple(
         f for f in found if not (f.weak and id_like) and not (f.detector == "ipv4" and version_like)
     )
-    if not kept and len(text) <= _CACHE_LEN:
-        _remember(cache, text)  # clean under such keys
+    if not kept and len(text) <= CACHE_LEN:
+        remember(cache, text)  # clean under such keys
     return kept
 
 
 #: Per key class (id-like, version-like): strings clean under such keys although
-#: :func:`scan` finds something (``SKU-9780262033848`` under ``sku``). Index 0 is ``_CLEAN``.
-_CLEAN_BY_CLASS: tuple[set[object], ...] = (_CLEAN, {None}, {None}, {None})
+#: :func:`scan` finds something (``SKU-9780262033848`` under ``sku``). Index 0 is ``CLEAN``.
+_CLEAN_BY_CLASS: tuple[set[object], ...] = (CLEAN, {None}, {None}, {None})
 _KEY_CLASS: dict[str, tuple[bool, bool]] = {}
 
 
-def _key_class(key: str) -> tuple[bool, bool]:
+def key_class(key: str) -> tuple[bool, bool]:
     found = _KEY_CLASS.get(key)
     if found is None:
         words = set(name_tokens(key))
@@ -511,8 +511,8 @@ def clean_set(key: str | None) -> set[object]:
     """The cache of strings known to hold no PII *under* ``key`` (a superset, in meaning,
     of the plain clean cache: a string clean everywhere is clean under every key)."""
     if key is None:
-        return _CLEAN
-    id_like, version_like = _key_class(key)
+        return CLEAN
+    id_like, version_like = key_class(key)
     return _CLEAN_BY_CLASS[id_like + 2 * version_like]
 
 
@@ -635,7 +635,7 @@ def _category_of_words(words: list[str]) -> str | None:
     return None
 
 
-def _name_category(name: str) -> str | None:
+def name_category(name: str) -> str | None:
     found = _NAME_CACHE.get(name, "")
     if found != "":
         return found
@@ -652,7 +652,7 @@ def match_key(name: str, value: Any, *, person: bool = False) -> str | None:
     ``person`` marks a person's own traits (identify), where a bare ``name`` is the
     person's name; elsewhere a bare ``name`` (a product's, a page's) is not PII.
     """
-    category = _name_category(name)
+    category = name_category(name)
     if category is None:
         if person and name.strip().lower() == "name" and type(value) is str:
             return "name"
@@ -668,7 +668,7 @@ def category_for_name(name: str, schema: Any = None) -> str | None:
     A schema whose ``type`` admits no value the category can hold (a boolean
     ``email_opt_in``) gives None; a schema without ``type`` is taken at its name.
     """
-    category = _name_category(name)
+    category = name_category(name)
     if category is None or not isinstance(schema, dict) or "type" not in schema:
         return category
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]

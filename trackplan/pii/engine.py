@@ -1,9 +1,10 @@
 """PII actions and detectors in the enforcement engine.
 
-:func:`install` gives each compiled rule of an :class:`~trackplan.engine.enforcer.Enforcer`
-a ``transform(event, violations)``: it applies the declared actions (inside arrays and
-nested objects too), runs the detectors over string values no declaration covers (the
-payload, and the context fields the plan selects), and returns the event to forward
+A :class:`Transformer` is one rule's ``transform(event, violations)``; the enforcer
+(:mod:`trackplan.engine.enforcer`) gives one to each compiled rule that needs it. It
+applies the declared actions (inside arrays and nested objects too), runs the detectors
+over string values no declaration covers (the payload, and the context fields the plan
+selects), and returns the event to forward
 (the input itself when nothing changed, else a copy: the input is never mutated), or
 None to block. Detections append a ``PII`` violation naming the category, the pointer
 and the detector, never the value.
@@ -24,110 +25,54 @@ through the bounded memos the generated functions share (held in memory only).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trackplan import pointer as jp
-from trackplan.engine.violations import Violation
 from trackplan.pii.actions import apply_action, mask_value, replace_spans
 from trackplan.pii.detect import (
-    _CLEAN,
+    CLEAN,
     Finding,
-    _name_category,
-    _remember,
     clean_set,
     findings_for,
     match_key,
+    name_category,
+    remember,
 )
-from trackplan.pii.fastpath import _MEMO_ACTIONS, _store
+from trackplan.pii.nodes import (
+    DETECT_ALL,
+    DROP,
+    MAX_SCAN_DEPTH,
+    MEMO_ACTIONS,
+    Block,
+    Node,
+    inherit_detection,
+    store,
+)
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
+from trackplan.schema.violations import Violation
 
-if TYPE_CHECKING:
-    from trackplan.engine.enforcer import Enforcer
-
-__all__ = ["PII", "install", "Transformer"]
+__all__ = ["PII", "Transformer"]
 
 #: The violation type of PII findings and rejections.
 PII = "PII"
-
-
-class _Drop:
-    """Sentinel: remove this field."""
-
-
-_DROP = _Drop()
 #: ``keys_seen`` default: a key not seen yet (an object of the values' type, never stored)
 _UNSEEN_KEY: set[object] = set()
 _NONE: frozenset[str] = frozenset()
-
-
-class _Block(Exception):
-    """Raised inside a transform to block the event (``reject``)."""
-
-
-class _Node:
-    """One step of the precomputed path tree: declared children, a leaf, detection."""
-
-    __slots__ = ("keys", "star", "leaf", "detect", "person")
-
-    def __init__(self) -> None:
-        self.keys: dict[str, _Node] = {}
-        self.star: _Node | None = None
-        self.leaf: DeclaredField | None = None
-        self.detect = False
-        self.person = False
-
-    def child(self, token: str) -> _Node:
-        if token == ANY:
-            if self.star is None:
-                self.star = _Node()
-            return self.star
-        node = self.keys.get(token)
-        if node is None:
-            node = self.keys[token] = _Node()
-        return node
-
-    def inert(self) -> bool:
-        """True when visiting this subtree can change nothing."""
-        if self.leaf is not None or self.detect:
-            return False
-        if self.star is not None and not self.star.inert():
-            return False
-        return all(c.inert() for c in self.keys.values())
 
 
 def _put(
     out: dict[str, Any] | None, value: dict[str, Any], key: str, new: Any
 ) -> dict[str, Any]:
     """Copy-on-write store: ``out`` (a copy of ``value``, made now if None) with ``key``
-    set to ``new``, or removed for ``_DROP``."""
+    set to ``new``, or removed for ``DROP``."""
     if out is None:
         out = dict(value)
-    if new is _DROP:
+    if new is DROP:
         del out[key]
     else:
         out[key] = new
     return out
-
-
-def _inherit_detection(node: _Node) -> None:
-    """Detection covers a whole subtree: a declared field inside a scanned object (an
-    ``email`` declared in ``products`` items) leaves its siblings scanned."""
-    stack = [node]
-    while stack:
-        parent = stack.pop()
-        children = [*parent.keys.values(), *([parent.star] if parent.star else [])]
-        for child in children:
-            if parent.detect:
-                child.detect = True
-            stack.append(child)
-
-
-#: Deeper undeclared containers are redacted unscanned (each level costs two frames).
-_MAX_SCAN_DEPTH = 200
-
-_DETECT_ALL = _Node()
-_DETECT_ALL.detect = True
 
 
 class Transformer:
@@ -162,7 +107,7 @@ class Transformer:
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
         self.on_detect = det.action
-        root = _Node()
+        root = Node()
         for f in _fields_for(policy, rule):
             node = root
             for token in f.path:
@@ -180,12 +125,12 @@ class Transformer:
                 target = context if name == ANY else context.child(name)
                 target.detect = True
                 target.person = target.person or name == "traits"
-        _inherit_detection(root)
+        inherit_detection(root)
         self.root = root
         #: per (action, category): results of ``hash``, ``mask`` and ``redact`` on strings
         #: seen recently (bounded; held in memory only, like the events themselves)
         self.memos: dict[tuple[str, str], dict[str, Any]] = {}
-        #: the transform for events valid against the rule (set by :func:`install`)
+        #: the transform for events valid against the rule (set by the enforcer)
         self.valid: Callable[[dict[str, Any], list[Violation]], Any] = self
 
     def memo(self, action: str, category: str) -> dict[str, Any]:
@@ -200,13 +145,13 @@ class Transformer:
         """The event to forward (``event`` itself when unchanged), or None to block."""
         try:
             out = self._visit(event, self.root, (), violations)
-        except _Block:
+        except Block:
             return None
-        return event if out is _DROP else out
+        return event if out is DROP else out
 
     # -- walking ------------------------------------------------------------------------
     def _visit(
-        self, value: Any, node: _Node, path: tuple[str | int, ...], violations: list[Violation]
+        self, value: Any, node: Node, path: tuple[str | int, ...], violations: list[Violation]
     ) -> Any:
         leaf = node.leaf
         if leaf is not None:
@@ -236,7 +181,7 @@ class Transformer:
                 if star is not None:
                     new = self._visit(v, star, (*path, i), violations)
                 elif type(v) is str:
-                    if not self.values or len(v) < 6 or v in _CLEAN:
+                    if not self.values or len(v) < 6 or v in CLEAN:
                         new = v
                     else:
                         found = findings_for(None, v)
@@ -248,7 +193,7 @@ class Transformer:
                         items = list(value[:i])
                 elif items is None:
                     continue
-                if new is not _DROP:
+                if new is not DROP:
                     items.append(new)
             return value if items is None else items
         if kind is str and node.detect and self.values:
@@ -259,7 +204,7 @@ class Transformer:
     def _extras(
         self,
         value: dict[str, Any],
-        node: _Node,
+        node: Node,
         known: frozenset[str],
         path: tuple[str | int, ...],
         violations: list[Violation],
@@ -270,7 +215,7 @@ class Transformer:
         keys, star, detect = node.keys, node.star, node.detect
         if detect and not keys and star is None and not known:
             return self._undeclared(value, node.person, path, violations, out)
-        seen, clean, values = self.keys_seen[node.person], _CLEAN, self.values
+        seen, clean, values = self.keys_seen[node.person], CLEAN, self.values
         for k, v in value.items():
             if k in known:
                 continue
@@ -314,7 +259,7 @@ class Transformer:
     ) -> dict[str, Any] | None:
         """:meth:`_extras` of an object nothing is declared in (the loop without the
         declared keys' lookups: the common case, nested undeclared objects)."""
-        seen, clean, values = self.keys_seen[person], _CLEAN, self.values
+        seen, clean, values = self.keys_seen[person], CLEAN, self.values
         for k, v in value.items():
             cache = seen.get(k, _UNSEEN_KEY)
             if cache is _UNSEEN_KEY:
@@ -340,7 +285,7 @@ class Transformer:
         does not cannot make :func:`match_key` answer)."""
         if not self.names:
             return False
-        return _name_category(key) is not None or (person and key.strip().lower() == "name")
+        return name_category(key) is not None or (person and key.strip().lower() == "name")
 
     def _key_cache(self, key: str, person: bool) -> set[object] | None:
         """What :meth:`_extras` needs of a key: None when it could name PII, else the
@@ -366,12 +311,12 @@ class Transformer:
             cache = clean_set(k)
             if v.__class__ is not str:
                 if v is None or type(v) in (int, float, bool):
-                    _remember(cache, v)
+                    remember(cache, v)
                 continue
             if v in cache:
                 continue
-            if len(v) < 6 or v in _CLEAN:
-                _remember(cache, v)
+            if len(v) < 6 or v in CLEAN:
+                remember(cache, v)
                 continue
             new = self._text(k, v, (*path, k), violations)
             if new is not v:
@@ -400,9 +345,9 @@ class Transformer:
                         f.location,
                     )
                 )
-                raise _Block
+                raise Block
             action = "redact"  # the review copy of a blocked event
-        if action in _MEMO_ACTIONS:  # hash, mask, redact
+        if action in MEMO_ACTIONS:  # hash, mask, redact
             kind = type(value)
             if kind is str:
                 memo = self.memos.get((action, category))
@@ -422,7 +367,7 @@ class Transformer:
                 return self._text(None, value, path, violations, in_free_text=True)
             return value
         if action == "drop":
-            return _DROP
+            return DROP
         return apply_action(action, category, value, self.key)[1]
 
     def _apply(self, action: str, category: str, value: Any) -> Any:
@@ -439,7 +384,7 @@ class Transformer:
                 new = mask_value(category, value)
             else:
                 new = apply_action(action, category, value, self.key)[1]
-            _store(memo, value, new)
+            store(memo, value, new)
         return new
 
     def _detect(
@@ -462,7 +407,7 @@ class Transformer:
         if kind is str:
             return self._text(key, value, path, violations) if self.values else value
         if kind is dict or kind is list:
-            if len(path) > _MAX_SCAN_DEPTH:  # too deep to scan within the recursion limit
+            if len(path) > MAX_SCAN_DEPTH:  # too deep to scan within the recursion limit
                 pointer = jp.from_parts(path)
                 violations.append(
                     Violation(
@@ -472,7 +417,7 @@ class Transformer:
                     )
                 )
                 return apply_action("redact", "other", value, None)[1]
-            return self._visit(value, _DETECT_ALL, path, violations)
+            return self._visit(value, DETECT_ALL, path, violations)
         return value
 
     def _text(
@@ -513,9 +458,9 @@ class Transformer:
             )
         actions = set(each)
         if "reject" in actions:
-            raise _Block
+            raise Block
         if "drop" in actions:
-            return _DROP
+            return DROP
         if len(found) == 1 and found[0].start == 0 and found[0].end == len(value):
             return apply_action(action, found[0].category, value, self.key)[1]
         strict = action
@@ -535,9 +480,9 @@ class Transformer:
         action = self._action(category)
         violations.append(Violation(PII, pointer, _message(category, pointer, detector, action)))
         if action == "reject":
-            raise _Block
+            raise Block
         if action == "drop":
-            return _DROP
+            return DROP
         return apply_action(action, category, value, self.key)[1]
 
     def _action(self, category: str) -> str:
@@ -559,14 +504,14 @@ class Transformer:
         return dict(event) if out is event else out
 
     @classmethod
-    def scrubbing(cls, policy: PiiPolicy, root: _Node) -> Transformer:
+    def scrubbing(cls, policy: PiiPolicy, root: Node) -> Transformer:
         """A walk of ``root``'s paths for review copies: ``reject`` redacts, never blocks."""
         return cls(policy, None, "alias", block=False)._adopt(root)
 
     @classmethod
     def review_scrubber(cls, policy: PiiPolicy) -> Transformer:
         """The scrubber of values no rule describes (see :meth:`scrub_any`)."""
-        return cls.scrubbing(policy, _DETECT_ALL)
+        return cls.scrubbing(policy, DETECT_ALL)
 
     def scrub_any(self, value: Any) -> Any:
         """A review copy of a blocked value that no rule describes (a call of unknown type,
@@ -576,11 +521,11 @@ class Transformer:
         stack, strings the detectors or actions refuse): then nothing is kept."""
         try:
             out = self._visit(value, self.root, (), [])
-        except (_Block, ValueError, TypeError, RecursionError):
+        except (Block, ValueError, TypeError, RecursionError):
             return None
-        return None if out is _DROP else out
+        return None if out is DROP else out
 
-    def _adopt(self, root: _Node) -> Transformer:
+    def _adopt(self, root: Node) -> Transformer:
         self.root = root
         return self
 
@@ -588,7 +533,7 @@ class Transformer:
 def _all_clean(items: list[Any]) -> bool:
     """Whether every item is a string (or null) known clean: nothing to scan."""
     try:
-        return _CLEAN.issuperset(items)
+        return CLEAN.issuperset(items)
     except TypeError:  # an object or array item (unhashable)
         return False
 
@@ -629,44 +574,3 @@ def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
         elif rule is not None and owner is rule:
             out.append(f)
     return out
-
-
-def _compiler(compiled: Any) -> Callable[[dict[str, Any]], Callable[[Any], bool]]:
-    """schema -> ``is_valid`` of its fast validator, for ``compiled``'s controls."""
-    from trackplan.engine.enforcer import make_validator
-
-    def compile_schema(schema: dict[str, Any]) -> Callable[[Any], bool]:
-        is_valid: Callable[[Any], bool] = make_validator(compiled.fast_schema(schema)).is_valid
-        return is_valid
-
-    return compile_schema
-
-
-def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
-    """Build the plan's PII policy and set each compiled rule's ``transform``.
-
-    Rules whose transform can change nothing keep ``transform = None`` (the fast path).
-
-    Raises:
-        CompileError: invalid PII declarations; MissingSecretError: a hash without its key.
-    """
-    if policy is None:
-        policy = PiiPolicy.from_plan(enforcer.plan)
-    compiled = list(enforcer.compiled_rules())
-    for versions in getattr(enforcer, "_reserved", {}).values():
-        compiled.extend(versions)
-    from trackplan.pii.fastpath import build
-
-    memos: dict[tuple[str, str], dict[str, Any]] = {}  # one set per policy (one hash key)
-    for c in compiled:
-        transformer = Transformer(policy, c.rule, c.kind)
-        if transformer.inert():
-            c.transform = None
-            continue
-        transformer.memos = memos
-        closed = c.planned if c.check_unplanned and not c.patterns else None
-        transformer.valid = build(
-            transformer, c.schema, c.payload_key, closed, _compiler(c)
-        )
-        c.transform = transformer
-    return policy

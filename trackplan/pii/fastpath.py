@@ -25,23 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from trackplan import pointer as jp
 from trackplan.pii.detect import (
-    _CACHE_LEN,
-    _CLEAN,
-    _RULED_OUT,
+    CACHE_LEN,
+    CLEAN,
     PREFILTER,
     PREFILTER_ID,
+    RULED_OUT,
     SAFE_WHOLE,
-    _key_class,
-    _name_category,
-    _remember,
-    _rust_check,
     clean_set,
+    key_class,
+    name_category,
     prefilter_for,
+    remember,
+    rust_check,
     scan,
 )
+from trackplan.pii.nodes import DETECT_ALL, DROP, MEMO_ACTIONS, Block, Node
 
 if TYPE_CHECKING:
-    from trackplan.pii.engine import Transformer, _Node
+    from trackplan.pii.engine import Transformer
 
 __all__ = ["build"]
 
@@ -54,10 +55,6 @@ _MAX_DEPTH = 8
 #: Strings shorter than this are never scanned (see ``detect.scan``).
 _MIN_SCAN = 6
 
-#: Actions whose result on a string depends on the string alone (memoised per category).
-_MEMO_ACTIONS = frozenset({"hash", "mask", "redact"})
-#: Entries a memo holds before it is cleared.
-MEMO_MAX = 4096
 
 _INERT = "inert"
 _STRING = "string"
@@ -126,12 +123,6 @@ def kind_of(schema: Any, root: Any) -> Kind:
     return _UNKNOWN, None
 
 
-def _store(memo: dict[str, Any], value: str, new: Any) -> None:
-    if len(memo) >= MEMO_MAX:
-        memo.clear()
-    memo[value] = new
-
-
 def _clean_scalar(value: Any) -> bool:
     if value is None or type(value) in (bool, int, float):
         return True
@@ -171,10 +162,8 @@ class _Gen:
         self.names: dict[str, Any] = {}
         self.ids: dict[int, str] = {}
         self.counter = 0
-        from trackplan.pii.engine import _DETECT_ALL, _DROP
-
-        self.detect_all = _DETECT_ALL
-        self.drop = self.const(_DROP)
+        self.detect_all = DETECT_ALL
+        self.drop = self.const(DROP)
         #: the global the prefiltered validator's ``is_valid`` is bound to (after exec)
         self.prefiltered = self.const(_PrefilterSlot)
         self.missing = self.const(_MISSING)
@@ -235,7 +224,7 @@ class _Gen:
         self.emit(ind + 2, f"{out}[{key}] = {new}")
 
     def obj(
-        self, ind: int, src: str, node: _Node, props: dict[str, Any], path: _Path,
+        self, ind: int, src: str, node: Node, props: dict[str, Any], path: _Path,
         root: Any, depth: int, closed: frozenset[str] | None = None,
     ) -> str:
         """Code turning the dict in ``src`` into its transform; returns the result's name.
@@ -281,8 +270,8 @@ class _Gen:
                 tests = []
                 for key in scan_keys:
                     value, cache = self.fresh("s"), self.const(clean_set(key))
-                    ruled_out = self.const(_RULED_OUT_UNDER_ID if _key_class(key)[0]
-                                           else _RULED_OUT)
+                    ruled_out = self.const(_RULED_OUT_UNDER_ID if key_class(key)[0]
+                                           else RULED_OUT)
                     tests.append(f"(({value} := {get}({self.token(key)})) in {cache} or "
                                  f"{ruled_out}({value}) and {keep}({cache}, {value}))")
                 keys = self.token(tuple(scan_keys))
@@ -299,7 +288,7 @@ class _Gen:
         return result
 
     def child(
-        self, ind: int, src: str, out: str, key: str, node: _Node, schema: Any, path: _Path,
+        self, ind: int, src: str, out: str, key: str, node: Node, schema: Any, path: _Path,
         root: Any, depth: int, *, undeclared: bool = False, person: bool = False,
         closed: frozenset[str] | None = None,
     ) -> None:
@@ -323,10 +312,10 @@ class _Gen:
         """Whether the walk checks this key's name (then the walk handles it)."""
         if not self.t.names:
             return False
-        return _name_category(key) is not None or (person and key.strip().lower() == "name")
+        return name_category(key) is not None or (person and key.strip().lower() == "name")
 
     def leaf(
-        self, ind: int, src: str, out: str, key: str, node: _Node, path: _Path,
+        self, ind: int, src: str, out: str, key: str, node: Node, path: _Path,
         props: dict[str, Any],
     ) -> None:
         f = node.leaf
@@ -348,7 +337,7 @@ class _Gen:
         self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
         self.emit(ind, f"if {value} is not {self.missing}:")
         if f.action == "allow":  # free text: scanned unless cached or prefiltered clean
-            cache = self.const(_CLEAN)
+            cache = self.const(CLEAN)
             self.emit(ind + 1, f"if {value}.__class__ is str and {value} in {cache}:")
             self.emit(ind + 2, f"{new} = {value}")
             if key in props:
@@ -356,12 +345,12 @@ class _Gen:
                 self.emit(ind + 1, f"elif {value}.__class__ is str:")
                 self.unless_prefiltered(
                     ind + 2,
-                    [f"{self.const(_remember)}({cache}, {value})", f"{new} = {value}"],
+                    [f"{self.const(remember)}({cache}, {value})", f"{new} = {value}"],
                     [f"{new} = {call}"],
                 )
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"{new} = {call}")
-        elif f.action in _MEMO_ACTIONS:
+        elif f.action in MEMO_ACTIONS:
             memo = self.t.memo(f.action, f.category)
             self.emit(ind + 1, f"if {value}.__class__ is str:")
             self.emit(ind + 2, f"{new} = {self.const(memo)}.get({value})")
@@ -374,7 +363,7 @@ class _Gen:
         self.assign(ind + 1, src, out, k, value, new)
 
     def value(
-        self, ind: int, src: str, node: _Node, schema: Any, path: _Path, root: Any,
+        self, ind: int, src: str, node: Node, schema: Any, path: _Path, root: Any,
         depth: int, undeclared: str | None = None, person: bool = False,
         closed: frozenset[str] | None = None,
     ) -> str:
@@ -408,7 +397,7 @@ class _Gen:
             return result
         if item_kind == _STRING and items_node.leaf is None and not items_node.keys:
             resolved = _resolve(schema, root)
-            issuperset = self.const(_CLEAN.issuperset)
+            issuperset = self.const(CLEAN.issuperset)
             self.emit(ind, f"if {src}.__class__ is list and {issuperset}({src}):")
             self.emit(ind + 1, f"{result} = {src}")
             if isinstance(resolved, dict):
@@ -461,7 +450,7 @@ _MISSING = object()
 
 #: Strings ruled out under id-like keys: by the general prefilter, or by the one for such
 #: keys (:func:`trackplan.pii.detect.findings_for` decides them the same way).
-_RULED_OUT_UNDER_ID = _rust_check(
+_RULED_OUT_UNDER_ID = rust_check(
     {"anyOf": [{"not": {"pattern": PREFILTER}}, {"not": {"pattern": PREFILTER_ID}},
                {"pattern": SAFE_WHOLE}]}
 )
@@ -469,15 +458,15 @@ _RULED_OUT_UNDER_ID = _rust_check(
 
 def _keep(cache: set[object], value: object) -> bool:
     """Cache a string the prefilter ruled out (not a long one); True, for the chain."""
-    if value.__class__ is str and len(value) <= _CACHE_LEN:
-        _remember(cache, value)
+    if value.__class__ is str and len(value) <= CACHE_LEN:
+        remember(cache, value)
     return True
 
 
 def _remember_items(items: list[Any]) -> None:
     for value in items:
         if value.__class__ is str:
-            _remember(_CLEAN, value)
+            remember(CLEAN, value)
 
 
 class _PrefilterSlot:
@@ -517,8 +506,6 @@ def build(
         or None to block, as ``transformer(event, violations)`` does on a valid event
         (the same event and findings; findings may come in another order).
     """
-    from trackplan.pii.engine import _Block
-
     gen = _Gen(transformer, payload_key, closed)
     props: dict[str, Any] = {}
     branches = root_schema.get("allOf", []) if isinstance(root_schema, dict) else []
@@ -531,7 +518,7 @@ def build(
     gen.emit(1, "clean = None")
     gen.emit(1, "try:")
     result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
-    gen.emit(1, f"except {gen.const(_Block)}:")
+    gen.emit(1, f"except {gen.const(Block)}:")
     gen.emit(2, "return None")
     gen.emit(1, f"except {gen.const(ValueError)}:")  # a lone surrogate, which Rust refuses
     gen.emit(2, "del violations[:]")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trackplan.plan.model import DRAFT_URIS, Rule
-
-if TYPE_CHECKING:
-    from trackplan.plan.model import Plan
+from trackplan.plan.jsonutil import walk_schemas
+from trackplan.plan.model import DRAFT_URIS, PAYLOAD_KEY, Plan, Rule
 
 __all__ = ["rule_call_schema", "split_call_schema", "call_schema", "DEFS_KEYS"]
 
@@ -31,8 +29,6 @@ def split_call_schema(
     kind: str, schema: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any] | bool | None, dict[str, Any] | None]:
     """Inverse of :func:`rule_call_schema`: ``(payload, call)`` from a whole-call schema."""
-    from trackplan.plan.model import PAYLOAD_KEY
-
     call = copy.deepcopy(dict(schema))
     key = PAYLOAD_KEY.get(kind)
     payload: Mapping[str, Any] | bool | None = None
@@ -63,8 +59,6 @@ def _strip_root(schema: dict[str, Any], defs: dict[str, dict[str, Any]]) -> dict
 
 def _rebase_local_refs(schema: Any, prefix: str) -> None:
     """Point ``#/...`` refs written against a rule's own root at its place in ``allOf``."""
-    from trackplan.plan.jsonutil import walk_schemas
-
     for _path, node in walk_schemas(schema):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/"):

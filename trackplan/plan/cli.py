@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
+from trackplan.engine import compile_plan
 from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError
 from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH
@@ -41,7 +42,7 @@ def check(plan: Path) -> None:
         sys.exit(1)
     try:
         # a schema the loader accepts can still be beyond the engine (a regex dialect gap)
-        loaded.compile()
+        compile_plan(loaded)
     except MissingSecretError:
         pass  # secrets come from the environment where events are enforced, not here
     except CompileError as exc:

@@ -20,6 +20,7 @@ import yaml
 
 from trackplan import pointer as jp
 from trackplan.errors import PlanError, PlanIssue
+from trackplan.plan.assemble import rule_call_schema
 from trackplan.plan.format_schema import EVENT_FILE_SCHEMA, PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
 from trackplan.plan.model import (
@@ -470,8 +471,6 @@ _BASE = "urn:trackplan:rule"
 
 def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
     """Refuse non-local ``$ref``s; check local ones resolve and do not loop."""
-    from trackplan.plan.assemble import rule_call_schema
-
     out: list[PlanIssue] = []
     parts: list[tuple[str, str, Any]] = []
     if rule.payload is not None and rule.payload_key:

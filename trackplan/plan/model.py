@@ -10,12 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
-
-if TYPE_CHECKING:
-    from trackplan.engine.enforcer import Enforcer
 
 __all__ = [
     "CALL_KINDS",
@@ -233,22 +230,4 @@ class Plan:
         """A stable SHA-256 of :meth:`content`, for generated-code headers and caches."""
         blob = orjson.dumps(self.content(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(blob).hexdigest()
-
-    def compile(self) -> Enforcer:
-        """Compile the plan into an enforcer: ``plan.compile().enforce(event)``."""
-        from trackplan.engine.enforcer import compile_plan
-
-        return compile_plan(self)
-
-    def call_schema(self, rule: Rule, *, with_common: bool = True) -> dict[str, Any]:
-        """The JSON Schema of a whole call for ``rule``: what Segment's ``jsonSchema`` holds.
-
-        The payload sits at ``/properties/<payload_key>``; the plan's shared definitions
-        and the rule's own root definitions are hoisted to the root so local ``$ref``
-        pointers such as ``#/definitions/Address`` resolve. With ``with_common`` the
-        common rule joins through ``allOf``.
-        """
-        from trackplan.plan.assemble import call_schema
-
-        return call_schema(self, rule, with_common=with_common)
 

@@ -2,9 +2,9 @@
 and the data-protection report.
 
 - :mod:`trackplan.privacy.destinations`: the ``destinations`` and ``consent`` sections.
-- :mod:`trackplan.privacy.consent`: ``enforcer.route(event)`` with Segment's consent rules.
+- :mod:`trackplan.privacy.consent`: ``route(enforcer, event)`` with Segment's consent rules.
 - :mod:`trackplan.privacy.forms`: the PII form each destination receives.
-- :mod:`trackplan.privacy.suppression`: hashed suppression lists, ``enforcer.with_suppression``.
+- :mod:`trackplan.privacy.suppression`: hashed suppression lists, ``suppressed(enforcer, list)``.
 - :mod:`trackplan.privacy.erase`: crash-safe erasure from parquet, NDJSON and CSV files.
 - :mod:`trackplan.privacy.report`: ``trackplan report dpia``.
 """

@@ -48,15 +48,16 @@ def route(
     For each event: whether the plan allows it and, per destination, whether it is sent
     (consent, integrations, PII forms) and the copy that destination gets.
     """
+    from trackplan.engine import compile_plan
     from trackplan.engine.readers import iter_file
     from trackplan.plan.load import load_plan
     from trackplan.privacy.consent import router_of
-    from trackplan.privacy.suppression import SuppressionList
+    from trackplan.privacy.suppression import SuppressionList, suppressed
 
-    enforcer = load_plan(plan).compile()
+    enforcer = compile_plan(load_plan(plan))
     router = router_of(enforcer)  # plan errors in destinations surface before any event
     if suppression:
-        enforcer = enforcer.with_suppression(SuppressionList.load(suppression))
+        enforcer = suppressed(enforcer, SuppressionList.load(suppression))
     out = sys.stdout.buffer
     bad = 0
     for item in iter_file(events):

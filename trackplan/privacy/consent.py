@@ -1,6 +1,6 @@
 """Consent routing: which destinations an event goes to, and the copy each one gets.
 
-Routing starts from :meth:`Enforcer.enforce` (a blocked event goes nowhere), then decides
+Routing wraps :meth:`Enforcer.enforce` (a blocked event goes nowhere), then decides
 per destination with Segment's consent semantics, in this order:
 
 1. consent, read from ``context.consent.categoryPreferences``:
@@ -23,7 +23,7 @@ per destination with Segment's consent semantics, in this order:
    destination may not receive is dropped, or hashed, masked or redacted as it declares; a
    ``reject`` form keeps the event away from the destination when the category is present.
 
->>> routing = enforcer.route(event)                              # doctest: +SKIP
+>>> routing = route(enforcer, event)                              # doctest: +SKIP
 >>> {d.destination: d.send for d in routing.deliveries}          # doctest: +SKIP
 {'Amplitude': True, 'Salesforce': True, 'Google Ads': False, 'Snowflake': True}
 """
@@ -32,15 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trackplan.plan.model import CallControls, Plan, Rule
+from trackplan.engine import Enforcer, Result
+from trackplan.pii.policy import PiiPolicy
+from trackplan.plan.model import Plan, Rule
+from trackplan.plan.reserved import CONSENT_EVENT
 from trackplan.privacy.destinations import Destination, Privacy, load_privacy
-
-if TYPE_CHECKING:
-    from trackplan.engine.enforcer import Enforcer, Result
-    from trackplan.pii.policy import PiiPolicy
-    from trackplan.privacy.forms import DestinationForms
+from trackplan.privacy.forms import DestinationForms
 
 __all__ = [
     "CONSENT_EVENT",
@@ -51,11 +50,7 @@ __all__ = [
     "preferences",
     "consent_allows",
     "integrations_allow",
-    "reserved_rules",
 ]
-
-#: Segment's reserved event; accepted in every plan, must carry categoryPreferences.
-CONSENT_EVENT = "Segment Consent Preference Updated"
 
 #: Why a destination does or does not get an event.
 SENT, BLOCKED, NO_CONSENT, INTEGRATIONS_OFF, PII_REJECTED = (
@@ -176,8 +171,6 @@ class Router:
         self, plan: Plan, privacy: Privacy | None = None, *, policy: PiiPolicy | None = None
     ) -> None:
         self.privacy = privacy if privacy is not None else load_privacy(plan)
-        from trackplan.privacy.forms import DestinationForms
-
         self.forms: DestinationForms = DestinationForms(plan, self.privacy, policy)
 
     def decide(self, result: Result) -> Routing:
@@ -220,83 +213,6 @@ def router_of(enforcer: Enforcer) -> Router:
 def route(enforcer: Enforcer, event: Any) -> Routing:
     """Enforce the plan on ``event``, then route it to every destination of the plan."""
     return router_of(enforcer).decide(enforcer.enforce(event))
-
-
-# -- the reserved consent event -----------------------------------------------------------
-_PREFERENCES_REQUIRED: dict[str, Any] = {
-    "type": "object",
-    "required": ["context"],
-    "properties": {
-        "context": {
-            "type": "object",
-            "required": ["consent"],
-            "properties": {
-                "consent": {
-                    "type": "object",
-                    "required": ["categoryPreferences"],
-                    "properties": {
-                        "categoryPreferences": {
-                            "type": "object",
-                            "additionalProperties": {"type": "boolean"},
-                        }
-                    },
-                }
-            },
-        }
-    },
-}
-
-
-def reserved_rules(plan: Plan) -> list[tuple[Rule, CallControls]]:
-    """Rules for Segment's reserved consent event, with the controls they run under.
-
-    Every version the plan defines gets the ``categoryPreferences`` requirement added to
-    its call schema; a plan without the event gets one version that requires only that.
-    Violations of these rules always block: Segment rejects the event without preferences.
-    """
-    track = plan.controls.track
-    controls = CallControls(
-        unplanned_events="allow",
-        unplanned_properties=track.unplanned_properties,
-        violations="block",
-        common_violations=track.common_violations,
-    )
-    own = plan.versions(CONSENT_EVENT)
-    if not own:
-        controls = CallControls("allow", "allow", "block", track.common_violations)
-        rule = Rule(
-            "track",
-            CONSENT_EVENT,
-            1,
-            "Segment's reserved consent event.",
-            None,
-            _PREFERENCES_REQUIRED,
-            plan.draft,
-            "reserved",
-            "",
-        )
-        return [(rule, controls)]
-    out = []
-    for r in own:
-        call = {"allOf": [dict(r.call), _PREFERENCES_REQUIRED]} if r.call else _PREFERENCES_REQUIRED
-        out.append(
-            (
-                Rule(
-                    r.kind,
-                    r.name,
-                    r.version,
-                    r.description,
-                    r.payload,
-                    call,
-                    r.draft,
-                    r.source,
-                    r.pointer,
-                    r.extra,
-                ),
-                controls,
-            )
-        )
-    return out
 
 
 __all__ += ["router_of", "SENT", "BLOCKED", "NO_CONSENT", "INTEGRATIONS_OFF", "PII_REJECTED"]

@@ -24,7 +24,6 @@ import datetime as dt
 import gzip
 import io
 import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +32,7 @@ from typing import IO, Any, TypeVar, cast
 
 import orjson
 
+from trackplan.atomic import replace_file
 from trackplan.errors import BatchError, InputError
 from trackplan.privacy.suppression import subject_hash
 
@@ -46,7 +46,6 @@ __all__ = [
     "EraseReport",
     "erase",
     "find_files",
-    "atomic_write_bytes",
     "read_ids_file",
 ]
 
@@ -214,31 +213,6 @@ def find_files(paths: Iterable[str]) -> tuple[list[Path], list[Path]]:
         else:
             raise InputError(f"{path}: no such file or directory")
     return list(files), list(dirs)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace(tmp: Path, target: Path) -> None:
-    if target.exists():
-        shutil.copymode(target, tmp)  # keep the file's permissions
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = _tmp_for(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    _replace(tmp, path)
 
 
 def _clean_stale(dirs: Iterable[Path]) -> int:
@@ -450,7 +424,7 @@ def _rewrite(path: Path, kind: str, subjects: Subjects) -> None:
         _write_rows(path, tmp, _csv_rows(path, subjects))
     else:
         _write_rows(path, tmp, _ndjson_rows(path, subjects))
-    _replace(tmp, path)
+    replace_file(tmp, path)
 
 
 def _verify(result: FileResult, subjects: Subjects, schema: Any) -> None:

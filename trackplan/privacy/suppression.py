@@ -28,16 +28,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import orjson
 
-from trackplan.engine.violations import Violation
+from trackplan.atomic import write_bytes_atomic
+from trackplan.engine import Enforcer, Result, Violation
 from trackplan.errors import InputError, MissingSecretError
-
-if TYPE_CHECKING:
-    from trackplan.engine.enforcer import Enforcer, Result
 
 __all__ = [
     "KEY_ENV",
@@ -138,9 +136,7 @@ class SuppressionList:
 
     def write(self, path: str | Path) -> None:
         """Write the list atomically (aside, fsync, rename)."""
-        from trackplan.privacy.erase import atomic_write_bytes
-
-        atomic_write_bytes(Path(path), self.dumps().encode())
+        write_bytes_atomic(Path(path), self.dumps().encode())
 
 
 # -- the enforcer hook ------------------------------------------------------------------
@@ -168,8 +164,6 @@ def _hit(slist: SuppressionList, fields: Any) -> str | None:
 
 
 def _blocked(event: Any, ptr: str) -> Result:
-    from trackplan.engine.enforcer import Result
-
     message = f"{ptr[1:]} is on the suppression list"
     return Result(False, event, (Violation(SUPPRESSED, ptr, message),))
 

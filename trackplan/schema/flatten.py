@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from trackplan.plan.assemble import DEFS_KEYS
+from trackplan.plan.jsonutil import walk_schemas
+
 __all__ = ["flatten", "merge"]
 
 #: Keywords that never read a sibling: the schema's verdict is the AND of theirs.
@@ -126,9 +129,6 @@ def _split(branch: Any) -> tuple[dict[str, Any], Any]:
 def _addresses_places(schema: dict[str, Any]) -> bool:
     """Whether a local ``$ref`` in ``schema`` points anywhere but its definitions (such as
     ``#/allOf/1/properties/x``, which merging the branches would leave pointing nowhere)."""
-    from trackplan.plan.assemble import DEFS_KEYS
-    from trackplan.plan.jsonutil import walk_schemas
-
     for _path, node in walk_schemas(schema):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/") and (

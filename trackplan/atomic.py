@@ -1,4 +1,7 @@
-"""Write files atomically: into a hidden temporary beside the target, then rename.
+"""Write files atomically: into a hidden temporary beside the target, fsync, then rename.
+
+The one place trackplan replaces a file: batch outputs (redacted copies, reports),
+suppression lists and erasure rewrites all go through it.
 
 An interrupted run leaves no partial file under the target's name: either the old file
 (or nothing) or the complete new one. Temporaries are named
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +33,16 @@ try:
 except ImportError:  # pragma: no cover - Windows: no stale-file cleanup
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["atomic_path", "write_text_atomic", "PartFile", "remove_stale_parts", "PART_NAME"]
+__all__ = [
+    "PART_NAME",
+    "PartFile",
+    "atomic_path",
+    "fsync_dir",
+    "remove_stale_parts",
+    "replace_file",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 #: The name of a temporary this module made (target name, writer's pid, random token).
 PART_NAME = re.compile(r"^\.(?P<target>.+)\.trackplan-(?P<pid>\d+)-(?P<token>[0-9a-f]{12})\.part$")
@@ -57,9 +70,9 @@ class PartFile:
         os.replace(pending, self.path)
 
     def commit(self) -> None:
-        """Rename the temporary to the target and release it."""
+        """Rename the temporary to the target (see :func:`replace_file`) and release it."""
         try:
-            os.replace(self.path, self.target)
+            replace_file(self.path, self.target)
         finally:
             self._release()
 
@@ -75,6 +88,24 @@ class PartFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def replace_file(tmp: Path, target: Path) -> None:
+    """Rename the written, fsynced ``tmp`` over ``target``, keeping ``target``'s permissions
+    when it exists, and fsync the directory so the rename survives a crash."""
+    if target.exists():
+        shutil.copymode(target, tmp)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (a rename in it) to disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_stale_parts(directory: Path, *, target: str | None = None) -> list[Path]:
@@ -138,5 +169,14 @@ def write_text_atomic(target: Path, text: str) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (aside, fsync, rename)."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

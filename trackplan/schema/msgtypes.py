@@ -18,14 +18,14 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 
 from trackplan import pointer as jp
-from trackplan.engine.enforcer import make_validator
-from trackplan.engine.envelope import envelope_schema
 from trackplan.plan.assemble import DEFS_KEYS
+from trackplan.schema.envelope import envelope_schema
+from trackplan.schema.validator import make_validator
 
-__all__ = ["Unsupported", "compile_check"]
+__all__ = ["Builder", "Check", "IDENTITY_ANYOF", "Unsupported", "compile_check", "local_refs"]
 
 UNSET = msgspec.UNSET
-_Check = Callable[[Any], bool]
+Check = Callable[[Any], bool]
 #: what msgspec types cannot check, as a tree compiled to one function per rule:
 #: ("leaf", validator) | ("struct", ((attr, node), ...)) | ("list", node)
 #: | ("if", class, node) | ("all", (node, ...))
@@ -48,7 +48,7 @@ _JSON_TYPES = ("null", "boolean", "object", "array", "number", "integer", "strin
 #: int64: msgspec's limit for bounds (orjson keeps up to uint64 as int: the rest falls back)
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _EXACT_FLOAT = 2.0**53  # bounds beyond it compare ints and floats inexactly
-_IDENTITY_ANYOF = envelope_schema("track")["anyOf"]
+IDENTITY_ANYOF = envelope_schema("track")["anyOf"]
 _MAX_NESTING = 48  # typed objects and arrays within each other; recursive refs stop here
 
 
@@ -79,7 +79,7 @@ def _is_annotation(key: str) -> bool:
     return key in _ANNOTATIONS or key not in _VOCABULARY
 
 
-class _Builder:
+class Builder:
     """Turns conjunctions of subschemas of one whole-call schema into msgspec types."""
 
     def __init__(self, root: dict[str, Any]) -> None:
@@ -138,7 +138,7 @@ class _Builder:
             text = json.dumps(schema)
             if '"$ref"' in text and not all(
                 r.startswith(("#/definitions/", "#/$defs/"))
-                for r in _refs(schema)
+                for r in local_refs(schema)
             ):
                 raise Unsupported("$ref into the rule inside a post-checked schema")
         full = dict(self.post_root)
@@ -304,7 +304,7 @@ class _Builder:
         return struct, ("struct", tuple(checks))
 
 
-def _refs(schema: Any) -> list[str]:
+def local_refs(schema: Any) -> list[str]:
     found: list[str] = []
     stack = [schema]
     while stack:
@@ -386,7 +386,7 @@ def _number_meta(schemas: list[dict[str, Any]], *, integer: bool) -> msgspec.Met
     return msgspec.Meta(**kwargs) if kwargs else None
 
 
-def compile_check(node: _Node | None, identity: tuple[str, ...]) -> _Check:
+def compile_check(node: _Node | None, identity: tuple[str, ...]) -> Check:
     """One function checking a decoded event: identity, then every post-check in ``node``.
 
     Generated rather than nested closures: a call per field costs more than the checks.
@@ -448,5 +448,5 @@ def compile_check(node: _Node | None, identity: tuple[str, ...]) -> _Check:
         emit(node, "o", 1)
     lines.append(" return True")
     exec(compile("\n".join(lines), "<trackplan typed check>", "exec"), scope)  # noqa: S102
-    check: _Check = scope["check"]
+    check: Check = scope["check"]
     return check
