@@ -610,6 +610,8 @@ _NAME_CACHE: dict[str, str | None] = {}
 
 def name_tokens(name: str) -> list[str]:
     """Lower-case words of a key: ``billingAddressLine1`` -> ``['billing', 'address', 'line1']``."""
+    if type(name) is not str:
+        return []  # a key that is no string (not JSON): it names nothing
     spaced = _SPLIT_ACRONYM.sub(r"\1 \2", _SPLIT_CAMEL.sub(r"\1 \2", name))
     return [w for w in _NON_WORD.split(spaced.lower()) if w]
 
@@ -648,7 +650,7 @@ def match_key(name: str, value: Any, *, person: bool = False) -> str | None:
     """
     category = _name_category(name)
     if category is None:
-        if person and name.strip().lower() == "name" and type(value) is str:
+        if person and type(name) is str and name.strip().lower() == "name" and type(value) is str:
             return "name"
         return None
     if type(value) is bool or value is None:

@@ -139,7 +139,6 @@ class Transformer:
         "key",
         "values",
         "names",
-        "on_detect",
         "block",
         "scrubber",
         "keys_seen",
@@ -161,7 +160,6 @@ class Transformer:
         det = policy.detection
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
-        self.on_detect = det.action
         root = _Node()
         for f in _fields_for(policy, rule):
             node = root
@@ -340,7 +338,9 @@ class Transformer:
         does not cannot make :func:`match_key` answer)."""
         if not self.names:
             return False
-        return _name_category(key) is not None or (person and key.strip().lower() == "name")
+        return _name_category(key) is not None or (
+            person and type(key) is str and key.strip().lower() == "name"
+        )
 
     def _key_cache(self, key: str, person: bool) -> set[object] | None:
         """What :meth:`_extras` needs of a key: None when it could name PII, else the
@@ -541,9 +541,7 @@ class Transformer:
         return apply_action(action, category, value, self.key)[1]
 
     def _action(self, category: str) -> str:
-        action = self.on_detect
-        if action == "default":
-            action = self.policy.action_for(category)
+        action = self.policy.detection_action(category)
         return "redact" if action == "reject" and not self.block else action
 
     def scrub(self, event: Any) -> Any:
