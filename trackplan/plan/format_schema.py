@@ -171,6 +171,7 @@ _LINT_RULES = [
     "optionalNull", "typedProperties", "eventNameCase", "propertyNameCase",
     "eventNameCollision", "propertyNameCollision", "conflictingPropertyTypes",
     "eventDescription", "propertyDescription", "piiStatus", "piiUndeclared", "piiAnnotation",
+    "piiDetectionOff",
 ]  # fmt: skip
 _CASES = ["title", "sentence", "lower", "snake", "camel", "pascal", "kebab", "constant"]
 _CLASSES = ["MODEL", "REVISION", "ADDITION", "PATCH"]
