@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from trackplan import pointer as jp
 from trackplan.engine.violations import Violation
-from trackplan.pii.actions import apply_action, mask_value, replace_spans
+from trackplan.pii.actions import act_on_spans, apply_action, mask_value
 from trackplan.pii.detect import (
     _CLEAN,
     Finding,
@@ -502,7 +502,6 @@ class Transformer:
         """Report the findings in a string and apply the strictest action they call for."""
         pointer = jp.from_parts(path)
         each = [self._action(f.category) for f in found]
-        action = each[0]
         for f, act in zip(found, each, strict=True):
             violations.append(
                 Violation(
@@ -511,17 +510,11 @@ class Transformer:
                     _message(f.category, pointer, f.detector, act, in_free_text=in_free_text),
                 )
             )
-        actions = set(each)
-        if "reject" in actions:
+        spans = [(f.start, f.end, f.category, act) for f, act in zip(found, each, strict=True)]
+        action, new = act_on_spans(value, spans, self.key)
+        if action == "reject":
             raise _Block
-        if "drop" in actions:
-            return _DROP
-        if len(found) == 1 and found[0].start == 0 and found[0].end == len(value):
-            return apply_action(action, found[0].category, value, self.key)[1]
-        strict = action
-        for act in actions:  # one action for every span: the most protective one
-            strict = stricter(act, strict)
-        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict, self.key)
+        return _DROP if action == "drop" else new
 
     def _act(
         self,
