@@ -226,9 +226,9 @@ class PiiPolicy:
 def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
     if raw is None:
         return Detection()
-    if raw is False or raw == "off":
-        return Detection(enabled=False)
     if not isinstance(raw, Mapping):
+        if detection_off(raw):  # off (YAML's false) or "off"
+            return Detection(enabled=False)
         issues.append(f"{where}: must be an object (or off)")
         return Detection()
     base = Detection()
@@ -247,8 +247,9 @@ def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
     if action not in (*ACTIONS, CATEGORY_DEFAULT):
         issues.append(f"{where}/action: must be one of {', '.join(ACTIONS)} or default")
         action = base.action
-    enabled = flags["enabled"] and not detection_off(raw)
-    return Detection(enabled, flags["values"], flags["key_names"], tuple(context), str(action))
+    return Detection(
+        flags["enabled"], flags["values"], flags["key_names"], tuple(context), str(action)
+    )
 
 
 _SAME_PATH = ("allOf", "anyOf", "oneOf")
