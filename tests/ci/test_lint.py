@@ -224,7 +224,7 @@ def test_each_rule_finds_its_problem(rule: str, events: list[dict[str, Any]], po
 
 
 def test_every_rule_is_tested_documented_and_in_the_format_schema() -> None:
-    tested = {b[0] for b in BAD} | {"optionalNull"}
+    tested = {b[0] for b in BAD} | {"optionalNull", "piiDetectionOff"}
     assert tested == set(RULE_IDS)
     assert PLAN_FORMAT_SCHEMA["properties"]["lint"]["x-rules"] == list(RULE_IDS)
     assert all(r.reason and r.level in ("error", "warning", "info") for r in RULES)
@@ -318,3 +318,37 @@ def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "unknown rule" in usage.stderr
     missing = run([exe, "lint", str(tmp_path / "absent")], tmp_path)
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+@pytest.mark.parametrize("off", [False, "off", {"enabled": False}])
+def test_detection_turned_off_is_a_warning(off: Any) -> None:
+    plan = make_plan([_event(order_id=_ok_prop())], pii={"detection": off})
+    found = lint_plan(plan).findings
+    assert [(f.rule, f.level, f.file, f.pointer) for f in found] == [
+        ("piiDetectionOff", "warning", "plan.yaml", "/pii/detection")
+    ]
+    assert "forwarded" in found[0].message
+    # on (the default, with or without a pii section): nothing to report
+    for on in ({}, {"detection": {"context": ["ip"]}}, {"defaults": {"email": "hash"}}):
+        assert lint_plan(make_plan([_event(order_id=_ok_prop())], pii=on)).findings == ()
+
+
+def test_lint_cli_warns_about_detection_off(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "plan.yaml").write_text(
+        "trackplan: 1\nname: T\npii: {detection: off}\nevents:\n"
+        "- name: Order Completed\n  description: When it happens.\n"
+        "  properties: {type: object, properties: {order_id: "
+        "{type: string, maxLength: 9, description: Id., x-pii: false}}}\n",
+        encoding="utf-8",
+    )
+    cmd = [sys.executable, "-m", "trackplan", "lint", str(plan)]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stdout + plain.stderr  # a warning fails only --strict
+    assert "piiDetectionOff" in plain.stdout and "/pii/detection" in plain.stdout
+    strict = subprocess.run([*cmd, "--strict"], capture_output=True, text=True, timeout=60)
+    assert strict.returncode == 1 and "piiDetectionOff" in strict.stdout

@@ -98,9 +98,9 @@ def test_reject_blocks_the_event_in_the_client(
     client = mod.Client(sdk, on_violation=lambda m, v: heard.append(v[0].pointer))
     client.products_searched(user_id="u", query="mugs", card="4242 4242 4242 4242")
     client.products_searched(user_id="u", query="mugs")
-    assert heard == ["/card"]
+    assert heard == ["/properties/card"]  # a pointer into the call, as the pipeline's
     assert [c[1]["properties"] for c in sdk.calls] == [{"query": "mugs"}]
-    assert "PII_FIELDS" in dir(mod) and list(mod.PII_FIELDS) == ["products_searched"]
+    assert list(mod.PII_TREES) == ["products_searched"]  # the one rule that asks
 
 
 def test_missing_key_fails_at_construction_naming_the_variable(

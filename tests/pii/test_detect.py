@@ -160,3 +160,31 @@ def test_clean_cache_never_holds_pii() -> None:
     scan("a product name")
     assert "jane@example.com" not in detect.CLEAN
     assert "a product name" in detect.CLEAN
+
+
+def test_prefilter_without_jsonschema_rs_keeps_what_the_rust_check_keeps() -> None:
+    """The generated client's copy of the detectors runs the prefilter in Python's ``re``:
+    it must rule out no string the Rust check keeps (nor any string holding a finding)."""
+    from pathlib import Path
+
+    from trackplan.pii import detect
+
+    schema = {"anyOf": [{"not": {"pattern": detect.PREFILTER}}, {"pattern": detect.SAFE_WHOLE}]}
+    rust, python = detect.rust_check(schema), detect._re_check(schema)
+    corpus = Path(__file__).parent / "corpus"
+    texts = [
+        line.split("\t", 2)[2]
+        for name in ("positives.tsv", "negatives.tsv")
+        for line in (corpus / name).read_text(encoding="utf-8").splitlines()
+        if line.count("\t") >= 2
+    ]
+    texts += ["2026-12-01T10:00:00Z\n", "123e4567-e89b-12d3-a456-426614174000", "١٢٣٤٥٦٧٨٩٠",
+              "order 4242424242424242", "", "plain words only"]  # fmt: skip
+    assert len(texts) > 100
+    ruled_out = [t for t in texts if python(t)]
+    assert len(ruled_out) > 20  # it does rule strings out
+    for text in ruled_out:
+        assert rust(text), text  # never more than the Rust check
+        assert not detect._scan(text), text  # and nothing a detector finds
+    for text in ("2026-12-01\n", "١٢٣٤٥٦٧٨٩٠"):  # "$" before a newline; wide digits
+        assert not python(text)

@@ -203,8 +203,12 @@ def test_detection_can_be_turned_off_and_narrowed() -> None:
     narrow = compile_with_key(make_plan(pii={"detection": {"context": []}}))
     out = narrow.enforce(event).event
     assert out["context"]["ip"] == "198.51.100.23" and out["properties"]["note"] == "[REDACTED]"
-    no_pii_section = compile_with_key(make_plan(pii={}))
-    assert no_pii_section.enforce(event).event is event
+    for off_too in ({"detection": "off"}, {"detection": {"enabled": False}}):
+        assert compile_with_key(make_plan(pii=off_too)).enforce(event).event is event
+    # silence is not "off": a plan without a pii section detects (the category defaults)
+    no_pii_section = compile_with_key(make_plan(pii={})).enforce(event).event
+    assert no_pii_section["properties"]["note"] == "[REDACTED]"
+    assert no_pii_section["context"]["ip"] == "[REDACTED]"
 
 
 def test_hash_differs_with_the_key() -> None:

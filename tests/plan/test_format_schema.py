@@ -86,3 +86,29 @@ def test_a_written_import_satisfies_the_format_schema(
     assert len(written) == len(doc["rules"]["events"])
     for path in written:
         assert list(event_file.iter_errors(read(path))) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("text", "detects"),
+    [
+        ("pii: {detection: off}\n", False),  # YAML reads off as false
+        ("pii: {detection: {enabled: false}}\n", False),
+        ("pii: {detection: {context: [ip]}}\n", True),
+        ("pii: {defaults: {email: hash}}\n", True),
+        ("", True),  # no pii section: detection is on all the same
+    ],
+)
+def test_detection_off_is_explicit_in_the_format(
+    printed: dict[str, Any], tmp_path: Path, text: str, detects: bool
+) -> None:
+    plan_file, _ = validators(printed)
+    (tmp_path / "plan.yaml").write_text("trackplan: 1\nname: T\n" + text, encoding="utf-8")
+    assert list(plan_file.iter_errors(read(tmp_path / "plan.yaml"))) == []
+    assert load_plan(tmp_path / "plan.yaml").detects_pii is detects
+    # JSON has no YAML booleans: the string "off" says the same
+    (tmp_path / "plan.yaml").unlink()
+    as_json = {"trackplan": 1, "name": "T", "pii": {"detection": "off"}}
+    (tmp_path / "plan.json").write_text(json.dumps(as_json), encoding="utf-8")
+    assert plan_file.is_valid(as_json)
+    assert load_plan(tmp_path / "plan.json").detects_pii is False
+    assert not plan_file.is_valid({**as_json, "pii": {"detection": "maybe"}})

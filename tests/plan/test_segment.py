@@ -407,9 +407,11 @@ def test_legacy_sections_become_common_identify_and_group(shape: str, tmp_path: 
     result = compile_plan(plan).enforce(
         {"type": "identify", "userId": "u", "messageId": "m", "traits": {"name": "x"}}
     )
+    # no pii section, detection on all the same: a person's name in traits is found
     assert [(v.type, v.pointer) for v in result.violations] == [
-        ("Required-Missing", "/traits/email")
+        ("Required-Missing", "/traits/email"), ("PII", "/traits/name")
     ]
+    assert result.event["traits"]["name"] == "[REDACTED]"
 
 
 def test_two_legacy_rules_for_one_call_type_are_refused() -> None:

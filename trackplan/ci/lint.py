@@ -244,6 +244,20 @@ def _pii_annotation(ctx: LintContext) -> Out:
             )
 
 
+def _pii_detection_off(ctx: LintContext) -> Out:
+    plan = ctx.plan
+    if plan.detects_pii:
+        return
+    file, base = split_section(plan.sections.get("pii", f"{plan.source}#/pii"))
+    yield (
+        file,
+        jp.join(base, "detection"),
+        None,
+        "PII detection is off: undeclared PII (an email in free text, a card number under "
+        "an unplanned key, context.ip) is forwarded as it is; remove detection: off",
+    )
+
+
 RULES: tuple[LintRule, ...] = (
     LintRule(
         "numericMinimumMaximum",
@@ -400,6 +414,13 @@ RULES: tuple[LintRule, ...] = (
         "error",
         "An unknown PII category or action cannot be enforced.",
         _pii_annotation,
+    ),
+    LintRule(
+        "piiDetectionOff",
+        "warning",
+        "With detection off, PII the plan does not declare (an email in free text, a card "
+        "number under an unplanned key, an IP address in context) is forwarded unprotected.",
+        _pii_detection_off,
     ),
 )
 RULE_IDS = tuple(r.id for r in RULES)

@@ -1,11 +1,17 @@
-"""Which PII actions the generated client applies itself, read from the plan's policy.
+"""What the generated client does with PII itself, read from the plan's policy.
 
-A plan asks for client-side actions with ``pii: {client_side: true}`` (every rule) or
-``x-pii-client-side: true`` on one rule. The fields and their actions are the ones
-:class:`trackplan.pii.policy.PiiPolicy` collects for the enforcer (one reading of
-``x-pii`` for every backend); the values are transformed by a verbatim copy of
-:mod:`trackplan.pii.actions` shipped in the generated package, so the client hashes,
-masks and redacts exactly as the pipeline does. ``allow`` fields are left alone.
+A plan asks for client-side PII handling with ``pii: {client_side: true}`` (every call)
+or ``x-pii-client-side: true`` on one rule. The client then does to each call what the
+pipeline's enforcer does: the plan's action on every field it declares (the payload,
+``context`` and the envelope alike; the common rule's ``context.ip`` included) and the
+same detectors on what no declaration covers, each detected category getting the plan's
+action for it.
+
+Nothing is written twice. Which fields a call's walk visits, and where detectors scan,
+is the enforcer's own tree for the rule (:class:`trackplan.pii.engine.Transformer`),
+written into the package as a literal; the values are transformed and scanned by
+verbatim copies of :mod:`trackplan.pii.actions` and :mod:`trackplan.pii.detect` (both
+standard library only) shipped in the package as ``_pii.py`` and ``_pii_detect.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,14 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
+from trackplan.pii.engine import Transformer
+from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 
-__all__ = ["ClientPii", "client_pii", "actions_source"]
+__all__ = ["ClientPii", "client_pii", "actions_source", "detect_source", "VENDORED"]
+
+#: Generated module -> the trackplan module copied into it verbatim.
+VENDORED: Mapping[str, str] = {"_pii.py": "actions.py", "_pii_detect.py": "detect.py"}
 
 
 class _AnyKey(Mapping[str, str]):
@@ -33,54 +44,89 @@ class _AnyKey(Mapping[str, str]):
 
 
 class ClientPii:
-    """The client-side PII fields of each rule and the key's environment variable."""
+    """The PII walk of each rule's calls (the enforcer's tree), detection and the key."""
 
-    def __init__(self, fields: dict[int, list[list[Any]]], key_env: str) -> None:
-        self._fields = fields
+    def __init__(
+        self,
+        trees: dict[tuple[str, int], dict[str, Any]],
+        detection: dict[str, Any],
+        key_env: str,
+        needs_key: bool,
+    ) -> None:
+        self._trees = trees
+        self.detection = detection
         self.key_env = key_env
+        self.needs_key = needs_key
 
-    def fields(self, rule: Rule | None) -> list[list[Any]]:
-        """``[[path below the payload, category, action], ...]`` for ``rule`` (may be [])."""
-        return self._fields.get(id(rule), []) if rule is not None else []
-
-    @property
-    def needs_key(self) -> bool:
-        """True when some client-side action is a hash."""
-        return any(f[2] == "hash" for fields in self._fields.values() for f in fields)
+    def tree(self, kind: str, rule: Rule | None) -> dict[str, Any] | None:
+        """The walk of a ``kind`` call of ``rule`` (None: the client leaves it alone)."""
+        return self._trees.get((kind, id(rule)))
 
     def __bool__(self) -> bool:
-        return any(self._fields.values())
+        return bool(self._trees)
 
 
-def _asks(plan: Plan, rule: Rule) -> bool:
+def _asks(plan: Plan, rule: Rule | None) -> bool:
     pii = plan.pii if isinstance(plan.pii, Mapping) else {}
-    return pii.get("client_side") is True or rule.extra.get("x-pii-client-side") is True
+    if pii.get("client_side") is True:
+        return True
+    return rule is not None and rule.extra.get("x-pii-client-side") is True
+
+
+def _node(node: Any, actions: set[str]) -> dict[str, Any]:
+    """A tree node of the enforcer's walk as JSON: ``k`` children by key, ``*`` every item,
+    ``leaf`` ``[category, action]`` of a declaration, ``d`` scanned, ``p`` a person's."""
+    out: dict[str, Any] = {}
+    if node.keys:
+        out["k"] = {key: _node(child, actions) for key, child in sorted(node.keys.items())}
+    if node.star is not None:
+        out["*"] = _node(node.star, actions)
+    if node.leaf is not None:
+        out["leaf"] = [node.leaf.category, node.leaf.action]
+        if node.leaf.category is not None:
+            actions.add(node.leaf.action)
+    if node.detect:
+        out["d"] = True
+    if node.person:
+        out["p"] = True
+    return out
 
 
 def client_pii(plan: Plan) -> ClientPii:
-    """The plan's client-side PII fields per rule (empty when the plan asks for none)."""
-    rules = [r for r in plan.rules if r.payload_key is not None and _asks(plan, r)]
-    if not rules:
-        return ClientPii({}, "")
-    from trackplan.pii.policy import PiiPolicy
-
+    """The client-side PII walk per call (empty when the plan asks for none)."""
+    calls: list[tuple[str, Rule | None]] = [
+        ("identify", plan.rule("identify")),
+        ("group", plan.rule("group")),
+        *(("track", rule) for rule in plan.events),
+    ]
+    asked = [(kind, rule) for kind, rule in calls if _asks(plan, rule)]
+    if not asked:
+        return ClientPii({}, {}, "", False)
     policy = PiiPolicy.from_plan(plan, environ=_AnyKey())
-    fields: dict[int, list[list[Any]]] = {}
-    for rule in rules:
-        found: list[list[Any]] = []
-        for f in policy.fields:
-            if f.rule is not rule and f.rule != rule:
-                continue
-            if not f.path or f.path[0] != rule.payload_key or len(f.path) < 2:
-                continue
-            if f.category is None or f.action == "allow":
-                continue
-            found.append([list(f.path[1:]), f.category, f.action])
-        if found:
-            fields[id(rule)] = sorted(found, key=lambda x: (x[0], x[1], x[2]))
-    return ClientPii(fields, policy.hash_key_env)
+    used: set[str] = set()
+    trees: dict[tuple[str, int], dict[str, Any]] = {}
+    for kind, rule in asked:
+        transformer = Transformer(policy, rule, kind)
+        if not transformer.inert():
+            trees[(kind, id(rule))] = _node(transformer.root, used)
+    det = policy.detection
+    on = det.enabled
+    actions = {c: policy.detection_action(c) for c in policy.categories}
+    detection = {"values": on and det.values, "key_names": on and det.key_names, "actions": actions}
+    if on and (det.values or det.key_names):
+        used.update(actions.values())
+    return ClientPii(trees, detection, policy.hash_key_env, "hash" in used)
+
+
+def _source(name: str) -> str:
+    return resources.files("trackplan.pii").joinpath(name).read_text(encoding="utf-8")
 
 
 def actions_source() -> str:
     """The source of :mod:`trackplan.pii.actions`, copied into generated packages."""
-    return resources.files("trackplan.pii").joinpath("actions.py").read_text(encoding="utf-8")
+    return _source(VENDORED["_pii.py"])
+
+
+def detect_source() -> str:
+    """The source of :mod:`trackplan.pii.detect`, copied into generated packages."""
+    return _source(VENDORED["_pii_detect.py"])

@@ -4,7 +4,8 @@
 >>> sorted(files)                                          # doctest: +SKIP
 ['__init__.py', '_runtime.py', '_schemas.py', 'py.typed']
 
-``_pii.py`` joins them when the plan asks for client-side PII actions
+``_pii.py`` and ``_pii_detect.py`` (verbatim copies of trackplan's PII actions and
+detectors) join them when the plan asks for client-side PII handling
 (:mod:`trackplan.codegen.pii`).
 
 The package holds one ``TypedDict`` per event payload and nested object, and a
@@ -26,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
-from trackplan.codegen.pii import ClientPii, actions_source, client_pii
+from trackplan.codegen.pii import ClientPii, actions_source, client_pii, detect_source
 from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
@@ -235,8 +236,10 @@ class _Generator:
             "py.typed": "",
         }
         if self.pii:
-            # the one definition of each action, copied verbatim: no second implementation
-            files["_pii.py"] = _fit(header + actions_source())
+            # the one definition of each action and detector, copied verbatim (not fitted:
+            # the sources pass the repository's linters as they are)
+            files["_pii.py"] = header + actions_source()
+            files["_pii_detect.py"] = header + detect_source()
         return files
 
     def _init(self) -> str:
@@ -252,7 +255,8 @@ class _Generator:
             "from datetime import datetime",
             f"from typing import {', '.join(typing_names)}",
             "",
-            *(["from . import _pii as _tp_pii"] if self.pii else []),
+            *(["from . import _pii as _tp_pii", "from . import _pii_detect as _tp_pii_detect"]
+              if self.pii else []),
             "from ._runtime import UNSET as _tp_UNSET",
             "from ._runtime import (",
             "    Sdk,",
@@ -391,22 +395,35 @@ class _Generator:
         return out + [
             "",
             "    def _tp_protect(",
-            "        self, label: str, method: str, payload: dict[str, Any]",
+            "        self, label: str, method: str, call: dict[str, Any]",
             "    ) -> dict[str, Any] | None:",
-            '        """Apply the client-side PII actions; None when the plan rejects."""',
+            '        """The call with the plan\'s PII actions and detectors applied, as the',
+            '        pipeline applies them; None when the plan rejects it (nothing is sent)."""',
             "        sent, rejected = protect(",
-            "            payload, PII_FIELDS[method], self._tp_key, _tp_pii.apply_action",
+            "            call,",
+            "            PII_TREES[method],",
+            "            PII_DETECTION,",
+            "            self._tp_key,",
+            "            _tp_pii,",
+            "            _tp_pii_detect,",
             "        )",
             "        if sent is None:",
             "            self._tp_on_violation(describe(label, rejected), rejected)",
             "        return sent",
         ]
 
+    def _tree(self, m: _Method) -> dict[str, Any] | None:
+        return self.pii.tree(m.kind, m.rule)
+
     def _pii_table(self) -> list[str]:
-        table = {m.name: self.pii.fields(m.rule) for m in self.methods if self.pii.fields(m.rule)}
+        trees = {m.name: t for m in self.methods if (t := self._tree(m)) is not None}
         return [
-            "#: method -> [[path below the payload, PII category, action], ...] (client side)",
-            f"PII_FIELDS: Final[dict[str, list[list[Any]]]] = {_lit(table, 0, 49)}",
+            "#: method -> the PII walk of its calls: {'k': {key: node}, '*': every item,",
+            "#: 'leaf': [category, action] declared, 'd': scanned by the detectors, 'p': a",
+            "#: person's traits} (the pipeline's own tree for the rule)",
+            f"PII_TREES: Final[dict[str, dict[str, Any]]] = {_lit(trees, 0, 46)}",
+            "#: the detectors' switches and the action each detected category gets",
+            f"PII_DETECTION: Final[dict[str, Any]] = {_lit(self.pii.detection, 0, 39)}",
         ]
 
     def _method_source(self, m: _Method) -> list[str]:
@@ -458,43 +475,54 @@ class _Generator:
                 "                _tp_payload,",
                 "            )",
             ]
-        sent = "_tp_payload"
-        if self.pii.fields(m.rule):
-            sent = "_tp_sent"
+        sent, ctx, user, anonymous = "_tp_payload", "context", "user_id", "anonymous_id"
+        if self._tree(m) is not None:
+            # a field the plan drops is sent as absent
+            sent = f"_tp_call.get({literal(key)}, {{}})"
+            ctx, user = "_tp_context", "_tp_call.get('userId')"
+            anonymous = "_tp_call.get('anonymousId')"
             body += [
-                "        _tp_sent = self._tp_protect(",
+                "        _tp_call = self._tp_protect(",
                 f"            {_lit(label, 12)},",
                 f"            {literal(m.name)},",
-                "            _tp_payload,",
+                "            {",
+                "                'userId': user_id,",
+                "                'anonymousId': anonymous_id,",
+                *(["                'groupId': group_id,"] if m.kind == "group" else []),
+                f"                {literal(key)}: _tp_payload,",
+                "                'context': dict(context) if context is not None else None,",
+                "            },",
                 "        )",
-                "        if _tp_sent is None:",
+                "        if _tp_call is None:",
                 "            return",
+                "        _tp_context = _tp_call.get('context')",
             ]
         if m.kind == "track":
             assert m.rule is not None
             version = m.rule.version
             body += [
                 "        self._tp_sdk.track(",
-                "            user_id=user_id,",
+                f"            user_id={user},",
                 f"            event={_lit(str(m.rule.name), 12, 18)},",
                 f"            {key}={sent},",
                 # the common case (no context passed) builds the dict inline: no call
                 "            context=(",
                 f"                {{'protocols': {{'event_version': {version}}}}}",
-                f"                if context is None else stamp(context, {version})",
+                f"                if {ctx} is None else stamp({ctx}, {version})",
                 "            ),",
             ]
         else:
-            body += [f"        self._tp_sdk.{m.kind}(", "            user_id=user_id,"]
+            body += [f"        self._tp_sdk.{m.kind}(", f"            user_id={user},"]
             if m.kind == "group":
-                body.append("            group_id=group_id,")
+                group = "_tp_call.get('groupId')" if ctx != "context" else "group_id"
+                body.append(f"            group_id={group},")
             body += [
                 f"            {key}={sent},",
-                "            context=dict(context) if context is not None else None,",
+                f"            context=dict({ctx}) if {ctx} is not None else None,",
             ]
         body += [
             "            timestamp=timestamp,",
-            "            anonymous_id=anonymous_id,",
+            f"            anonymous_id={anonymous},",
             "            integrations=integrations,",
             "            message_id=message_id,",
             "        )",

@@ -26,7 +26,7 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "redact_value",
     "apply_action",
     "replace_spans",
+    "act_on_spans",
 ]
 
 #: Every PII category a plan may name (a plan may add its own under ``pii.categories``).
@@ -254,3 +255,29 @@ def replace_spans(
         at = end
     out.append(text[at:])
     return "".join(out)
+
+
+def act_on_spans(
+    text: str, spans: Sequence[tuple[int, int, str, str]], key: bytes | None
+) -> tuple[str, Any]:
+    """What PII found inside ``text`` does to it: ``(action, new text)``.
+
+    ``spans`` holds ``(start, end, category, action)`` per finding (at least one, not
+    overlapping). The most protective action applies to every span (``reject`` first, then
+    ``drop``: the whole value goes, and ``new text`` is None); one span covering the whole
+    string is handled as a whole value (:func:`apply_action`), others by
+    :func:`replace_spans`. The enforcer and the generated client both call this.
+
+    >>> act_on_spans("mail a@b.co now", [(5, 11, "email", "redact")], None)
+    ('redact', 'mail [REDACTED] now')
+    """
+    strict = spans[0][3]
+    for span in spans[1:]:
+        if ACTIONS.index(span[3]) < ACTIONS.index(strict):
+            strict = span[3]
+    if strict in ("reject", "drop"):
+        return strict, None
+    start, end, category, _ = spans[0]
+    if len(spans) == 1 and start == 0 and end == len(text):
+        return strict, apply_action(strict, category, text, key)[1]
+    return strict, replace_spans(text, [(s, e, c) for s, e, c, _ in spans], strict, key)

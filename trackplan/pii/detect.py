@@ -12,6 +12,10 @@ for a new one that a Rust regex prefilter rules out (:data:`PREFILTER`: what eve
 detector needs; whole UUIDs and ISO-8601 timestamps); only the rest, in practice the
 strings that do hold PII, run the Python detectors.
 
+Standard library only (jsonschema-rs, when installed, runs the prefilter): the code
+generator copies this module verbatim into generated clients, so the pipeline and the
+client run the same detectors.
+
 Key-name matchers split camelCase, snake_case, kebab-case and spaces into words and match
 the phrases Segment's Privacy Portal suggests by default, taking the value's type into
 account (``email_opt_in: true`` is no email, ``next_page_token`` no credential).
@@ -345,11 +349,32 @@ SAFE_WHOLE = (
 
 
 def rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
-    """``is_valid`` of a jsonschema-rs validator of ``schema`` (regexes run in Rust)."""
-    import jsonschema_rs
-
+    """``is_valid`` of a jsonschema-rs validator of ``schema`` (regexes run in Rust); the
+    same check in Python's ``re`` where jsonschema-rs is not installed (the copy of this
+    module a generated client ships runs on the standard library alone)."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return _re_check(schema)
     is_valid: Callable[[str], bool] = jsonschema_rs.validator_for(schema).is_valid
     return is_valid
+
+
+def _re_check(schema: dict[str, Any]) -> Callable[[str], bool]:
+    """:func:`rust_check` of ``{"anyOf": [{"not": {"pattern": P}}, {"pattern": S}]}`` in
+    Python: true when ``P`` is found nowhere or ``S`` matches the whole string. Python's
+    ``\\d`` matches every Unicode digit, so ``P`` rules out no more than it does in Rust."""
+    absent, whole = schema["anyOf"]
+    search = re.compile(absent["not"]["pattern"]).search
+    safe = re.compile(whole["pattern"]).search
+
+    def check(text: str) -> bool:
+        if search(text) is None:
+            return True
+        m = safe(text)
+        return m is not None and m.end() == len(text)  # ``$`` before a final newline: no
+
+    return check
 
 
 #: True for strings that cannot hold anything :func:`scan` finds (their own prefilter
@@ -616,6 +641,8 @@ _NAME_CACHE: dict[str, str | None] = {}
 
 def name_tokens(name: str) -> list[str]:
     """Lower-case words of a key: ``billingAddressLine1`` -> ``['billing', 'address', 'line1']``."""
+    if type(name) is not str:
+        return []  # a key that is no string (not JSON): it names nothing
     spaced = _SPLIT_ACRONYM.sub(r"\1 \2", _SPLIT_CAMEL.sub(r"\1 \2", name))
     return [w for w in _NON_WORD.split(spaced.lower()) if w]
 
@@ -654,7 +681,7 @@ def match_key(name: str, value: Any, *, person: bool = False) -> str | None:
     """
     category = name_category(name)
     if category is None:
-        if person and name.strip().lower() == "name" and type(value) is str:
+        if person and type(name) is str and name.strip().lower() == "name" and type(value) is str:
             return "name"
         return None
     if type(value) is bool or value is None:

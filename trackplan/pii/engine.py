@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trackplan import pointer as jp
-from trackplan.pii.actions import apply_action, mask_value, replace_spans
+from trackplan.pii.actions import act_on_spans, apply_action, mask_value
 from trackplan.pii.detect import (
     CLEAN,
     Finding,
@@ -84,7 +84,6 @@ class Transformer:
         "key",
         "values",
         "names",
-        "on_detect",
         "block",
         "scrubber",
         "keys_seen",
@@ -106,7 +105,6 @@ class Transformer:
         det = policy.detection
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
-        self.on_detect = det.action
         root = Node()
         for f in _fields_for(policy, rule):
             node = root
@@ -285,7 +283,9 @@ class Transformer:
         does not cannot make :func:`match_key` answer)."""
         if not self.names:
             return False
-        return name_category(key) is not None or (person and key.strip().lower() == "name")
+        return name_category(key) is not None or (
+            person and type(key) is str and key.strip().lower() == "name"
+        )
 
     def _key_cache(self, key: str, person: bool) -> set[object] | None:
         """What :meth:`_extras` needs of a key: None when it could name PII, else the
@@ -447,7 +447,6 @@ class Transformer:
         """Report the findings in a string and apply the strictest action they call for."""
         pointer = jp.from_parts(path)
         each = [self._action(f.category) for f in found]
-        action = each[0]
         for f, act in zip(found, each, strict=True):
             violations.append(
                 Violation(
@@ -456,17 +455,11 @@ class Transformer:
                     _message(f.category, pointer, f.detector, act, in_free_text=in_free_text),
                 )
             )
-        actions = set(each)
-        if "reject" in actions:
+        spans = [(f.start, f.end, f.category, act) for f, act in zip(found, each, strict=True)]
+        action, new = act_on_spans(value, spans, self.key)
+        if action == "reject":
             raise Block
-        if "drop" in actions:
-            return DROP
-        if len(found) == 1 and found[0].start == 0 and found[0].end == len(value):
-            return apply_action(action, found[0].category, value, self.key)[1]
-        strict = action
-        for act in actions:  # one action for every span: the most protective one
-            strict = stricter(act, strict)
-        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict, self.key)
+        return DROP if action == "drop" else new
 
     def _act(
         self,
@@ -486,9 +479,7 @@ class Transformer:
         return apply_action(action, category, value, self.key)[1]
 
     def _action(self, category: str) -> str:
-        action = self.on_detect
-        if action == "default":
-            action = self.policy.action_for(category)
+        action = self.policy.detection_action(category)
         return "redact" if action == "reject" and not self.block else action
 
     def scrub(self, event: Any) -> Any:

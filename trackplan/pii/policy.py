@@ -10,12 +10,13 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
       hash_key_env: TRACKPLAN_HASH_KEY   # where the HMAC key is read from, at compile time
       defaults: {email: hash, ip: mask}  # per category; redact where the plan sets none
       categories: [loyalty_id]           # the plan's own categories, beside the built-in ones
-      detection:                         # on by default once the plan sets anything under pii
+      detection:                         # on for every plan, pii section or not; "off" turns it off
         enabled: true                    # detectors on undeclared values and key names
         values: true
         key_names: true
         context: [ip, traits]            # context fields covered ("*": all of context)
-        action: redact                   # on a detection; "default": the category's default
+        action: default                  # on a detection: the category's default; an action
+                                         # here is a floor (a stricter default still applies)
 
 >>> policy = PiiPolicy.from_plan(load_plan("plans/ecommerce"))   # doctest: +SKIP
 >>> policy.action_for("email")                                   # doctest: +SKIP
@@ -33,10 +34,11 @@ from trackplan import pointer as jp
 from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import ACTIONS, CATEGORIES
 from trackplan.plan.assemble import rule_call_schema
-from trackplan.plan.model import Plan, Rule
+from trackplan.plan.model import Plan, Rule, detection_off
 
 __all__ = [
     "DEFAULT_ACTION",
+    "CATEGORY_DEFAULT",
     "DEFAULT_KEY_ENV",
     "ANY",
     "DeclaredField",
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_ACTION = "redact"
+#: ``pii.detection.action`` meaning "the detected category's default action".
+CATEGORY_DEFAULT = "default"
 DEFAULT_KEY_ENV = "TRACKPLAN_HASH_KEY"
 #: The path token for every item of an array (or every value of an object).
 ANY = "*"
@@ -87,13 +91,18 @@ class DeclaredField:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """Where detectors run and what a detection does."""
+    """Where detectors run and what a detection does.
+
+    ``action`` is ``default`` (a detected value gets its category's action from the plan's
+    ``pii.defaults``, ``redact`` where it sets none) or an action that every detection gets
+    at least (a category whose default is stricter keeps its default).
+    """
 
     enabled: bool = True
     values: bool = True
     key_names: bool = True
     context: tuple[str, ...] = ("ip", "traits")
-    action: str = DEFAULT_ACTION
+    action: str = CATEGORY_DEFAULT
 
 
 def parse_annotation(raw: Any) -> tuple[str | None, str | None, str | None] | str:
@@ -135,6 +144,14 @@ class PiiPolicy:
         """The plan's default action for ``category`` (``redact`` where none is set)."""
         return self.defaults.get(category, DEFAULT_ACTION)
 
+    def detection_action(self, category: str) -> str:
+        """What a detected value of ``category`` gets: the category's default action, or
+        ``pii.detection.action`` where that is stricter (an undeclared card number in free
+        text is blocked when the plan's default for ``payment_card`` is ``reject``)."""
+        default = self.action_for(category)
+        action = self.detection.action
+        return default if action == CATEGORY_DEFAULT else stricter(action, default)
+
     def needs_key(self) -> list[str]:
         """Where a hash is asked for (``file#pointer`` or section), empty when nowhere."""
         where = [f.location for f in self.fields if f.action == "hash"]
@@ -175,10 +192,8 @@ class PiiPolicy:
         if not isinstance(key_env, str) or not key_env:
             issues.append(f"{where}/hash_key_env: must name an environment variable")
             key_env = DEFAULT_KEY_ENV
+        # on for every plan, imported ones with no pii section included: silence is not "off"
         detection = _detection(raw.get("detection"), f"{where}/detection", issues)
-        if not raw:
-            # no pii settings: the plan has not opted into detection (x-pii still holds)
-            detection = Detection(enabled=False)
         fields: list[DeclaredField] = []
         not_pii: list[DeclaredField] = []
         for rule in plan.rules:
@@ -211,10 +226,10 @@ class PiiPolicy:
 def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
     if raw is None:
         return Detection()
-    if raw is False:
-        return Detection(enabled=False)
     if not isinstance(raw, Mapping):
-        issues.append(f"{where}: must be an object (or false)")
+        if detection_off(raw):  # off (YAML's false) or "off"
+            return Detection(enabled=False)
+        issues.append(f"{where}: must be an object (or off)")
         return Detection()
     base = Detection()
     flags: dict[str, bool] = {}
@@ -229,7 +244,7 @@ def _detection(raw: Any, where: str, issues: list[str]) -> Detection:
         issues.append(f"{where}/context: must be a list of context field names")
         context = list(base.context)
     action = raw.get("action", base.action)
-    if action not in (*ACTIONS, "default"):
+    if action not in (*ACTIONS, CATEGORY_DEFAULT):
         issues.append(f"{where}/action: must be one of {', '.join(ACTIONS)} or default")
         action = base.action
     return Detection(

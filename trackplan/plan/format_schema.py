@@ -127,10 +127,12 @@ _PII: dict[str, Any] = {
         "detection": {
             "description": "Detectors on values no declaration covers (email, phone, payment "
             "card with Luhn, IBAN with mod-97, IPv4, IPv6, US SSN, JWT and API keys) and "
-            "key-name matchers (Segment Privacy Portal's default list). On by default once "
-            "the plan sets anything under pii; false turns them off.",
+            "key-name matchers (Segment Privacy Portal's default list). On for every plan, "
+            "with or without a pii section; off (or false, or enabled: false) turns them off, "
+            "and trackplan lint warns about it (rule piiDetectionOff).",
             "oneOf": [
                 {"const": False},
+                {"const": "off"},
                 {
                     "type": "object",
                     "additionalProperties": False,
@@ -149,9 +151,11 @@ _PII: dict[str, Any] = {
                         },
                         "action": {
                             "enum": [*_PII_ACTIONS, "default"],
-                            "default": "redact",
-                            "description": "What a detection does ('default': the "
-                            "category's default); each is reported as a PII violation.",
+                            "default": "default",
+                            "description": "What a detection does: 'default' (the "
+                            "category's action in defaults, redact where unset), or an "
+                            "action every detection gets at least (a stricter category "
+                            "default still applies); each is reported as a PII violation.",
                         },
                     },
                 },
@@ -167,6 +171,7 @@ _LINT_RULES = [
     "optionalNull", "typedProperties", "eventNameCase", "propertyNameCase",
     "eventNameCollision", "propertyNameCollision", "conflictingPropertyTypes",
     "eventDescription", "propertyDescription", "piiStatus", "piiUndeclared", "piiAnnotation",
+    "piiDetectionOff",
 ]  # fmt: skip
 _CASES = ["title", "sentence", "lower", "snake", "camel", "pascal", "kebab", "constant"]
 _CLASSES = ["MODEL", "REVISION", "ADDITION", "PATCH"]

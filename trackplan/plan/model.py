@@ -26,6 +26,7 @@ __all__ = [
     "Rule",
     "Plan",
     "draft_of",
+    "detection_off",
 ]
 
 CallKind = Literal["track", "identify", "page", "screen", "group", "alias"]
@@ -61,6 +62,18 @@ def draft_of(schema: Any, default: str) -> str | None:
         uri = schema["$schema"]
         return _URI_TO_DRAFT.get(uri) if isinstance(uri, str) else None
     return default
+
+
+def detection_off(raw: Any) -> bool:
+    """Whether a ``pii.detection`` value turns the PII detectors off.
+
+    Detection is on for every plan, with or without a ``pii`` section; only an explicit
+    ``detection: off`` (YAML reads it as ``false``; ``"off"`` in JSON) or
+    ``detection: {enabled: false}`` turns it off.
+    """
+    if raw is False or raw == "off":
+        return True
+    return isinstance(raw, Mapping) and raw.get("enabled") is False
 
 
 UnplannedEvents = Literal["allow", "block"]
@@ -204,6 +217,12 @@ class Plan:
     def common(self) -> Rule | None:
         """The common rule applied to every call."""
         return self.rule("common")
+
+    @property
+    def detects_pii(self) -> bool:
+        """True unless the plan turns PII detection off (``pii: {detection: off}``)."""
+        pii = self.pii if isinstance(self.pii, Mapping) else {}
+        return not detection_off(pii.get("detection"))
 
     # -- derived -----------------------------------------------------------------
     def content(self) -> dict[str, Any]:
