@@ -60,7 +60,8 @@ def _nested() -> Enforcer:
     return compile_with_key(make_plan(PROPERTIES))
 
 
-ENFORCERS = {"example": _example(), "nested": _nested()}
+# warmed up: each rule's generated transform is built now instead of at its first event
+ENFORCERS = {"example": _example().warm_up(), "nested": _nested().warm_up()}
 
 
 def _rules(enforcer: Enforcer) -> list[Any]:
@@ -131,6 +132,22 @@ def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
     for token in path[:-1]:
         value = value[token]
     value[path[-1]] = new
+
+
+def test_a_rules_transform_is_generated_at_its_first_event() -> None:
+    enforcer = _example()
+    rule = enforcer.track_rules["Signed Up"][0]
+    assert rule.transform is not None
+    assert not hasattr(rule.transform.valid, "source")  # not generated yet
+    event = {"type": "track", "event": "Signed Up", "userId": "u1",
+             "properties": {"email": "jane@example.com", "method": "email"}}  # fmt: skip
+    first = enforcer.enforce(event)
+    assert rule.transform.valid.source.startswith("def transform(event, violations):")
+    assert rule.transform_valid is rule.transform.valid  # later events call it directly
+    again = enforcer.enforce(event)
+    assert (again.allowed, again.event, again.violations) == (
+        first.allowed, first.event, first.violations)
+    assert again.event["properties"]["email"] != "jane@example.com"  # hashed both times
 
 
 def test_every_rule_with_a_transform_gets_a_generated_one() -> None:
@@ -225,8 +242,8 @@ def test_plan_text_never_enters_the_generated_source() -> None:
         "type": "object",
         "properties": {hostile[2]: {"type": "string", "x-pii": "name"}},
     }
-    enforcer = compile_with_key(make_plan({"type": "object", "properties": props}))
-    compiled = enforcer._single["Order"]
+    enforcer = compile_with_key(make_plan({"type": "object", "properties": props})).warm_up()
+    compiled = enforcer.track_rules["Order"][0]
     source = compiled.transform.valid.source
     for key in hostile:
         assert key not in source
@@ -386,7 +403,7 @@ def test_a_string_rust_refuses_takes_the_walk() -> None:
 
 
 def test_a_new_id_per_event_costs_no_whole_event_check() -> None:
-    enforcer = _example()
+    enforcer = _example().warm_up()
     compiled = enforcer._single["Product Added"]
     calls: list[int] = []
     scope = compiled.transform_valid.__globals__

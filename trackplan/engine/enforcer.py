@@ -109,10 +109,7 @@ class Enforcer:
             transformer.memos = memos
             closed = (compiled.planned if compiled.check_unplanned and not compiled.patterns
                       else None)
-            transformer.valid = build(
-                transformer, compiled.schema, compiled.payload_key, closed,
-                _fast_validity(compiled),
-            )
+            transformer.valid = _build_on_first_use(compiled, transformer, closed)
             compiled.transform = transformer
 
     # -- public API ------------------------------------------------------------------
@@ -125,6 +122,17 @@ class Enforcer:
     def call_rules(self) -> Mapping[str, CompiledRule]:
         """identify, group, page, screen and alias: their compiled rule."""
         return self._kinds
+
+    def warm_up(self) -> Enforcer:
+        """Generate now what is otherwise generated at each rule's first event (the PII
+        transforms for valid events), so a long-running server's first requests cost no
+        more than later ones. Returns the enforcer."""
+        reserved = [c for versions in self._reserved.values() for c in versions]
+        for compiled in [*self.compiled_rules(), *reserved]:
+            install = getattr(compiled.transform_valid, "install", None)
+            if install is not None:
+                install()
+        return self
 
     def compiled_rules(self) -> Iterator[CompiledRule]:
         """Every compiled rule (track versions, then other call types)."""
@@ -424,6 +432,34 @@ def _fast_validity(compiled: CompiledRule) -> Callable[[dict[str, Any]], Callabl
         return is_valid
 
     return compile_schema
+
+
+def _build_on_first_use(
+    compiled: CompiledRule, transformer: Transformer, closed: frozenset[str] | None
+) -> Callable[[dict[str, Any], list[Violation]], Any]:
+    """The generated valid-event transform of ``compiled``, generated when first called.
+
+    Generating and compiling it costs milliseconds per rule, which a run that sees a few of
+    the plan's events (a CLI call on one file, a test) should not pay for every rule. The
+    first call installs the real function on the rule, so later events call it directly.
+    """
+    built: list[Callable[[dict[str, Any], list[Violation]], Any]] = []
+
+    def install() -> Callable[[dict[str, Any], list[Violation]], Any]:
+        if not built:
+            built.append(
+                build(transformer, compiled.schema, compiled.payload_key, closed,
+                      _fast_validity(compiled))
+            )  # fmt: skip
+            transformer.valid = built[0]
+            compiled.transform = transformer  # re-reads ``valid`` into transform_valid
+        return built[0]
+
+    def first_use(event: dict[str, Any], violations: list[Violation]) -> Any:
+        return install()(event, violations)
+
+    first_use.install = install  # type: ignore[attr-defined]
+    return first_use
 
 
 def compile_plan(plan: Plan) -> Enforcer:
