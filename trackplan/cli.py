@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "trackplan.batch.cli",
     "trackplan.ci.cli",
     "trackplan.privacy.cli",
+    "trackplan.serve.cli",
 )
 
 
