@@ -26,6 +26,7 @@ import orjson
 from trackplan.engine import Enforcer
 from trackplan.serve.config import OutputSpec, ServeConfig
 from trackplan.serve.http import HttpError, Limits, Request, Response, json_response, start
+from trackplan.serve.http import close as close_server
 from trackplan.serve.intake import BATCH_LIMIT, CALL_LIMIT, call_type, decode_body, parse
 from trackplan.serve.outputs import Deliverer, FileOutput, HttpOutput, Output, RetryPolicy
 from trackplan.serve.qa import Filters, Metrics, QaStore
@@ -143,8 +144,7 @@ class Gateway:
         """
         self.ready = False
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await close_server(self.server)
         for d in self.deliverers.values():
             d.stopping = True
         drained = True

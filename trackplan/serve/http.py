@@ -77,7 +77,10 @@ def json_response(status: int, value: object, *, headers: list[tuple[str, str]] 
 
 
 def _error(status: int, message: str) -> Response:
-    return json_response(status, {"success": False, "error": message})
+    # ``code`` and ``message`` as Segment answers (segment-analytics-python reads both)
+    code = _REASONS.get(status, "error").lower().replace(" ", "_")
+    return json_response(status, {"success": False, "code": code, "message": message,
+                                  "error": message})
 
 
 def _encode(response: Response, *, keep_alive: bool, cors_origin: str | None) -> bytes:
@@ -171,15 +174,33 @@ class _Connection:
         self.handler = handler
         self.limits = limits
         self.cors = cors
+        #: open connections: closed by :func:`close` (an asyncio server keeps them open)
+        self.open: set[asyncio.Task[None]] = set()
+        #: connections waiting for a request (none in progress): safe to cancel
+        self.idle: set[asyncio.Task[None]] = set()
+        self.closing = False
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.open.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            if task is not None:
+                self.open.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer_text = str(peer[0]) if isinstance(peer, tuple) else ""
         limits = self.limits
         first = True
+        task = asyncio.current_task()
         try:
-            while True:
+            while not self.closing:
                 wait = limits.header_timeout if first else limits.keepalive_timeout
+                if task is not None:
+                    self.idle.add(task)
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), wait)
                 except (asyncio.IncompleteReadError, ConnectionError):
@@ -194,6 +215,9 @@ class _Connection:
                     await self._send(writer, _error(408, "request header timeout"),
                                      keep_alive=False, origin=None)
                     return
+                finally:
+                    if task is not None:
+                        self.idle.discard(task)
                 first = False
                 keep_alive, origin = True, None
                 try:
@@ -220,6 +244,7 @@ class _Connection:
                 except HttpError as exc:
                     # the body may be partly unread: the connection cannot be reused
                     response, keep_alive = _error(exc.status, exc.message), False
+                keep_alive = keep_alive and not self.closing
                 await self._send(writer, response, keep_alive=keep_alive, origin=origin)
                 if not keep_alive:
                     return
@@ -248,11 +273,35 @@ async def start(
     limits = limits or Limits()
     conn = _Connection(handler, limits, cors)
     if sock is not None:
-        return await asyncio.start_server(conn, sock=sock, limit=limits.max_header_bytes)
-    return await asyncio.start_server(
-        conn, host=host, port=port, limit=limits.max_header_bytes, reuse_port=reuse_port or None,
-        backlog=1024,
-    )
+        server = await asyncio.start_server(conn, sock=sock, limit=limits.max_header_bytes)
+    else:
+        server = await asyncio.start_server(
+            conn, host=host, port=port, limit=limits.max_header_bytes,
+            reuse_port=reuse_port or None, backlog=1024,
+        )
+    _CONNECTIONS[server] = conn
+    return server
+
+
+_CONNECTIONS: dict[asyncio.Server, _Connection] = {}
+
+
+async def close(server: asyncio.Server, *, grace: float = 5.0) -> None:
+    """Stop listening, let requests in progress finish (up to ``grace`` seconds; an idle
+    keep-alive connection is closed at once), then close every connection."""
+    server.close()
+    conn = _CONNECTIONS.pop(server, None)
+    if conn is not None and conn.open:
+        conn.closing = True
+        for task in list(conn.idle):
+            task.cancel()
+        tasks = list(conn.open)
+        _, late = await asyncio.wait(tasks, timeout=grace)  # requests in progress finish
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+    await server.wait_closed()
 
 
 def bound_port(server: asyncio.Server) -> int:
@@ -260,4 +309,4 @@ def bound_port(server: asyncio.Server) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
-__all__ += ["bound_port"]
+__all__ += ["bound_port", "close"]
