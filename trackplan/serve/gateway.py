@@ -265,6 +265,7 @@ class Gateway:
         key = request.path[len("/v1/projects/"):-len("/settings")]
         if self.keys is not None and key not in self.keys:
             raise HttpError(404, "unknown write key")
+        self.metrics.inc("trackplan_requests_total", kind="settings")
         host = request.headers.get("host", "localhost")
         proto = request.headers.get("x-forwarded-proto", "http")
         return json_response(200, {
