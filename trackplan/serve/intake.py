@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import os
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -122,11 +124,32 @@ class Intake:
     events: list[Any]
 
 
-def _stamp(event: dict[str, Any], received: datetime, received_text: str, sent: Any) -> None:
+class _MessageIds:
+    """``trackplan-<random per process>-<n>``: unique without a uuid4 per event; a forked
+    worker draws its own prefix."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = f"trackplan-{uuid.uuid4().hex[:20]}-"
+        self.count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.count)}"
+
+
+_IDS = _MessageIds()
+
+
+def _stamp(event: dict[str, Any], received: datetime, received_text: str,
+           sent_at: datetime | None) -> None:
     event["receivedAt"] = received_text
     if not event.get("messageId"):
-        event["messageId"] = f"trackplan-{uuid.uuid4()}"
-    sent_at = _parse_time(event.get("sentAt", sent))
+        event["messageId"] = _IDS.next()
+    if "sentAt" in event:
+        sent_at = _parse_time(event["sentAt"])
     original = event.get("timestamp")
     stamp = _parse_time(original)
     if stamp is None:
@@ -161,7 +184,7 @@ def parse(kind: str, raw: bytes, headers: dict[str, str]) -> Intake:
     key = write_key(headers, body)
     received = datetime.now(UTC)
     received_text = _iso(received)
-    sent = body.get("sentAt")
+    sent = _parse_time(body.get("sentAt"))
     if kind != "batch":
         body.pop("writeKey", None)
         body.setdefault("type", kind)
