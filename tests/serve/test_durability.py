@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import Counter
@@ -18,6 +19,7 @@ from tests.serve.helpers import (
     request,
     wait_for,
 )
+from trackplan.serve.spool import Spool
 
 PLAN_ARG = str(Path(__file__).resolve().parents[2] / "plans" / "ecommerce")
 
@@ -100,8 +102,6 @@ def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path: Path, fsync: s
 
 
 def test_spool_cuts_a_partial_last_record(tmp_path: Path) -> None:
-    from trackplan.serve.spool import Spool
-
     spool = Spool(tmp_path, fsync="never")
     spool.open()
     spool.close()
@@ -130,3 +130,30 @@ def test_restart_resumes_from_the_cursor_without_resending(tmp_path: Path) -> No
     assert server.stop() == 0
     ids = [e["messageId"] for e in ndjson_dir(tmp_path / "wh")]
     assert sorted(ids) == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
+
+
+def test_spool_deletes_segments_every_output_has_passed(tmp_path: Path) -> None:
+    async def fill() -> list[int]:
+        spool = Spool(tmp_path, fsync="always", segment_bytes=100)
+        spool.open()
+        for i in range(10):
+            await spool.append(b'{"s":"a","o":{"x":%d}}\n' % i * 3)  # ~70 bytes: a segment each
+        segments = spool.segments()
+        lines, after = spool.read(spool.first(), 1 << 20)
+        assert len(lines) == 3  # one segment at a time
+        everything: list[bytes] = []
+        pos = spool.first()
+        while True:
+            got, pos = spool.read(pos, 1 << 20)
+            if not got:
+                break
+            everything += got
+        assert len(everything) == 30
+        spool.compact([after, pos])  # one cursor still in the first segment: nothing goes
+        assert spool.segments() == segments
+        spool.compact([pos, pos])
+        assert spool.segments() == [segments[-1]]
+        spool.close()
+        return segments
+
+    assert len(asyncio.run(fill())) == 10

@@ -98,7 +98,8 @@ class Gateway:
         self.spool = Spool(config.spool_dir, fsync=config.fsync) if self.outputs else None
         self.deliverers = (
             {n: Deliverer(self.spool, o, retry=retry, on_delivered=self._delivered,
-                          on_failure=self._failed) for n, o in self.outputs.items()}
+                          on_failure=self._failed, on_advance=self._compact)
+             for n, o in self.outputs.items()}
             if self.spool is not None else {}
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,6 +164,10 @@ class Gateway:
     def _delivered(self, output: str, count: int) -> None:
         self.metrics.inc("trackplan_output_events_total", count, output=output)
 
+    def _compact(self) -> None:
+        if self.spool is not None:
+            self.spool.compact([d.position for d in self.deliverers.values()])
+
     def _failed(self, output: str, reason: str) -> None:
         self.metrics.inc("trackplan_output_failures_total", output=output, reason=reason)
 
@@ -217,6 +222,8 @@ class Gateway:
             line = self._decide(source, enforcer, event)
             if line is not None:
                 lines.append(line)
+        if self.output_json is not None:
+            self.output_json.flush()
         if lines and self.spool is not None:
             await self.spool.append(b"".join(lines))
         self.metrics.inc("trackplan_requests_total", kind=kind)
@@ -317,7 +324,7 @@ def open_output_json(target: str | None) -> IO[bytes] | None:
         return None
     if target == "-":
         return sys.stdout.buffer
-    return open(Path(target), "ab", buffering=0)  # noqa: SIM115 - open for the server's life
+    return open(Path(target), "ab")  # noqa: SIM115 - open for the server's life
 
 
 __all__ += ["open_output_json", "build_output"]

@@ -187,6 +187,7 @@ class Deliverer:
         self, spool: Spool, output: Output, *, retry: RetryPolicy | None = None,
         on_delivered: Callable[[str, int], None] | None = None,
         on_failure: Callable[[str, str], None] | None = None,
+        on_advance: Callable[[], None] | None = None,
         read_bytes: int = 512 * 1024,
     ) -> None:
         self.spool = spool
@@ -195,6 +196,7 @@ class Deliverer:
         self.position: Position = spool.load_cursor(output.name)
         self.on_delivered = on_delivered
         self.on_failure = on_failure
+        self.on_advance = on_advance
         self.read_bytes = read_bytes
         self.stopping = False
 
@@ -233,6 +235,8 @@ class Deliverer:
                 await self._deliver(events[start:start + size])
             self.position = after
             self.spool.save_cursor(self.output.name, after)
+            if self.on_advance:
+                self.on_advance()
 
     async def _deliver(self, events: list[Any]) -> None:
         attempt = 0

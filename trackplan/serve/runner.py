@@ -102,6 +102,15 @@ def build_gateway(
             raise InputError(f"{config_path}: sources are configured but none has a write key")
     else:
         enforcers[DEFAULT_SOURCE] = compiled(None)
+    for spec in config.outputs:
+        if spec.destination is None:
+            continue
+        for name, enforcer in enforcers.items():
+            if spec.destination not in {str(d.get("name")) for d in enforcer.plan.destinations}:
+                raise InputError(
+                    f"{config_path or plan_path}: output {spec.name!r} names destination "
+                    f"{spec.destination!r}, which the plan of source {name!r} does not declare"
+                )
     return Gateway(enforcers=enforcers, config=config, keys=keys, output_json=output_json,
                    **options)
 

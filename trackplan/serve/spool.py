@@ -52,6 +52,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self._fd = -1
         self._segment = 0
+        self._oldest = 0
         self._size = 0
         self._written = 0  # bytes written since start (all segments)
         self._synced = 0
@@ -66,6 +67,7 @@ class Spool:
         (self.dir / "cursors").mkdir(exist_ok=True)
         segments = self.segments()
         self._segment = segments[-1] if segments else 1
+        self._oldest = segments[0] if segments else 1
         path = self.dir / _segment_name(self._segment)
         if path.exists():
             data = path.read_bytes()
@@ -237,8 +239,11 @@ class Spool:
         os.replace(tmp, path)
 
     def compact(self, positions: Iterable[Position]) -> None:
-        """Delete the segments every position has passed."""
-        keep_from = min((p[0] for p in positions), default=self._segment)
+        """Delete the segments every position has passed (cheap when there are none)."""
+        keep_from = min(min((p[0] for p in positions), default=self._segment), self._segment)
+        if keep_from <= self._oldest:
+            return
         for number in self.segments():
-            if number < keep_from and number < self._segment:
+            if number < keep_from:
                 (self.dir / _segment_name(number)).unlink(missing_ok=True)
+        self._oldest = keep_from
