@@ -161,6 +161,37 @@ def load(port: int, duration: float, connections: int, rate: float | None) -> di
             "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
 
 
+# -- where the time goes, in one process (CPU time) -------------------------------------------
+def breakdown(rounds: int = 30) -> dict[str, float]:
+    """CPU microseconds per event: intake, enforce, route, and the gateway's whole decision."""
+    from trackplan.serve.intake import parse
+    from trackplan.serve.runner import build_gateway
+
+    body = batch_body()
+    gateway = build_gateway(str(ROOT / "plans" / "ecommerce"))
+    enforcer = gateway.enforcers["default"]
+    batches = [parse("batch", body, {}).events for _ in range(rounds)]
+    count = rounds * 100
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        return min(times) / count * 1e6
+
+    return {
+        "intake (parse, limits, stamps)": best(
+            lambda: [parse("batch", body, {}) for _ in range(rounds)]),
+        "enforce": best(lambda: [enforcer.enforce(e) for b in batches for e in b]),
+        "route (enforce + consent + 4 PII forms)": best(
+            lambda: [enforcer.route(e) for b in batches for e in b]),
+        "gateway decision (route + QA + spool record)": best(
+            lambda: [gateway._decide("default", enforcer, e) for b in batches for e in b]),
+    }
+
+
 # -- orchestration -----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
@@ -255,6 +286,9 @@ def main() -> None:
             assert at80 is not None
             print(f"serve @80%     {at80['events_per_s']:>10,.0f} events/s   "
                   f"p50 {at80['p50_ms']:6.1f} ms   p99 {at80['p99_ms']:6.1f} ms")
+    print("CPU per event, in one process:")
+    for step, micros in breakdown().items():
+        print(f"  {step:46} {micros:6.1f} us")
     base = results.get("bare-stdlib")
     if base:
         for name, result in results.items():

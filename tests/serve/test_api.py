@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.serve.helpers import PLAN, event, request
+from trackplan.privacy.suppression import SuppressionList
 from trackplan.serve.http import Limits
 from trackplan.testing import Collector, collector
 
@@ -278,3 +279,23 @@ def test_chunked_body(fresh: Collector) -> None:
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 200")
     assert fresh.all()["allowed"] == 1
+
+
+def test_suppressed_subjects_are_blocked(tmp_path: Path) -> None:
+    listing = tmp_path / "suppressed.txt"
+    SuppressionList.from_ids(["u-gone"], key=None).write(listing)
+    with collector(PLAN, suppression=str(listing)) as running:
+        request(f"{running.url}/v1/batch", {"batch": [event(user="u-gone"), event(user="u-ok")]})
+        assert [g["event"]["userId"] for g in running.good()] == ["u-ok"]
+        assert running.bad()[0]["violations"][0]["type"] == "Suppressed"
+        assert "u-gone" not in running.bad()[0]["violations"][0]["description"]
+
+
+def test_qa_memory_is_bounded(tmp_path: Path) -> None:
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("qa: {max_events: 5}\n")
+    with collector(PLAN, config=cfg) as running:
+        request(f"{running.url}/v1/batch", {"batch": [event(mid=f"m{i}") for i in range(40)]})
+        kept = running.good()
+        assert [g["event"]["messageId"] for g in kept] == [f"m{i}" for i in range(35, 40)]
+        assert running.all()["received"] == 40
