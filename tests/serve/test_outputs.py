@@ -114,3 +114,18 @@ def test_replay_sends_what_a_newer_plan_allows(tmp_path: Path) -> None:
     still = [orjson.loads(line) for line in (tmp_path / "still.ndjson").read_bytes().splitlines()]
     assert [r["event"]["messageId"] for r in still] == ["o-1"]
     assert b"1 pass, 1 still blocked" in out.stderr
+
+
+def test_a_destination_can_declare_its_output_in_the_plan(tmp_path: Path) -> None:
+    plan = tmp_path / "plan"
+    subprocess.run(["cp", "-r", str(PLAN), str(plan)], check=True)
+    text = (plan / "plan.yaml").read_text()
+    out_dir = tmp_path / "snowflake"
+    text = text.replace("  - name: Snowflake\n",
+                        f"  - name: Snowflake\n    x-serve: {{file: {{dir: '{out_dir}'}}}}\n")
+    (plan / "plan.yaml").write_text(text)
+    with collector(plan) as qa:
+        assert sorted(qa.gateway.outputs) == ["Snowflake"]
+        request(f"{qa.url}/v1/track", event(mid="x-1"))
+        wait_for(lambda: ndjson_dir(out_dir))
+    assert [e["messageId"] for e in ndjson_dir(out_dir)] == ["x-1"]
