@@ -125,8 +125,8 @@ def serving(args: list[str], *, cwd: Path, **kw: Any) -> Iterator[ServeProcess]:
 class FakeUpstream:
     """A Segment-compatible ``/v1/batch`` receiver on loopback that can fail, stall, recover.
 
-    ``mode``: ``ok`` (200), ``fail`` (503), ``stall`` (hold the request ``stall`` seconds,
-    then 200 — longer than the output's timeout, so the gateway retries).
+    ``mode``: ``ok`` (200), ``fail`` (503), ``reject`` (400), ``stall`` (hold the request
+    ``stall`` seconds, then 503: longer than the output's timeout, so the gateway retries).
     """
 
     def __init__(self) -> None:
@@ -148,8 +148,9 @@ class FakeUpstream:
                 with outer.lock:
                     outer.requests += 1
                     mode = outer.mode
-                if mode == "fail":
-                    self.send_response(503)
+                if mode in ("fail", "reject"):
+                    self.send_response(503 if mode == "fail" else 400)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 if mode == "stall":

@@ -3,6 +3,7 @@ that fails, stalls and recovers."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from tests.serve.helpers import PLAN, ROOT, FakeUpstream, event, ndjson_dir, request, wait_for
-from trackplan.serve.outputs import RetryPolicy
+from trackplan.serve.outputs import FileOutput, RetryPolicy
 from trackplan.testing import collector
 
 FAST = RetryPolicy(initial=0.05, maximum=0.3)
@@ -129,3 +130,50 @@ def test_a_destination_can_declare_its_output_in_the_plan(tmp_path: Path) -> Non
         request(f"{qa.url}/v1/track", event(mid="x-1"))
         wait_for(lambda: ndjson_dir(out_dir))
     assert [e["messageId"] for e in ndjson_dir(out_dir)] == ["x-1"]
+
+
+def test_a_refused_batch_is_counted_and_skipped_not_retried_forever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMP_KEY", "k")
+    with FakeUpstream() as up, collector(PLAN, config=_config(tmp_path, up.url),
+                                         retry=FAST) as qa:
+        up.mode = "reject"
+        request(f"{qa.url}/v1/batch", {"batch": [event(mid="r-1")]})
+        wait_for(lambda: up.requests >= 1)
+        wait_for(lambda: 'reason="rejected"' in request(f"{qa.url}/metrics")[1])
+        up.mode = "ok"
+        request(f"{qa.url}/v1/batch", {"batch": [event(mid="r-2")]})
+        wait_for(lambda: up.events())
+        assert [e["messageId"] for e in up.events()] == ["r-2"]
+        assert up.requests == 2
+
+
+def test_files_rotate_by_size(tmp_path: Path) -> None:
+    output = FileOutput("wh", tmp_path, rotate_bytes=2000)
+    events = [event(mid=f"f{i}") for i in range(40)]
+
+    async def write() -> None:
+        for start in range(0, 40, 5):
+            await output.deliver(events[start:start + 5])
+        await output.close()
+
+    asyncio.run(write())
+    files = sorted(tmp_path.glob("wh-*.ndjson"))
+    assert len(files) >= 3
+    assert all(f.stat().st_size < 2000 + 1500 for f in files)
+    assert [e["messageId"] for e in ndjson_dir(tmp_path)] == [f"f{i}" for i in range(40)]
+
+
+def test_quarantine_keeps_the_review_copy_with_pii_handled(tmp_path: Path) -> None:
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(f"outputs:\n  - {{name: q, quarantine: {{dir: '{tmp_path / 'q'}'}}}}\n")
+    with collector(PLAN, config=cfg) as qa:
+        # identify violations block in the example plan: plan is not one of its enum values
+        ident = {"userId": "u1", "traits": {"email": "jane@example.com", "plan": "platinum"}}
+        request(f"{qa.url}/v1/identify", ident)
+        wait_for(lambda: ndjson_dir(tmp_path / "q"))
+    record = ndjson_dir(tmp_path / "q")[0]
+    assert record["violations"][0]["field"] == "traits.plan"
+    assert b"jane@example.com" not in (tmp_path / "q").joinpath(
+        next(p.name for p in (tmp_path / "q").iterdir())).read_bytes()
+    assert record["event"]["traits"]["email"] != "jane@example.com"
