@@ -76,7 +76,9 @@ class _Page(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_analytics_js_in_headless_chromium(keyed: Collector, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batching", [False, True])
+def test_analytics_js_in_headless_chromium(keyed: Collector, tmp_path: Path,
+                                           batching: bool) -> None:
     chromium = _need_chromium()
     site = tmp_path / "site"
     site.mkdir()
@@ -86,7 +88,8 @@ def test_analytics_js_in_headless_chromium(keyed: Collector, tmp_path: Path) -> 
                                              partial(_Page, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     gateway = keyed.url.removeprefix("http://")
-    page = f"http://127.0.0.1:{server.server_address[1]}/index.html?gateway={gateway}&key=web-key"
+    page = (f"http://127.0.0.1:{server.server_address[1]}/index.html?gateway={gateway}"
+            f"&key=web-key{'&batching=1' if batching else ''}")
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -111,3 +114,6 @@ def test_analytics_js_in_headless_chromium(keyed: Collector, tmp_path: Path) -> 
     # analytics.js loaded its settings from the gateway, not from Segment's CDN
     metrics = keyed.gateway.metrics.render()
     assert 'trackplan_requests_total{kind="settings"} 1' in metrics
+    # one call per request on /v1/p and /v1/t, or batched on /v1/b
+    assert ('trackplan_requests_total{kind="batch"}' in metrics) is batching
+    assert ('trackplan_requests_total{kind="track"}' in metrics) is not batching
