@@ -299,3 +299,20 @@ def test_qa_memory_is_bounded(tmp_path: Path) -> None:
         kept = running.good()
         assert [g["event"]["messageId"] for g in kept] == [f"m{i}" for i in range(35, 40)]
         assert running.all()["received"] == 40
+
+
+def test_connections_beyond_the_cap_get_503_and_the_rest_are_served() -> None:
+    with collector(PLAN, limits=Limits(max_connections=2)) as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", port)) as extra:
+                extra.settimeout(5)
+                answer = extra.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.2)
+        assert request(running.url + "/health")[0] == 200

@@ -63,6 +63,9 @@ class Limits:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     keepalive_timeout: float = 75.0
+    #: open connections at most; one more is answered 503 (SDKs retry it) and closed,
+    #: so memory stays bounded: about max_connections x max_body_bytes at worst
+    max_connections: int = 1024
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -182,6 +185,15 @@ class _Connection:
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if len(self.open) >= self.limits.max_connections:
+            busy = _error(503, "too many connections; retry later")
+            busy.headers.append(("Retry-After", "1"))
+            try:
+                await self._send(writer, busy, keep_alive=False, origin=None)
+            except ConnectionError:
+                pass
+            writer.close()
+            return
         if task is not None:
             self.open.add(task)
         try:
