@@ -13,6 +13,7 @@ becomes a JSON error answer. Chosen over aiohttp and uvicorn by ``benchmarks/ben
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ class Limits:
 Handler = Callable[[Request], Awaitable[Response]]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+log = logging.getLogger("trackplan.serve")
 
 
 def json_response(status: int, value: object, *, headers: list[tuple[str, str]] | None = None
@@ -256,6 +259,10 @@ class _Connection:
                 except HttpError as exc:
                     # the body may be partly unread: the connection cannot be reused
                     response, keep_alive = _error(exc.status, exc.message), False
+                except Exception as exc:  # noqa: BLE001 - a bug must not kill the server
+                    log.error("request failed", extra={"fields": {
+                        "error": type(exc).__name__}})  # the type only: no event values
+                    response, keep_alive = _error(500, "internal error"), False
                 keep_alive = keep_alive and not self.closing
                 await self._send(writer, response, keep_alive=keep_alive, origin=origin)
                 if not keep_alive:
