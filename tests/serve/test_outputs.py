@@ -105,11 +105,16 @@ def test_replay_sends_what_a_newer_plan_allows(tmp_path: Path) -> None:
     (newer / "events" / "wishlist-added.yaml").write_text(
         "name: Wishlist Added\ndescription: A product was added to the wishlist.\n"
         "properties:\n  type: object\n  properties:\n    product_id: {type: string}\n")
-    env = {"PYTHONPATH": str(ROOT), "TRACKPLAN_HASH_KEY": "k", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-m", "trackplan", "replay", str(tmp_path / "q"), str(newer),
-         "--blocked", str(tmp_path / "still.ndjson")],
-        capture_output=True, env=env, check=True)
+    env = {"PYTHONPATH": str(ROOT), "TRACKPLAN_HASH_KEY": "k", "PATH": "/usr/bin:/bin",
+           "REPLAY_KEY": "replay-key"}
+    with FakeUpstream() as up:
+        out = subprocess.run(
+            [sys.executable, "-m", "trackplan", "replay", str(tmp_path / "q"), str(newer),
+             "--blocked", str(tmp_path / "still.ndjson"), "--forward", up.url,
+             "--write-key-env", "REPLAY_KEY"],
+            capture_output=True, env=env, check=True)
+    assert [e["messageId"] for e in up.events()] == ["w-1"]
+    assert up.auth == ["Basic cmVwbGF5LWtleTo="]  # base64 of "replay-key:"
     passed = [orjson.loads(line) for line in out.stdout.splitlines()]
     assert [e["messageId"] for e in passed] == ["w-1"]
     still = [orjson.loads(line) for line in (tmp_path / "still.ndjson").read_bytes().splitlines()]
