@@ -275,20 +275,7 @@ class Gateway:
         self.metrics.inc("trackplan_requests_total", kind="settings")
         host = request.headers.get("host", "localhost")
         proto = request.headers.get("x-forwarded-proto", "http")
-        return json_response(200, {
-            "integrations": {"Segment.io": {
-                "apiKey": key, "apiHost": f"{host}/v1", "protocol": proto,
-                "unbundledIntegrations": [], "addBundledMetadata": True,
-                "maybeBundledConfigIds": {}, "versionSettings": {"version": "4.4.7",
-                                                                 "componentTypes": ["browser"]},
-            }},
-            "plan": {"track": {"__default": {"enabled": True, "integrations": {}}},
-                     "identify": {"__default": {"enabled": True}},
-                     "group": {"__default": {"enabled": True}}},
-            "edgeFunction": {}, "analyticsNextEnabled": True, "middlewareSettings": {},
-            "enabledMiddleware": {}, "metrics": {"sampleRate": 0}, "legacyVideoPluginsEnabled":
-            False, "remotePlugins": [],
-        })
+        return json_response(200, settings_document(key, host=host, protocol=proto))
 
     # -- QA endpoints ----------------------------------------------------------------------
     def _qa(self, request: Request) -> Response:
@@ -314,6 +301,34 @@ class Gateway:
                              "GET|POST /trackplan/bad, POST /trackplan/reset")
 
 
+def settings_document(key: str, *, host: str, protocol: str) -> dict[str, Any]:
+    """What analytics.js loads from ``/v1/projects/KEY/settings``: Segment.io pointed back at
+    this gateway (``apiHost``), no destinations, no remote plugins, metrics off."""
+    return {
+        "integrations": {"Segment.io": {
+            "apiKey": key,
+            "apiHost": f"{host}/v1",
+            "protocol": protocol,
+            "unbundledIntegrations": [],
+            "addBundledMetadata": True,
+            "maybeBundledConfigIds": {},
+            "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]},
+        }},
+        "plan": {
+            "track": {"__default": {"enabled": True, "integrations": {}}},
+            "identify": {"__default": {"enabled": True}},
+            "group": {"__default": {"enabled": True}},
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": False,
+        "remotePlugins": [],
+    }
+
+
 def _received(event: Any) -> Any:
     return event.get("receivedAt") if type(event) is dict else None
 
@@ -327,4 +342,4 @@ def open_output_json(target: str | None) -> IO[bytes] | None:
     return open(Path(target), "ab")  # noqa: SIM115 - open for the server's life
 
 
-__all__ += ["open_output_json", "build_output"]
+__all__ += ["open_output_json", "build_output", "settings_document"]
