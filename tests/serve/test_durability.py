@@ -66,7 +66,7 @@ class Load:
             t.join(10)
 
 
-@pytest.mark.parametrize("fsync", ["always", "never"])
+@pytest.mark.parametrize("fsync", ["always", "interval", "never"])
 def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path: Path, fsync: str) -> None:
     rng = random.Random(19)
     port = free_port()
