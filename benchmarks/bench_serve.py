@@ -12,7 +12,8 @@ loopback. Contenders, each run in turn in its own process:
   (fsync always) and one file output (Snowflake's copy as NDJSON);
 - ``serve-2w``: the same with ``--workers 2``.
 
-Then, for ``serve``, an open-loop run at 80% of its maximum rate for the latency at that load.
+Then, for ``serve``, open-loop runs at shares of its best rate (``--latency-at``, default 0.8)
+for the latency at that load.
 Run from the repository root with TRACKPLAN_HASH_KEY set:
 
     python benchmarks/bench_serve.py [--duration 6] [--connections 8]
@@ -110,13 +111,13 @@ def bare_uvicorn(port: int) -> None:
 
 # -- load generator ----------------------------------------------------------------------------
 async def _client(port: int, body: bytes, until: float, interval: float | None,
-                  latencies: list[float], errors: list[int]) -> None:
+                  latencies: list[float], errors: list[int], offset: float = 0.0) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     auth = base64.b64encode(b"bench-key:").decode()
     head = (f"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {auth}"
             f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     request = head + body
-    next_at = time.perf_counter()
+    next_at = time.perf_counter() + offset  # open loop: connections staggered, not in bursts
     while True:
         now = time.perf_counter()
         if now >= until:
@@ -145,8 +146,10 @@ def load(port: int, duration: float, connections: int, rate: float | None) -> di
 
     async def main() -> None:
         until = time.perf_counter() + duration
-        await asyncio.gather(*(_client(port, body, until, interval, latencies, errors)
-                               for _ in range(connections)))
+        await asyncio.gather(*(
+            _client(port, body, until, interval, latencies, errors,
+                    (interval or 0.0) * i / connections)
+            for i in range(connections)))
 
     started = time.perf_counter()
     asyncio.run(main())
@@ -286,6 +289,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", nargs="*", help="contenders to run (default: all)")
+    parser.add_argument("--latency-at", type=float, nargs="*", default=[0.8],
+                        help="open-loop runs at these shares of serve's best rate")
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; best kept")
     parser.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
     args = parser.parse_args()
@@ -307,11 +312,13 @@ def main() -> None:
                   f"p50 {result['p50_ms']:6.1f} ms   p99 {result['p99_ms']:6.1f} ms   "
                   f"server CPU {result['cpu_us']:6.1f} us/event   errors {result['errors']}")
         if "serve" in results:
-            rate = results["serve"]["events_per_s"] * 0.8 / 100  # requests per second
-            at80 = run_contender("serve", args, Path(tmp), rate=rate)
-            assert at80 is not None
-            print(f"serve @80%     {at80['events_per_s']:>10,.0f} events/s   "
-                  f"p50 {at80['p50_ms']:6.1f} ms   p99 {at80['p99_ms']:6.1f} ms")
+            for share in args.latency_at:
+                rate = results["serve"]["events_per_s"] * share / 100  # requests per second
+                at = run_contender("serve", args, Path(tmp), rate=rate)
+                assert at is not None
+                label = f"serve @{share:.0%}"
+                print(f"{label:14} {at['events_per_s']:>10,.0f} events/s   "
+                      f"p50 {at['p50_ms']:6.1f} ms   p99 {at['p99_ms']:6.1f} ms")
     print("CPU per event, in one process:")
     for step, micros in breakdown().items():
         print(f"  {step:46} {micros:6.1f} us")
