@@ -10,7 +10,8 @@ loopback. Contenders, each run in turn in its own process:
   on the candidate stacks, when installed (``pip install aiohttp uvicorn httptools``);
 - ``serve``: ``trackplan serve plans/ecommerce`` with the plan, PII, consent, the spool
   (fsync always) and one file output (Snowflake's copy as NDJSON);
-- ``serve-2w``: the same with ``--workers 2``.
+- ``serve-2w``: the same with ``--workers 2``;
+- ``serve-qa`` (only when named with ``--only``): no outputs, so no spool: the QA collector.
 
 Then, for ``serve``, open-loop runs at shares of its best rate (``--latency-at``, default 0.8)
 for the latency at that load.
@@ -249,8 +250,9 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
         ready = ""
     else:
         cfg = tmp / f"{name}.yaml"
-        cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, file: "
-                       f"{{dir: '{tmp / name / 'out'}'}}}}\n")
+        cfg.write_text("" if name == "serve-qa" else (
+            f"outputs:\n  - {{name: wh, destination: Snowflake, file: "
+            f"{{dir: '{tmp / name / 'out'}'}}}}\n"))
         cmd = [sys.executable, "-m", "trackplan", "serve", str(ROOT / "plans" / "ecommerce"),
                "--config", str(cfg), "--spool", str(tmp / name / "spool"), "--port", str(port),
                "--fsync", args.fsync]

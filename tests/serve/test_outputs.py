@@ -155,7 +155,7 @@ def test_a_refused_batch_is_counted_and_skipped_not_retried_forever(
 
 def test_files_rotate_by_size(tmp_path: Path) -> None:
     output = FileOutput("wh", tmp_path, rotate_bytes=2000)
-    events = [event(mid=f"f{i}") for i in range(40)]
+    events = [orjson.dumps(event(mid=f"f{i}")) for i in range(40)]
 
     async def write() -> None:
         for start in range(0, 40, 5):

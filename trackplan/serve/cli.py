@@ -113,7 +113,8 @@ def replay(quarantine: str, plan: str, out_path: str | None, blocked_path: str |
     if blocked_path:
         Path(blocked_path).write_bytes(b"".join(still))
     if forward and passed:
-        asyncio.run(HttpOutput("replay", forward, write_key_env=write_key_env).deliver(passed))
+        output = HttpOutput("replay", forward, write_key_env=write_key_env)
+        asyncio.run(output.deliver([orjson.dumps(e) for e in passed]))
     click.echo(f"replayed {len(records)} quarantined events: {len(passed)} pass, "
                f"{len(still)} still blocked", err=True)
 

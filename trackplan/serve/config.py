@@ -26,6 +26,7 @@ downstream Segment workspace to fan out).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,8 @@ def plan_outputs(plan: Plan) -> list[OutputSpec]:
         if spec is None:
             continue
         where = f"{plan.source}#/destinations/{index}/x-serve"
-        raw = {"name": str(dest.get("name", "")).replace(" ", "-"), **dict(spec),
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", str(dest.get("name", ""))).strip("-")
+        raw = {"name": name, **dict(spec),
                "destination": dest.get("name")}
         out.append(_output(raw, where))
     return out

@@ -263,7 +263,9 @@ class Gateway:
                                    "violations": violations, "receivedAt": _received(event)}
         if not outs:
             return None
-        return orjson.dumps({"s": source, "o": outs}) + b"\n"
+        # one spool record per output: "<output>\t<json>", delivered without re-parsing
+        return b"".join(name.encode() + b"\t" + orjson.dumps(value) + b"\n"
+                        for name, value in outs.items())
 
     # -- analytics.js settings -------------------------------------------------------------
     def _settings(self, request: Request) -> Response:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from trackplan.errors import MissingSecretError
 from trackplan.serve.intake import iso_now
 from trackplan.serve.spool import Position, Spool
@@ -51,7 +49,8 @@ class Output:
     name: str = ""
     batch_events: int = 100
 
-    async def deliver(self, events: list[Any]) -> None:  # pragma: no cover - abstract
+    async def deliver(self, events: list[bytes]) -> None:  # pragma: no cover - abstract
+        """Deliver events, each one JSON document as bytes (as spooled: never re-encoded)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -90,11 +89,10 @@ class HttpOutput(Output):
         except urllib.error.HTTPError as exc:
             return int(exc.code)
 
-    async def deliver(self, events: list[Any]) -> None:
+    async def deliver(self, events: list[bytes]) -> None:
         chunk: list[bytes] = []
         size = 0
-        for event in events:
-            raw = orjson.dumps(event)
+        for raw in events:
             if chunk and size + len(raw) > _BATCH_BYTES:
                 await self._send(chunk)
                 chunk, size = [], 0
@@ -158,8 +156,8 @@ class FileOutput(Output):
         os.fsync(self._fh.fileno())
         self._size += len(data)
 
-    async def deliver(self, events: list[Any]) -> None:
-        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    async def deliver(self, events: list[bytes]) -> None:
+        data = b"\n".join(events) + b"\n"
         await asyncio.to_thread(self._write, data)
 
     async def close(self) -> None:
@@ -209,15 +207,11 @@ class Deliverer:
         """True when every spooled record has been delivered."""
         return self.position == self.spool.end() or self.lag == 0
 
-    def _events(self, lines: list[bytes]) -> list[Any]:
-        name = self.output.name
-        out = []
-        for line in lines:
-            record = orjson.loads(line)
-            found = record.get("o", {}).get(name)
-            if found is not None:
-                out.append(found)
-        return out
+    def _events(self, lines: list[bytes]) -> list[bytes]:
+        """This output's events among spool records (``<output>\\t<json>``), unparsed."""
+        prefix = self.output.name.encode() + b"\t"
+        cut = len(prefix)
+        return [line[cut:] for line in lines if line.startswith(prefix)]
 
     async def run(self) -> None:
         """Deliver until stopped (after a drain: when stopped and caught up)."""
@@ -238,7 +232,7 @@ class Deliverer:
             if self.on_advance:
                 self.on_advance()
 
-    async def _deliver(self, events: list[Any]) -> None:
+    async def _deliver(self, events: list[bytes]) -> None:
         attempt = 0
         while True:
             try:

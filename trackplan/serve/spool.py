@@ -1,6 +1,7 @@
 """The append-only spool: every event answered ``200`` is written here first.
 
-Records are NDJSON lines in numbered segment files (``000000000001.log``, ...). Each output
+Records are lines ``<output>\t<JSON>`` (what one output receives of one event, encoded
+once) in numbered segment files (``000000000001.log``, ...). Each output
 keeps a cursor (segment, offset) in ``cursors/<output>``, saved by atomic rename after the
 output confirmed delivery; on restart an output resumes from its cursor, so an event is
 delivered at least once, and a repeat carries the same ``messageId`` (stamped before the
