@@ -191,7 +191,7 @@ class Deliverer:
         self.spool = spool
         self.output = output
         self.retry = retry or RetryPolicy()
-        self.position: Position = spool.load_cursor(output.name)
+        self.position: Position = (0, 0)  # read from the cursor file when run() starts
         self.on_delivered = on_delivered
         self.on_failure = on_failure
         self.on_advance = on_advance
@@ -215,6 +215,7 @@ class Deliverer:
 
     async def run(self) -> None:
         """Deliver until stopped (after a drain: when stopped and caught up)."""
+        self.position = self.spool.load_cursor(self.output.name)
         while True:
             lines, after = self.spool.read(self.position, self.read_bytes)
             if not lines:
