@@ -59,6 +59,10 @@ COMMANDS: dict[str, CommandEntry] = {
     "report": CommandEntry(
         "trackplan.privacy.cli", "report_group", "Reports generated from the plan."
     ),
+    "replay": CommandEntry(
+        "trackplan.serve.cli", "replay",
+        "Re-run a QUARANTINE (file or directory) against PLAN; output what now passes.",
+    ),
     "route": CommandEntry(
         "trackplan.privacy.cli", "route",
         "Route EVENTS (NDJSON, JSON or batch; '-' for stdin) to the plan's destinations.",
@@ -70,6 +74,10 @@ COMMANDS: dict[str, CommandEntry] = {
     "schema": CommandEntry(
         "trackplan.plan.cli", "schema",
         "Print the plan format as a JSON Schema, for editors that check plan files.",
+    ),
+    "serve": CommandEntry(
+        "trackplan.serve.cli", "serve",
+        "Run a gateway that Segment SDKs send to: PLAN enforced before events leave.",
     ),
     "validate": CommandEntry(
         "trackplan.engine.cli", "validate",

@@ -260,11 +260,22 @@ _CONSENT: dict[str, Any] = {
     "properties": {
         "categories": {
             "type": "object",
-            "description": "Category id -> description. Ids are case-sensitive, do not "
-            "start with a digit and have fewer than 35 characters (Segment's rules).",
+            "description": "Category id -> description, or {description, ids}: ids are "
+            "what a consent management platform sends for the category (OneTrust C0002, "
+            "Cookiebot statistics). Ids are case-sensitive, do not start with a digit and "
+            "have fewer than 35 characters (Segment's rules).",
             "propertyNames": {"pattern": "^[^0-9]", "minLength": 1, "maxLength": 34},
-            "additionalProperties": {"type": "string"},
-        }
+            "additionalProperties": {"anyOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": False, "properties": {
+                    "description": {"type": "string"},
+                    "ids": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                }},
+            ]},
+        },
+        "preset": {"enum": ["onetrust", "cookiebot", "usercentrics"],
+                   "description": "The CMP whose ids the usual category names get "
+                   "(analytics, advertising, functional, ...) unless a category lists ids."},
     },
 }
 

@@ -179,7 +179,7 @@ class Router:
         if not result.allowed:
             return Routing(result, tuple(Delivery(d.name, False, BLOCKED) for d in dests))
         event = result.event
-        prefs = preferences(event)
+        prefs = self.privacy.normalise(preferences(event))  # CMP ids read as categories
         out = []
         for dest in dests:
             out.append(self._one(dest, event, prefs, result.rule))

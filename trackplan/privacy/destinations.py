@@ -31,6 +31,7 @@ __all__ = [
     "CONSENT_CATEGORY_RE",
     "Destination",
     "ConsentCategory",
+    "CMP_PRESETS",
     "Privacy",
     "load_privacy",
     "in_eea",
@@ -111,10 +112,31 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class ConsentCategory:
-    """One consent category a user can grant or refuse."""
+    """One consent category a user can grant or refuse.
+
+    ``ids`` are the names a consent management platform sends for it in
+    ``categoryPreferences`` (OneTrust's ``C0002``, Cookiebot's ``statistics``), from the
+    plan (``analytics: {description: ..., ids: [C0002]}``) or the section's ``preset``.
+    """
 
     id: str
     description: str = ""
+    ids: tuple[str, ...] = ()
+
+
+#: ``consent.preset``: the ids a CMP sends for the categories plans usually name.
+CMP_PRESETS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "onetrust": {"necessary": ("C0001",), "analytics": ("C0002",), "performance": ("C0002",),
+                 "functional": ("C0003",), "advertising": ("C0004",), "targeting": ("C0004",),
+                 "marketing": ("C0004",), "social": ("C0005",)},
+    "cookiebot": {"necessary": ("necessary",), "functional": ("preferences",),
+                  "preferences": ("preferences",), "analytics": ("statistics",),
+                  "statistics": ("statistics",), "advertising": ("marketing",),
+                  "marketing": ("marketing",)},
+    "usercentrics": {"necessary": ("essential",), "essential": ("essential",),
+                     "functional": ("functional",), "advertising": ("marketing",),
+                     "marketing": ("marketing",)},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +156,24 @@ class Privacy:
     def destination(self, name: str) -> Destination:
         """The destination called ``name`` (KeyError when there is none)."""
         return self._by_name[name]
+
+    def normalise(self, prefs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``categoryPreferences`` keyed by the plan's category ids, reading CMP ids too.
+
+        A category is granted when at least one of its names (its id or a CMP id) is
+        present and every one present is ``true``; a conflict fails closed. Without CMP ids
+        in the plan, ``prefs`` is returned as it is.
+        """
+        if prefs is None or not any(c.ids for c in self.categories):
+            return prefs
+        out: dict[str, Any] = dict(prefs)
+        for cat in self.categories:
+            if not cat.ids:
+                continue
+            seen = [prefs[n] for n in (cat.id, *cat.ids) if n in prefs]
+            if seen:
+                out[cat.id] = all(v is True for v in seen)
+        return out
 
 
 def _location(plan: Plan, section: str) -> tuple[str, str]:
@@ -184,6 +224,14 @@ def _categories(
     raw = section.get("categories", {}) if isinstance(section, Mapping) else {}
     where = jp.join(base, "categories")
     out: list[ConsentCategory] = []
+    preset_name = section.get("preset") if isinstance(section, Mapping) else None
+    preset: Mapping[str, tuple[str, ...]] = {}
+    if preset_name is not None:
+        if preset_name not in CMP_PRESETS:
+            issues.append(PlanIssue(file, jp.join(base, "preset"),
+                                    f"preset must be one of {', '.join(sorted(CMP_PRESETS))}"))
+        else:
+            preset = CMP_PRESETS[str(preset_name)]
     if not isinstance(raw, Mapping):
         issues.append(
             PlanIssue(
@@ -203,10 +251,21 @@ def _categories(
                 )
             )
             continue
+        ids: Any = preset.get(cid, ())
+        if isinstance(desc, Mapping):
+            ids = desc.get("ids", ids)
+            desc = desc.get("description")
+            if isinstance(ids, str):
+                ids = [ids]
+            if not isinstance(ids, list | tuple) or not all(
+                    isinstance(i, str) and i for i in ids):
+                issues.append(PlanIssue(file, jp.join(ptr, "ids"),
+                                        "ids must be a list of the ids a CMP sends"))
+                continue
         if desc is not None and not isinstance(desc, str):
             issues.append(PlanIssue(file, ptr, "consent category description must be a string"))
             continue
-        out.append(ConsentCategory(cid, desc or ""))
+        out.append(ConsentCategory(cid, desc or "", tuple(ids)))
     return out
 
 

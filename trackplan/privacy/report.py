@@ -119,6 +119,8 @@ class DpiaReport:
             "digest": self.digest,
             "destinations": [_dest_dict(d) for d in self.privacy.destinations],
             "consent_categories": {c.id: c.description for c in self.privacy.categories},
+            "consent_category_ids": {c.id: list(c.ids) for c in self.privacy.categories
+                                     if c.ids},
             "pii": [f.to_dict() for f in self.flows],
             "gaps": [g.to_dict() for g in self.gaps],
         }
@@ -276,10 +278,16 @@ def _dest_rows(report: DpiaReport) -> tuple[list[str], list[list[str]]]:
                 region,
                 _TRANSFER[d.transfer],
                 "yes" if d.dpa else "no",
-                ", ".join(d.consent) or "none",
+                ", ".join(_with_ids(report.privacy, c) for c in d.consent) or "none",
             ]
         )
     return head, rows
+
+
+def _with_ids(privacy: Privacy, category: str) -> str:
+    """A category with the CMP ids that mean it: ``analytics (C0002)``."""
+    ids = next((c.ids for c in privacy.categories if c.id == category), ())
+    return f"{category} ({', '.join(ids)})" if ids else category
 
 
 def _flow_rows(report: DpiaReport) -> tuple[list[str], list[list[str]]]:
