@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from trackplan.pii.iban_registry import IBAN_FORMATS
@@ -46,6 +46,8 @@ __all__ = [
     "luhn_ok",
     "iban_ok",
     "ssn_ok",
+    "enable_national",
+    "national_enabled",
 ]
 
 
@@ -250,6 +252,60 @@ def _numeric(text: str, out: list[Finding], ibans: list[tuple[int, int]]) -> Non
             out.append(Finding(m.start(), m.end(), "phone", "phone"))
 
 
+#: Opt-in national detectors, process-wide (plans add to them: :func:`enable_national`).
+_NATIONAL: dict[str, tuple[str, ...]] = {"phone_regions": (), "id_countries": ()}
+
+
+def enable_national(*, phone_regions: Iterable[str] = (), id_countries: Iterable[str] = ()) -> None:
+    """Also detect phone numbers in the national formats of ``phone_regions`` (``"DE"``)
+    and the identity numbers of ``id_countries`` (``"de"``; checksum-bearing formats of
+    :mod:`trackplan.pii.national_ids`).
+
+    The setting is process-wide and only ever grows (a plan compiled later adds its
+    regions to the earlier plans'): more detectors are never less protective, and the
+    clean caches, emptied here, then mean the same for every plan.
+    """
+    regions = tuple(sorted({*_NATIONAL["phone_regions"], *(r.upper() for r in phone_regions)}))
+    countries = tuple(sorted({*_NATIONAL["id_countries"], *(c.lower() for c in id_countries)}))
+    if regions == _NATIONAL["phone_regions"] and countries == _NATIONAL["id_countries"]:
+        return
+    _NATIONAL["phone_regions"], _NATIONAL["id_countries"] = regions, countries
+    for cache in _CLEAN_BY_CLASS:
+        cache.clear()
+        cache.add(None)
+    _FOUND.clear()
+
+
+def national_enabled() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(phone regions, id countries)`` whose national detectors are on."""
+    return _NATIONAL["phone_regions"], _NATIONAL["id_countries"]
+
+
+def _national(text: str, out: list[Finding], ibans: list[tuple[int, int]]) -> None:
+    """The opt-in national detectors. A span counts only where the prefilter's own
+    pattern matches inside it, so the Rust prefilter stays a superset by construction;
+    a span the id-key prefilter would not see is ``weak`` (dropped under ``order_id``)."""
+    spans: list[tuple[int, int, str, str]] = []
+    regions, countries = _NATIONAL["phone_regions"], _NATIONAL["id_countries"]
+    if regions:
+        from trackplan.pii.phones import national_spans
+
+        for start, end, region in national_spans(text, regions):
+            spans.append((start, end, "phone", f"phone_{region.lower()}"))
+    if countries:
+        from trackplan.pii.national_ids import id_spans
+
+        spans += [(a, b, "government_id", mod) for a, b, _, mod in id_spans(text, countries)]
+    for start, end, category, detector in spans:
+        piece = text[start:end]
+        if _PREFILTER_RX.search(piece) is None:
+            continue
+        if category == "phone" and any(a <= start and end <= b for a, b in ibans):
+            continue
+        weak = _PREFILTER_ID_RX.search(piece) is None
+        out.append(Finding(start, end, category, detector, weak))
+
+
 def _ipv4(text: str, out: list[Finding]) -> None:
     for m in _IPV4.finditer(text):
         ip = m.group(1)
@@ -339,6 +395,20 @@ WIDE_DIGIT_END = 0x20000
 #: other digit makes a string a candidate, so the prefilter is a superset in both engines.
 _WIDE_DIGIT = _wide_digits()
 
+#: Opt-in ids without seven digits in a row: an Italian tax code (digits may be letters),
+#: a Finnish HETU with its century letter.
+_OPT_IN_SHAPES = (
+    r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
+    r"|\d{6}[A-FU-Y]\d{3}[0-9A-Y]"
+)
+#: Credential prefixes, opt-in id shapes and wide digits: the prefilters' common tail.
+_SHAPES = (
+    r"eyJ|[sr]k_(?:live|test|prod)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abeoprs][\-.]"
+    r"|xapp-|hooks\.slack\.com/|AIza|glpat-|npm_|SG\.|-----BEGIN|[Bb]earer |"
+    + _OPT_IN_SHAPES
+    + "|"
+    + _WIDE_DIGIT
+)
 #: Matches every string in which some detector could find PII (each detector's necessary
 #: part: an ``@``, seven digits in a row, a dotted quad, two colons, an IBAN's first 15
 #: characters, a credential's prefix, a digit beyond ASCII). A string it does not match
@@ -347,9 +417,7 @@ _WIDE_DIGIT = _wide_digits()
 PREFILTER = (
     r"@|%40|\d(?:[ ().\-/]{0,3}\d){6,}|\d\.\d{1,3}\.\d{1,3}\.\d"
     r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}"
-    r"|eyJ|[sr]k_(?:live|test|prod)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abeoprs][\-.]"
-    r"|xapp-|hooks\.slack\.com/|AIza|glpat-|npm_|SG\.|-----BEGIN|[Bb]earer |" + _WIDE_DIGIT
+    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}|" + _SHAPES
 )
 #: The prefilter under id-like keys (``order_id``, ``sku``), where a bare run of digits is
 #: no finding (``findings_for`` drops it): digits count only beside a separator, a ``(``,
@@ -357,9 +425,7 @@ PREFILTER = (
 PREFILTER_ID = (
     r"@|%40|\d[ ().\-/]{1,3}\d|\(\d|\+\d|[A-Z]{2}\d{2}|\d\.\d{1,3}\.\d{1,3}\.\d"
     r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}"
-    r"|eyJ|[sr]k_(?:live|test|prod)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abeoprs][\-.]"
-    r"|xapp-|hooks\.slack\.com/|AIza|glpat-|npm_|SG\.|-----BEGIN|[Bb]earer |" + _WIDE_DIGIT
+    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}|" + _SHAPES
 )
 #: Whole values no detector flags, by construction (``test_walk_fast`` checks it): a UUID
 #: in its canonical 8-4-4-4-12 form (hex and hyphens only: no ``@``, no ``:``, no ``.``,
@@ -371,6 +437,10 @@ SAFE_WHOLE = (
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+\-][0-9]{2}:?[0-9]{2})?)?)$"
 )
+
+
+_PREFILTER_RX = re.compile(PREFILTER)
+_PREFILTER_ID_RX = re.compile(PREFILTER_ID)
 
 
 def _rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
@@ -462,6 +532,8 @@ def _scan(text: str) -> tuple[Finding, ...]:
         ibans = _iban(text, found) if _IBAN_HINT.search(text) is not None else []
         if _NUMERIC.search(text) is not None:
             _numeric(text, found, ibans)
+        if _NATIONAL["phone_regions"] or _NATIONAL["id_countries"]:
+            _national(text, found, ibans)
         if "." in text:
             _ipv4(text, found)
         if text.count(":") >= 2:
@@ -477,9 +549,14 @@ def _scan(text: str) -> tuple[Finding, ...]:
     return _resolve(found)
 
 
+#: Categories whose detectors verify a checksum: on a tie of spans they win over a phone.
+_CHECKED = frozenset({"government_id", "bank_account", "payment_card"})
+
+
 def _resolve(found: list[Finding]) -> tuple[Finding, ...]:
-    """Drop spans that overlap a longer (or earlier, on a tie) span."""
-    found.sort(key=lambda f: (f.start, -(f.end - f.start)))
+    """Drop spans that overlap a longer (or earlier, on a tie) span; of two equal spans a
+    checksum-verified finding (an id passing its check digit) wins over a phone shape."""
+    found.sort(key=lambda f: (f.start, -(f.end - f.start), f.category not in _CHECKED))
     kept: list[Finding] = []
     for f in found:
         if kept and f.start < kept[-1].end:

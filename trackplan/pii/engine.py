@@ -35,10 +35,12 @@ from trackplan.pii.detect import (
     _name_category,
     _remember,
     clean_set,
+    enable_national,
     findings_for,
     match_key,
 )
 from trackplan.pii.fastpath import _MEMO_ACTIONS, _store
+from trackplan.pii.phones import e164
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 
@@ -137,6 +139,8 @@ class Transformer:
         "policy",
         "root",
         "key",
+        "canon",
+        "region",
         "values",
         "names",
         "on_detect",
@@ -158,6 +162,9 @@ class Transformer:
         #: PII there, else the clean cache of its key's class (bounded like the caches)
         self.keys_seen: tuple[dict[str, set[object] | None], ...] = ({}, {})
         self.key = policy.key
+        #: canonical forms before ``hash`` (phones in E.164, in the plan's default region)
+        self.canon = policy.canon()
+        self.region = policy.default_region
         det = policy.detection
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
@@ -402,6 +409,8 @@ class Transformer:
                 )
                 raise _Block
             action = "redact"  # the review copy of a blocked event
+        if action == "hash" and category == "phone":
+            self._report_unparsed(value, f, path, violations)
         if action in _MEMO_ACTIONS:  # hash, mask, redact
             kind = type(value)
             if kind is str:
@@ -415,7 +424,7 @@ class Transformer:
                 return [self._apply(action, category, v) for v in value]
             if action == "mask":
                 return mask_value(category, value)  # what apply_action does, one call less
-            return apply_action(action, category, value, self.key)[1]
+            return apply_action(action, category, value, self.key, canon=self.canon)[1]
         if action == "allow":
             if category == "free_text" and type(value) is str and self.values:
                 # free text may hold PII
@@ -423,13 +432,38 @@ class Transformer:
             return value
         if action == "drop":
             return _DROP
-        return apply_action(action, category, value, self.key)[1]
+        return apply_action(action, category, value, self.key, canon=self.canon)[1]
+
+    def _report_unparsed(
+        self, value: Any, f: DeclaredField, path: tuple[str | int, ...], violations: list[Violation]
+    ) -> None:
+        """A ``PII`` violation when a declared phone (or an item of a list of them) is no
+        phone number: it is hashed as its digits, which joins with no other spelling."""
+        items = value if type(value) is list else [value]
+        for item in items:
+            if type(item) in (dict, list) or item is None or type(item) is bool:
+                continue
+            text = item.strip() if type(item) is str else str(item)
+            if e164(text, self.region) is None:
+                pointer = jp.from_parts(path)
+                where = f"in region {self.region}" if self.region else "with + or 00"
+                violations.append(
+                    Violation(
+                        PII,
+                        pointer,
+                        f"declared phone at {pointer or '/'} does not parse as a phone number "
+                        f"{where}: hashed as its digits (set pii.default_region for numbers "
+                        "without a country code)",
+                        f.location,
+                    )
+                )
+                return
 
     def _apply(self, action: str, category: str, value: Any) -> Any:
         """``action`` (hash, mask or redact) on a value; strings through the memo of
         ``(action, category)`` that the generated transforms share, bounded alike."""
         if type(value) is not str:
-            return apply_action(action, category, value, self.key)[1]
+            return apply_action(action, category, value, self.key, canon=self.canon)[1]
         memo = self.memos.get((action, category))
         if memo is None:
             memo = self.memo(action, category)
@@ -438,8 +472,9 @@ class Transformer:
             if action == "mask":
                 new = mask_value(category, value)
             else:
-                new = apply_action(action, category, value, self.key)[1]
-            _store(memo, value, new)
+                new = apply_action(action, category, value, self.key, canon=self.canon)[1]
+            if action != "hash" or category != "phone" or e164(value, self.region) is not None:
+                _store(memo, value, new)  # an unparsed phone is reported every time it comes
         return new
 
     def _detect(
@@ -517,11 +552,12 @@ class Transformer:
         if "drop" in actions:
             return _DROP
         if len(found) == 1 and found[0].start == 0 and found[0].end == len(value):
-            return apply_action(action, found[0].category, value, self.key)[1]
+            return apply_action(action, found[0].category, value, self.key, canon=self.canon)[1]
         strict = action
         for act in actions:  # one action for every span: the most protective one
             strict = stricter(act, strict)
-        return replace_spans(value, [(f.start, f.end, f.category) for f in found], strict, self.key)
+        spans = [(f.start, f.end, f.category) for f in found]
+        return replace_spans(value, spans, strict, self.key, canon=self.canon)
 
     def _act(
         self,
@@ -538,7 +574,7 @@ class Transformer:
             raise _Block
         if action == "drop":
             return _DROP
-        return apply_action(action, category, value, self.key)[1]
+        return apply_action(action, category, value, self.key, canon=self.canon)[1]
 
     def _action(self, category: str) -> str:
         action = self.on_detect
@@ -652,6 +688,8 @@ def install(enforcer: Enforcer, policy: PiiPolicy | None = None) -> PiiPolicy:
     """
     if policy is None:
         policy = PiiPolicy.from_plan(enforcer.plan)
+    if policy.detection.enabled and (policy.phone_regions or policy.id_countries):
+        enable_national(phone_regions=policy.phone_regions, id_countries=policy.id_countries)
     compiled = list(enforcer.compiled_rules())
     for versions in getattr(enforcer, "_reserved", {}).values():
         compiled.extend(versions)
