@@ -235,7 +235,7 @@ _POLICY: dict[str, Any] = {
     },
 }
 
-_FORMS = ["allow", "hash", "mask", "redact", "drop", "reject"]
+_FORMS = ["allow", "sha256", "hash", "mask", "redact", "drop", "reject"]
 
 _DESTINATION: dict[str, Any] = {
     "type": "object",
@@ -265,8 +265,12 @@ _DESTINATION: dict[str, Any] = {
                 "additionalProperties": {"enum": _FORMS},
                 "description": "PII category -> form the destination may receive it in; it "
                 "can only tighten the plan's action (allow < hash < mask < redact < drop < "
-                "reject: reject keeps the event away). Unlisted categories are dropped; "
-                "without this map the destination gets the plan's forms (a report gap)."},
+                "reject: reject keeps the event away). sha256 is the plain, unkeyed SHA-256 "
+                "of the value normalised as ad platforms document it (email trimmed and "
+                "lower-cased, phone in E.164), made from the raw value where the plan hashes "
+                "or allows it, for destinations whose matching needs it (the report flags "
+                "it). Unlisted categories are dropped; without this map the destination gets "
+                "the plan's forms (a report gap)."},
     },
 }
 

@@ -64,7 +64,7 @@ def route(
             bad += 1
             out.write(orjson.dumps({"line": item.line, "error": item.error}) + b"\n")
             continue
-        routing = router.decide(enforcer.enforce(item.event))
+        routing = router.decide(enforcer.enforce(item.event), source=item.event)
         if fmt == "text":
             head = f"line {item.line} {_label(item.event)}: {routing.result.decision}"
             lines = [head]
