@@ -410,7 +410,9 @@ class Transformer:
                 raise _Block
             action = "redact"  # the review copy of a blocked event
         if action == "hash" and category == "phone":
-            self._report_unparsed(value, f, path, violations)
+            memo = self.memos.get((action, category))
+            if type(value) is not str or memo is None or value not in memo:
+                self._report_unparsed(value, f, path, violations)  # memoised: it parsed
         if action in _MEMO_ACTIONS:  # hash, mask, redact
             kind = type(value)
             if kind is str:

@@ -53,6 +53,13 @@ ID_FORMATS: dict[str, tuple[tuple[str, str], ...]] = {
     "us": (("us.ssn", r"\d{3}-?\d{2}-?\d{4}"),),
 }
 
+#: What every candidate above starts with, standing alone: six digits (separators allowed;
+#: a Spanish NIE's letter first) or an Italian tax code. Strings without it (version strings
+#: such as ``Chrome/120.0.6099.109``) skip the per-country patterns.
+_CANDIDATE = re.compile(
+    rf"(?<![\w\-./])(?:(?:[XYZ]-?)?\d(?:[ .\-/]{{0,2}}\d){{5,}}|[A-Z]{{6}}{_CF}{{2}}[A-EHLMPR-T])"
+)
+
 #: Every country :func:`id_spans` knows.
 ID_COUNTRIES = frozenset(ID_FORMATS)
 
@@ -85,6 +92,8 @@ def id_valid(country: str, value: str) -> str | None:
 def id_spans(text: str, countries: Iterable[str]) -> list[tuple[int, int, str, str]]:
     """``(start, end, country, stdnum module)`` of each valid id of ``countries`` in ``text``."""
     out: list[tuple[int, int, str, str]] = []
+    if _CANDIDATE.search(text) is None:
+        return out
     for country in countries:
         for module, pattern in _pattern(country):
             check = _validator(module)
