@@ -448,14 +448,16 @@ class Transformer:
             text = item.strip() if type(item) is str else str(item)
             if e164(text, self.region) is None:
                 pointer = jp.from_parts(path)
-                where = f"in region {self.region}" if self.region else "with + or 00"
+                if self.region:
+                    where = f"in region {self.region}"
+                else:  # without a region only numbers with a country code parse
+                    where = "with + or 00 (set pii.default_region for national numbers)"
                 violations.append(
                     Violation(
                         PII,
                         pointer,
                         f"declared phone at {pointer or '/'} does not parse as a phone number "
-                        f"{where}: hashed as its digits (set pii.default_region for numbers "
-                        "without a country code)",
+                        f"{where}: hashed as its digits",
                         f.location,
                     )
                 )
