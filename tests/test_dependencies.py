@@ -69,10 +69,31 @@ def _imports_of(path: Path, root: Path = ROOT) -> list[Import]:
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
                 top = child.module.split(".")[0]
                 found.append(Import(top, str(path.relative_to(root)), child.lineno, inner))
+            elif isinstance(child, ast.Call) and _is_import_module(child.func) and child.args:
+                # importlib.import_module("pkg.x") or f"pkg.{name}": the literal prefix
+                top = _literal_prefix(child.args[0]).split(".")[0]
+                if top:
+                    found.append(Import(top, str(path.relative_to(root)), child.lineno, inner))
             visit(child, inner)
 
     visit(tree, False)
     return found
+
+
+def _is_import_module(func: ast.expr) -> bool:
+    if isinstance(func, ast.Attribute):
+        return func.attr == "import_module"
+    return isinstance(func, ast.Name) and func.id == "import_module"
+
+
+def _literal_prefix(arg: ast.expr) -> str:
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values:
+        first = arg.values[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            return first.value
+    return ""
 
 
 def _third_party_imports() -> list[Import]:
@@ -105,9 +126,14 @@ def project() -> dict[str, object]:
 def test_the_scan_finds_imports_at_every_level(tmp_path: Path) -> None:
     # the checker itself: a function-level import is seen and marked as such
     source = tmp_path / "m.py"
-    source.write_text("import os\n\ndef f():\n    import numpy as np\n    from yaml import x\n")
+    source.write_text(
+        "import os\nimport importlib\n\ndef f(cc):\n    import numpy as np\n"
+        "    from yaml import x\n    importlib.import_module(f'stdnum.{cc}')\n"
+    )
     found = {(i.module, i.in_function) for i in _imports_of(source, tmp_path)}
-    assert found == {("os", False), ("numpy", True), ("yaml", True)}
+    assert found == {
+        ("os", False), ("importlib", False), ("numpy", True), ("yaml", True), ("stdnum", True)
+    }
 
 
 def test_every_import_is_declared(project: dict[str, object]) -> None:

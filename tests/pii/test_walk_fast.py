@@ -156,6 +156,9 @@ PIECES = st.sampled_from([
     "%40", "eyJ", "sk_live_", "AKIA", "DE89", "GB82 WEST ", "555", "2671", "4242", "T",
     "203.0.113.", "fe80", "Bearer ", "_", "com", "ghp_", "٤", "٧٩", "\ud800", "é",
     "2026-11-01", "08:00:28", "25318bf2-7b88-4975-9414-f6b506d002db",
+    "AL47-2121-1009-", "BE71 0961 2345 6769", "xapp-1-", "xoxe.xoxp-1-", "rk_prod_",
+    "hooks.slack.com/services/T", "-----BEGIN PGP PRIVATE KEY BLOCK-----", "219.09.9999",
+    "a@xn--p1ai", ".xn--p1ai", "RSSMRA85T10A562S", "131052A308T", "AIza",
 ])  # fmt: skip
 PLANTED = st.sampled_from(POSITIVES)
 

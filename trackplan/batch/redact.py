@@ -35,6 +35,7 @@ from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
 from trackplan.batch.rules import to_json
 from trackplan.errors import BatchError
+from trackplan.pii.actions import Canon
 from trackplan.plan.model import Plan
 
 __all__ = ["RedactWriter", "apply_column", "FieldAction"]
@@ -51,8 +52,11 @@ class FieldAction:
     kind: str = "track"  # the rule's call kind; "common" applies to every row
 
 
-def apply_column(arr: pa.Array, action: str, category: str, key: bytes | None) -> pa.Array:
-    """Apply ``action`` to every value of ``arr`` exactly as the per-row function would.
+def apply_column(
+    arr: pa.Array, action: str, category: str, key: bytes | None, *, canon: Canon | None = None
+) -> pa.Array:
+    """Apply ``action`` to every value of ``arr`` exactly as the per-row function would
+    (``canon``: the policy's canonical forms before ``hash``, phones in E.164).
 
     Nulls (absent values) stay null. The result keeps ``arr``'s type where the new values
     fit it (a hash of a number column becomes a string column).
@@ -69,14 +73,14 @@ def apply_column(arr: pa.Array, action: str, category: str, key: bytes | None) -
     if primitive:
         encoded = pc.dictionary_encode(arr)
         distinct = encoded.dictionary.to_pylist()
-        new = [apply_action(action, category, to_json(v), key)[1] for v in distinct]
+        new = [apply_action(action, category, to_json(v), key, canon=canon)[1] for v in distinct]
         try:
             dictionary = pa.array(new, type=arr.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             dictionary = pa.array(new)
         return pc.take(dictionary, encoded.indices)
     values = [
-        None if v is None else apply_action(action, category, to_json(v), key)[1]
+        None if v is None else apply_action(action, category, to_json(v), key, canon=canon)[1]
         for v in arr.to_pylist()
     ]
     try:
@@ -130,6 +134,7 @@ class RedactWriter:
 
         policy = PiiPolicy.from_plan(plan)
         self.key = policy.key
+        self.canon = policy.canon()
         self.out_dir = out_dir
         self.keep_blocked = keep_blocked
         # one action per (event, path): an event's versions may declare a field twice,
@@ -214,7 +219,7 @@ class RedactWriter:
                     blocked |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
             def fn(a: pa.Array, fa: FieldAction = fa) -> pa.Array:
-                return apply_column(a, fa.action, fa.category, self.key)
+                return apply_column(a, fa.action, fa.category, self.key, canon=self.canon)
 
             new = _replace(old, inner, fn)
             if rows is not None:

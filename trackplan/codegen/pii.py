@@ -24,10 +24,21 @@ from trackplan.pii.engine import Transformer
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 
-__all__ = ["ClientPii", "client_pii", "actions_source", "detect_source", "VENDORED"]
+__all__ = [
+    "ClientPii", "client_pii", "actions_source", "detect_source", "iban_source", "VENDORED",
+    "IMPORTS", "vendored_text",
+]  # fmt: skip
 
-#: Generated module -> the trackplan module copied into it verbatim.
-VENDORED: Mapping[str, str] = {"_pii.py": "actions.py", "_pii_detect.py": "detect.py"}
+#: Generated module -> the trackplan module copied into it verbatim (but for IMPORTS).
+VENDORED: Mapping[str, str] = {
+    "_pii.py": "actions.py",
+    "_pii_detect.py": "detect.py",
+    "_pii_iban.py": "iban_registry.py",
+}
+#: The one rewrite of the copies: their imports of each other, made package-relative.
+IMPORTS: Mapping[str, str] = {
+    "from trackplan.pii.iban_registry import": "from ._pii_iban import",
+}
 
 
 class _AnyKey(Mapping[str, str]):
@@ -119,7 +130,20 @@ def client_pii(plan: Plan) -> ClientPii:
 
 
 def _source(name: str) -> str:
-    return resources.files("trackplan.pii").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("trackplan.pii").joinpath(name).read_text(encoding="utf-8")
+    return vendored_text(text)
+
+
+def vendored_text(source: str) -> str:
+    """``source`` as a generated package carries it: imports of the other copies relative."""
+    for old, new in IMPORTS.items():
+        source = source.replace(f"\n{old} ", f"\n{new} ")
+    return source
+
+
+def iban_source() -> str:
+    """The source of :mod:`trackplan.pii.iban_registry`, copied into generated packages."""
+    return _source(VENDORED["_pii_iban.py"])
 
 
 def actions_source() -> str:

@@ -27,7 +27,13 @@ from importlib import resources
 from typing import Any
 
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
-from trackplan.codegen.pii import ClientPii, actions_source, client_pii, detect_source
+from trackplan.codegen.pii import (
+    ClientPii,
+    actions_source,
+    client_pii,
+    detect_source,
+    iban_source,
+)
 from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema
 from trackplan.plan.model import Plan, Rule
@@ -240,6 +246,7 @@ class _Generator:
             # the sources pass the repository's linters as they are)
             files["_pii.py"] = header + actions_source()
             files["_pii_detect.py"] = header + detect_source()
+            files["_pii_iban.py"] = header + iban_source()
         return files
 
     def _init(self) -> str:

@@ -9,6 +9,8 @@ Actions:
     ``drop``: the field is removed.
     ``redact``: the value becomes a fixed marker of the same JSON type (:func:`redact_value`).
     ``hash``: HMAC-SHA256 (hex) of the normalised value under a secret key (:func:`hash_value`).
+        A destination whose matching needs it may get :func:`plain_hash` instead (SHA-256
+        without a key, of the value normalised as ad platforms document).
     ``mask``: partial masking per category (:func:`mask_value`).
     ``allow``: the value passes unchanged (declared PII with a lawful basis).
 
@@ -22,11 +24,12 @@ Actions:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "MASK",
     "normalise",
     "hash_value",
+    "plain_hash",
+    "Canon",
     "mask_value",
     "masker",
     "redact_value",
@@ -65,27 +70,45 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 
 
-def normalise(category: str, value: Any) -> str:
+#: Per category, a function giving a value's canonical text (``phone``: its E.164 form, from
+#: :mod:`trackplan.pii.phones`), or None when the value does not parse as one; the built-in
+#: normalisation then applies. The caller supplies it; this module stays standard-library.
+Canon = Mapping[str, Callable[[str], "str | None"]]
+
+_NOT_ID = re.compile(r"[\s.\-/]")
+
+
+def normalise(category: str, value: Any, *, canon: Canon | None = None) -> str:
     """The canonical text of ``value`` that :func:`hash_value` hashes.
 
-    ``email``: trimmed and lower-cased. ``phone``: digits only, keeping a leading ``+``
-    (``"+44 (20) 7946-0958"`` -> ``"+442079460958"``; a national number keeps its leading
-    zero and is not rewritten to international form). Other strings: trimmed. Non-string
-    values: their compact JSON text with sorted keys (``12`` -> ``"12"``).
+    ``email``: trimmed and lower-cased. ``phone``: ``canon["phone"]``'s form when given and
+    the value parses (E.164: ``"020 7946 0958"`` in region GB -> ``"+442079460958"``), else
+    digits only, keeping a leading ``+`` (``"+44 (20) 7946-0958"`` -> ``"+442079460958"``).
+    ``government_id``: separators dropped, upper-cased (``"123.456.782"`` -> ``"123456782"``).
+    Other strings: trimmed. Non-string values: their compact JSON text with sorted keys
+    (``12`` -> ``"12"``).
     """
     if isinstance(value, str):
         text = value.strip()
     else:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if canon is not None:
+        form = canon.get(category)
+        if form is not None:
+            found = form(text)
+            if found is not None:
+                return found
     if category == "email":
         return text.lower()
     if category == "phone":
         plus = "+" if text.startswith("+") else ""
         return plus + _NOT_DIGIT.sub("", text)
+    if category == "government_id":
+        return _NOT_ID.sub("", text).upper()
     return text
 
 
-def hash_value(category: str, value: Any, key: bytes) -> str:
+def hash_value(category: str, value: Any, key: bytes, *, canon: Canon | None = None) -> str:
     """HMAC-SHA256 of the normalised value, as 64 lower-case hex digits.
 
     Raises:
@@ -93,7 +116,16 @@ def hash_value(category: str, value: Any, key: bytes) -> str:
     """
     if not isinstance(key, bytes | bytearray) or not key:
         raise ValueError("hash needs a non-empty key (bytes); an unkeyed hash is never made")
-    return hmac.digest(bytes(key), normalise(category, value).encode("utf-8"), "sha256").hex()
+    text = normalise(category, value, canon=canon)
+    return hmac.digest(bytes(key), text.encode("utf-8"), "sha256").hex()
+
+
+def plain_hash(category: str, value: Any, *, canon: Canon | None = None) -> str:
+    """SHA-256 (hex) of the normalised value, without a key: what ad platforms match on
+    (an email trimmed and lower-cased, a phone in E.164 with ``canon``). Anyone can
+    recompute it from a guessed value, so the pipeline uses it only for destinations
+    whose matching needs it, and the data-protection report flags them."""
+    return hashlib.sha256(normalise(category, value, canon=canon).encode("utf-8")).hexdigest()
 
 
 def redact_value(value: Any) -> Any:
@@ -206,7 +238,9 @@ _MASKERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def apply_action(action: str, category: str, value: Any, key: bytes | None) -> tuple[bool, Any]:
+def apply_action(
+    action: str, category: str, value: Any, key: bytes | None, *, canon: Canon | None = None
+) -> tuple[bool, Any]:
     """Apply ``action`` to one value: ``(keep, new_value)``.
 
     ``keep`` is False for ``drop`` and for ``reject``: the caller removes the field, and for
@@ -220,7 +254,7 @@ def apply_action(action: str, category: str, value: Any, key: bytes | None) -> t
     if action == "hash":
         if key is None:
             raise ValueError("hash needs a key; an unkeyed hash is never made")
-        return True, hash_value(category, value, key)
+        return True, hash_value(category, value, key, canon=canon)
     if action == "mask":
         return True, mask_value(category, value)
     if action == "allow":
@@ -231,7 +265,12 @@ def apply_action(action: str, category: str, value: Any, key: bytes | None) -> t
 
 
 def replace_spans(
-    text: str, spans: Iterable[tuple[int, int, str]], action: str, key: bytes | None
+    text: str,
+    spans: Iterable[tuple[int, int, str]],
+    action: str,
+    key: bytes | None,
+    *,
+    canon: Canon | None = None,
 ) -> str:
     """Apply ``action`` to each ``(start, end, category)`` span of ``text`` (PII found
     inside longer text): ``redact`` writes ``[REDACTED]``, ``mask`` and ``hash`` write the
@@ -250,7 +289,7 @@ def replace_spans(
         elif action == "allow":
             out.append(piece)
         else:
-            _, new = apply_action(action, category, piece, key)
+            _, new = apply_action(action, category, piece, key, canon=canon)
             out.append(new if isinstance(new, str) else REDACTED)
         at = end
     out.append(text[at:])
@@ -258,7 +297,11 @@ def replace_spans(
 
 
 def act_on_spans(
-    text: str, spans: Sequence[tuple[int, int, str, str]], key: bytes | None
+    text: str,
+    spans: Sequence[tuple[int, int, str, str]],
+    key: bytes | None,
+    *,
+    canon: Canon | None = None,
 ) -> tuple[str, Any]:
     """What PII found inside ``text`` does to it: ``(action, new text)``.
 
@@ -279,5 +322,6 @@ def act_on_spans(
         return strict, None
     start, end, category, _ = spans[0]
     if len(spans) == 1 and start == 0 and end == len(text):
-        return strict, apply_action(strict, category, text, key)[1]
-    return strict, replace_spans(text, [(s, e, c) for s, e, c, _ in spans], strict, key)
+        return strict, apply_action(strict, category, text, key, canon=canon)[1]
+    spans3 = [(s, e, c) for s, e, c, _ in spans]
+    return strict, replace_spans(text, spans3, strict, key, canon=canon)

@@ -1,9 +1,14 @@
 """PII detectors: values (whole or inside longer text) and key names.
 
-Value detectors: email, phone (international with ``+``, North American and common
-national formats with a trunk ``0``, by digit count and structure, never any run of
-digits), payment card (Luhn and issuer prefix), IBAN (country length and mod-97), IPv4,
-IPv6, US SSN (with Presidio's exclusions), JWT and common API key shapes (credentials).
+Value detectors: email (punycode top-level domains too), phone (international with ``+``,
+North American and common national formats with a trunk ``0``, by digit count and
+structure, never any run of digits, never inside an IBAN-shaped string), payment card
+(Luhn and issuer prefix), IBAN (grouped by spaces or hyphens; country length, BBAN
+structure and mod-97, per the registry generated from schwifty's:
+:mod:`trackplan.pii.iban_registry`), IPv4, IPv6, US SSN (``-``, space or ``.``, with
+Presidio's exclusions), JWT and common API key shapes (credentials: Stripe, OpenAI, AWS,
+GitHub, Slack tokens and webhooks, Google, GitLab, npm, SendGrid, PEM/OpenSSH/PGP private
+key blocks, bearer tokens).
 Precision comes first: UUIDs, order ids, SKUs, timestamps, version strings like
 ``1.2.3.4``, prices and URLs without PII are left alone.
 
@@ -32,8 +37,10 @@ import array
 import ipaddress
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+from trackplan.pii.iban_registry import IBAN_FORMATS
 
 __all__ = [
     "Finding",
@@ -45,6 +52,8 @@ __all__ = [
     "luhn_ok",
     "iban_ok",
     "ssn_ok",
+    "set_national",
+    "national_enabled",
 ]
 
 
@@ -72,7 +81,8 @@ _ISO = re.compile(
 _NUMERIC = re.compile(r"\d(?:[ ().\-/]{0,3}\d){6,}")
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,63})(?:@|%40)"
-    r"((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))(?![A-Za-z0-9\-@])"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}|xn--[A-Za-z0-9\-]{1,59}))"
+    r"(?![A-Za-z0-9\-@])"
 )
 _FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "css", "js", "pdf"})
 _RETINA = re.compile(r"\d+(?:\.\d+)?x\.", re.IGNORECASE)
@@ -91,8 +101,12 @@ _PHONES = (
     ),
 )
 _CARD = re.compile(r"(?<![\w\-.])\d(?:[ \-]?\d){11,18}(?![\w\-]|\.\d)")
-_SSN = re.compile(r"(?<![\w\-.])(\d{3})([\- ])(\d{2})\2(\d{4})(?![\w\-]|\.\d)")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})(?![a-z0-9])")
+_SSN = re.compile(r"(?<![\w\-.])(\d{3})([\- .])(\d{2})\2(\d{4})(?![\w\-]|\.\d)")
+#: An IBAN's shape: country, check digits, 11 to 30 letters or digits, grouped by spaces
+#: or hyphens (``DE89 3704 ...``, ``AL47-2121-...``).
+_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?:[ \-]?[A-Z0-9]){11,30})(?![a-z0-9])")
+#: What every IBAN the regex above matches holds (the detectors run only where it is).
+_IBAN_HINT = re.compile(r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}")
 _IPV4 = re.compile(
     r"(?<![\w./:\-])((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})"
     r"(?![\w\-]|\.\d)"
@@ -104,32 +118,22 @@ _IPV6 = re.compile(
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
 _API_KEY = re.compile(
     r"(?<![A-Za-z0-9])(?:"
-    r"[sr]k_(?:live|test)_[0-9A-Za-z]{16,}"  # Stripe secret and restricted keys
+    r"[sr]k_(?:live|test|prod)_[0-9A-Za-z]{16,}(?![0-9A-Za-z])"  # Stripe secret, restricted
     r"|sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{32,}"  # OpenAI, Anthropic
     r"|A[KS]IA[0-9A-Z]{16}"  # AWS access key ids
     r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"  # GitHub
-    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|AIza[0-9A-Za-z_\-]{35}"  # Google
+    r"|xox[abeoprs]-[A-Za-z0-9\-]{10,}|xoxe\.xox[bp]-[A-Za-z0-9\-]{10,}"  # Slack tokens
+    r"|xapp-\d-[A-Za-z0-9\-]{10,}"  # Slack app-level tokens
+    r"|(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Za-z0-9_]{6,}"
+    r"/[A-Za-z0-9_/]{16,}"  # Slack webhooks
+    r"|AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"  # Google
     r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
     r"|npm_[A-Za-z0-9]{36}"  # npm
     r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"  # SendGrid
-    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
+    r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"  # PEM, OpenSSH, PGP
     r"|[Bb]earer [A-Za-z0-9\-._~+/]{20,}=*"
     r")"
 )
-
-#: IBAN length per country (SWIFT registry).
-_IBAN_LENGTH = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
-    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
-    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
-    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
-    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
-    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
 
 _SSN_INVALID = frozenset({"123456789", "078051120"})
 
@@ -171,12 +175,27 @@ def _issuer_ok(digits: str) -> bool:
 
 
 def iban_ok(compact: str) -> bool:
-    """Country length and the mod-97 check of an IBAN without spaces."""
-    if _IBAN_LENGTH.get(compact[:2]) != len(compact):
+    """Country length, BBAN structure and the mod-97 check of an IBAN without spaces
+    (formats: :data:`trackplan.pii.iban_registry.IBAN_FORMATS`)."""
+    fmt = IBAN_FORMATS.get(compact[:2])
+    if fmt is None or fmt[0] != len(compact) or not compact[2:4].isdigit():
+        return False
+    if _bban(compact[:2]).fullmatch(compact[4:]) is None:
         return False
     moved = compact[4:] + compact[:4]
     number = "".join(str(int(c, 36)) for c in moved)
     return int(number) % 97 == 1
+
+
+_BBAN: dict[str, re.Pattern[str]] = {}
+
+
+def _bban(country: str) -> re.Pattern[str]:
+    """The compiled BBAN structure of a country in the registry (compiled on first use)."""
+    found = _BBAN.get(country)
+    if found is None:
+        found = _BBAN[country] = re.compile(IBAN_FORMATS[country][1])
+    return found
 
 
 def ssn_ok(area: str, group: str, serial: str) -> bool:
@@ -197,7 +216,30 @@ def _email(text: str, out: list[Finding]) -> None:
         out.append(Finding(m.start(), m.end(), "email", "email"))
 
 
-def _numeric(text: str, out: list[Finding]) -> None:
+def _iban(text: str, out: list[Finding]) -> list[tuple[int, int]]:
+    """IBANs in ``text``; returns every IBAN-shaped span of a known country, valid or not
+    (no phone number is taken from inside one: ``BE71 0961 2345 6760``)."""
+    shaped: list[tuple[int, int]] = []
+    for m in _IBAN.finditer(text):
+        fmt = IBAN_FORMATS.get(m.group(1))
+        if fmt is None:
+            continue
+        shaped.append((m.start(), m.end()))
+        want = fmt[0]
+        compact = (m.group(1) + m.group(2) + m.group(3)).replace(" ", "").replace("-", "")
+        if len(compact) < want:
+            continue
+        if iban_ok(compact[:want]):
+            end, seen = m.start(), 0
+            while seen < want:  # the span of the first ``want`` characters, separators included
+                if text[end] not in " -":
+                    seen += 1
+                end += 1
+            out.append(Finding(m.start(), end, "bank_account", "iban"))
+    return shaped
+
+
+def _numeric(text: str, out: list[Finding], ibans: list[tuple[int, int]]) -> None:
     for m in _CARD.finditer(text):
         raw = m.group()
         digits = raw.replace(" ", "").replace("-", "")
@@ -206,23 +248,82 @@ def _numeric(text: str, out: list[Finding]) -> None:
     for m in _SSN.finditer(text):
         if ssn_ok(m.group(1), m.group(3), m.group(4)):
             out.append(Finding(m.start(), m.end(), "government_id", "us_ssn"))
-    for m in _IBAN.finditer(text):
-        compact = (m.group(1) + m.group(2) + m.group(3)).replace(" ", "")
-        want = _IBAN_LENGTH.get(m.group(1))
-        if want is None or len(compact) < want:
-            continue
-        if iban_ok(compact[:want]):
-            end, seen = m.start(), 0
-            while seen < want:  # the span of the first ``want`` characters, spaces included
-                if text[end] != " ":
-                    seen += 1
-                end += 1
-            out.append(Finding(m.start(), end, "bank_account", "iban"))
     for pattern in _PHONES:
         for m in pattern.finditer(text):
             count = sum(c.isdigit() for c in m.group())
-            if (8 if pattern is _PHONES[0] else 10) <= count <= 15:
-                out.append(Finding(m.start(), m.end(), "phone", "phone"))
+            if not (8 if pattern is _PHONES[0] else 10) <= count <= 15:
+                continue
+            if any(a <= m.start() and m.end() <= b for a, b in ibans):
+                continue  # the digits of an IBAN-shaped string, not a phone number
+            out.append(Finding(m.start(), m.end(), "phone", "phone"))
+
+
+#: Opt-in national detectors, process-wide (plans add to them:
+#: :func:`trackplan.pii.national.enable_national`).
+_NATIONAL: dict[str, tuple[str, ...]] = {"phone_regions": (), "id_countries": ()}
+#: Their span finders, handed in by :mod:`trackplan.pii.national`: they need phonenumbers
+#: and python-stdnum, which this module (copied into generated clients) never imports.
+_FINDERS: dict[str, Callable[..., Any]] = {}
+
+
+def set_national(
+    *,
+    phone_regions: Iterable[str] = (),
+    id_countries: Iterable[str] = (),
+    phone_spans: Callable[..., Any] | None = None,
+    id_spans: Callable[..., Any] | None = None,
+) -> None:
+    """Also detect phone numbers in the national formats of ``phone_regions`` (``"DE"``)
+    and the identity numbers of ``id_countries`` (``"de"``), found by ``phone_spans`` and
+    ``id_spans``. Call it through :func:`trackplan.pii.national.enable_national`.
+
+    The setting is process-wide and only ever grows (a plan compiled later adds its
+    regions to the earlier plans'): more detectors are never less protective, and the
+    clean caches, emptied here, then mean the same for every plan.
+    """
+    if phone_spans is not None:
+        _FINDERS["phone"] = phone_spans
+    if id_spans is not None:
+        _FINDERS["id"] = id_spans
+    regions = tuple(sorted({*_NATIONAL["phone_regions"], *(r.upper() for r in phone_regions)}))
+    countries = tuple(sorted({*_NATIONAL["id_countries"], *(c.lower() for c in id_countries)}))
+    if (regions and "phone" not in _FINDERS) or (countries and "id" not in _FINDERS):
+        raise ValueError("national detectors need their span finders (trackplan.pii.national)")
+    if regions == _NATIONAL["phone_regions"] and countries == _NATIONAL["id_countries"]:
+        return
+    _NATIONAL["phone_regions"], _NATIONAL["id_countries"] = regions, countries
+    for cache in _CLEAN_BY_CLASS:
+        cache.clear()
+        cache.add(None)
+    _FOUND.clear()
+
+
+def national_enabled() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(phone regions, id countries)`` whose national detectors are on."""
+    return _NATIONAL["phone_regions"], _NATIONAL["id_countries"]
+
+
+def _national(text: str, out: list[Finding], ibans: list[tuple[int, int]]) -> None:
+    """The opt-in national detectors. A span counts only where the prefilter's own
+    pattern matches inside it, so the Rust prefilter stays a superset by construction;
+    a span the id-key prefilter would not see is ``weak`` (dropped under ``order_id``)."""
+    spans: list[tuple[int, int, str, str]] = []
+    regions, countries = _NATIONAL["phone_regions"], _NATIONAL["id_countries"]
+    if regions:
+        for start, end, region in _FINDERS["phone"](text, regions):
+            spans.append((start, end, "phone", f"phone_{region.lower()}"))
+    if countries:
+        spans += [
+            (a, b, "government_id", mod) for a, b, _, mod in _FINDERS["id"](text, countries)
+        ]
+    for start, end, category, detector in spans:
+        piece = text[start:end]
+        if _PREFILTER_RX.search(piece) is None:
+            continue
+        if category == "phone" and any(a <= start and end <= b for a, b in ibans):
+            continue
+        weak = _PREFILTER_ID_RX.search(piece) is None
+        out.append(Finding(start, end, category, detector, weak))
 
 
 def _ipv4(text: str, out: list[Finding]) -> None:
@@ -288,7 +389,8 @@ def _credentials(text: str, out: list[Finding]) -> None:
         for m in _JWT.finditer(text):
             out.append(Finding(m.start(), m.end(), "credentials", "jwt"))
     if not ("_" in text or "-" in text or "A" in text or "SG." in text or "earer " in text):
-        return  # every key shape holds one of these
+        if "hooks." not in text:
+            return  # every key shape holds one of these
     for m in _API_KEY.finditer(text):
         out.append(Finding(m.start(), m.end(), "credentials", "api_key"))
 
@@ -317,15 +419,29 @@ WIDE_DIGIT_END = 0x20000
 #: other digit makes a string a candidate, so the prefilter is a superset in both engines.
 _WIDE_DIGIT = _wide_digits()
 
+#: Opt-in ids without seven digits in a row: an Italian tax code (digits may be letters),
+#: a Finnish HETU with its century letter.
+_OPT_IN_SHAPES = (
+    r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
+    r"|\d{6}[A-FU-Y]\d{3}[0-9A-Y]"
+)
+#: Credential prefixes, opt-in id shapes and wide digits: the prefilters' common tail.
+_SHAPES = (
+    r"eyJ|[sr]k_(?:live|test|prod)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abeoprs][\-.]"
+    r"|xapp-|hooks\.slack\.com/|AIza|glpat-|npm_|SG\.|-----BEGIN|[Bb]earer |"
+    + _OPT_IN_SHAPES
+    + "|"
+    + _WIDE_DIGIT
+)
 #: Matches every string in which some detector could find PII (each detector's necessary
-#: part: an ``@``, seven digits in a row, a dotted quad, two colons, a credential's prefix,
-#: a digit beyond ASCII). A string it does not match holds nothing :func:`scan` finds; the
-#: validators check it in Rust, so clean strings skip the Python detectors altogether.
+#: part: an ``@``, seven digits in a row, a dotted quad, two colons, an IBAN's first 15
+#: characters, a credential's prefix, a digit beyond ASCII). A string it does not match
+#: holds nothing :func:`scan` finds; the validators check it in Rust, so clean strings
+#: skip the Python detectors altogether.
 PREFILTER = (
     r"@|%40|\d(?:[ ().\-/]{0,3}\d){6,}|\d\.\d{1,3}\.\d{1,3}\.\d"
     r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
-    r"|npm_|SG\.|-----BEGIN|[Bb]earer |" + _WIDE_DIGIT
+    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}|" + _SHAPES
 )
 #: The prefilter under id-like keys (``order_id``, ``sku``), where a bare run of digits is
 #: no finding (``findings_for`` drops it): digits count only beside a separator, a ``(``,
@@ -333,8 +449,7 @@ PREFILTER = (
 PREFILTER_ID = (
     r"@|%40|\d[ ().\-/]{1,3}\d|\(\d|\+\d|[A-Z]{2}\d{2}|\d\.\d{1,3}\.\d{1,3}\.\d"
     r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
-    r"|eyJ|[sr]k_(?:live|test)_|sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|glpat-"
-    r"|npm_|SG\.|-----BEGIN|[Bb]earer |" + _WIDE_DIGIT
+    r"|[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11}|" + _SHAPES
 )
 #: Whole values no detector flags, by construction (``test_walk_fast`` checks it): a UUID
 #: in its canonical 8-4-4-4-12 form (hex and hyphens only: no ``@``, no ``:``, no ``.``,
@@ -346,6 +461,10 @@ SAFE_WHOLE = (
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+\-][0-9]{2}:?[0-9]{2})?)?)$"
 )
+
+
+_PREFILTER_RX = re.compile(PREFILTER)
+_PREFILTER_ID_RX = re.compile(PREFILTER_ID)
 
 
 def rust_check(schema: dict[str, Any]) -> Callable[[str], bool]:
@@ -455,8 +574,11 @@ def _scan(text: str) -> tuple[Finding, ...]:
     if "@" in text or "%40" in text:
         _email(text, found)
     if _DIGIT.search(text) is not None and _ISO.fullmatch(text) is None:
+        ibans = _iban(text, found) if _IBAN_HINT.search(text) is not None else []
         if _NUMERIC.search(text) is not None:
-            _numeric(text, found)
+            _numeric(text, found, ibans)
+        if _NATIONAL["phone_regions"] or _NATIONAL["id_countries"]:
+            _national(text, found, ibans)
         if "." in text:
             _ipv4(text, found)
         if text.count(":") >= 2:
@@ -472,9 +594,14 @@ def _scan(text: str) -> tuple[Finding, ...]:
     return _resolve(found)
 
 
+#: Categories whose detectors verify a checksum: on a tie of spans they win over a phone.
+_CHECKED = frozenset({"government_id", "bank_account", "payment_card"})
+
+
 def _resolve(found: list[Finding]) -> tuple[Finding, ...]:
-    """Drop spans that overlap a longer (or earlier, on a tie) span."""
-    found.sort(key=lambda f: (f.start, -(f.end - f.start)))
+    """Drop spans that overlap a longer (or earlier, on a tie) span; of two equal spans a
+    checksum-verified finding (an id passing its check digit) wins over a phone shape."""
+    found.sort(key=lambda f: (f.start, -(f.end - f.start), f.category not in _CHECKED))
     kept: list[Finding] = []
     for f in found:
         if kept and f.start < kept[-1].end:

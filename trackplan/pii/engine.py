@@ -48,6 +48,7 @@ from trackplan.pii.nodes import (
     inherit_detection,
     store,
 )
+from trackplan.pii.phones import e164
 from trackplan.pii.policy import ANY, DeclaredField, PiiPolicy, stricter
 from trackplan.plan.model import PAYLOAD_KEY, Rule
 from trackplan.schema.violations import Violation
@@ -82,6 +83,8 @@ class Transformer:
         "policy",
         "root",
         "key",
+        "canon",
+        "region",
         "values",
         "names",
         "block",
@@ -102,6 +105,9 @@ class Transformer:
         #: PII there, else the clean cache of its key's class (bounded like the caches)
         self.keys_seen: tuple[dict[str, set[object] | None], ...] = ({}, {})
         self.key = policy.key
+        #: canonical forms before ``hash`` (phones in E.164, in the plan's default region)
+        self.canon = policy.canon()
+        self.region = policy.default_region
         det = policy.detection
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
@@ -347,6 +353,10 @@ class Transformer:
                 )
                 raise Block
             action = "redact"  # the review copy of a blocked event
+        if action == "hash" and category == "phone":
+            memo = self.memos.get((action, category))
+            if type(value) is not str or memo is None or value not in memo:
+                self._report_unparsed(value, f, path, violations)  # memoised: it parsed
         if action in MEMO_ACTIONS:  # hash, mask, redact
             kind = type(value)
             if kind is str:
@@ -360,7 +370,7 @@ class Transformer:
                 return [self._apply(action, category, v) for v in value]
             if action == "mask":
                 return mask_value(category, value)  # what apply_action does, one call less
-            return apply_action(action, category, value, self.key)[1]
+            return apply_action(action, category, value, self.key, canon=self.canon)[1]
         if action == "allow":
             if category == "free_text" and type(value) is str and self.values:
                 # free text may hold PII
@@ -368,13 +378,40 @@ class Transformer:
             return value
         if action == "drop":
             return DROP
-        return apply_action(action, category, value, self.key)[1]
+        return apply_action(action, category, value, self.key, canon=self.canon)[1]
+
+    def _report_unparsed(
+        self, value: Any, f: DeclaredField, path: tuple[str | int, ...], violations: list[Violation]
+    ) -> None:
+        """A ``PII`` violation when a declared phone (or an item of a list of them) is no
+        phone number: it is hashed as its digits, which joins with no other spelling."""
+        items = value if type(value) is list else [value]
+        for item in items:
+            if type(item) in (dict, list) or item is None or type(item) is bool:
+                continue
+            text = item.strip() if type(item) is str else str(item)
+            if e164(text, self.region) is None:
+                pointer = jp.from_parts(path)
+                if self.region:
+                    where = f"in region {self.region}"
+                else:  # without a region only numbers with a country code parse
+                    where = "with + or 00 (set pii.default_region for national numbers)"
+                violations.append(
+                    Violation(
+                        PII,
+                        pointer,
+                        f"declared phone at {pointer or '/'} does not parse as a phone number "
+                        f"{where}: hashed as its digits",
+                        f.location,
+                    )
+                )
+                return
 
     def _apply(self, action: str, category: str, value: Any) -> Any:
         """``action`` (hash, mask or redact) on a value; strings through the memo of
         ``(action, category)`` that the generated transforms share, bounded alike."""
         if type(value) is not str:
-            return apply_action(action, category, value, self.key)[1]
+            return apply_action(action, category, value, self.key, canon=self.canon)[1]
         memo = self.memos.get((action, category))
         if memo is None:
             memo = self.memo(action, category)
@@ -383,8 +420,9 @@ class Transformer:
             if action == "mask":
                 new = mask_value(category, value)
             else:
-                new = apply_action(action, category, value, self.key)[1]
-            store(memo, value, new)
+                new = apply_action(action, category, value, self.key, canon=self.canon)[1]
+            if action != "hash" or category != "phone" or e164(value, self.region) is not None:
+                store(memo, value, new)  # an unparsed phone is reported every time it comes
         return new
 
     def _detect(
@@ -456,7 +494,7 @@ class Transformer:
                 )
             )
         spans = [(f.start, f.end, f.category, act) for f, act in zip(found, each, strict=True)]
-        action, new = act_on_spans(value, spans, self.key)
+        action, new = act_on_spans(value, spans, self.key, canon=self.canon)
         if action == "reject":
             raise Block
         return DROP if action == "drop" else new
@@ -476,7 +514,7 @@ class Transformer:
             raise Block
         if action == "drop":
             return DROP
-        return apply_action(action, category, value, self.key)[1]
+        return apply_action(action, category, value, self.key, canon=self.canon)[1]
 
     def _action(self, category: str) -> str:
         action = self.policy.detection_action(category)

@@ -10,6 +10,9 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
       hash_key_env: TRACKPLAN_HASH_KEY   # where the HMAC key is read from, at compile time
       defaults: {email: hash, ip: mask}  # per category; redact where the plan sets none
       categories: [loyalty_id]           # the plan's own categories, beside the built-in ones
+      default_region: GB                 # phones without a country code, for E.164 before hash
+      phone_regions: [DE, TR]            # opt-in: national phone formats detected
+      id_countries: [de, fr, it]         # opt-in: national identity numbers detected (stdnum)
       detection:                         # on for every plan, pii section or not; "off" turns it off
         enabled: true                    # detectors on undeclared values and key names
         values: true
@@ -26,13 +29,15 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trackplan import pointer as jp
 from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import ACTIONS, CATEGORIES
+from trackplan.pii.national_ids import ID_COUNTRIES
+from trackplan.pii.phones import canon_for, known_region
 from trackplan.plan.assemble import rule_call_schema
 from trackplan.plan.model import Plan, Rule, detection_off
 
@@ -139,6 +144,17 @@ class PiiPolicy:
     fields: tuple[DeclaredField, ...]
     not_pii: tuple[DeclaredField, ...]
     key: bytes | None = field(default=None, repr=False, compare=False)
+    #: region of phone numbers without a country code (``pii.default_region``)
+    default_region: str | None = None
+    #: regions whose national phone formats the detectors know (``pii.phone_regions``)
+    phone_regions: tuple[str, ...] = ()
+    #: countries whose identity numbers the detectors know (``pii.id_countries``)
+    id_countries: tuple[str, ...] = ()
+
+    def canon(self) -> dict[str, Callable[[str], str | None]]:
+        """The ``canon`` of :mod:`trackplan.pii.actions` under this policy: phones in
+        E.164 (numbers without a country code read in :attr:`default_region`)."""
+        return {"phone": canon_for(self.default_region)}
 
     def action_for(self, category: str) -> str:
         """The plan's default action for ``category`` (``redact`` where none is set)."""
@@ -194,6 +210,7 @@ class PiiPolicy:
             key_env = DEFAULT_KEY_ENV
         # on for every plan, imported ones with no pii section included: silence is not "off"
         detection = _detection(raw.get("detection"), f"{where}/detection", issues)
+        national = _national(raw, where, issues)
         fields: list[DeclaredField] = []
         not_pii: list[DeclaredField] = []
         for rule in plan.rules:
@@ -201,7 +218,9 @@ class PiiPolicy:
                 (fields if found.category is not None else not_pii).append(found)
         if issues:
             raise CompileError("invalid PII declarations:\n  " + "\n  ".join(issues))
-        policy = cls(defaults, key_env, detection, categories, tuple(fields), tuple(not_pii))
+        policy = cls(
+            defaults, key_env, detection, categories, tuple(fields), tuple(not_pii), None, *national
+        )
         needs = policy.needs_key()
         if not needs:
             return policy
@@ -220,7 +239,46 @@ class PiiPolicy:
             tuple(fields),
             tuple(not_pii),
             secret.encode("utf-8"),
+            *national,
         )
+
+
+def _national(
+    raw: Mapping[str, Any], where: str, issues: list[str]
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``pii.default_region``, ``pii.phone_regions`` and ``pii.id_countries``, checked
+    (phone regions against phonenumbers', countries against :mod:`national_ids`)."""
+    region = raw.get("default_region")
+    if region is not None:
+        if not isinstance(region, str) or not _known_region(region.upper()):
+            issues.append(f"{where}/default_region: must be a region code such as GB or DE")
+            region = None
+        else:
+            region = region.upper()
+    regions = raw.get("phone_regions") or []
+    if not isinstance(regions, list) or not all(
+        isinstance(r, str) and _known_region(r.upper()) for r in regions
+    ):
+        issues.append(f"{where}/phone_regions: must be a list of region codes such as DE, IN")
+        regions = []
+    countries = raw.get("id_countries") or []
+    if not isinstance(countries, list) or not all(
+        isinstance(c, str) and c.lower() in ID_COUNTRIES for c in countries
+    ):
+        issues.append(
+            f"{where}/id_countries: must be a list of countries among "
+            f"{', '.join(sorted(ID_COUNTRIES))}"
+        )
+        countries = []
+    return (
+        region,
+        tuple(dict.fromkeys(r.upper() for r in regions)),
+        tuple(dict.fromkeys(c.lower() for c in countries)),
+    )
+
+
+def _known_region(region: str) -> bool:
+    return len(region) == 2 and region.isalpha() and known_region(region)
 
 
 def _detection(raw: Any, where: str, issues: list[str]) -> Detection:

@@ -90,8 +90,9 @@ _PII: dict[str, Any] = {
     "PII: detectors leave it alone). Actions: reject blocks the event; drop omits the field; "
     "redact writes a fixed marker of the same JSON type (strings '[REDACTED]', numbers 0, "
     "booleans false, arrays [], objects {}, null stays null); hash writes HMAC-SHA256 (hex) "
-    "of the value after normalisation (emails trimmed and lower-cased, phones reduced to "
-    "digits keeping a leading +, other strings trimmed) under the key in hash_key_env, read "
+    "of the value after normalisation (emails trimmed and lower-cased, phones in E.164 "
+    "with default_region, else digits keeping a leading +; government ids without "
+    "separators, upper-cased; other strings trimmed) under the key in hash_key_env, read "
     "at compile time (a missing key is a compile error, never an unkeyed hash); mask keeps "
     "part (email: the domain; IPv4: first three octets; IPv6: the /48; card and bank "
     "account: the last four; phone: the last two digits; others: the first character then "
@@ -118,6 +119,27 @@ _PII: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string", "minLength": 1},
             "description": "The plan's own categories, beside the built-in ones.",
+        },
+        "default_region": {
+            "type": "string",
+            "pattern": "^[A-Za-z]{2}$",
+            "description": "Region (ISO 3166-1 alpha-2) of phone numbers written without a "
+            "country code: hash turns every phone into E.164 first (+442079460958), so "
+            "spellings of one number join; a value that does not parse is hashed as its "
+            "digits and reported. Without it only numbers with + or 00 are rewritten.",
+        },
+        "phone_regions": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+            "description": "Also detect phone numbers written in these regions' national "
+            "formats (opt-in; valid numbers of the region's numbering plan only).",
+        },
+        "id_countries": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+            "description": "Also detect these countries' national identity numbers "
+            "(checksum-bearing formats, checked by python-stdnum: at be bg ch cz de dk ee es "
+            "fi fr gb gr hr ie it lt nl no pl pt ro se si sk us).",
         },
         "client_side": {
             "type": "boolean",
@@ -218,7 +240,7 @@ _POLICY: dict[str, Any] = {
     },
 }
 
-_FORMS = ["allow", "hash", "mask", "redact", "drop", "reject"]
+_FORMS = ["allow", "sha256", "hash", "mask", "redact", "drop", "reject"]
 
 _DESTINATION: dict[str, Any] = {
     "type": "object",
@@ -248,8 +270,12 @@ _DESTINATION: dict[str, Any] = {
                 "additionalProperties": {"enum": _FORMS},
                 "description": "PII category -> form the destination may receive it in; it "
                 "can only tighten the plan's action (allow < hash < mask < redact < drop < "
-                "reject: reject keeps the event away). Unlisted categories are dropped; "
-                "without this map the destination gets the plan's forms (a report gap)."},
+                "reject: reject keeps the event away). sha256 is the plain, unkeyed SHA-256 "
+                "of the value normalised as ad platforms document it (email trimmed and "
+                "lower-cased, phone in E.164), made from the raw value where the plan hashes "
+                "or allows it, for destinations whose matching needs it (the report flags "
+                "it). Unlisted categories are dropped; without this map the destination gets "
+                "the plan's forms (a report gap)."},
     },
 }
 

@@ -54,10 +54,12 @@ def route(
     from trackplan.privacy.consent import router_of
     from trackplan.privacy.suppression import SuppressionList, suppressed
 
-    enforcer = compile_plan(load_plan(plan))
+    loaded = load_plan(plan)
+    enforcer = compile_plan(loaded)
     router = router_of(enforcer)  # plan errors in destinations surface before any event
     if suppression:
-        enforcer = suppressed(enforcer, SuppressionList.load(suppression))
+        slist = SuppressionList.load(suppression, hash_key_env=_hash_key_env(loaded.pii))
+        enforcer = suppressed(enforcer, slist)
     out = sys.stdout.buffer
     bad = 0
     for item in iter_file(events):
@@ -65,7 +67,7 @@ def route(
             bad += 1
             out.write(orjson.dumps({"line": item.line, "error": item.error}) + b"\n")
             continue
-        routing = router.decide(enforcer.enforce(item.event))
+        routing = router.decide(enforcer.enforce(item.event), source=item.event)
         if fmt == "text":
             head = f"line {item.line} {_label(item.event)}: {routing.result.decision}"
             lines = [head]
@@ -111,6 +113,18 @@ def route(
     type=click.Path(dir_okay=False),
     help="Also add the subjects to this suppression list (created if missing).",
 )
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True),
+    help="The plan whose hash key (pii.hash_key_env) keys the subject hashes.",
+)
+@click.option(
+    "--unkeyed-subject-hashes",
+    "unkeyed",
+    is_flag=True,
+    help="Write plain SHA-256 subject hashes (no key; predictable ids can be recovered).",
+)
 def erase(
     paths: tuple[str, ...],
     user_ids: tuple[str, ...],
@@ -119,18 +133,31 @@ def erase(
     dry_run: bool,
     audit_log: str | None,
     suppress_file: str | None,
+    plan_path: str | None,
+    unkeyed: bool,
 ) -> None:
     """Remove every row of the subjects from parquet, NDJSON and CSV files under PATHS.
 
     Changed files are rewritten aside and renamed into place; files without the subjects
-    are not touched. Subject hashes in the audit log and suppression list are keyed with
-    $TRACKPLAN_SUBJECT_KEY when it is set (HMAC-SHA256), else plain SHA-256.
+    are not touched. Subject hashes in the audit log and suppression list are HMAC-SHA256
+    under $TRACKPLAN_SUBJECT_KEY when it is set, else under the plan's hash key
+    ($TRACKPLAN_HASH_KEY, or the variable --plan names); plain SHA-256 only with
+    --unkeyed-subject-hashes.
     """
     from trackplan.privacy.erase import EraseOptions, Subjects, read_ids_file
     from trackplan.privacy.erase import erase as run
-    from trackplan.privacy.suppression import SuppressionList, env_key
+    from trackplan.privacy.suppression import UNKEYED_WARNING, SuppressionList, subject_key
 
-    key = env_key()
+    pii: Any = None
+    if plan_path:
+        from trackplan.plan.load import load_plan
+
+        pii = load_plan(plan_path).pii
+    key: bytes | None = None
+    if unkeyed:
+        click.echo(UNKEYED_WARNING, err=True)
+    elif audit_log or suppress_file:
+        key = subject_key(hash_key_env=_hash_key_env(pii))
     subjects = Subjects(
         frozenset(user_ids),
         frozenset(anonymous_ids),
@@ -159,9 +186,21 @@ def erase(
         ids = subjects.users | subjects.anonymous
         path = Path(suppress_file)
         base = (
-            SuppressionList.load(path) if path.exists() else SuppressionList.from_ids([], key=key)
+            SuppressionList.load(path, hash_key_env=_hash_key_env(pii))
+            if path.exists()
+            else SuppressionList.from_ids([], key=key)
         )
         base.add(ids).write(path)
+
+
+def _hash_key_env(pii: Any) -> str:
+    """The variable holding the plan's hash key (``pii.hash_key_env``, else the default)."""
+    from collections.abc import Mapping
+
+    from trackplan.pii.policy import DEFAULT_KEY_ENV
+
+    env = pii.get("hash_key_env") if isinstance(pii, Mapping) else None
+    return env if isinstance(env, str) and env else DEFAULT_KEY_ENV
 
 
 @click.group("report")

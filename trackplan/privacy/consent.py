@@ -173,8 +173,9 @@ class Router:
         self.privacy = privacy if privacy is not None else load_privacy(plan)
         self.forms: DestinationForms = DestinationForms(plan, self.privacy, policy)
 
-    def decide(self, result: Result) -> Routing:
-        """Deliveries for an enforcement result."""
+    def decide(self, result: Result, *, source: Any = None) -> Routing:
+        """Deliveries for an enforcement result (``source``: the event as it came in,
+        before the plan's PII actions; ``sha256`` forms are made from it)."""
         dests = self.privacy.destinations
         if not result.allowed:
             return Routing(result, tuple(Delivery(d.name, False, BLOCKED) for d in dests))
@@ -182,11 +183,16 @@ class Router:
         prefs = self.privacy.normalise(preferences(event))  # CMP ids read as categories
         out = []
         for dest in dests:
-            out.append(self._one(dest, event, prefs, result.rule))
+            out.append(self._one(dest, event, prefs, result.rule, source))
         return Routing(result, tuple(out))
 
     def _one(
-        self, dest: Destination, event: Any, prefs: Mapping[str, Any] | None, rule: Rule | None
+        self,
+        dest: Destination,
+        event: Any,
+        prefs: Mapping[str, Any] | None,
+        rule: Rule | None,
+        source: Any = None,
     ) -> Delivery:
         if not consent_allows(dest.consent, prefs):
             assert prefs is not None
@@ -194,7 +200,7 @@ class Router:
             return Delivery(dest.name, False, NO_CONSENT, detail=missing)
         if not integrations_allow(dest.name, event):
             return Delivery(dest.name, False, INTEGRATIONS_OFF)
-        copy, rejected = self.forms.apply(dest, event, rule)
+        copy, rejected = self.forms.apply(dest, event, rule, source=source)
         if rejected:
             return Delivery(dest.name, False, PII_REJECTED, detail=rejected)
         return Delivery(dest.name, True, SENT, copy)
@@ -212,7 +218,7 @@ def router_of(enforcer: Enforcer) -> Router:
 
 def route(enforcer: Enforcer, event: Any) -> Routing:
     """Enforce the plan on ``event``, then route it to every destination of the plan."""
-    return router_of(enforcer).decide(enforcer.enforce(event))
+    return router_of(enforcer).decide(enforcer.enforce(event), source=event)
 
 
 __all__ += ["router_of", "SENT", "BLOCKED", "NO_CONSENT", "INTEGRATIONS_OFF", "PII_REJECTED"]

@@ -27,6 +27,7 @@ __all__ = [
     "TRANSFER_MECHANISMS",
     "DESTINATION_FORMS",
     "FORM_RANK",
+    "PLAIN_HASH_FORMS",
     "EEA_REGIONS",
     "CONSENT_CATEGORY_RE",
     "Destination",
@@ -53,7 +54,12 @@ TRANSFER_MECHANISMS = ("adequacy", "scc", "dpf", "none")
 
 #: Forms in which a destination may receive a PII category, least to most protective.
 #: ``reject`` keeps the whole event away from the destination when the category is present.
-DESTINATION_FORMS = ("allow", "hash", "mask", "redact", "drop", "reject")
+#: ``sha256`` is the plain (unkeyed) SHA-256 of the value normalised as ad platforms
+#: document it (email trimmed and lower-cased, phone in E.164), for destinations that match
+#: on it; ``hash`` (HMAC under the plan's key) stays the default everywhere else.
+DESTINATION_FORMS = ("allow", "sha256", "hash", "mask", "redact", "drop", "reject")
+#: Forms that are a hash made without a secret: anyone can recompute them from a guess.
+PLAIN_HASH_FORMS = frozenset({"sha256"})
 FORM_RANK = {name: rank for rank, name in enumerate(DESTINATION_FORMS)}
 
 #: EEA member states (ISO 3166-1 alpha-2) and the region names that mean "inside the EEA".
@@ -102,6 +108,13 @@ class Destination:
     def outside_eea(self) -> bool:
         """True when the destination processes data outside the EEA."""
         return not in_eea(self.region)
+
+    @property
+    def plain_hash_categories(self) -> tuple[str, ...]:
+        """Categories this destination receives as a plain (unkeyed) hash, sorted."""
+        if self.pii is None:
+            return ()
+        return tuple(sorted(c for c, f in self.pii.items() if f in PLAIN_HASH_FORMS))
 
     def form(self, category: str) -> str | None:
         """The form this destination receives ``category`` in; None when it declares no map."""

@@ -10,6 +10,13 @@ for the other transformation, the raw value is gone, so the field is redacted. `
 keeps the event away from that destination. A destination without a ``pii`` map gets the
 plan's forms as they are (the data-protection report lists it as a gap).
 
+``sha256`` (plain SHA-256 of the normalised value, what ad platforms match on) is the one
+form that may differ from a plan's ``hash``: it is made from the raw value (the event as it
+came in, which :meth:`DestinationForms.apply` takes as ``source``) where the plan allows or
+hashes the category; where the plan masks it the field is redacted, and a stricter plan
+action stands. Without the raw value a plan-hashed field is redacted, never passed on as
+if its HMAC were the plain hash.
+
 Each action is the one function of :mod:`trackplan.pii.actions`; nothing is redefined here.
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trackplan.pii.actions import Canon, apply_action, plain_hash
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 from trackplan.privacy.destinations import FORM_RANK, Destination, Privacy
@@ -89,6 +97,10 @@ def effective_form(plan_action: str, form: str | None) -> str | None:
     """
     if form is None or form == plan_action:
         return None
+    if form == "sha256":  # a different hash, not a looser one: from the raw value
+        if plan_action in ("allow", "hash"):
+            return "sha256"
+        return "redact" if plan_action == "mask" else None
     transforms = ("hash", "mask")
     if form in transforms and plan_action in transforms:
         return "redact"
@@ -109,6 +121,9 @@ class DestinationForms:
             if f.rule is not None:
                 self._by_rule.setdefault(f.rule, []).append(f)
         self._key: bytes | None = None
+        # canonical forms before hashing (phones in E.164, in the plan's default region);
+        # the keyless policy serves only for that: the key comes from _hash_key below
+        self._canon = (policy or policy_without_key(plan)).canon()
         self._plans: dict[Any, tuple[tuple[PiiField, str], ...]] = {}
         needs_key = any(
             effective_form(f.action, d.form(f.category)) == "hash"
@@ -137,11 +152,13 @@ class DestinationForms:
         return found
 
     def apply(
-        self, dest: Destination, event: Any, rule: Rule | None = None
+        self, dest: Destination, event: Any, rule: Rule | None = None, *, source: Any = None
     ) -> tuple[Any, tuple[str, ...]]:
         """``(copy for dest, rejected categories)``; the event itself when nothing changes.
 
-        The copy shares every part of the event it does not change (copy on write).
+        ``source`` is the event as it came in, before the plan's actions: ``sha256`` forms
+        are made from its values. The copy shares every part of the event it does not
+        change (copy on write).
         """
         if dest.pii is None or type(event) is not dict:
             return event, ()
@@ -154,8 +171,47 @@ class DestinationForms:
         copy = dict(event)
         owned = {id(copy)}
         for f, form in todo:
-            _rewrite(copy, owned, f.path, f.category, form, self._key)
+            if form == "sha256":
+                _plain(copy, owned, f, source, self._canon)
+            else:
+                _rewrite(copy, owned, f.path, f.category, form, self._key, self._canon)
         return copy, ()
+
+
+def _plain(
+    root: dict[str, Any], owned: set[int], f: PiiField, source: Any, canon: Canon
+) -> None:
+    """Write the plain SHA-256 of each raw value at ``f.path`` (read from ``source``; from
+    the event itself where the plan allows the category); redact where no raw value is."""
+    raw = source if f.action != "allow" else root
+    *head, last = f.path
+    pairs: list[tuple[Any, Any]] = [(root, raw)]
+    for token in head:
+        nxt = []
+        for p, r in pairs:
+            for slot in _slots(p, token):
+                child = _own(p, slot, owned)
+                nxt.append((child, _at(r, slot)))
+        pairs = nxt
+    for p, r in pairs:
+        for slot in _slots(p, last):
+            value = _at(r, slot)
+            if value is _ABSENT or value is None or isinstance(value, dict | list):
+                p[slot] = apply_action("redact", f.category, p[slot], None)[1]
+            else:
+                p[slot] = plain_hash(f.category, value, canon=canon)
+
+
+_ABSENT = object()
+
+
+def _at(node: Any, slot: Any) -> Any:
+    """``node[slot]`` when it is there (a dict key or a list index), else ``_ABSENT``."""
+    if type(node) is dict and type(slot) is str:
+        return node.get(slot, _ABSENT)
+    if type(node) is list and type(slot) is int and 0 <= slot < len(node):
+        return node[slot]
+    return _ABSENT
 
 
 def _hash_key(plan: Plan, policy: PiiPolicy | None) -> bytes:
@@ -216,18 +272,17 @@ def _rewrite(
     category: str,
     form: str,
     key: bytes | None,
+    canon: Canon | None = None,
 ) -> None:
     """Apply ``form`` at every match of ``path``, copying containers on the way (never the
     enforced event's own objects)."""
-    from trackplan.pii.actions import apply_action
-
     *head, last = path
     parents: list[Any] = [root]
     for token in head:
         parents = [_own(p, slot, owned) for p in parents for slot in _slots(p, token)]
     for p in parents:
         for slot in reversed(_slots(p, last)):
-            keep, value = apply_action(form, category, p[slot], key)
+            keep, value = apply_action(form, category, p[slot], key, canon=canon)
             if keep:
                 p[slot] = value
             else:

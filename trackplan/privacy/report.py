@@ -12,6 +12,11 @@ in which each destination receives it, and the gaps found:
   default for its category, so the built-in default applies);
 - ``dpa``: a destination without a signed data processing agreement.
 
+and flags what is allowed but needs a privacy owner's eye:
+
+- ``plain-hash``: a destination receives a plain (unkeyed) SHA-256 of a category (what ad
+  platforms match on): anyone holding candidate values can recompute and match it.
+
 >>> print(render(build_report(load_plan("plans/ecommerce")), "markdown"))  # doctest: +SKIP
 """
 
@@ -110,6 +115,7 @@ class DpiaReport:
     privacy: Privacy
     flows: tuple[PiiFlow, ...]
     gaps: tuple[Gap, ...]
+    flags: tuple[Gap, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (what ``--format json`` prints)."""
@@ -123,6 +129,7 @@ class DpiaReport:
                                      if c.ids},
             "pii": [f.to_dict() for f in self.flows],
             "gaps": [g.to_dict() for g in self.gaps],
+            "flags": [g.to_dict() for g in self.flags],
         }
 
 
@@ -138,6 +145,7 @@ def _dest_dict(d: Destination) -> dict[str, Any]:
         "dpa": d.dpa,
         "consent": list(d.consent),
         "pii": dict(d.pii) if d.pii is not None else None,
+        "plain_hash": list(d.plain_hash_categories),
     }
 
 
@@ -193,8 +201,25 @@ def build_report(plan: Plan) -> DpiaReport:
         flows.append(PiiFlow(label, ptr, f.category, f.action, declared, forms))
     flows.sort(key=lambda fl: (fl.event != "every call", fl.event.lower(), fl.pointer))
     gaps: list[Gap] = []
+    flags: list[Gap] = []
     for d in privacy.destinations:
         where = f"{dfile}#{d.pointer}"
+        plain = [
+            c
+            for c in d.plain_hash_categories
+            if any(fl.category == c and fl.forms[d.name] == "sha256" for fl in flows)
+        ]
+        if plain:
+            flags.append(
+                Gap(
+                    "plain-hash",
+                    f"{d.name} receives {', '.join(plain)} as plain SHA-256 without a key "
+                    "(for its matching): anyone holding candidate values can recompute and "
+                    "match them; every other destination gets HMAC under the plan's key",
+                    f"{where}/pii",
+                    d.name,
+                )
+            )
         if d.outside_eea and d.transfer == "none":
             gaps.append(
                 Gap(
@@ -251,7 +276,9 @@ def build_report(plan: Plan) -> DpiaReport:
                     fl.event + "#" + fl.pointer,
                 )
             )
-    return DpiaReport(plan.name, plan.version, plan.digest(), privacy, tuple(flows), tuple(gaps))
+    return DpiaReport(
+        plan.name, plan.version, plan.digest(), privacy, tuple(flows), tuple(gaps), tuple(flags)
+    )
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -265,6 +292,7 @@ def _dest_rows(report: DpiaReport) -> tuple[list[str], list[list[str]]]:
         "Transfer",
         "DPA",
         "Consent categories",
+        "Hashes",
     ]
     rows = []
     for d in report.privacy.destinations:
@@ -279,6 +307,7 @@ def _dest_rows(report: DpiaReport) -> tuple[list[str], list[list[str]]]:
                 _TRANSFER[d.transfer],
                 "yes" if d.dpa else "no",
                 ", ".join(_with_ids(report.privacy, c) for c in d.consent) or "none",
+                _hashes(d),
             ]
         )
     return head, rows
@@ -288,6 +317,13 @@ def _with_ids(privacy: Privacy, category: str) -> str:
     """A category with the CMP ids that mean it: ``analytics (C0002)``."""
     ids = next((c.ids for c in privacy.categories if c.id == category), ())
     return f"{category} ({', '.join(ids)})" if ids else category
+
+
+def _hashes(d: Destination) -> str:
+    plain = d.plain_hash_categories
+    if plain:
+        return f"plain SHA-256 (flagged): {', '.join(plain)}; others HMAC"
+    return "HMAC (keyed)"
 
 
 def _flow_rows(report: DpiaReport) -> tuple[list[str], list[list[str]]]:
@@ -336,6 +372,9 @@ def _markdown(report: DpiaReport) -> str:
     parts.append(_md_table(*_flow_rows(report)) if report.flows else "No declared PII.")
     parts += ["", f"## Gaps ({len(report.gaps)})", ""]
     parts += [f"- **{g.kind}**: {g.message} (`{g.where}`)" for g in report.gaps] or ["None."]
+    if report.flags:
+        parts += ["", f"## Flags ({len(report.flags)})", ""]
+        parts += [f"- **{g.kind}**: {g.message} (`{g.where}`)" for g in report.flags]
     return "\n".join(parts) + "\n"
 
 
@@ -368,6 +407,12 @@ def _html(report: DpiaReport) -> str:
         for g in report.gaps
     )
     flows = _html_table(*_flow_rows(report)) if report.flows else "<p>No declared PII.</p>"
+    flags = "".join(
+        f'<li class="gap"><strong>{e(g.kind)}</strong>: {e(g.message)} '
+        f"(<code>{e(g.where)}</code>)</li>"
+        for g in report.flags
+    )
+    flagged = f"<h2>Flags ({len(report.flags)})</h2><ul>{flags}</ul>" if flags else ""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
@@ -376,7 +421,7 @@ def _html(report: DpiaReport) -> str:
         f"<h2>Consent categories</h2><ul>{cats or '<li>none</li>'}</ul>"
         f"<h2>PII and the form each destination receives</h2>{flows}"
         f"<h2>Gaps ({len(report.gaps)})</h2><ul>{gaps or '<li>None.</li>'}</ul>"
-        "</body></html>\n"
+        f"{flagged}</body></html>\n"
     )
 
 

@@ -8,11 +8,13 @@ A list file holds one hex digest per line under a header naming the scheme:
     # scheme: hmac-sha256
     3f1c...e9
 
-``hmac-sha256`` digests are keyed with a secret read from the environment variable
-:data:`KEY_ENV` (never written to the file or logged); ``sha256`` digests are unkeyed
-(short ids can be brute-forced from them, so keyed lists are the default whenever the key
-is set). A digest covers the id alone, so one entry suppresses the id whether it arrives
-as ``userId`` or ``anonymousId``.
+``hmac-sha256`` digests are keyed (:func:`subject_key`: the secret in :data:`KEY_ENV` when
+set, else the plan's hash key, ``$TRACKPLAN_HASH_KEY`` or the variable the plan names;
+never written to the file or logged). ``sha256`` digests are unkeyed: predictable ids
+(``usr_100000``) are recovered from them by enumeration, so they are made only by explicit
+choice (``trackplan erase --unkeyed-subject-hashes``, ``key=None`` in code). A digest covers
+the id alone, so one entry suppresses the id whether it arrives as ``userId`` or
+``anonymousId``.
 
 >>> slist = SuppressionList.from_ids(["user-42"], key=None)
 >>> slist.contains("user-42"), slist.contains("user-43")
@@ -36,6 +38,7 @@ import orjson
 from trackplan.atomic import write_bytes_atomic
 from trackplan.engine import Enforcer, Result, Violation
 from trackplan.errors import InputError, MissingSecretError
+from trackplan.pii.policy import DEFAULT_KEY_ENV
 
 __all__ = [
     "KEY_ENV",
@@ -44,6 +47,9 @@ __all__ = [
     "SuppressionList",
     "subject_hash",
     "env_key",
+    "subject_key",
+    "key_check",
+    "UNKEYED_WARNING",
     "suppressed",
 ]
 
@@ -59,6 +65,46 @@ def env_key(env: str = KEY_ENV) -> bytes | None:
     """The subject-hash key from the environment, or None when unset or empty."""
     value = os.environ.get(env)
     return value.encode() if value else None
+
+
+#: What the CLI prints when subject hashes are made without a key, by explicit choice.
+UNKEYED_WARNING = (
+    "warning: subject hashes are plain SHA-256 without a key (--unkeyed-subject-hashes): "
+    "anyone can recover predictable ids (usr_100000) from them by enumeration"
+)
+
+
+def subject_key(
+    *, hash_key_env: str = DEFAULT_KEY_ENV, key_env: str = KEY_ENV, check: str | None = None
+) -> bytes:
+    """The key of subject hashes: ``$TRACKPLAN_SUBJECT_KEY`` when set (a key of their own),
+    else the plan's hash key (the variable ``hash_key_env`` names); with ``check`` (a list's
+    :func:`key_check`), the first of the two that matches it.
+
+    Raises:
+        MissingSecretError: neither is set, or none matches ``check`` (the message names
+            the variables, never a value).
+    """
+    for env in (key_env, hash_key_env):
+        key = env_key(env)
+        if key is not None and (check is None or key_check(key) == check):
+            return key
+    if check is not None:
+        raise MissingSecretError(
+            f"the suppression list is keyed with another key than {key_env} or "
+            f"{hash_key_env} hold: set the one it was made with"
+        )
+    raise MissingSecretError(
+        f"subject hashes are keyed: set {hash_key_env} (the plan's hash key) or {key_env}, "
+        "or choose unkeyed hashes explicitly with --unkeyed-subject-hashes"
+    )
+
+
+def key_check(key: bytes) -> str:
+    """A short fingerprint of a subject key (HMAC of a fixed text): a list records it so
+    loading it with another key fails instead of matching nobody. Reveals nothing of the
+    key or of any id."""
+    return hmac.new(key, b"trackplan subject key check", hashlib.sha256).hexdigest()[:16]
 
 
 def subject_hash(subject_id: str, key: bytes | None) -> str:
@@ -84,8 +130,10 @@ class SuppressionList:
         return cls(scheme, frozenset(subject_hash(i, key) for i in ids), key)
 
     @classmethod
-    def load(cls, path: str | Path, *, key_env: str = KEY_ENV) -> SuppressionList:
-        """Read a list file; a keyed list needs its key in ``key_env``.
+    def load(
+        cls, path: str | Path, *, key_env: str = KEY_ENV, hash_key_env: str = DEFAULT_KEY_ENV
+    ) -> SuppressionList:
+        """Read a list file; a keyed list needs its key (:func:`subject_key`).
 
         Raises:
             InputError: the file is missing or malformed.
@@ -96,6 +144,7 @@ class SuppressionList:
         except OSError as exc:
             raise InputError(f"{path}: cannot read suppression list: {exc.strerror}") from None
         scheme = "sha256"
+        check: str | None = None
         digests: set[str] = set()
         for number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
@@ -103,6 +152,8 @@ class SuppressionList:
                 continue
             if line.startswith("#"):
                 head, _, value = line[1:].partition(":")
+                if head.strip() == "key-check":
+                    check = value.strip()
                 if head.strip() == "scheme":
                     scheme = value.strip()
                     if scheme not in SCHEMES:
@@ -115,9 +166,10 @@ class SuppressionList:
             digests.add(line)
         key = None
         if scheme == "hmac-sha256":
-            key = env_key(key_env)
-            if key is None:
-                raise MissingSecretError(f"{path}: the suppression list is keyed; set {key_env}")
+            try:
+                key = subject_key(hash_key_env=hash_key_env, key_env=key_env, check=check)
+            except MissingSecretError as exc:
+                raise MissingSecretError(f"{path}: {exc}") from None
         return cls(scheme, frozenset(digests), key)
 
     def contains(self, subject_id: str) -> bool:
@@ -131,7 +183,10 @@ class SuppressionList:
 
     def dumps(self) -> str:
         """The file text: header and sorted digests (never the key)."""
-        lines = [_HEADER, f"# scheme: {self.scheme}", *sorted(self.digests)]
+        head = [_HEADER, f"# scheme: {self.scheme}"]
+        if self.key is not None:
+            head.append(f"# key-check: {key_check(self.key)}")
+        lines = [*head, *sorted(self.digests)]
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | Path) -> None:
