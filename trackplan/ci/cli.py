@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from trackplan.ci.diff import PlanDiff, diff_plans
-from trackplan.ci.git import load_plan_at, resolve_spec, spec_path
+from trackplan.ci.git import empty_plan, load_plan_at, resolve_spec, spec_path
 from trackplan.ci.lint import RULE_IDS, LintReport, lint_plan
 from trackplan.ci.render import (
     diff_github,
@@ -21,6 +21,7 @@ from trackplan.ci.render import (
     lint_json,
     lint_text,
 )
+from trackplan.ci.sarif import diff_sarif, lint_sarif
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "lint", "diff"]
@@ -29,12 +30,14 @@ _LINT_FORMATS: dict[str, Callable[[LintReport], str]] = {
     "text": lint_text,
     "json": lint_json,
     "github": lint_github,
+    "sarif": lint_sarif,
 }
 _DIFF_FORMATS: dict[str, Callable[[PlanDiff], str]] = {
     "text": diff_text,
     "json": diff_json,
     "markdown": diff_markdown,
     "github": diff_github,
+    "sarif": diff_sarif,
 }
 
 
@@ -121,16 +124,19 @@ def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: s
         if len(specs) > 1 or (not specs and plan_path is None):
             raise click.UsageError("with --base give one plan path (or --plan PATH)")
         path = specs[0] if specs else str(plan_path)
-        old = load_plan_at(base, path)
+        found = load_plan_at(base, path, missing_ok=True)
         new = load_plan(path)
+        # a plan added by this change does not exist at the base: all of it is new
+        old = found if found is not None else empty_plan(new, label=f"{base}:{path}")
     else:
         if len(specs) != 2:
             raise click.UsageError("give OLD and NEW, or --base REV [PATH]")
         old_spec, new_spec = specs
         old_default = plan_path or spec_path(new_spec)
         new_default = plan_path or spec_path(old_spec)
-        old = resolve_spec(old_spec, default_path=old_default)
+        found = resolve_spec(old_spec, default_path=old_default, missing_ok=True)
         new = resolve_spec(new_spec, default_path=new_default)
+        old = found if found is not None else empty_plan(new, label=old_spec)
     report = diff_plans(old, new)
     click.echo(_DIFF_FORMATS[fmt](report), nl=False)
     sys.exit(0 if report.ok else 1)
