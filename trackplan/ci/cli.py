@@ -22,6 +22,7 @@ from trackplan.ci.render import (
     lint_text,
 )
 from trackplan.ci.sarif import diff_sarif, lint_sarif
+from trackplan.cliopts import emit, format_option, output_option
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "lint", "diff"]
@@ -45,14 +46,14 @@ def _format_option(
     renderers: Mapping[str, Callable[[Any], str]],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The ``--format`` option choosing among ``renderers`` (text by default)."""
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(list(renderers)),
-        default="text",
-        show_default=True,
-        help="Output format.",
-    )
+    return format_option(list(renderers), default="text")
+
+
+_output = output_option(
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the output to this file (atomically) instead of standard output.",
+)
 
 
 def _rule_list(
@@ -78,14 +79,17 @@ def _rule_list(
     help="Rules not to run (comma-separated; repeatable).",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
-def lint(plan: Path, fmt: str, skip: tuple[str, ...], strict: bool) -> None:
+@_output
+def lint(
+    plan: Path, fmt: str, skip: tuple[str, ...], strict: bool, output: Path | None
+) -> None:
     """Lint PLAN: schema hygiene, naming, documentation and PII declarations.
 
     Exit 0 when clean, 1 when a rule at level error fires (or a warning with --strict),
     2 on bad usage. Configure rules in the plan's lint section.
     """
     report = lint_plan(load_plan(plan), skip=skip)
-    click.echo(_LINT_FORMATS[fmt](report), nl=False)
+    emit(_LINT_FORMATS[fmt](report), output)
     sys.exit(1 if report.failed(strict=strict) else 0)
 
 
@@ -106,7 +110,14 @@ def lint(plan: Path, fmt: str, skip: tuple[str, ...], strict: bool) -> None:
     help="The plan path for bare revisions (default: the other argument's path).",
 )
 @_format_option(_DIFF_FORMATS)
-def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: str) -> None:
+@_output
+def diff(
+    specs: tuple[str, ...],
+    base: str | None,
+    plan_path: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
     """Classify every change between two plans and check the version policy.
 
     OLD and NEW are plan paths, REV:PATH, or bare git revisions (then the plan sits at
@@ -138,7 +149,7 @@ def diff(specs: tuple[str, ...], base: str | None, plan_path: str | None, fmt: s
         new = resolve_spec(new_spec, default_path=new_default)
         old = found if found is not None else empty_plan(new, label=old_spec)
     report = diff_plans(old, new)
-    click.echo(_DIFF_FORMATS[fmt](report), nl=False)
+    emit(_DIFF_FORMATS[fmt](report), output)
     sys.exit(0 if report.ok else 1)
 
 

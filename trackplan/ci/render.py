@@ -17,8 +17,8 @@ from trackplan import pointer as jp
 from trackplan.ci.diff import PLAN_LABEL, Change, PlanDiff
 from trackplan.ci.lint import LintReport, reason_of
 
-__all__ = ["lint_text", "lint_json", "lint_github", "diff_text", "diff_json",
-           "diff_markdown", "diff_github", "line_of", "capped", "ANNOTATIONS_PER_TYPE"]  # fmt: skip
+__all__ = ["lint_text", "lint_json", "lint_github", "diff_text", "diff_json", "diff_markdown",
+           "diff_github", "line_of", "capped", "annotation", "ANNOTATIONS_PER_TYPE"]  # fmt: skip
 
 _BADGE = {"MODEL": "breaking", "REVISION": "revision", "ADDITION": "addition",
           "PATCH": "docs"}  # fmt: skip
@@ -120,7 +120,7 @@ def _plain(line: str) -> str:
     return f"{text} ({where})" if where else text
 
 
-def _annotation(level: str, file: str, pointer: str, title: str, message: str) -> str:
+def annotation(level: str, file: str, pointer: str, title: str, message: str) -> str:
     props = []
     if file.startswith("/"):
         try:
@@ -158,7 +158,7 @@ def lint_github(report: LintReport) -> str:
     """Workflow commands: ``::error file=...,line=...,title=...::message``."""
     level = {"error": "error", "warning": "warning", "info": "notice"}
     lines = [
-        _annotation(
+        annotation(
             level[f.level],
             f.file,
             f.pointer,
@@ -292,7 +292,7 @@ def diff_github(diff: PlanDiff) -> str:
     for e in diff.violations:
         first = e.changes[0] if e.changes else None
         lines.append(
-            _annotation(
+            annotation(
                 "error",
                 first.file if first else "",
                 first.pointer if first else "",
@@ -306,7 +306,7 @@ def diff_github(diff: PlanDiff) -> str:
         if c.event == PLAN_LABEL:
             title = f"trackplan diff {c.cls} (plan): {c.kind}"
         lines.append(
-            _annotation(
+            annotation(
                 level, c.file, c.pointer, title, f"{c.event}: {c.prop or c.pointer}: {c.reason}"
             )
         )

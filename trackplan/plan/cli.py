@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 import orjson
 
-from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError
-from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
+from trackplan.cliopts import emit, format_option, output_option
+from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError, PlanIssue
+from trackplan.plan.format_schema import EDITOR_SCHEMA_IDS, editor_schema
 from trackplan.plan.jsonutil import MAX_DEPTH
 from trackplan.plan.load import PLAN_FILE_NAMES, SECTION_FILES, load_plan
 from trackplan.plan.model import Plan
@@ -26,38 +27,91 @@ _DOC_SUFFIXES = (".yaml", ".yml", ".json")
 
 @click.command()
 @click.argument("plan", type=click.Path(path_type=Path))
-def check(plan: Path) -> None:
+@format_option(["text", "json", "github", "sarif"])
+@output_option("output", type=click.Path(dir_okay=False, path_type=Path),
+               help="Write the output to this file instead of standard output.")  # fmt: skip
+def check(plan: Path, fmt: str, output: Path | None) -> None:
     """Load, check and compile PLAN (a directory or one file); list every problem found.
 
-    Exit 0 when the plan is valid, 1 when it is not.
+    Exit 0 when the plan is valid, 1 when it is not, 2 on bad usage.
     """
+    issues: list[PlanIssue] = []
+    loaded: Plan | None = None
     try:
         loaded = load_plan(plan)
     except PlanError as exc:
-        count = len(exc.issues)
-        click.echo(f"{plan}: {count} error{'s' if count != 1 else ''}")
-        for issue in exc.issues:
-            click.echo(f"  {issue}")
-        sys.exit(1)
-    try:
-        # a schema the loader accepts can still be beyond the engine (a regex dialect gap)
-        loaded.compile()
-    except MissingSecretError:
-        pass  # secrets come from the environment where events are enforced, not here
-    except CompileError as exc:
-        click.echo(f"{plan}: 1 error\n  {exc}")
-        sys.exit(1)
+        issues = list(exc.issues)
+    if loaded is not None:
+        try:
+            # a schema the loader accepts can still be beyond the engine (a regex dialect gap)
+            loaded.compile()
+        except MissingSecretError:
+            pass  # secrets come from the environment where events are enforced, not here
+        except CompileError as exc:
+            issues = [PlanIssue(str(plan), "", str(exc))]
+    emit(_check_output(plan, loaded, issues, fmt), output)
+    sys.exit(1 if issues else 0)
+
+
+def _check_output(plan: Path, loaded: Plan | None, issues: list[PlanIssue], fmt: str) -> str:
+    if fmt == "json":
+        body: dict[str, object] = {
+            "plan": str(plan),
+            "valid": not issues,
+            "errors": [
+                {"file": i.file, "pointer": i.pointer, "event": i.event, "message": i.message}
+                for i in issues
+            ],
+        }
+        if loaded is not None and not issues:
+            body.update(
+                name=loaded.name,
+                events=len(loaded.event_names),
+                event_versions=len(loaded.events),
+                other_rules=len(loaded.rules) - len(loaded.events),
+            )
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "sarif":
+        from trackplan.ci.sarif import issues_sarif
+
+        return issues_sarif(issues)
+    if fmt == "github":
+        from trackplan.ci.render import annotation, capped
+
+        lines = [
+            annotation("error", i.file, i.pointer, "trackplan check",
+                       f"{i.event + ': ' if i.event else ''}{i.message}")
+            for i in issues
+        ]  # fmt: skip
+        return capped(lines, tool="trackplan check")
+    if issues:
+        count = len(issues)
+        head = f"{plan}: {count} error{'s' if count != 1 else ''}"
+        return "\n".join([head, *(f"  {i}" for i in issues)]) + "\n"
+    assert loaded is not None
     others = len(loaded.rules) - len(loaded.events)
-    click.echo(
+    return (
         f"{plan}: valid plan {loaded.name!r}: {len(loaded.event_names)} events, "
-        f"{len(loaded.events)} event versions, {others} other rules"
+        f"{len(loaded.events)} event versions, {others} other rules\n"
     )
 
 
 @click.command()
-def schema() -> None:
-    """Print the plan format as a JSON Schema, for editors that check plan files."""
-    click.echo(orjson.dumps(PLAN_FORMAT_SCHEMA, option=orjson.OPT_INDENT_2).decode())
+@click.option("--kind", type=click.Choice(sorted(EDITOR_SCHEMA_IDS)), default="plan",
+              show_default=True,
+              help="plan: plan.yaml or a one-file plan; event: a file under events/.")  # fmt: skip
+@format_option(["json"])
+@output_option("output", type=click.Path(dir_okay=False, path_type=Path),
+               help="Write the schema to this file instead of standard output.")  # fmt: skip
+def schema(kind: str, fmt: str, output: Path | None) -> None:
+    """Print the plan format as a JSON Schema (draft-07, stable https $id) for editors.
+
+    Point the YAML editor at it with a first line such as
+    ``# yaml-language-server: $schema=<$id>`` (or a local copy written with -o).
+    """
+    del fmt  # JSON is the only form
+    text = orjson.dumps(editor_schema(kind), option=orjson.OPT_INDENT_2).decode() + "\n"
+    emit(text, output)
 
 
 def _read_json(file: str) -> object:
@@ -112,17 +166,18 @@ def import_group() -> None:
 
 @import_group.command("segment")
 @click.argument("file")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Directory to write the native plan into.")  # fmt: skip
+@output_option("out", legacy=("--out",), required=True, type=click.Path(path_type=Path),
+               help="Directory to write the native plan into.")  # fmt: skip
 @click.option("--force", is_flag=True,
-              help="Replace the plan files in --out (other files stay).")  # fmt: skip
-def import_segment_command(file: str, out: Path, force: bool) -> None:
+              help="Replace the plan files in --output (other files stay).")  # fmt: skip
+@format_option(["text", "json"])
+def import_segment_command(file: str, out: Path, force: bool, fmt: str) -> None:
     """Import a Segment tracking plan export FILE (``-`` for stdin) into a plan directory.
 
     Both the Public API form and the legacy form are read; nothing in the rules is lost.
     """
     if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--output")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise click.UsageError(f"{out} is not empty; pass --force to replace the plan in it")
     plan = import_segment(_read_json(file), source=file)
@@ -131,9 +186,18 @@ def import_segment_command(file: str, out: Path, force: bool) -> None:
         _replace_plan(plan, out, header=f"Imported from Segment tracking plan {name}")
     except OSError as exc:
         raise InputError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+    summary = {
+        "output": str(out),
+        "events": len(plan.event_names),
+        "event_versions": len(plan.events),
+        "other_rules": len(plan.rules) - len(plan.events),
+    }
+    if fmt == "json":
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
     click.echo(
-        f"imported {len(plan.event_names)} events ({len(plan.events)} versions) and "
-        f"{len(plan.rules) - len(plan.events)} other rules into {out}",
+        f"imported {summary['events']} events ({summary['event_versions']} versions) and "
+        f"{summary['other_rules']} other rules into {out}",
         err=True,
     )
 
@@ -145,10 +209,12 @@ def export_group() -> None:
 
 @export_group.command("segment")
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
-              help="File to write (default: standard output).")  # fmt: skip
-def export_segment_command(plan: Path, out: Path | None) -> None:
+@output_option("out", legacy=("--out",), type=click.Path(path_type=Path), default=None,
+               help="File to write (default: standard output).")  # fmt: skip
+@format_option(["json"])
+def export_segment_command(plan: Path, out: Path | None, fmt: str) -> None:
     """Export PLAN as a Segment tracking plan (Public API form, JSON)."""
+    del fmt  # the export is JSON
     doc = export_segment(load_plan(plan))
     try:
         text = (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
