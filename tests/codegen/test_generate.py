@@ -117,7 +117,8 @@ def test_cli_writes_then_check_passes_and_fails_naming_stale_files(tmp_path: Pat
     assert check.returncode == 0, check.stderr
     header = (out / "__init__.py").read_text(encoding="utf-8").splitlines()[3]
     # (a long path gets a noqa marker for line-length linters after it)
-    assert header.startswith(f"# Regenerate: trackplan codegen python {plan} --out {out}")
+    # paths relative to the working directory (no git here) or absolute outside it
+    assert header.startswith(f"# Regenerate: trackplan codegen python {plan} -o tracking")
 
     init = out / "__init__.py"
     init.write_text(init.read_text(encoding="utf-8") + "# hand edit\n", encoding="utf-8")
