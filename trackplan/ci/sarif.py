@@ -12,7 +12,9 @@ the JSON pointer can be found in the YAML file, the line. Files read from a git 
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -26,7 +28,9 @@ from trackplan.ci.lint import RULES, LintReport
 from trackplan.ci.render import line_of
 from trackplan.errors import PlanIssue
 
-__all__ = ["SARIF_SCHEMA", "Result", "sarif_log", "lint_sarif", "diff_sarif", "issues_sarif"]
+__all__ = [
+    "SARIF_SCHEMA", "Result", "sarif_log", "lint_sarif", "diff_sarif", "issues_sarif", "merge",
+]  # fmt: skip
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _URI = "https://github.com/trackplan/trackplan"
@@ -160,3 +164,45 @@ def issues_sarif(issues: Iterable[PlanIssue], *, rule: str = "check/plan-invalid
         for i in issues
     )  # fmt: skip
     return sarif_log(results, {rule: "The plan is not valid: trackplan cannot load it."})
+
+
+def merge(logs: Iterable[str]) -> str:
+    """One SARIF log with one ``trackplan`` run holding the results of several logs.
+
+    Code scanning takes one run per tool and category in an upload, so the check, lint
+    and diff logs of every plan are merged before they are uploaded.
+    """
+    rules: dict[str, dict[str, Any]] = {}
+    results: list[dict[str, Any]] = []
+    for text in logs:
+        for run in json.loads(text).get("runs", []):
+            ids = [r["id"] for r in run["tool"]["driver"].get("rules", [])]
+            for rule in run["tool"]["driver"].get("rules", []):
+                rules.setdefault(rule["id"], rule)
+            for result in run.get("results", []):
+                rule_id = result.get("ruleId") or ids[result["ruleIndex"]]
+                results.append({**result, "ruleId": rule_id})
+    order = sorted(rules)
+    index = {rule: i for i, rule in enumerate(order)}
+    for result in results:
+        result["ruleIndex"] = index[result["ruleId"]]
+    driver = {"name": "trackplan", "informationUri": _URI, "version": _tool_version(),
+              "rules": [rules[r] for r in order]}  # fmt: skip
+    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+           "runs": [{"tool": {"driver": driver}, "results": results}]}  # fmt: skip
+    return orjson.dumps(log, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m trackplan.ci.sarif OUT IN...``: merge SARIF logs (missing ones skipped)."""
+    if not argv:
+        print("usage: python -m trackplan.ci.sarif OUT IN...", file=sys.stderr)
+        return 2
+    out, *inputs = argv
+    texts = [Path(p).read_text(encoding="utf-8") for p in inputs if Path(p).is_file()]
+    Path(out).write_text(merge(texts), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
