@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -14,10 +15,11 @@ import orjson
 from trackplan.cliopts import emit, format_option, output_option
 from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError, PlanIssue
 from trackplan.plan.format_schema import EDITOR_SCHEMA_IDS, editor_schema
+from trackplan.plan.iglu import import_iglu
 from trackplan.plan.jsonutil import MAX_DEPTH
 from trackplan.plan.load import PLAN_FILE_NAMES, SECTION_FILES, load_plan
 from trackplan.plan.model import Plan
-from trackplan.plan.segment import export_segment, import_segment
+from trackplan.plan.segment import Imported, export_segment, import_rudderstack, read_segment
 from trackplan.plan.write import write_plan
 
 __all__ = ["COMMANDS", "check", "schema", "import_group", "export_group"]
@@ -164,26 +166,30 @@ def import_group() -> None:
     """Import a tracking plan from another tool into a native plan directory."""
 
 
-@import_group.command("segment")
-@click.argument("file")
-@output_option("out", legacy=("--out",), required=True, type=click.Path(path_type=Path),
-               help="Directory to write the native plan into.")  # fmt: skip
-@click.option("--force", is_flag=True,
-              help="Replace the plan files in --output (other files stay).")  # fmt: skip
-@format_option(["text", "json"])
-def import_segment_command(file: str, out: Path, force: bool, fmt: str) -> None:
-    """Import a Segment tracking plan export FILE (``-`` for stdin) into a plan directory.
+def _import_options(func: Any) -> Any:
+    """The options every ``import`` subcommand takes."""
+    func = format_option(["text", "json"])(func)
+    force = "Replace the plan files in --output (other files stay)."
+    func = click.option("--force", is_flag=True, help=force)(func)
+    return output_option("out", legacy=("--out",), required=True,
+                         type=click.Path(path_type=Path),
+                         help="Directory to write the native plan into.")(func)  # fmt: skip
 
-    Both the Public API form and the legacy form are read; nothing in the rules is lost.
-    """
+
+def _write_import(imported: Imported, out: Path, force: bool, fmt: str, origin: str) -> None:
+    """Write an imported plan (its notes in the plan file's header) and report it."""
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--output")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise click.UsageError(f"{out} is not empty; pass --force to replace the plan in it")
-    plan = import_segment(_read_json(file), source=file)
-    name = "standard input" if file == "-" else Path(file).name
+    plan = imported.plan
+    header = f"Imported from {origin}"
+    if imported.notes:
+        header += "\nRewritten to fit a supported JSON Schema draft:\n" + "\n".join(
+            f"- {note}" for note in imported.notes
+        )
     try:
-        _replace_plan(plan, out, header=f"Imported from Segment tracking plan {name}")
+        _replace_plan(plan, out, header=header)
     except OSError as exc:
         raise InputError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     summary = {
@@ -191,15 +197,55 @@ def import_segment_command(file: str, out: Path, force: bool, fmt: str) -> None:
         "events": len(plan.event_names),
         "event_versions": len(plan.events),
         "other_rules": len(plan.rules) - len(plan.events),
+        "notes": list(imported.notes),
     }
     if fmt == "json":
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
+    for note in imported.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(
         f"imported {summary['events']} events ({summary['event_versions']} versions) and "
         f"{summary['other_rules']} other rules into {out}",
         err=True,
     )
+
+
+@import_group.command("segment")
+@click.argument("file")
+@_import_options
+def import_segment_command(file: str, out: Path, force: bool, fmt: str) -> None:
+    """Import a Segment tracking plan export FILE (``-`` for stdin) into a plan directory.
+
+    Both the Public API form and the legacy form are read; nothing in the rules is lost.
+    Rules written for draft-04, -06, 2019-09 or 2020-12 are normalised; each rewrite is
+    noted (on standard error and in the plan file's header).
+    """
+    name = "standard input" if file == "-" else Path(file).name
+    imported = read_segment(_read_json(file), source=file)
+    _write_import(imported, out, force, fmt, f"Segment tracking plan {name}")
+
+
+@import_group.command("rudderstack")
+@click.argument("file")
+@_import_options
+def import_rudderstack_command(file: str, out: Path, force: bool, fmt: str) -> None:
+    """Import a RudderStack tracking plan FILE (JSON; ``-`` for stdin) into a plan directory."""
+    name = "standard input" if file == "-" else Path(file).name
+    imported = import_rudderstack(_read_json(file), source=file)
+    _write_import(imported, out, force, fmt, f"RudderStack tracking plan {name}")
+
+
+@import_group.command("iglu")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_import_options
+def import_iglu_command(folder: Path, out: Path, force: bool, fmt: str) -> None:
+    """Import a Snowplow Iglu schema FOLDER (schemas/<vendor>/<name>/jsonschema/<version>).
+
+    Each schema becomes an event (its SchemaVer MODEL is the event version), so Snowplow
+    users can lint and diff their schemas with trackplan.
+    """
+    _write_import(import_iglu(folder), out, force, fmt, f"Iglu schemas in {folder}")
 
 
 @click.group("export")
