@@ -204,8 +204,8 @@ class _Walk:
             note = "could not prove old data stays valid (no counterexample found)"
         else:
             note = (
-                "could not prove old data stays valid (install hypothesis for a "
-                "counterexample search)"
+                "could not prove old data stays valid (install trackplan[search], "
+                "i.e. hypothesis, for a counterexample search)"
             )
         for i in open_:
             change = self.out[i]

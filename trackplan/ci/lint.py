@@ -393,8 +393,9 @@ RULES: tuple[LintRule, ...] = (
     LintRule(
         "piiStatus",
         "warning",
-        "Every property declares its PII status (x-pii: "
-        "<category> or x-pii: false), so privacy review is explicit.",
+        "Every property whose value could carry text (strings and containers of strings) "
+        "declares its PII status (x-pii: <category> or x-pii: false), so privacy review is "
+        "explicit; numbers, booleans and fixed lists of values need none.",
         _pii_status,
     ),
     LintRule(

@@ -4,8 +4,9 @@ Where :func:`trackplan.ci.inclusion.includes` cannot prove a change compatible, 
 module generates values valid under the old schema with Hypothesis and checks them under
 the new one (``jsonschema`` decides validity). A counterexample proves "not ADDITION";
 a generated value that both accept (a survivor) shows that some historical data stays
-valid, so the change is no MODEL by that measure. Hypothesis is optional: without it
-:func:`search` reports that nothing could be searched and the caller stays conservative.
+valid, so the change is no MODEL by that measure. Hypothesis is optional (the ``search``
+extra): without it :func:`search` reports that nothing could be searched and the caller
+stays conservative.
 The search is derandomised, so a CI run gives the same answer every time.
 
 >>> found = search({"type": "string"}, {"type": "string", "pattern": "^a"})  # doctest: +SKIP
