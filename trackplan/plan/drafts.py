@@ -75,8 +75,9 @@ def normalise(schema: Any, *, pointer: str = "") -> tuple[Any, list[str]]:
     """
     declared = _declared(schema)
     target = "2020-12" if declared & _NEW else "draft-07"
-    if declared <= {target}:
-        return schema, []  # already in a supported draft throughout: left exactly as written
+    if declared <= {"draft-07", "2020-12"}:
+        # only drafts the loader reads (each part in its own): left exactly as written
+        return schema, []
     notes: list[str] = []
     root = dialect_of(schema)
     out = _Rewriter(target, notes).walk(schema, root or "draft-07", pointer, top=True)
