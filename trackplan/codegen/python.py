@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from trackplan.codegen.calls import ALIAS_METHOD, IDENTITY, KIND_ARGUMENTS, payload_key
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
 from trackplan.codegen.pii import ClientPii, actions_source, client_pii
 from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
@@ -45,16 +46,7 @@ _MODULE_NAMES = (
 #: Keyword arguments every method has; properties that sanitise to one get a suffix.
 _ENVELOPE = ("user_id", "anonymous_id", "context", "timestamp", "integrations", "message_id")
 _CLIENT_NAMES = ("self", "identify", "group", "track", "page", "screen", "alias", "flush")
-#: Keyword arguments a call kind adds before the payload's (Segment's call fields).
-_KIND_ARGUMENTS = {"group": ("group_id",), "page": ("name", "category"),
-                   "screen": ("name", "category")}  # fmt: skip
-#: The identity rule in the types: one overload needs user_id, one anonymous_id, so a
-#: call with neither matches no overload and mypy rejects it.
-_IDENTITY = {
-    "user": ("        user_id: str,", "        anonymous_id: str | None = None,"),
-    "anonymous": ("        user_id: str | None = None,", "        anonymous_id: str,"),
-    None: ("        user_id: str | None = None,", "        anonymous_id: str | None = None,"),
-}
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +222,7 @@ class _Generator:
         self.types.uses.add("TypedDict")
         if any(not f.required for f in spec.fields):
             self.types.uses.add("NotRequired")
-        reserved = [*_ENVELOPE, "self", *_KIND_ARGUMENTS.get(kind, ())]
+        reserved = [*_ENVELOPE, "self", *KIND_ARGUMENTS.get(kind, ())]
         args = Namespace(reserved).allocate([f.wire for f in spec.fields], style="snake")
         fields = [(args[f.wire], f) for f in spec.fields]
         fields.sort(key=lambda item: not item[1].required)  # stable: plan order kept
@@ -438,12 +430,12 @@ class _Generator:
         if m.kind in ("page", "screen"):
             sig += ["        name: str | None = None,", "        category: str | None = None,"]
         if m.schema_index is None and m.kind != "track":
-            sig.append(f"        {_payload_key(m.kind)}: Mapping[str, Any] | None = None,")
+            sig.append(f"        {payload_key(m.kind)}: Mapping[str, Any] | None = None,")
         for arg, f in m.fields:
             if not f.required:
                 sig += _wrap("        ", f"{arg}: ", f"{f.annotation} | Unset", " = UNSET,")
         return sig + [
-            *_IDENTITY[identity],
+            *IDENTITY[identity],
             "        context: Mapping[str, Any] | None = None,",
             "        timestamp: datetime | None = None,",
             "        integrations: Mapping[str, Any] | None = None,",
@@ -452,7 +444,7 @@ class _Generator:
 
     def _method_source(self, m: _Method) -> list[str]:
         if m.kind == "alias":
-            return _ALIAS
+            return list(ALIAS_METHOD)
         overloads = []
         for identity in ("user", "anonymous"):
             overloads += ["    @overload", f"    def {m.name}(", *self._signature(m, identity),
@@ -464,7 +456,7 @@ class _Generator:
         doc += " Needs user_id or anonymous_id (or both)."
         body = [*overloads, f"    def {m.name}(", *self._signature(m, None), "    ) -> None:",
                 f"        {_doc(doc, 8)}"]  # fmt: skip
-        key = _payload_key(m.kind)
+        key = payload_key(m.kind)
         required = [(a, f) for a, f in m.fields if f.required]
         if m.kind != "track" and m.schema_index is None:
             body.append(f"        _tp_payload: dict[str, Any] = dict({key} or {{}})")
@@ -571,33 +563,6 @@ class _Generator:
             lines.append(f"    (\n        {_lit(root, 8)},\n        {literal(pointer)},\n    ),")
         lines.append("]")
         return "\n".join(lines) + "\n"
-
-
-def _payload_key(kind: str) -> str:
-    return "traits" if kind in ("identify", "group") else "properties"
-
-
-_ALIAS = [
-    "    def alias(",
-    "        self,",
-    "        *,",
-    "        previous_id: str,",
-    "        user_id: str,",
-    "        context: Mapping[str, Any] | None = None,",
-    "        timestamp: datetime | None = None,",
-    "        integrations: Mapping[str, Any] | None = None,",
-    "        message_id: str | None = None,",
-    "    ) -> None:",
-    '        """Link ``previous_id`` (an anonymous or former id) to ``user_id``."""',
-    "        self._tp_sdk.alias(",
-    "            previous_id=previous_id,",
-    "            user_id=user_id,",
-    "            context=dict(context) if context is not None else None,",
-    "            timestamp=timestamp,",
-    "            integrations=integrations,",
-    "            message_id=message_id,",
-    "        )",
-]
 
 
 def generate_python(plan: Plan, *, package: str, command: str | None = None) -> dict[str, str]:
