@@ -26,7 +26,8 @@ PACKAGE = "trackplan"
 #: that names it or its closest enclosing package (so ``trackplan.plan.cli`` is a surface
 #: though ``trackplan.plan`` is the plan floor). Entries of the top floor name single modules.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ground", ("trackplan.errors", "trackplan.pointer", "trackplan.atomic")),
+    # cliopts: the commands' shared --format/--output conventions (click only)
+    ("ground", ("trackplan.errors", "trackplan.pointer", "trackplan.atomic", "trackplan.cliopts")),
     ("plan", ("trackplan.plan",)),
     ("schema", ("trackplan.schema",)),
     ("pii", ("trackplan.pii",)),

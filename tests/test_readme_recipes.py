@@ -28,7 +28,8 @@ SOURCE_PARTS = ("pyproject.toml", "README.md", "trackplan")
 
 def _workflow() -> dict[str, object]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"```yaml\n(# \.github/workflows/[^\n]*\n.*?)```", text, re.S)
+    header = r"# \.github/workflows/tracking-plan-steps\.yml\n"
+    match = re.search(r"```yaml\n(" + header + r".*?)```", text, re.S)
     assert match, "README.md has no GitHub Actions workflow block"
     doc = yaml.safe_load(match.group(1))
     assert isinstance(doc, dict)

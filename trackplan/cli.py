@@ -31,7 +31,7 @@ class CommandEntry(NamedTuple):
 #: Every top-level command: name -> (module, attribute in that module, one-line help).
 COMMANDS: dict[str, CommandEntry] = {
     "check": CommandEntry(
-        "trackplan.plan.cli", "check",
+        "trackplan.ci.cli", "check",
         "Load, check and compile PLAN (a directory or one file); list every problem found.",
     ),
     "codegen": CommandEntry(
@@ -73,7 +73,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "schema": CommandEntry(
         "trackplan.plan.cli", "schema",
-        "Print the plan format as a JSON Schema, for editors that check plan files.",
+        "Print the plan format as a JSON Schema (draft-07, stable https $id) for editors.",
     ),
     "serve": CommandEntry(
         "trackplan.serve.cli", "serve",

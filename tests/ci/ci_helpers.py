@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +48,22 @@ def make_plan(
     return build_plan("plan.yaml", doc, source="plan.yaml")
 
 
+@functools.cache
 def trackplan_exe() -> str:
-    """The installed ``trackplan`` console script (skip when it is not on PATH)."""
-    exe = shutil.which("trackplan")
-    if exe is None:
-        pytest.skip("the trackplan console script is not installed (pip install -e .)")
-    return exe
+    """A ``trackplan`` command running this checkout's CLI (``python -m trackplan``).
+
+    A script, not a console script found on PATH: the tests must run the code under test,
+    not whichever trackplan happens to be installed.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="trackplan-cli-"))
+    exe = folder / "trackplan"
+    exe.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f'exec {shlex.quote(sys.executable)} -m trackplan "$@"\n'
+    )
+    exe.chmod(0o755)
+    return str(exe)
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

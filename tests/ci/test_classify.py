@@ -1,4 +1,6 @@
-"""Table of change cases with the SchemaVer class each must get (after Snowplow's schema-ddl)."""
+"""Table of change cases with the SchemaVer class each must get, by what the change does to
+the set of valid values (Snowplow's SchemaVer page: ADDITION keeps all historical data valid,
+REVISION may break some, MODEL breaks any)."""
 
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
         "add optional non-null to closed",
         BASE,
         _set(f"{P}.note", {"type": "string"}),
-        "MODEL",
+        "ADDITION",
         "property added",
     ),
     (
@@ -104,26 +106,26 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
         "add optional nullable to open",
         OPEN,
         _set(f"{P}.note", {"type": ["string", "null"]}),
-        "MODEL",
+        "REVISION",
         "property added",
     ),
     (
         "add nullable via ref to closed",
         BASE,
         _set(f"{P}.paid", {"$ref": "#/definitions/money"}),
-        "MODEL",
+        "ADDITION",
         "property added",
     ),
-    ("remove property from closed", BASE, _del(f"{P}.n"), "MODEL", "property removed"),
-    ("remove property from open", OPEN, _del(f"{P}.n"), "REVISION", "property removed"),
+    ("remove property from closed", BASE, _del(f"{P}.n"), "REVISION", "property removed"),
+    ("remove property from open", OPEN, _del(f"{P}.n"), "ADDITION", "property removed"),
     ("property becomes required", BASE, _set("required", ["id", "n"]), "MODEL", "required added"),
-    ("property no longer required", BASE, _set("required", []), "REVISION", "required removed"),
-    ("integer widened to number", BASE, _set(f"{P}.n.type", "number"), "REVISION", "type widened"),
+    ("property no longer required", BASE, _set("required", []), "ADDITION", "required removed"),
+    ("integer widened to number", BASE, _set(f"{P}.n.type", "number"), "ADDITION", "type widened"),
     (
         "number restricted to integer",
         BASE,
         _set(f"{P}.total", {"type": "integer"}),
-        "MODEL",
+        "REVISION",
         "type restricted",
     ),
     (
@@ -137,22 +139,22 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
         "null added to type",
         BASE,
         _set(f"{P}.n.type", ["integer", "null"]),
-        "REVISION",
+        "ADDITION",
         "type widened",
     ),
     (
         "null removed from type",
         BASE,
         _both(_set(f"{P}.n.type", ["integer", "null"]), _set("x", 0)),
-        "MODEL",
+        "REVISION",
         "type restricted",
     ),
-    ("maxLength raised", BASE, _set(f"{P}.id.maxLength", 20), "REVISION", "constraint loosened"),
+    ("maxLength raised", BASE, _set(f"{P}.id.maxLength", 20), "ADDITION", "constraint loosened"),
     ("maxLength lowered", BASE, _set(f"{P}.id.maxLength", 5), "REVISION", "constraint tightened"),
-    ("maxLength removed", BASE, _del(f"{P}.id.maxLength"), "REVISION", "constraint loosened"),
+    ("maxLength removed", BASE, _del(f"{P}.id.maxLength"), "ADDITION", "constraint loosened"),
     ("minLength added", BASE, _set(f"{P}.id.minLength", 1), "REVISION", "constraint tightened"),
     ("minimum raised", BASE, _set(f"{P}.n.minimum", 1), "REVISION", "constraint tightened"),
-    ("maximum removed", BASE, _del(f"{P}.n.maximum"), "REVISION", "constraint loosened"),
+    ("maximum removed", BASE, _del(f"{P}.n.maximum"), "ADDITION", "constraint loosened"),
     (
         "exclusiveMaximum added",
         BASE,
@@ -169,36 +171,42 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
         "constraint tightened",
     ),
     ("format added", BASE, _set(f"{P}.id.format", "uuid"), "REVISION", "constraint tightened"),
-    ("format changed", BASE, _set(f"{P}.at.format", "date"), "REVISION", "constraint changed"),
-    ("enum added to string", BASE, _set(f"{P}.id.enum", ["a", "b"]), "MODEL", "enum added"),
+    ("format changed", BASE, _set(f"{P}.at.format", "date"), "MODEL", "constraint changed"),
+    ("enum added to string", BASE, _set(f"{P}.id.enum", ["a", "b"]), "REVISION", "enum added"),
     (
         "enum values added",
         BASE,
         _set(f"{P}.tier.enum", ["free", "pro", "max"]),
-        "REVISION",
+        "ADDITION",
         "enum values added",
     ),
-    ("enum values removed", BASE, _set(f"{P}.tier.enum", ["free"]), "MODEL", "enum values removed"),
+    (
+        "enum values removed",
+        BASE,
+        _set(f"{P}.tier.enum", ["free"]),
+        "REVISION",
+        "enum values removed",
+    ),
     (
         "enum replaced by type",
         BASE,
         _set(f"{P}.tier", {"type": "string", "maxLength": 5}),
-        "MODEL",
+        "ADDITION",
         "type restricted",
     ),
-    ("const added", BASE, _set(f"{P}.id.const", "x"), "MODEL", "enum added"),
+    ("const added", BASE, _set(f"{P}.id.const", "x"), "REVISION", "enum added"),
     (
         "object closed",
         OPEN,
         _set("additionalProperties", False),
-        "MODEL",
+        "REVISION",
         "additionalProperties changed",
     ),
     (
         "object opened",
         BASE,
         _del("additionalProperties"),
-        "REVISION",
+        "ADDITION",
         "additionalProperties changed",
     ),
     (
@@ -238,14 +246,14 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
         "nested type restricted",
         BASE,
         _set(f"{P}.box.properties.w.type", "integer"),
-        "MODEL",
+        "REVISION",
         "type restricted",
     ),
     (
         "array items widened",
         BASE,
         _set(f"{P}.tags.items.maxLength", 80),
-        "REVISION",
+        "ADDITION",
         "constraint loosened",
     ),
     (
@@ -270,22 +278,22 @@ CASES: list[tuple[str, dict[str, Any], Mutation, str, str]] = [
             f"{P}.kind.anyOf",
             [{"type": "string", "maxLength": 3}, {"type": "integer"}, {"type": "boolean"}],
         ),
-        "REVISION",
+        "ADDITION",
         "type widened",
     ),
     (
         "anyOf alternative removed",
         BASE,
         _set(f"{P}.kind.anyOf", [{"type": "integer"}]),
-        "MODEL",
+        "REVISION",
         "type changed",
     ),
-    ("not added", BASE, _set(f"{P}.id.not", {"const": "x"}), "MODEL", "constraint changed"),
+    ("not added", BASE, _set(f"{P}.id.not", {"const": "x"}), "REVISION", "constraint changed"),
     (
         "propertyNames added",
         BASE,
         _set(f"{P}.box.propertyNames", {"maxLength": 3}),
-        "MODEL",
+        "REVISION",
         "constraint changed",
     ),
     ("ref inlined unchanged", BASE, _set(f"{P}.total", dict(DEFS["money"])), "NONE", ""),
@@ -343,7 +351,7 @@ def test_plan_controls_close_the_payload_root() -> None:
     old = {"type": "object", "properties": {"a": {"type": "string"}}}
     new = copy.deepcopy(old)
     new["properties"]["b"] = nullable
-    for setting, expected in (("allow", "MODEL"), ("omit", "ADDITION"), ("block", "ADDITION")):
+    for setting, expected in (("allow", "REVISION"), ("omit", "ADDITION"), ("block", "ADDITION")):
         controls = {"track": {"unplanned_properties": setting}}
         changes = diff_plans(
             make_plan(old, controls=controls), make_plan(new, controls=controls)
@@ -397,7 +405,7 @@ def test_recursive_definitions_do_not_loop() -> None:
     changes = diff_plans(
         make_plan(payload, definitions=defs_old), make_plan(payload, definitions=defs_new)
     ).changes
-    assert changes and all(c.cls == "REVISION" for c in changes)
+    assert changes and all(c.cls == "ADDITION" for c in changes)
 
 
 def test_reasons_of_rarer_changes_are_pinned() -> None:
@@ -409,7 +417,7 @@ def test_reasons_of_rarer_changes_are_pinned() -> None:
         (
             "property removed",
             "/properties/a",
-            "REVISION",
+            "ADDITION",
             "removed: old data stays valid (the object is open) but the column is no longer "
             "filled; it was required",
         )
@@ -419,16 +427,24 @@ def test_reasons_of_rarer_changes_are_pinned() -> None:
         (
             "constraint tightened",
             "/patternProperties/^x_",
-            "MODEL",
-            "patternProperties entry added: old data may not match it",
+            "REVISION",
+            "patternProperties entry added: old data may not match it; counterexample: the "
+            'value = {"x_":null} was valid and is not now',
         )
     ]
     assert seen({"additionalProperties": {}}, {"additionalProperties": {"type": "string"}}) == [
-        ("type restricted", "/additionalProperties/type", "MODEL",
+        ("type restricted", "/additionalProperties/type", "REVISION",
          "type restricted from any to string: old data may be invalid"),
     ]  # fmt: skip
     assert seen({"items": {"type": "string"}}, {"items": [{"type": "string"}]}) == [
-        ("type changed", "/items", "MODEL", "array item schema changed shape")
+        # old arrays of strings are valid tuples too: no counterexample exists
+        (
+            "type changed",
+            "/items",
+            "REVISION",
+            "array item schema changed shape; could not "
+            "prove old data stays valid (no counterexample found)",
+        )
     ]
 
 

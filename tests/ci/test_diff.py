@@ -70,9 +70,13 @@ def test_raising_the_version_number_in_place_satisfies_the_policy() -> None:
 
 
 def test_revision_in_place_is_allowed_unless_the_policy_says_otherwise() -> None:
+    narrower = _variant(n={"type": "integer", "minimum": 0, "maximum": 5})
+    assert diff_plans(make_plan([V1]), make_plan([narrower])).ok
     wider = _variant(n={"type": "integer", "minimum": 0, "maximum": 99})
-    assert diff_plans(make_plan([V1]), make_plan([wider])).ok
-    strict = make_plan([wider], policy={"new_version_for": "REVISION"})
+    assert diff_plans(
+        make_plan([V1]), make_plan([wider], policy={"new_version_for": "REVISION"})
+    ).ok
+    strict = make_plan([narrower], policy={"new_version_for": "REVISION"})
     assert policy_of(strict).new_version_for == "REVISION"
     assert not diff_plans(make_plan([V1]), strict).ok
     off = make_plan([_variant(required=["id", "n"])], policy={"new_version_for": "never"})

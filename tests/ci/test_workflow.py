@@ -15,6 +15,7 @@ import pytest
 from tests.ci.ci_helpers import git, init_repo, run, trackplan_exe
 from trackplan.ci.git import load_plan_at, resolve_spec
 from trackplan.errors import InputError, PlanError
+from trackplan.plan.load import load_plan
 
 PLAN = "plans/ecommerce"
 #: The commands of the README's workflow and pre-commit hook, base branch ``main``.
@@ -139,6 +140,33 @@ def test_plans_at_revisions_are_labelled_and_errors_are_clear(repo: Path) -> Non
     assert [i.file for i in caught.value.issues] == [f"HEAD:{PLAN}/events/cart-viewed.yaml"]
     code, _, err = _trackplan(repo, "diff", "--base", "HEAD", PLAN)
     assert code == 1 and f"HEAD:{PLAN}/events/cart-viewed.yaml" in err
+
+
+def test_a_plan_new_at_the_base_is_all_additions(repo: Path) -> None:
+    shutil.copytree(repo / PLAN, repo / "plans" / "newplan")
+    code, out, err = _trackplan(repo, "diff", "--base", "main", "plans/newplan", "--format", "json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["ok"] is True and body["changes"]
+    assert {(c["kind"], c["class"]) for c in body["changes"]} == {("event added", "ADDITION")}
+    assert len(body["events"]) == len(load_plan(repo / PLAN).rules)  # every rule, each new
+    # committed on the branch, compared as revisions
+    git(repo, "add", "plans/newplan")
+    git(repo, "commit", "-q", "-m", "Add a second plan")
+    code, out, err = _trackplan(repo, "diff", "main", "HEAD:plans/newplan")
+    assert code == 0, err
+    assert "MODEL" not in out
+
+
+def test_git_is_asked_from_the_plan_directory(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plan = str(repo / PLAN)
+    code, out, err = _trackplan(outside, "diff", "--base", "main", plan, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["ok"] is True
+    code, _, err = _trackplan(outside, "diff", "main", plan)
+    assert code == 0, err
 
 
 def test_usage_errors_exit_2(repo: Path) -> None:

@@ -96,6 +96,24 @@ class RecordingSdk:
             timestamp=timestamp, anonymous_id=anonymous_id, integrations=integrations,
             message_id=message_id)))
 
+    def page(self, user_id: Any = None, category: Any = None, name: Any = None,
+             properties: Any = None, context: Any = None, timestamp: Any = None,
+             anonymous_id: Any = None, integrations: Any = None,
+             message_id: Any = None) -> None:
+        self.calls.append(("page", dict(
+            user_id=user_id, category=category, name=name, properties=properties,
+            context=context, timestamp=timestamp, anonymous_id=anonymous_id,
+            integrations=integrations, message_id=message_id)))
+
+    def screen(self, user_id: Any = None, category: Any = None, name: Any = None,
+               properties: Any = None, context: Any = None, timestamp: Any = None,
+               anonymous_id: Any = None, integrations: Any = None,
+               message_id: Any = None) -> None:
+        self.calls.append(("screen", dict(
+            user_id=user_id, category=category, name=name, properties=properties,
+            context=context, timestamp=timestamp, anonymous_id=anonymous_id,
+            integrations=integrations, message_id=message_id)))
+
 
 def to_message(kind: str, call: dict[str, Any]) -> dict[str, Any]:
     """The Segment message an SDK would build from a recorded call (envelope filled in)."""
@@ -113,6 +131,11 @@ def to_message(kind: str, call: dict[str, Any]) -> dict[str, Any]:
     if kind == "track":
         msg["event"] = call["event"]
         msg["properties"] = call["properties"]
+    elif kind in ("page", "screen"):
+        msg["properties"] = call["properties"]
+        for key in ("name", "category"):
+            if call.get(key) is not None:
+                msg[key] = call[key]
     else:
         msg["traits"] = call["traits"]
     if kind == "group":

@@ -77,6 +77,39 @@ def send(sdk: Sdk) -> None:
 '''
 
 
+IDENTITY = '''
+from shop_tracking import Client, Sdk
+
+def send(sdk: Sdk) -> None:
+    client = Client(sdk)
+    client.products_searched(query="x", user_id="u")
+    client.products_searched(query="x", anonymous_id="a")
+    client.page(user_id="u", anonymous_id="a", name="Home", path="/")
+    client.alias(previous_id="a", user_id="u")
+    client.products_searched(query="x")
+    client.page(name="Home")
+    client.identify(plan="pro")
+    client.alias(previous_id="a")
+'''
+
+
+def test_a_call_needs_user_id_or_anonymous_id_in_the_types(
+    shop_pkg: Path, mypy_cache: Path
+) -> None:
+    work = shop_pkg.parent
+    (work / "identity_use.py").write_text(IDENTITY, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(mypy_cache),
+         str(work / "identity_use.py")],
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    # the four calls with both, one or the other id pass; the four without are rejected
+    assert {int(line.split(":")[1]) for line in errors} == {10, 11, 12, 13}, done.stdout
+    assert all("No overload variant" in line or "Missing named argument" in line
+               for line in errors), done.stdout
+
+
 def test_generated_package_passes_mypy_strict_and_ruff_and_types_catch_misuse(
     shop_pkg: Path, mypy_cache: Path
 ) -> None:
@@ -117,7 +150,8 @@ def test_cli_writes_then_check_passes_and_fails_naming_stale_files(tmp_path: Pat
     assert check.returncode == 0, check.stderr
     header = (out / "__init__.py").read_text(encoding="utf-8").splitlines()[3]
     # (a long path gets a noqa marker for line-length linters after it)
-    assert header.startswith(f"# Regenerate: trackplan codegen python {plan} --out {out}")
+    # paths relative to the working directory (no git here) or absolute outside it
+    assert header.startswith(f"# Regenerate: trackplan codegen python {plan} -o tracking")
 
     init = out / "__init__.py"
     init.write_text(init.read_text(encoding="utf-8") + "# hand edit\n", encoding="utf-8")

@@ -162,7 +162,7 @@ def _round_trip(
         getattr(client, method)(user_id="u-1", **extra, **kwargs)
         [(sent_kind, call)] = sdk.calls
         assert sent_kind == kind == kind_sent
-        payload = call["properties" if kind == "track" else "traits"]
+        payload = call["properties" if kind in ("track", "page", "screen") else "traits"]
         assert payload == data  # wire names, nothing added or lost
         assert conforms(payload, getattr(shop, payload_class), seen)
         if kind == "track":
@@ -180,7 +180,8 @@ def _round_trip(
 
 def test_round_trip_every_method(shop: ModuleType, ecommerce: Plan, enforcer: Any) -> None:
     cases = _cases(shop, ecommerce)
-    assert len(cases) == len(ecommerce.events) + 2  # every event version, identify, group
+    # every event version, and identify, group and page (the call types the plan has rules for)
+    assert len(cases) == len(ecommerce.events) + 3
     seen: set[str] = set()
     for case in cases:
         _round_trip(shop, enforcer, case, seen)

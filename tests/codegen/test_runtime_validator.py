@@ -56,4 +56,4 @@ def test_dev_validator_and_enforcer_agree(shop: ModuleType, ecommerce: Plan) -> 
     runtime = import_module(f"{shop.__name__}._runtime")
     for root, pointer in schemas:
         _agree(runtime, root, pointer, dict(ecommerce.definitions))
-    assert len(schemas) == len(ecommerce.events) + 2
+    assert len(schemas) == len(ecommerce.events) + 3  # events, identify, group, page

@@ -101,3 +101,22 @@ def test_real_sdk_sends_what_the_plan_allows(
     assert events[4]["groupId"] == "g-1" and events[4]["traits"]["employees"] == 40
     # the enforcer picked the rule version the client stamped into the context
     assert enforcer.enforce(first).rule.version == 2  # type: ignore[union-attr]
+
+
+def test_page_and_alias_reach_the_real_sdk(
+    shop: ModuleType, ecommerce: Plan, server: tuple[str, list[dict[str, Any]]]
+) -> None:
+    host, batches = server
+    sdk = analytics.Client("write-key", host=host, sync_mode=True, max_retries=0, gzip=False)
+    client = shop.Client(sdk, validate=True)
+    client.page(anonymous_id="a-9", name="Home", category="Shop", path="/", title="Welcome")
+    client.alias(previous_id="a-9", user_id="u-9")
+    events = [e for b in batches for e in b["body"]["batch"]]
+    assert [e["type"] for e in events] == ["page", "alias"]
+    page, alias = events
+    assert page["name"] == "Home" and page["properties"]["path"] == "/"
+    assert page["anonymousId"] == "a-9"
+    assert alias["previousId"] == "a-9" and alias["userId"] == "u-9"
+    enforcer = compile_plan(ecommerce)
+    assert enforcer.enforce(page).allowed
+    assert not hasattr(client, "screen")  # the plan has no screen rule

@@ -3,49 +3,90 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import referencing
 import yaml
-from plan_helpers import ECOMMERCE, TYPEWRITER, run_cli, shared_fixture
+from plan_helpers import ECOMMERCE, ROOT, TYPEWRITER, run_cli, shared_fixture
 
 from trackplan.errors import PlanError
-from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
+from trackplan.plan.format_schema import EDITOR_SCHEMA_IDS, PLAN_FORMAT_SCHEMA
 from trackplan.plan.load import load_plan
 from trackplan.plan.segment import import_segment
 from trackplan.plan.write import write_plan
 
 
-@pytest.fixture(scope="module")
-def printed() -> dict[str, Any]:
-    """The schema as ``trackplan schema`` prints it: what an editor would be given."""
-    result = run_cli("schema")
+def _printed(kind: str) -> dict[str, Any]:
+    result = run_cli("schema", "--kind", kind)
     assert result.returncode == 0, result.stderr
     schema: dict[str, Any] = json.loads(result.stdout)
     return schema
 
 
+@pytest.fixture(scope="module")
+def printed() -> dict[str, Any]:
+    """The plan schema as ``trackplan schema`` prints it: what an editor would be given."""
+    return _printed("plan")
+
+
+@pytest.fixture(scope="module")
+def printed_event() -> dict[str, Any]:
+    """The event-file schema as ``trackplan schema --kind event`` prints it."""
+    return _printed("event")
+
+
 def validators(schema: dict[str, Any]) -> tuple[Any, Any]:
-    """Validators for plan.yaml and for one file under events/, from the printed schema."""
-    resource = referencing.Resource.from_contents(schema)
-    registry = referencing.Registry().with_resource(schema["$id"], resource)
-    plan_file = jsonschema.Draft202012Validator(schema, registry=registry)
-    event_file = jsonschema.Draft202012Validator(
-        {"$ref": schema["$id"] + "#/properties/events/items"}, registry=registry
-    )
+    """Draft-07 validators for plan.yaml and for one file under events/."""
+    plan_file = jsonschema.Draft7Validator(schema)
+    event_file = jsonschema.Draft7Validator(_printed("event"))
     return plan_file, event_file
+
+
+MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.M)
 
 
 def read(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def test_printed_schema_is_the_published_one_and_a_valid_schema(printed: dict[str, Any]) -> None:
-    assert printed == json.loads(json.dumps(PLAN_FORMAT_SCHEMA))
-    jsonschema.Draft202012Validator.check_schema(printed)
+def test_printed_schemas_are_draft_07_with_stable_https_ids(
+    printed: dict[str, Any], printed_event: dict[str, Any]
+) -> None:
+    for kind, schema in (("plan", printed), ("event", printed_event)):
+        assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+        assert schema["$id"] == EDITOR_SCHEMA_IDS[kind]
+        assert schema["$id"].startswith("https://")
+        jsonschema.Draft7Validator.check_schema(schema)
+    # the same content the loader checks with (2020-12), under draft-07
+    body = {k: v for k, v in printed.items() if k not in ("$schema", "$id", "title")}
+    assert body == {
+        k: v
+        for k, v in json.loads(json.dumps(PLAN_FORMAT_SCHEMA)).items()
+        if k not in ("$schema", "$id", "title")
+    }
+    assert printed_event["required"] == ["name"]
+
+
+def test_every_bundled_plan_file_names_its_schema_and_satisfies_it(
+    printed: dict[str, Any], printed_event: dict[str, Any], tmp_path: Path
+) -> None:
+    by_id = {printed["$id"]: printed, printed_event["$id"]: printed_event}
+    files = sorted(p for p in (ROOT / "plans").rglob("*.yaml"))
+    assert len(files) >= 9
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = MODELINE.search(text.split("\n", 1)[0])
+        assert found, f"{path}: first line must be a yaml-language-server $schema line"
+        expected = "event" if path.parent.name == "events" else "plan"
+        assert found.group(1) == EDITOR_SCHEMA_IDS[expected], path
+        validator = jsonschema.Draft7Validator(by_id[found.group(1)])
+        assert list(validator.iter_errors(yaml.safe_load(text))) == [], path
+    out = tmp_path / "plan.schema.json"
+    written = run_cli("schema", "--kind", "plan", "-o", str(out))
+    assert written.returncode == 0 and json.loads(out.read_text()) == printed
 
 
 def test_bundled_plan_files_satisfy_the_format_schema(printed: dict[str, Any]) -> None:

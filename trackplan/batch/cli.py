@@ -10,6 +10,7 @@ from trackplan.atomic import write_text_atomic
 from trackplan.batch.mapping import LayoutOptions
 from trackplan.batch.report import FORMATS, render
 from trackplan.batch.scan import ScanOptions, scan
+from trackplan.cliopts import output_option
 from trackplan.errors import BatchError
 from trackplan.plan.load import load_plan
 
@@ -29,8 +30,9 @@ def _columns(values: tuple[str, ...]) -> dict[str, str]:
 @click.command("scan")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, path_type=Path))
 @click.argument("paths", metavar="PATH...", nargs=-1, required=True)
-@click.option(
-    "--report", "report_file", type=click.Path(path_type=Path), help="Write the report here."
+@output_option(
+    "report_file", legacy=("--report",), type=click.Path(path_type=Path),
+    help="Write the report here.",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(

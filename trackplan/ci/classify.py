@@ -1,28 +1,30 @@
 """Compare two JSON Schemas and classify every change in SchemaVer's sense.
 
-The rules follow Snowplow's schema-ddl, where an issue of ours does not say otherwise:
+The classes follow the definitions on Snowplow's SchemaVer page: what a change does to
+the set of valid values (the historical data).
 
-* **MODEL** (breaks historical data): a new required property, a property becoming
-  required, a new optional property that does not allow null, a type restricted or
-  changed, enum values removed, an object closed (``additionalProperties: false``), a
-  property added where the old schema accepted anything under that name.
-* **REVISION** (may break some data or consumers): a type widened, bounds, lengths,
-  ``multipleOf``, ``pattern`` or ``format`` changed, enum values added, a property no
-  longer required, a property removed from an open object, a PII annotation changed.
-* **ADDITION** (breaks nothing): a new optional property that allows null, added to an
-  object that did not accept it before (closed by ``additionalProperties: false``, or by
-  the plan's ``unplanned_properties: omit|block`` control at the payload root).
+* **ADDITION**: every value valid under the old schema is valid under the new one ("is
+  compatible with all historical data"): a new optional property on a closed object, an
+  object opened, a type widened, bounds loosened, enum values added, a property no longer
+  required, a keyword removed.
+* **MODEL**: (practically) no old value stays valid ("will prevent interaction with any
+  historical data"): a new required property, a property becoming required, a type
+  changed to one with no value in common, every enum value removed.
+* **REVISION**: anything between ("may prevent interaction with some historical data"):
+  a new optional property on an open object (old data may hold other values under that
+  name), a type restricted, bounds tightened, an object closed.
 * **PATCH**: documentation only (``description``, ``title``, ``examples``, ``x-*``).
+  A changed ``x-pii`` is a REVISION when it changes what is sent downstream.
 
-Keywords trackplan cannot reason about (``not``, ``if``, ``propertyNames``, ...) are
-MODEL when they change: a change we cannot prove compatible is treated as breaking.
-
-This module walks the two schemas side by side (properties, items, combinators,
-``$ref``) and places each change; :mod:`trackplan.ci.keywords` says what a change of
-each keyword means.
+Each keyword's change gets a class from :mod:`trackplan.ci.keywords`; then, at each
+compared schema, :func:`trackplan.ci.inclusion.includes` tries to prove every old value
+still valid (turning the changes there into ADDITIONs when it can), and changes no rule
+settles are given to :func:`trackplan.ci.search.search`, which looks for an old-valid,
+new-invalid value and shows it (strings masked). When neither a proof nor a
+counterexample is found the change says "could not prove" and keeps a conservative class.
 
 >>> [c.cls for c in compare_schemas({"type": "integer"}, {"type": "number"})]
-['REVISION']
+['ADDITION']
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from typing import Any
 
 from trackplan import pointer as jp
 from trackplan.ci import keywords as kw
+from trackplan.ci import search as cx
 from trackplan.ci.facts import column_type, is_closed, pii_status, type_set
+from trackplan.ci.inclusion import includes
 from trackplan.ci.keywords import PII_ACTION_RANK, Verdict, canon, default_pii_action
 
 __all__ = [
@@ -72,6 +76,8 @@ class SchemaChange:
     prop: str | None = None
     warehouse: str | None = None
     privacy: bool = False
+    counterexample: str | None = None
+    uncertain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +113,13 @@ class _Walk:
         where = ptr if verdict.at is None else jp.join(ptr, verdict.at)
         self.out.append(
             SchemaChange(
-                verdict.kind, where, verdict.cls, verdict.reason, prop, privacy=verdict.privacy
+                verdict.kind,
+                where,
+                verdict.cls,
+                verdict.reason,
+                prop,
+                privacy=verdict.privacy,
+                uncertain=verdict.uncertain,
             )
         )
 
@@ -152,6 +164,7 @@ class _Walk:
         self._array(old, new, ptr, prop, seen)
         self._combinators(old, new, ptr, prop, seen)
         self._unknown(old, new, ptr, prop)
+        self._settle(old, new, start, prop)
         before, after = column_type(old), column_type(new)
         if before != after:
             for i in range(start, len(self.out)):
@@ -159,6 +172,50 @@ class _Walk:
                 if change.pointer.startswith(ptr) and change.cls != "PATCH":
                     self.out[i] = replace(change, warehouse=f"{before} -> {after}")
                     break
+
+    def _settle(self, old: Any, new: Any, start: int, prop: str | None) -> None:
+        """Prove the changes found from ``start`` on compatible, or settle uncertain ones."""
+        placed = [
+            i
+            for i in range(start, len(self.out))
+            if self.out[i].cls not in ("PATCH", "ADDITION") and not self.out[i].privacy
+        ]
+        if not placed:
+            return
+        ctx = self.ctx
+        if includes(old, new, resolve_old=ctx.resolve_old, resolve_new=ctx.resolve_new):
+            for i in placed:
+                change = self.out[i]
+                reason = f"{change.reason}; proved: every value valid before stays valid"
+                self.out[i] = replace(change, cls="ADDITION", reason=reason, uncertain=False)
+            return
+        open_ = [i for i in placed if self.out[i].uncertain]
+        if not open_:
+            return
+        hints = frozenset(_props(new)) if isinstance(new, dict) else frozenset()
+        found = cx.search(
+            old, new, resolve_old=ctx.resolve_old, resolve_new=ctx.resolve_new, hints=hints
+        )
+        cls = "REVISION" if found.survivor else "MODEL"
+        shown = cx.shown(found.counterexample) if found.found else None
+        if found.found:
+            note = f"counterexample: {prop or 'the value'} = {shown} was valid and is not now"
+        elif found.searched:
+            note = "could not prove old data stays valid (no counterexample found)"
+        else:
+            note = (
+                "could not prove old data stays valid (install trackplan[search], "
+                "i.e. hypothesis, for a counterexample search)"
+            )
+        for i in open_:
+            change = self.out[i]
+            self.out[i] = replace(
+                change,
+                cls=cls,
+                reason=f"{change.reason}; {note}",
+                counterexample=shown,
+                uncertain=False,
+            )
 
     def _object(
         self,
@@ -185,16 +242,25 @@ class _Walk:
                 self.compare(o_props[name], n_props[name], where, sub, seen)
             elif name in n_props:
                 added, _ = self.deref(n_props[name], self.ctx.resolve_new, frozenset())
+                accepted = "patternProperties" not in old and self._includes(
+                    old.get("additionalProperties", True), added
+                )
                 verdict = kw.added_property(
                     added,
                     required=name in n_req,
                     old_closed=old_closed,
                     by_controls=by_controls,
                     pii_defaults=self.ctx.pii_defaults_new,
+                    old_accepted=accepted,
                 )
                 self.add(verdict, where, sub)
             else:
-                verdict = kw.removed_property(new_closed=new_closed, was_required=name in o_req)
+                kept = "patternProperties" not in new and self._includes(
+                    o_props[name], new.get("additionalProperties", True)
+                )
+                verdict = kw.removed_property(
+                    new_closed=new_closed, was_required=name in o_req, still_accepted=kept
+                )
                 self.add(verdict, where, sub)
         for name in sorted(n_req - o_req):
             if name in o_props or name not in n_props:
@@ -203,8 +269,8 @@ class _Walk:
                 self.add(verdict, ptr, _sub(prop, name))
         for name in sorted(o_req - n_req):
             if name in n_props or name not in o_props:
-                reason = f"'{name}' no longer required: consumers may now miss it"
-                verdict = Verdict("required removed", "REVISION", reason, "required")
+                reason = f"'{name}' no longer required: old data stays valid"
+                verdict = Verdict("required removed", "ADDITION", reason, "required")
                 self.add(verdict, ptr, _sub(prop, name))
         a, b = old.get("additionalProperties"), new.get("additionalProperties")
         if canon(a) == canon(b):
@@ -213,6 +279,10 @@ class _Walk:
             self.compare(a, b, jp.join(ptr, "additionalProperties"), prop, seen)
         else:
             self.add(kw.additional_properties(a, b, by_controls=by_controls), ptr, prop)
+
+    def _includes(self, old: Any, new: Any) -> bool:
+        ctx = self.ctx
+        return includes(old, new, resolve_old=ctx.resolve_old, resolve_new=ctx.resolve_new)
 
     def _array(
         self, old: dict[str, Any], new: dict[str, Any], ptr: str, prop: str | None, seen: _Seen

@@ -74,6 +74,7 @@ class Change:
     prop: str | None = None
     warehouse: str | None = None
     privacy: bool = False
+    counterexample: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of the ``changes`` list."""
@@ -89,6 +90,7 @@ class Change:
             "reason": self.reason,
             "warehouse": self.warehouse,
             "privacy": self.privacy,
+            "counterexample": self.counterexample,
         }
 
 
@@ -254,6 +256,7 @@ def _compare_rules(old_plan: Plan, new_plan: Plan, old: Rule, new: Rule) -> list
             prop=c.prop,
             warehouse=c.warehouse,
             privacy=c.privacy,
+            counterexample=c.counterexample,
         )
         for c in found
     ]

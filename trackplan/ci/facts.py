@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from trackplan.plan.jsonutil import json_type
@@ -18,6 +19,7 @@ __all__ = [
     "column_type",
     "json_type",
     "pii_status",
+    "may_hold_text",
 ]
 
 
@@ -110,3 +112,57 @@ def pii_status(schema: Any) -> tuple[bool, str | None, str | None]:
         category = cat if isinstance(cat, str) and cat != "none" else None
         return True, category, act if isinstance(act, str) else None
     return True, "other", None
+
+
+def may_hold_text(
+    schema: Any, *, deref: Callable[[Any], Any] | None = None, depth: int = 0
+) -> bool:
+    """Whether a value valid under ``schema`` could carry free text (and so PII).
+
+    Strings and containers of strings could; numbers, booleans, null, and fixed lists of
+    values (``enum``/``const``, written in the plan) could not. An object with declared
+    ``properties`` is judged by those properties, each on its own, not as a container.
+    ``deref`` follows a ``$ref`` (one hop per call); an unresolved ``$ref`` could hold text.
+
+    >>> may_hold_text({"type": "integer"}), may_hold_text({"type": "array"})
+    (False, True)
+    """
+    if deref is not None:
+        schema = deref(schema)
+    if schema is True or schema is None:
+        return True
+    if not isinstance(schema, dict) or depth > 32:
+        return schema is not False
+    if "const" in schema or isinstance(schema.get("enum"), list):
+        return False
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list) and branches:
+            rest = _without(schema, key)
+            return any(
+                may_hold_text(
+                    {**rest, **b} if isinstance(b, dict) else b, deref=deref, depth=depth + 1
+                )
+                for b in branches
+            )
+    if isinstance(schema.get("$ref"), str):
+        return True  # unresolved here: assume it could
+    types = type_set(schema)
+    if types is None or "string" in types:
+        return True
+    if "array" in types:
+        items = schema.get("items", True)
+        if isinstance(items, list):
+            return any(may_hold_text(i, deref=deref, depth=depth + 1) for i in items)
+        if may_hold_text(items, deref=deref, depth=depth + 1):
+            return True
+    if "object" in types:
+        if isinstance(schema.get("properties"), dict) and schema["properties"]:
+            return False
+        extra = schema.get("additionalProperties", True)
+        return may_hold_text(extra, deref=deref, depth=depth + 1)
+    return False
+
+
+def _without(schema: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != key}

@@ -82,6 +82,8 @@ def required_exist(ctx: LintContext) -> Out:
         if not isinstance(node.get("required"), list) or node.get("patternProperties"):
             continue
         for i, name in enumerate(node["required"]):
+            if ptr == site.pointer and name == site.payload_key:
+                continue  # a call schema's payload is defined beside it, in the rule
             if name not in props:
                 message = f"required property '{name}' is not defined in properties"
                 yield site.found(ptr, message, "required", i)

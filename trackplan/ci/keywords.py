@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from trackplan.ci.facts import allows_null, covers, pii_status, type_set
+from trackplan.ci.facts import covers, pii_status, type_set
 
 __all__ = [
     "Verdict", "PII_ACTION_RANK", "ANNOTATIONS", "HANDLED", "canon", "booleans",
@@ -49,7 +49,9 @@ class Verdict(NamedTuple):
     """The meaning of one change.
 
     ``at`` is the keyword the change sits at, below the compared schema (``None``: the
-    schema itself); ``privacy`` marks changes that concern PII.
+    schema itself); ``privacy`` marks changes that concern PII; ``uncertain`` marks a
+    class the keyword alone cannot settle (the walker then looks for a proof or a
+    counterexample).
     """
 
     kind: str
@@ -57,6 +59,7 @@ class Verdict(NamedTuple):
     reason: str
     at: str | None = None
     privacy: bool = False
+    uncertain: bool = False
 
 
 def canon(value: Any) -> bytes:
@@ -86,13 +89,15 @@ def _verb(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 def booleans(old: Any, new: Any) -> Verdict:
     """A change where one side is a boolean schema (or not an object)."""
     if new is True or new == {}:
-        return Verdict("type widened", "REVISION", "the schema now accepts any value")
+        return Verdict("type widened", "ADDITION", "the schema now accepts any value")
     if new is False:
         return Verdict("type restricted", "MODEL", "the schema now rejects every value")
     if old is False:
-        return Verdict("type widened", "REVISION", "the schema used to reject every value")
+        return Verdict("type widened", "ADDITION", "the schema used to reject every value")
     return Verdict(
-        "type restricted", "MODEL", "the schema used to accept any value and now constrains it"
+        "type restricted",
+        "REVISION",
+        "the schema used to accept any value and now constrains it: old data may be invalid",
     )
 
 
@@ -145,7 +150,7 @@ def pii(
 
 
 def types(old: dict[str, Any], new: dict[str, Any]) -> Verdict | None:
-    """A changed ``type``: widened (REVISION), restricted or changed (MODEL)."""
+    """A changed ``type``: widened (ADDITION), restricted (REVISION), changed (MODEL)."""
     o, n = type_set(old), type_set(new)
     if o == n:
         return None
@@ -155,14 +160,23 @@ def types(old: dict[str, Any], new: dict[str, Any]) -> Verdict | None:
         reason = f"type widened from {shown_o} to {shown_n}: old data stays valid"
         if _null_only(n, o):
             reason = "now allows null: a widened type"
-        return Verdict("type widened", "REVISION", reason, "type")
-    if covers(o, n):
+        return Verdict("type widened", "ADDITION", reason, "type")
+    if _overlap(o, n):
         reason = f"type restricted from {shown_o} to {shown_n}: old data may be invalid"
         if _null_only(o, n):
             reason = "no longer allows null: rows holding null become invalid"
-        return Verdict("type restricted", "MODEL", reason, "type")
+        return Verdict("type restricted", "REVISION", reason, "type")
     reason = f"type changed from {shown_o} to {shown_n}: old data is invalid"
     return Verdict("type changed", "MODEL", reason, "type")
+
+
+def _overlap(old: frozenset[str] | None, new: frozenset[str] | None) -> bool:
+    """Whether some value has a type both sets allow (integers are numbers)."""
+    if old is None or new is None:
+        return True
+    wide_o = old | ({"integer"} if "number" in old else set())
+    wide_n = new | ({"integer"} if "number" in new else set())
+    return bool(wide_o & wide_n)
 
 
 def _null_only(more: frozenset[str] | None, fewer: frozenset[str] | None) -> bool:
@@ -188,23 +202,28 @@ def enum(old: dict[str, Any], new: dict[str, Any]) -> Iterator[Verdict]:
     key = "enum" if "enum" in new or "enum" in old else "const"
     if o is None:
         reason = "values restricted to a fixed list: old data may hold other values"
-        yield Verdict("enum added", "MODEL", reason, key)
+        yield Verdict("enum added", "REVISION", reason, key)
     elif n is None:
         reason = "fixed list of values dropped: any value of the type is accepted"
-        yield Verdict("enum removed", "REVISION", reason, key)
+        yield Verdict("enum removed", "ADDITION", reason, key)
     else:
         gone = [o[k] for k in o if k not in n]
         added = [n[k] for k in n if k not in o]
         if gone:
+            cls = "REVISION" if len(gone) < len(o) else "MODEL"
             reason = f"values {_shown(gone)} no longer allowed: old data holding them is invalid"
-            yield Verdict("enum values removed", "MODEL", reason, key)
+            yield Verdict("enum values removed", cls, reason, key)
         if added:
-            reason = f"values {_shown(added)} now allowed: consumers may meet new values"
-            yield Verdict("enum values added", "REVISION", reason, key)
+            reason = f"values {_shown(added)} now allowed: old data stays valid"
+            yield Verdict("enum values added", "ADDITION", reason, key)
 
 
 def bounds(old: dict[str, Any], new: dict[str, Any]) -> Iterator[Verdict]:
-    """Bounds, lengths, ``multipleOf``, ``pattern``, ``format``: always REVISION."""
+    """Bounds, lengths, ``multipleOf``, ``pattern``, ``format``.
+
+    Loosened: ADDITION (old data stays valid); tightened: REVISION (some old data may fall
+    outside); changed in a way the keyword alone cannot order: REVISION, uncertain.
+    """
     for key in (*_LOWER, *_UPPER, *_OTHER_BOUNDS):
         if key not in old and key not in new:
             continue
@@ -214,10 +233,12 @@ def bounds(old: dict[str, Any], new: dict[str, Any]) -> Iterator[Verdict]:
         tighter = _tighter(key, a, b)
         verb = {True: "tightened", False: "loosened", None: "changed"}[tighter]
         shown = f"{_shown(a) if key in old else 'none'} -> {_shown(b) if key in new else 'none'}"
-        reason = f"{key} {verb} ({shown}): Snowplow counts bound changes as REVISION" + (
-            ", old data may fall outside" if tighter is not False else ""
-        )
-        yield Verdict(f"constraint {verb}", "REVISION", reason, key)
+        if tighter is False:
+            reason = f"{key} {verb} ({shown}): old data stays valid"
+            yield Verdict(f"constraint {verb}", "ADDITION", reason, key)
+            continue
+        reason = f"{key} {verb} ({shown}): old data may fall outside"
+        yield Verdict(f"constraint {verb}", "REVISION", reason, key, uncertain=tighter is None)
 
 
 def _tighter(key: str, a: Any, b: Any) -> bool | None:
@@ -251,6 +272,7 @@ def added_property(
     old_closed: bool,
     by_controls: bool,
     pii_defaults: Mapping[str, str],
+    old_accepted: bool = False,
 ) -> Verdict:
     """A property in the new schema only (``schema`` with its ``$ref`` resolved).
 
@@ -259,31 +281,28 @@ def added_property(
         old_closed: the old object accepted no property by that name.
         by_controls: the plan's controls closed it (not ``additionalProperties``).
         pii_defaults: the new plan's default action per PII category.
+        old_accepted: proved: every value the old object accepted under this name is
+            valid under the new property schema.
     """
     if required:
         cls, reason = "MODEL", "new required property: old data lacks it and is invalid"
-    elif not old_closed:
-        cls, reason = (
-            "MODEL",
-            (
-                "the old schema accepted any value under this name "
-                "(additionalProperties not false): old data may hold other values"
-            ),
-        )
-    elif allows_null(schema):
+    elif old_closed:
         why = (
             "plan controls omit unplanned properties"
             if by_controls
             else "additionalProperties was false"
         )
-        cls, reason = "ADDITION", f"new optional property that allows null ({why})"
+        cls, reason = "ADDITION", f"new optional property ({why}: old data cannot hold it)"
+    elif old_accepted:
+        cls, reason = (
+            "ADDITION",
+            "new optional property accepting every value the open object accepted before",
+        )
     else:
         cls, reason = (
-            "MODEL",
-            (
-                "new optional property that does not allow null: Snowplow counts "
-                "non-nullable additions as MODEL (add null to its type for an ADDITION)"
-            ),
+            "REVISION",
+            "new optional property on an open object (additionalProperties not false): "
+            "old data may hold other values under this name",
         )
     _, category, action = pii_status(schema)
     if category is None:
@@ -293,14 +312,29 @@ def added_property(
     return Verdict("property added", cls, reason, privacy=True)
 
 
-def removed_property(*, new_closed: bool, was_required: bool) -> Verdict:
-    """A property in the old schema only: MODEL when the new object is closed."""
+def removed_property(*, new_closed: bool, was_required: bool, still_accepted: bool) -> Verdict:
+    """A property in the old schema only.
+
+    Args:
+        new_closed: the new object rejects properties it does not list.
+        was_required: every old value held it.
+        still_accepted: proved: the new object accepts every value it had.
+    """
     if new_closed:
+        if was_required:
+            reason = "required property removed from a closed object: every old value held it"
+            return Verdict("property removed", "MODEL", reason)
         reason = "removed from a closed object: old data holding it is now invalid"
-        return Verdict("property removed", "MODEL", reason)
-    reason = "removed: old data stays valid (the object is open) but the column is no longer filled"
-    if was_required:
-        reason += "; it was required"
+        return Verdict("property removed", "REVISION", reason)
+    if still_accepted:
+        reason = (
+            "removed: old data stays valid (the object is open) but the column is no "
+            "longer filled"
+        )
+        if was_required:
+            reason += "; it was required"
+        return Verdict("property removed", "ADDITION", reason)
+    reason = "removed: its values now meet additionalProperties, which may reject them"
     return Verdict("property removed", "REVISION", reason)
 
 
@@ -309,12 +343,19 @@ def additional_properties(old: Any, new: Any, *, by_controls: bool) -> Verdict:
     kind = "additionalProperties changed"
     if new is False and not by_controls:
         reason = "object closed: old data with properties not listed is invalid"
-        return Verdict(kind, "MODEL", reason, "additionalProperties")
-    if old is False and not by_controls:
-        reason = "object opened: any property is accepted, later additions become MODEL changes"
         return Verdict(kind, "REVISION", reason, "additionalProperties")
-    cls = "REVISION" if new is None or new is True or new == {} else "MODEL"
-    return Verdict(kind, cls, "schema of properties not listed changed", "additionalProperties")
+    if new is None or new is True or new == {}:
+        reason = (
+            "object opened: old data stays valid (a property added later is a REVISION)"
+            if old is False
+            else "properties not listed are accepted whatever their value"
+        )
+        return Verdict(kind, "ADDITION", reason, "additionalProperties")
+    if old is False:
+        reason = "object opened to properties of a schema: old data stays valid"
+        return Verdict(kind, "ADDITION", reason, "additionalProperties")
+    reason = "schema of properties not listed changed: old data may not match it"
+    return Verdict(kind, "REVISION", reason, "additionalProperties", uncertain=True)
 
 
 # -- arrays, combinators and keywords trackplan cannot reason about -----------------------------
@@ -322,10 +363,12 @@ def items(old: Any, new: Any) -> Verdict:
     """A changed ``items`` whose two sides cannot be walked side by side."""
     if old is None:
         reason = "array items constrained: old data may hold other items"
-        return Verdict("constraint tightened", "MODEL", reason, "items")
+        return Verdict("constraint tightened", "REVISION", reason, "items", uncertain=True)
     if new is None:
-        return Verdict("constraint loosened", "REVISION", "array items unconstrained", "items")
-    return Verdict("type changed", "MODEL", "array item schema changed shape", "items")
+        reason = "array items unconstrained: old data stays valid"
+        return Verdict("constraint loosened", "ADDITION", reason, "items")
+    reason = "array item schema changed shape"
+    return Verdict("type changed", "REVISION", reason, "items", uncertain=True)
 
 
 def combinator(key: str, old: Any, new: Any) -> Verdict:
@@ -338,29 +381,31 @@ def combinator(key: str, old: Any, new: Any) -> Verdict:
         widened = False
     else:
         widened = sb < sa if key == "allOf" else sa < sb
-    if widened:
-        return Verdict("type widened", "REVISION", f"{key} accepts more: old data stays valid", key)
-    reason = f"{key} changed: trackplan cannot prove old data stays valid"
-    return Verdict("type changed", "MODEL", reason, key)
+    if widened and key == "anyOf":
+        return Verdict("type widened", "ADDITION", f"{key} accepts more: old data stays valid", key)
+    reason = f"{key} changed: old data may not match it"
+    return Verdict("type changed", "REVISION", reason, key, uncertain=True)
 
 
 def schema_entry(key: str, *, added: bool) -> Verdict:
     """A ``patternProperties``/``dependentSchemas`` entry added or removed."""
     if added:
         reason = f"{key} entry added: old data may not match it"
-        return Verdict("constraint tightened", "MODEL", reason)
-    return Verdict("constraint loosened", "REVISION", f"{key} entry removed")
+        return Verdict("constraint tightened", "REVISION", reason, uncertain=True)
+    reason = f"{key} entry removed: its properties now meet the rest of the schema"
+    return Verdict("constraint loosened", "REVISION", reason, uncertain=True)
 
 
 def unknown(key: str, old: dict[str, Any], new: dict[str, Any]) -> Verdict:
-    """A changed keyword trackplan cannot reason about: MODEL unless it was removed."""
+    """A changed keyword trackplan has no rule for: ADDITION when removed, else uncertain."""
     verb = _verb(key, old, new)
-    if verb == "removed":
+    if verb == "removed" and key not in ("additionalItems", "unevaluatedProperties",
+                                         "unevaluatedItems", "then", "else"):  # fmt: skip
         return Verdict(
-            "constraint loosened", "REVISION", f"{key} removed: old data stays valid", key
+            "constraint loosened", "ADDITION", f"{key} removed: old data stays valid", key
         )
-    reason = f"{key} {verb}: trackplan cannot prove old data stays valid"
-    return Verdict("constraint changed", "MODEL", reason, key)
+    reason = f"{key} {verb}: old data may not match it"
+    return Verdict("constraint changed", "REVISION", reason, key, uncertain=True)
 
 
 # -- PII actions ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 from trackplan import pointer as jp
 from trackplan.ci import hygiene
-from trackplan.ci.facts import pii_status, type_set
+from trackplan.ci.facts import may_hold_text, pii_status, type_set
 from trackplan.ci.naming import (
     CONVENTIONS,
     collision_key,
@@ -33,7 +33,7 @@ from trackplan.ci.naming import (
     example,
     majority_convention,
 )
-from trackplan.ci.sites import Check, LintConfig, LintContext, Out, Prop, split_section
+from trackplan.ci.sites import Check, LintConfig, LintContext, Out, Prop, deref, split_section
 from trackplan.errors import PlanError, PlanIssue
 from trackplan.plan.model import Plan
 
@@ -197,8 +197,16 @@ def _looks_pii(ctx: LintContext, p: Prop) -> str | None:
 
 
 def _undeclared(ctx: LintContext) -> Iterator[Prop]:
-    """Properties that declare no PII status and sit under no PII property."""
-    return (p for p in ctx.props if not (p.under_pii or pii_status(p.schema)[0]))
+    """Properties that could hold text, declare no PII status and sit under no PII property.
+
+    Numbers, booleans and fixed lists of values cannot carry PII: they need no status.
+    """
+    return (
+        p
+        for p in ctx.props
+        if not (p.under_pii or pii_status(p.schema)[0])
+        and may_hold_text(p.schema, deref=lambda s: deref(ctx.plan, s))
+    )
 
 
 def _pii_status(ctx: LintContext) -> Out:
@@ -399,8 +407,9 @@ RULES: tuple[LintRule, ...] = (
     LintRule(
         "piiStatus",
         "warning",
-        "Every property declares its PII status (x-pii: "
-        "<category> or x-pii: false), so privacy review is explicit.",
+        "Every property whose value could carry text (strings and containers of strings) "
+        "declares its PII status (x-pii: <category> or x-pii: false), so privacy review is "
+        "explicit; numbers, booleans and fixed lists of values need none.",
         _pii_status,
     ),
     LintRule(

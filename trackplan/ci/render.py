@@ -17,8 +17,8 @@ from trackplan import pointer as jp
 from trackplan.ci.diff import PLAN_LABEL, Change, PlanDiff
 from trackplan.ci.lint import LintReport, reason_of
 
-__all__ = ["lint_text", "lint_json", "lint_github", "diff_text", "diff_json",
-           "diff_markdown", "diff_github", "line_of"]  # fmt: skip
+__all__ = ["lint_text", "lint_json", "lint_github", "diff_text", "diff_json", "diff_markdown",
+           "diff_github", "line_of", "capped", "annotation", "ANNOTATIONS_PER_TYPE"]  # fmt: skip
 
 _BADGE = {"MODEL": "breaking", "REVISION": "revision", "ADDITION": "addition",
           "PATCH": "docs"}  # fmt: skip
@@ -73,7 +73,54 @@ def _escape_prop(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(level: str, file: str, pointer: str, title: str, message: str) -> str:
+#: Annotations GitHub shows per step and type (error, warning, notice); more are dropped
+#: silently ("10 warning annotations, 10 error annotations, and 10 notice annotations per
+#: step", actions/toolkit docs/problem-matchers.md).
+ANNOTATIONS_PER_TYPE = 10
+
+
+def capped(lines: list[str], *, tool: str) -> str:
+    """Annotations within GitHub's per-step limit, the rest as plain log lines.
+
+    At most :data:`ANNOTATIONS_PER_TYPE` of each type become annotations (in order, errors
+    first as the callers put them); the others are printed as plain lines so the log keeps
+    them, and one notice says how many were not annotated.
+    """
+    over = Counter[str]()
+    shown = Counter[str]()
+    levels = [line[2 : line.index(" ")] if line.startswith("::") else "" for line in lines]
+    total = Counter(levels)
+    overflow = any(n > ANNOTATIONS_PER_TYPE for n in total.values())
+    out: list[str] = []
+    rest: list[str] = []
+    for level, line in zip(levels, lines, strict=True):
+        limit = ANNOTATIONS_PER_TYPE - (1 if overflow and level == "notice" else 0)
+        if shown[level] < limit:
+            shown[level] += 1
+            out.append(line)
+        else:
+            over[level] += 1
+            rest.append(f"{level}: {_plain(line)}")
+    if over:
+        parts = ", ".join(f"{n} {lvl}(s)" for lvl, n in sorted(over.items()))
+        out.append(
+            f"::notice title={_escape_prop(tool)}::{parts} more than GitHub shows per step "
+            f"({ANNOTATIONS_PER_TYPE} per type) are listed in the log below"
+        )
+        out.extend(rest)
+    return "".join(line + "\n" for line in out)
+
+
+def _plain(line: str) -> str:
+    """An annotation line as plain text (so GitHub does not take it for a command)."""
+    head, _, message = line[2:].partition("::")
+    props = head.partition(" ")[2]
+    where = ", ".join(p for p in props.split(",") if p.startswith(("file=", "line=")))
+    text = message.replace("%0A", " ").replace("%0D", " ").replace("%25", "%")
+    return f"{text} ({where})" if where else text
+
+
+def annotation(level: str, file: str, pointer: str, title: str, message: str) -> str:
     props = []
     if file.startswith("/"):
         try:
@@ -111,16 +158,19 @@ def lint_github(report: LintReport) -> str:
     """Workflow commands: ``::error file=...,line=...,title=...::message``."""
     level = {"error": "error", "warning": "warning", "info": "notice"}
     lines = [
-        _annotation(
+        annotation(
             level[f.level],
             f.file,
             f.pointer,
             f"trackplan lint {f.rule}",
             f"{f.event + ': ' if f.event else ''}{f.message} ({f.pointer or '/'})",
         )
-        for f in report.findings
+        for f in sorted(report.findings, key=lambda f: _LEVEL_ORDER[f.level])
     ]
-    return "".join(line + "\n" for line in lines)
+    return capped(lines, tool="trackplan lint")
+
+
+_LEVEL_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 # -- diff ---------------------------------------------------------------------------------------
@@ -242,7 +292,7 @@ def diff_github(diff: PlanDiff) -> str:
     for e in diff.violations:
         first = e.changes[0] if e.changes else None
         lines.append(
-            _annotation(
+            annotation(
                 "error",
                 first.file if first else "",
                 first.pointer if first else "",
@@ -256,8 +306,8 @@ def diff_github(diff: PlanDiff) -> str:
         if c.event == PLAN_LABEL:
             title = f"trackplan diff {c.cls} (plan): {c.kind}"
         lines.append(
-            _annotation(
+            annotation(
                 level, c.file, c.pointer, title, f"{c.event}: {c.prop or c.pointer}: {c.reason}"
             )
         )
-    return "".join(line + "\n" for line in lines)
+    return capped(lines, tool="trackplan diff")

@@ -46,6 +46,9 @@ class Site:
     payload: bool  # a payload (properties/traits) or a definition, not a call schema
     qualifier: str | None = None
     latest: bool = True  # the newest version of its event
+    #: on a call schema: the key its payload sits under (the call's ``properties`` or
+    #: ``traits`` live in the rule's payload, not in this schema)
+    payload_key: str | None = None
 
     def found(self, pointer: str, message: str, *keys: str | int) -> Hit:
         """A finding at ``pointer`` (a node of this site), or at ``keys`` below it."""
@@ -108,7 +111,14 @@ def sites(plan: Plan) -> Iterator[Site]:
                 latest=latest,
             )
         if rule.call is not None:
-            yield Site(rule.source, jp.join(rule.pointer, "call"), rule.label, rule.call, False)
+            yield Site(
+                rule.source,
+                jp.join(rule.pointer, "call"),
+                rule.label,
+                rule.call,
+                False,
+                payload_key=rule.payload_key,
+            )
     if plan.definitions:
         file, base = split_section(plan.sections.get("definitions", "#/definitions"))
         for name, schema in plan.definitions.items():

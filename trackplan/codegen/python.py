@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from trackplan.codegen.calls import ALIAS_METHOD, IDENTITY, KIND_ARGUMENTS, payload_key
 from trackplan.codegen.names import INTERNAL_PREFIX, Namespace, comment, docstring, literal
 from trackplan.codegen.pii import (
     ClientPii,
@@ -44,7 +45,7 @@ GENERATOR = "trackplan 0.1.0 (codegen python 1)"
 
 #: Names the generated ``__init__.py`` binds itself; allocated classes avoid them.
 _MODULE_NAMES = (
-    "annotations", "Any", "Final", "Literal", "Mapping", "NotRequired", "TypedDict",
+    "annotations", "Any", "Final", "Literal", "Mapping", "NotRequired", "TypedDict", "overload",
     "datetime", "Client", "Sdk", "Violation", "ValidationError", "TrackingPlanWarning",
     "ViolationHandler", "Unset", "UNSET", "METHODS", "PLAN_NAME", "PLAN_VERSION",
     "PLAN_DIGEST",
@@ -52,6 +53,7 @@ _MODULE_NAMES = (
 #: Keyword arguments every method has; properties that sanitise to one get a suffix.
 _ENVELOPE = ("user_id", "anonymous_id", "context", "timestamp", "integrations", "message_id")
 _CLIENT_NAMES = ("self", "identify", "group", "track", "page", "screen", "alias", "flush")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class Options:
 @dataclass(slots=True)
 class _Method:
     name: str
-    kind: str  # track, identify, group
+    kind: str  # track, identify, group, page, screen, alias
     rule: Rule | None
     fields: list[tuple[str, FieldSpec]]  # (keyword argument, field)
     schema_index: int | None
@@ -192,17 +194,22 @@ class _Generator:
                 name if rule.version == latest[name] else f"{name} v{rule.version}"
             )
         # class names first, in one batch, so events win over nested classes
+        titles = {"identify": "Identify Traits", "group": "Group Traits",
+                  "page": "Page Properties", "screen": "Screen Properties"}  # fmt: skip
         class_names = self.module.allocate(
-            [*originals.values(), "Identify Traits", "Group Traits"],
+            [*originals.values(), *titles.values()],
             style="pascal",
             fallback="Event",
         )
         client = Namespace((*_CLIENT_NAMES, "datetime", "annotations"))
         method_names = client.allocate(list(originals.values()), style="snake", fallback="event")
-        for kind in ("identify", "group"):
+        for kind in ("identify", "group", "page", "screen"):
             other = plan.rule(kind)
-            self.methods.append(self._method(kind, kind, other, class_names[
-                "Identify Traits" if kind == "identify" else "Group Traits"]))
+            if other is None and kind in ("page", "screen"):
+                continue  # page and screen methods where the plan has rules for them
+            self.methods.append(self._method(kind, kind, other, class_names[titles[kind]]))
+        # alias has no payload to plan: every client links a previous id to a user id
+        self.methods.append(_Method("alias", "alias", None, [], None, None))
         for rule in events:
             original = originals[(str(rule.name), rule.version)]
             self.methods.append(
@@ -222,7 +229,7 @@ class _Generator:
         self.types.uses.add("TypedDict")
         if any(not f.required for f in spec.fields):
             self.types.uses.add("NotRequired")
-        reserved = [*_ENVELOPE, "self"] + (["group_id"] if kind == "group" else [])
+        reserved = [*_ENVELOPE, "self", *KIND_ARGUMENTS.get(kind, ())]
         args = Namespace(reserved).allocate([f.wire for f in spec.fields], style="snake")
         fields = [(args[f.wire], f) for f in spec.fields]
         fields.sort(key=lambda item: not item[1].required)  # stable: plan order kept
@@ -252,7 +259,10 @@ class _Generator:
     def _init(self) -> str:
         plan = self.plan
         uses = self.types.uses | {"Any", "Final"}
-        typing_names = sorted(uses & {"Any", "Final", "Literal", "NotRequired", "TypedDict"})
+        uses = uses | {"overload"}
+        typing_names = sorted(
+            uses & {"Any", "Final", "Literal", "NotRequired", "TypedDict", "overload"}
+        )
         lines = [
             _doc("Typed tracking client for the plan " + plan.name + ".", 0),
             "",
@@ -433,35 +443,47 @@ class _Generator:
             f"PII_DETECTION: Final[dict[str, Any]] = {_lit(self.pii.detection, 0, 39)}",
         ]
 
-    def _method_source(self, m: _Method) -> list[str]:
+    def _signature(self, m: _Method, identity: str | None) -> list[str]:
+        """The keyword-only parameters of a method; ``identity`` picks the overload."""
         sig = ["        self,", "        *,"]
         if m.kind == "group":
             sig.append("        group_id: str,")
         for arg, f in m.fields:
             if f.required:
                 sig += _wrap("        ", f"{arg}: ", f.annotation, ",")
-        if m.kind in ("identify", "group") and m.schema_index is None:
-            sig.append("        traits: Mapping[str, Any] | None = None,")
+        if m.kind in ("page", "screen"):
+            sig += ["        name: str | None = None,", "        category: str | None = None,"]
+        if m.schema_index is None and m.kind != "track":
+            sig.append(f"        {payload_key(m.kind)}: Mapping[str, Any] | None = None,")
         for arg, f in m.fields:
             if not f.required:
                 sig += _wrap("        ", f"{arg}: ", f"{f.annotation} | Unset", " = UNSET,")
-        sig += [
-            "        user_id: str | None = None,",
-            "        anonymous_id: str | None = None,",
+        return sig + [
+            *IDENTITY[identity],
             "        context: Mapping[str, Any] | None = None,",
             "        timestamp: datetime | None = None,",
             "        integrations: Mapping[str, Any] | None = None,",
             "        message_id: str | None = None,",
         ]
+
+    def _method_source(self, m: _Method) -> list[str]:
+        if m.kind == "alias":
+            return list(ALIAS_METHOD)
+        overloads = []
+        for identity in ("user", "anonymous"):
+            overloads += ["    @overload", f"    def {m.name}(", *self._signature(m, identity),
+                          "    ) -> None: ..."]  # fmt: skip
         label = str(m.rule.name) if m.kind == "track" and m.rule else m.kind
         doc = m.description or (f"Send the {label!r} event." if m.kind == "track" else
                                 f"Send an {m.kind} call." if m.kind == "identify" else
                                 f"Send a {m.kind} call.")
-        body = [f"    def {m.name}(", *sig, "    ) -> None:", f"        {_doc(doc, 8)}"]
-        key = "properties" if m.kind == "track" else "traits"
+        doc += " Needs user_id or anonymous_id (or both)."
+        body = [*overloads, f"    def {m.name}(", *self._signature(m, None), "    ) -> None:",
+                f"        {_doc(doc, 8)}"]  # fmt: skip
+        key = payload_key(m.kind)
         required = [(a, f) for a, f in m.fields if f.required]
-        if m.kind in ("identify", "group") and m.schema_index is None:
-            body.append("        _tp_payload: dict[str, Any] = dict(traits or {})")
+        if m.kind != "track" and m.schema_index is None:
+            body.append(f"        _tp_payload: dict[str, Any] = dict({key} or {{}})")
         elif not required:
             body.append("        _tp_payload: dict[str, Any] = {}")
         else:
@@ -523,6 +545,8 @@ class _Generator:
             if m.kind == "group":
                 group = "_tp_call.get('groupId')" if ctx != "context" else "group_id"
                 body.append(f"            group_id={group},")
+            if m.kind in ("page", "screen"):
+                body += ["            name=name,", "            category=category,"]
             body += [
                 f"            {key}={sent},",
                 f"            context=dict({ctx}) if {ctx} is not None else None,",

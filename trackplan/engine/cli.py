@@ -13,6 +13,7 @@ from typing import IO, Any
 import click
 import orjson
 
+from trackplan.cliopts import output_option
 from trackplan.engine.enforcer import compile_plan
 from trackplan.engine.readers import INPUT_FORMATS
 from trackplan.engine.typed import LineResult, iter_results
@@ -168,13 +169,13 @@ class _AtomicOut:
 @click.command()
 @click.argument("plan", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out", default=None,
-              help="Write forwarded events as NDJSON here ('-' = stdout).")
+@output_option("out", legacy=("--out",), default=None,
+               help="Write forwarded events as NDJSON here ('-' = stdout).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format.")
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto",
               show_default=True, help="How to read inputs (auto-detected from content).")
-@click.option("--include-blocked", is_flag=True, help="Also write blocked events to --out.")
+@click.option("--include-blocked", is_flag=True, help="Also write blocked events to --output.")
 def validate(
     plan: str, inputs: tuple[str, ...], out: str | None, fmt: str, input_format: str,
     include_blocked: bool,

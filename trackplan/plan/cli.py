@@ -1,4 +1,4 @@
-"""Plan commands: ``check``, ``schema``, ``import segment`` and ``export segment``."""
+"""Plan commands: ``schema``, ``import`` (segment, rudderstack, iglu) and ``export segment``."""
 
 from __future__ import annotations
 
@@ -7,58 +7,42 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from trackplan.engine import compile_plan
-from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError
-from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
+from trackplan.cliopts import emit, format_option, output_option
+from trackplan.errors import InputError
+from trackplan.plan.format_schema import EDITOR_SCHEMA_IDS, editor_schema
+from trackplan.plan.iglu import import_iglu
 from trackplan.plan.jsonutil import MAX_DEPTH
 from trackplan.plan.load import PLAN_FILE_NAMES, SECTION_FILES, load_plan
 from trackplan.plan.model import Plan
-from trackplan.plan.segment import export_segment, import_segment
+from trackplan.plan.segment import Imported, export_segment, import_rudderstack, read_segment
 from trackplan.plan.write import write_plan
 
-__all__ = ["COMMANDS", "check", "schema", "import_group", "export_group"]
+__all__ = ["COMMANDS", "schema", "import_group", "export_group"]
 
 _DOC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @click.command()
-@click.argument("plan", type=click.Path(path_type=Path))
-def check(plan: Path) -> None:
-    """Load, check and compile PLAN (a directory or one file); list every problem found.
+@click.option("--kind", type=click.Choice(sorted(EDITOR_SCHEMA_IDS)), default="plan",
+              show_default=True,
+              help="plan: plan.yaml or a one-file plan; event: a file under events/.")  # fmt: skip
+@format_option(["json"])
+@output_option("output", type=click.Path(dir_okay=False, path_type=Path),
+               help="Write the schema to this file instead of standard output.")  # fmt: skip
+def schema(kind: str, fmt: str, output: Path | None) -> None:
+    """Print the plan format as a JSON Schema (draft-07, stable https $id) for editors.
 
-    Exit 0 when the plan is valid, 1 when it is not.
+    Point the YAML editor at it with a first line such as
+    ``# yaml-language-server: $schema=<$id>`` (or a local copy written with -o).
     """
-    try:
-        loaded = load_plan(plan)
-    except PlanError as exc:
-        count = len(exc.issues)
-        click.echo(f"{plan}: {count} error{'s' if count != 1 else ''}")
-        for issue in exc.issues:
-            click.echo(f"  {issue}")
-        sys.exit(1)
-    try:
-        # a schema the loader accepts can still be beyond the engine (a regex dialect gap)
-        compile_plan(loaded)
-    except MissingSecretError:
-        pass  # secrets come from the environment where events are enforced, not here
-    except CompileError as exc:
-        click.echo(f"{plan}: 1 error\n  {exc}")
-        sys.exit(1)
-    others = len(loaded.rules) - len(loaded.events)
-    click.echo(
-        f"{plan}: valid plan {loaded.name!r}: {len(loaded.event_names)} events, "
-        f"{len(loaded.events)} event versions, {others} other rules"
-    )
-
-
-@click.command()
-def schema() -> None:
-    """Print the plan format as a JSON Schema, for editors that check plan files."""
-    click.echo(orjson.dumps(PLAN_FORMAT_SCHEMA, option=orjson.OPT_INDENT_2).decode())
+    del fmt  # JSON is the only form
+    text = orjson.dumps(editor_schema(kind), option=orjson.OPT_INDENT_2).decode() + "\n"
+    emit(text, output)
 
 
 def _read_json(file: str) -> object:
@@ -111,32 +95,86 @@ def import_group() -> None:
     """Import a tracking plan from another tool into a native plan directory."""
 
 
+def _import_options(func: Any) -> Any:
+    """The options every ``import`` subcommand takes."""
+    func = format_option(["text", "json"])(func)
+    force = "Replace the plan files in --output (other files stay)."
+    func = click.option("--force", is_flag=True, help=force)(func)
+    return output_option("out", legacy=("--out",), required=True,
+                         type=click.Path(path_type=Path),
+                         help="Directory to write the native plan into.")(func)  # fmt: skip
+
+
+def _write_import(imported: Imported, out: Path, force: bool, fmt: str, origin: str) -> None:
+    """Write an imported plan (its notes in the plan file's header) and report it."""
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--output")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise click.UsageError(f"{out} is not empty; pass --force to replace the plan in it")
+    plan = imported.plan
+    header = f"Imported from {origin}"
+    if imported.notes:
+        header += "\nRewritten to fit a supported JSON Schema draft:\n" + "\n".join(
+            f"- {note}" for note in imported.notes
+        )
+    try:
+        _replace_plan(plan, out, header=header)
+    except OSError as exc:
+        raise InputError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+    summary = {
+        "output": str(out),
+        "events": len(plan.event_names),
+        "event_versions": len(plan.events),
+        "other_rules": len(plan.rules) - len(plan.events),
+        "notes": list(imported.notes),
+    }
+    if fmt == "json":
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    for note in imported.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"imported {summary['events']} events ({summary['event_versions']} versions) and "
+        f"{summary['other_rules']} other rules into {out}",
+        err=True,
+    )
+
+
 @import_group.command("segment")
 @click.argument("file")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Directory to write the native plan into.")  # fmt: skip
-@click.option("--force", is_flag=True,
-              help="Replace the plan files in --out (other files stay).")  # fmt: skip
-def import_segment_command(file: str, out: Path, force: bool) -> None:
+@_import_options
+def import_segment_command(file: str, out: Path, force: bool, fmt: str) -> None:
     """Import a Segment tracking plan export FILE (``-`` for stdin) into a plan directory.
 
     Both the Public API form and the legacy form are read; nothing in the rules is lost.
+    Rules written for draft-04, -06, 2019-09 or 2020-12 are normalised; each rewrite is
+    noted (on standard error and in the plan file's header).
     """
-    if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise click.UsageError(f"{out} is not empty; pass --force to replace the plan in it")
-    plan = import_segment(_read_json(file), source=file)
     name = "standard input" if file == "-" else Path(file).name
-    try:
-        _replace_plan(plan, out, header=f"Imported from Segment tracking plan {name}")
-    except OSError as exc:
-        raise InputError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
-    click.echo(
-        f"imported {len(plan.event_names)} events ({len(plan.events)} versions) and "
-        f"{len(plan.rules) - len(plan.events)} other rules into {out}",
-        err=True,
-    )
+    imported = read_segment(_read_json(file), source=file)
+    _write_import(imported, out, force, fmt, f"Segment tracking plan {name}")
+
+
+@import_group.command("rudderstack")
+@click.argument("file")
+@_import_options
+def import_rudderstack_command(file: str, out: Path, force: bool, fmt: str) -> None:
+    """Import a RudderStack tracking plan FILE (JSON; ``-`` for stdin) into a plan directory."""
+    name = "standard input" if file == "-" else Path(file).name
+    imported = import_rudderstack(_read_json(file), source=file)
+    _write_import(imported, out, force, fmt, f"RudderStack tracking plan {name}")
+
+
+@import_group.command("iglu")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_import_options
+def import_iglu_command(folder: Path, out: Path, force: bool, fmt: str) -> None:
+    """Import a Snowplow Iglu schema FOLDER (schemas/<vendor>/<name>/jsonschema/<version>).
+
+    Each schema becomes an event (its SchemaVer MODEL is the event version), so Snowplow
+    users can lint and diff their schemas with trackplan.
+    """
+    _write_import(import_iglu(folder), out, force, fmt, f"Iglu schemas in {folder}")
 
 
 @click.group("export")
@@ -146,10 +184,12 @@ def export_group() -> None:
 
 @export_group.command("segment")
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
-              help="File to write (default: standard output).")  # fmt: skip
-def export_segment_command(plan: Path, out: Path | None) -> None:
+@output_option("out", legacy=("--out",), type=click.Path(path_type=Path), default=None,
+               help="File to write (default: standard output).")  # fmt: skip
+@format_option(["json"])
+def export_segment_command(plan: Path, out: Path | None, fmt: str) -> None:
     """Export PLAN as a Segment tracking plan (Public API form, JSON)."""
+    del fmt  # the export is JSON
     doc = export_segment(load_plan(plan))
     try:
         text = (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
@@ -177,4 +217,4 @@ def _write_atomic(out: Path, data: bytes) -> None:
         raise
 
 
-COMMANDS = [check, schema, import_group, export_group]
+COMMANDS = [schema, import_group, export_group]

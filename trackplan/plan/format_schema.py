@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PLAN_FORMAT_SCHEMA", "RULE_SCHEMA", "EVENT_FILE_SCHEMA"]
+__all__ = [
+    "PLAN_FORMAT_SCHEMA",
+    "RULE_SCHEMA",
+    "EVENT_FILE_SCHEMA",
+    "EDITOR_SCHEMA_IDS",
+    "editor_schema",
+]
 
 _SCHEMA_VALUE: dict[str, Any] = {
     "description": "A JSON Schema (draft-07 or 2020-12), checked against its meta-schema.",
@@ -350,3 +356,30 @@ PLAN_FORMAT_SCHEMA: dict[str, Any] = {
     "patternProperties": {"^x-": {}},
     "additionalProperties": False,
 }
+
+
+#: Stable identifiers of the editor schemas (``trackplan schema --kind plan|event``); the
+#: example plan's files name them in a ``yaml-language-server: $schema=`` line.
+EDITOR_SCHEMA_IDS = {
+    "plan": "https://trackplan.dev/schemas/1/plan.json",
+    "event": "https://trackplan.dev/schemas/1/event.json",
+}
+_DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+
+
+def editor_schema(kind: str) -> dict[str, Any]:
+    """The plan format for editors, as JSON Schema draft-07 (what YAML editors speak).
+
+    ``kind``: ``plan`` (plan.yaml or a single-file plan) or ``event`` (a file under
+    ``events/``). The format uses no keyword draft-07 lacks, so the content is the one the
+    loader checks with; only ``$schema`` and a stable ``https`` ``$id`` are set.
+
+    >>> editor_schema("event")["$id"]
+    'https://trackplan.dev/schemas/1/event.json'
+    """
+    if kind not in EDITOR_SCHEMA_IDS:
+        raise ValueError(f"unknown schema kind {kind!r}: plan or event")
+    body = PLAN_FORMAT_SCHEMA if kind == "plan" else EVENT_FILE_SCHEMA
+    title = "trackplan plan file" if kind == "plan" else "trackplan event file"
+    rest = {k: v for k, v in body.items() if k not in ("$schema", "$id", "title")}
+    return {"$schema": _DRAFT_07, "$id": EDITOR_SCHEMA_IDS[kind], "title": title, **rest}

@@ -27,11 +27,15 @@ from typing import Any
 from trackplan import pointer as jp
 from trackplan.errors import PlanError, PlanIssue
 from trackplan.plan.assemble import DEFS_KEYS, rule_call_schema, split_call_schema
+from trackplan.plan.drafts import normalise
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import DRAFT_URIS, PAYLOAD_KEY, Plan, Rule
 
-__all__ = ["import_segment", "export_segment", "SEGMENT_TYPES", "EXTRA_PREFIX"]
+__all__ = [
+    "import_segment", "read_segment", "import_rudderstack", "Imported", "export_segment",
+    "SEGMENT_TYPES", "EXTRA_PREFIX",
+]  # fmt: skip
 
 #: Segment rule type -> trackplan rule kind.
 SEGMENT_TYPES: Mapping[str, str] = {
@@ -55,6 +59,8 @@ _LEGACY_SECTIONS: Mapping[str, str] = {
     "identify": "identify",
     "group_traits": "group",
     "group": "group",
+    "page": "page",  # RudderStack's tracking plans (Segment's legacy form has none)
+    "screen": "screen",
 }
 #: Legacy plan metadata with a Public API name; the rest keeps its own name.
 _LEGACY_META = {"create_time": "createdAt", "update_time": "updatedAt", "name": "resource_name"}
@@ -85,6 +91,7 @@ class _Reader:
         self.source = source
         self.issues: list[PlanIssue] = []
         self.rules: list[_Located] = []
+        self.notes: list[str] = []  # what was rewritten to fit a supported draft
 
     def issue(self, pointer: str, message: str, event: str | None = None) -> None:
         self.issues.append(PlanIssue(self.source, pointer, message, event))
@@ -129,9 +136,15 @@ class _Reader:
             self.issue(schema_ptr, f"the rule's JSON Schema is {what}", label)
             return
         declared = schema.get("$schema")
-        if isinstance(declared, str) and declared in _OLD_DRAFT_URIS:
-            # validated as draft-07, as Segment does; the declared URI is given back on export
-            schema = {**schema, "$schema": DRAFT_URIS["draft-07"]}
+        schema, notes = normalise(schema, pointer=schema_ptr)
+        self.notes += [f"{label}: {note}" for note in notes]
+        if (
+            isinstance(declared, str)
+            and declared in _OLD_DRAFT_URIS
+            and all(" read as " in n for n in notes)
+        ):
+            # only the URI changed: validated as draft-07 (as Segment does) and the
+            # declared URI is given back on export
             doc[_DECLARED] = declared
         payload, call = split_call_schema(kind, schema)
         key = PAYLOAD_KEY.get(kind)
@@ -383,16 +396,57 @@ def _remap(pointer: str, native: Mapping[str, _Located], top: str, legacy: bool)
     return jp.join(loc.base, *rest)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Imported:
+    """An imported plan and the notes of what the import rewrote (drafts normalised)."""
+
+    plan: Plan
+    notes: tuple[str, ...] = ()
+
+
 def import_segment(doc: Any, *, source: str = "") -> Plan:
     """Read a Segment tracking plan export (Public API or legacy form) into a :class:`Plan`.
 
     The plan is checked exactly like a native one; every problem is reported at once as a
-    :class:`PlanError` whose pointers point into the Segment document.
+    :class:`PlanError` whose pointers point into the Segment document. Rules written for
+    draft-04, -06, 2019-09 or 2020-12 are normalised (:func:`read_segment` says how).
 
     Args:
         doc: the parsed JSON export.
         source: the file name used in errors and as ``plan.source``.
     """
+    return read_segment(doc, source=source).plan
+
+
+def import_rudderstack(doc: Any, *, source: str = "") -> Imported:
+    """Read a RudderStack tracking plan into a :class:`Plan`, with notes.
+
+    Two shapes are read: the tracking plan its config backend serves (``rules`` with
+    ``events[]`` of ``{name, description, rules: <whole-event schema>}`` and ``identify``,
+    ``group``, ``page``, ``screen`` schemas: Segment's legacy form plus page and screen),
+    and a list of ``events`` with ``eventType`` and ``rules`` (the Data Catalog form).
+    """
+    if isinstance(doc, dict) and "rules" not in doc and isinstance(doc.get("events"), list):
+        rules = []
+        for event in doc["events"]:
+            if not isinstance(event, dict):
+                rules.append(event)  # reported by the reader as "a rule must be an object"
+                continue
+            kind = str(event.get("eventType", "track")).upper()
+            rule = {"type": kind, "jsonSchema": event.get("rules", {"type": "object"}),
+                    "version": event.get("version", 1)}  # fmt: skip
+            if kind == "TRACK":
+                rule["key"] = event.get("name")
+            if isinstance(event.get("description"), str):
+                rule["description"] = event["description"]
+            rules.append(rule)
+        meta = {k: v for k, v in doc.items() if k != "events"}
+        doc = {**meta, "rules": rules}
+    return read_segment(doc, source=source)
+
+
+def read_segment(doc: Any, *, source: str = "") -> Imported:
+    """:func:`import_segment`, with the notes of what was rewritten to fit a draft."""
     if depth_exceeds(doc):
         raise PlanError([PlanIssue(source, "", f"nesting is deeper than {MAX_DEPTH} levels")])
     try:
@@ -434,7 +488,8 @@ def import_segment(doc: Any, *, source: str = "") -> Plan:
         key: f"{source}#{native[key].base}" if key in native else where
         for key, where in plan.sections.items()
     }
-    return dataclasses.replace(plan, rules=tuple(rules_out), sections=sections)
+    plan = dataclasses.replace(plan, rules=tuple(rules_out), sections=sections)
+    return Imported(plan, tuple(reader.notes))
 
 
 # -- export --------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+
+from trackplan.cliopts import format_option
 
 __all__ = ["COMMANDS", "route", "erase", "report_group"]
 
@@ -125,6 +128,7 @@ def route(
     is_flag=True,
     help="Write plain SHA-256 subject hashes (no key; predictable ids can be recovered).",
 )
+@format_option(["text", "json"])
 def erase(
     paths: tuple[str, ...],
     user_ids: tuple[str, ...],
@@ -135,6 +139,7 @@ def erase(
     suppress_file: str | None,
     plan_path: str | None,
     unkeyed: bool,
+    fmt: str,
 ) -> None:
     """Remove every row of the subjects from parquet, NDJSON and CSV files under PATHS.
 
@@ -167,21 +172,34 @@ def erase(
         dry_run=dry_run, audit_log=Path(audit_log) if audit_log else None, key=key
     )
     report = run(paths, subjects, options=options)
-    for f in report.files:
+    changed = sum(1 for f in report.files if f.removed)
+    if fmt == "json":  # counts and paths only: ids never appear in output
+        body = {
+            "dry_run": dry_run,
+            "removed": report.removed,
+            "files": [
+                {"path": str(f.path), "rows": f.rows, "removed": f.removed}
+                for f in report.files
+            ],
+            "verified": report.verified,
+            "stale_removed": report.stale_removed,
+        }
+        click.echo(json.dumps(body, indent=2))
+    for f in report.files if fmt == "text" else ():
         if f.removed:
             verb = "would remove" if dry_run else "removed"
             click.echo(f"{f.path}: {verb} {f.removed} of {f.rows} rows")
-    changed = sum(1 for f in report.files if f.removed)
-    click.echo(
-        f"{'would remove' if dry_run else 'removed'} {report.removed} rows from "
-        f"{changed} of {len(report.files)} files"
-        + (" (verified)" if report.verified else "")
-        + (
-            f"; {report.stale_removed} stale temporary files removed"
-            if report.stale_removed
-            else ""
+    if fmt == "text":
+        click.echo(
+            f"{'would remove' if dry_run else 'removed'} {report.removed} rows from "
+            f"{changed} of {len(report.files)} files"
+            + (" (verified)" if report.verified else "")
+            + (
+                f"; {report.stale_removed} stale temporary files removed"
+                if report.stale_removed
+                else ""
+            )
         )
-    )
     if suppress_file and not dry_run:
         ids = subjects.users | subjects.anonymous
         path = Path(suppress_file)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import orjson
 
+from trackplan.cliopts import format_option
 from trackplan.errors import InputError
 
 __all__ = ["COMMANDS", "serve", "replay"]
@@ -33,9 +34,10 @@ __all__ = ["COMMANDS", "serve", "replay"]
               help="Stream every decision as NDJSON to FILE ('-' for stdout).")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to deliver the spool on shutdown.")
+@format_option(["json"], help="Log format on stderr: one JSON object a line.")
 def serve(plan: str, config_path: str | None, host: str, port: int, workers: int,
           spool_dir: str | None, fsync: str | None, suppression: str | None,
-          output_json: str | None, drain_timeout: float) -> None:
+          output_json: str | None, drain_timeout: float, fmt: str) -> None:
     """Run a gateway that Segment SDKs send to: PLAN enforced before events leave.
 
     Endpoints: POST /v1/{track,identify,page,screen,group,alias,batch} (and /v1/t ... /v1/b),
@@ -84,8 +86,9 @@ def _records(path: Path) -> list[tuple[str, int, Any]]:
               help="Also POST what passes to a Segment-compatible /v1/batch URL.")
 @click.option("--write-key-env", metavar="VAR", help="Environment variable holding the "
               "write key for --forward.")
+@format_option(["text", "json"], help="Format of the counts on stderr.")
 def replay(quarantine: str, plan: str, out_path: str | None, blocked_path: str | None,
-           forward: str | None, write_key_env: str | None) -> None:
+           forward: str | None, write_key_env: str | None, fmt: str) -> None:
     """Re-run a QUARANTINE (file or directory) against PLAN; output what now passes.
 
     The quarantine holds the review copies (PII already handled as the old plan said), so
@@ -116,8 +119,12 @@ def replay(quarantine: str, plan: str, out_path: str | None, blocked_path: str |
     if forward and passed:
         output = HttpOutput("replay", forward, write_key_env=write_key_env)
         asyncio.run(output.deliver([orjson.dumps(e) for e in passed]))
-    click.echo(f"replayed {len(records)} quarantined events: {len(passed)} pass, "
-               f"{len(still)} still blocked", err=True)
+    if fmt == "json":
+        counts = {"replayed": len(records), "passed": len(passed), "blocked": len(still)}
+        click.echo(orjson.dumps(counts).decode(), err=True)
+    else:
+        click.echo(f"replayed {len(records)} quarantined events: {len(passed)} pass, "
+                   f"{len(still)} still blocked", err=True)
 
 
 COMMANDS = [serve, replay]
