@@ -231,7 +231,7 @@ def check_batch(
     index = np.arange(batch.num_rows, dtype=np.int64) + offset
     common = None
     if plan.common is not None:
-        common = _CallFailures(plan.common, batch, plan.plan.definitions, offset)
+        common = _CallFailures(plan.common, batch, offset)
     for kind, name, mask in _groups(batch, layout):
         sub, rows, vers = batch, index, versions
         if mask is not None:
@@ -262,9 +262,9 @@ def check_batch(
 class _CallFailures:
     """A call check's failures over a whole batch, handed out per event group."""
 
-    def __init__(self, check: CallCheck, batch: pa.RecordBatch, defs: Any, offset: int) -> None:
+    def __init__(self, check: CallCheck, batch: pa.RecordBatch, offset: int) -> None:
         self.offset = offset
-        self.arr, self.sources = call_struct(batch, check.schema, defs)
+        self.arr, self.sources = call_struct(batch, check.schema, check.defs)
         self.fails: list[tuple[str, str, np.ndarray]] = []
         for fld, keyword, mask in check.node.evaluate(self.arr):
             failing = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
@@ -426,6 +426,15 @@ def _check_rule_rows(
         sources = {f.name: f"{CONTEXT_TRAITS}.{f.name}" for f in arr.type}
     else:
         payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
+        key = compiled.rule.payload_key
+        if compiled.payload_required and key is not None and layout.payload_column is not None:
+            # a nested row can lack its payload; a flat table cannot say so (README)
+            if key in g.schema.names:
+                absent = pc.is_null(g.column(key)).to_numpy(zero_copy_only=False)
+            else:
+                absent = np.ones(g.num_rows, dtype=bool)
+            if absent.any():
+                out.violations(grow[absent], label_event, version_no, key, "required", key, [])
     if compiled.unplanned is not None and not compiled.unplanned.block:
         payload = omitted(compiled.unplanned, payload)  # dropped before validation
     elif compiled.unplanned is not None:
@@ -448,7 +457,7 @@ def _check_rule_rows(
             [] if keyword == "required" else _sample_values(payload, fld, idx),
         )
     if compiled.call is not None:
-        own = _CallFailures(compiled.call, g, plan.plan.definitions, 0)
+        own = _CallFailures(compiled.call, g, 0)
         own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
     return grow
 
@@ -570,6 +579,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if _json_blocked(out, compiled.unplanned, payload, row, label, version_no, prefix):
             continue
         if payload is None and (compiled.rule.payload_key or "properties") not in event:
+            if compiled.payload_required and not prefix:
+                key_name = compiled.rule.payload_key or "properties"
+                out.violations(row, label, version_no, key_name, "required", key_name, [])
             payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation

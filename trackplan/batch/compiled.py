@@ -24,15 +24,57 @@ from trackplan.batch.mapping import (
 from trackplan.batch.rules import Node, compile_payload
 from trackplan.batch.unplanned import UnplannedCheck
 from trackplan.engine.enforcer import make_validator
+from trackplan.plan.assemble import DEFS_KEYS
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
 from trackplan.privacy.consent import reserved_rules
 
-__all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule"]
+__all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule", "rule_definitions"]
 
 _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 
 #: Segment's call types: rows of these without a rule are still checked by the common rule.
 CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+
+
+def rule_definitions(plan: Plan, rule: Rule | None) -> dict[str, Any]:
+    """The definitions a rule's ``$ref``s may name: the plan's, and those a Segment rule
+    keeps at the root of its ``jsonSchema`` (imported into ``call``), which win."""
+    defs = dict(plan.definitions)
+    call = rule.call if rule is not None else None
+    if isinstance(call, Mapping):
+        for key in DEFS_KEYS:
+            own = call.get(key)
+            if isinstance(own, Mapping):
+                defs.update(own)
+    return defs
+
+
+def with_definitions(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """``schema`` with ``defs`` at its root under both spellings, for the per-row engine."""
+    if not isinstance(schema, Mapping):
+        return schema
+    return {**schema, "definitions": dict(defs), "$defs": dict(defs)}
+
+
+def _call_schema(schema: Any, payload_key: str | None) -> tuple[Any, bool]:
+    """A call schema without its payload keys in ``required`` (the payload is checked as
+    the payload; a ``required`` payload key is checked where the layout can tell it is
+    absent), and whether it required the rule's own payload key."""
+    if not isinstance(schema, Mapping):
+        return schema, False
+    required = schema.get("required")
+    if not isinstance(required, list):
+        return schema, False
+    payload_keys = set(PAYLOAD_KEY.values()) - {None}
+    kept = [r for r in required if r not in payload_keys]
+    if len(kept) == len(required):
+        return schema, False
+    out = dict(schema)
+    if kept:
+        out["required"] = kept
+    else:
+        del out["required"]
+    return out, payload_key is not None and payload_key in required
 
 
 def _unplanned_label(kind: str, name: str | None) -> str | None:
@@ -52,14 +94,17 @@ class CallCheck:
     schema: Any
     node: Node
     validator: Any
+    defs: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, schema: Any, defs: Mapping[str, Any]) -> CallCheck | None:
         """None when there is nothing to check (no call schema, or ``true``)."""
+        if isinstance(schema, Mapping):
+            schema = {k: v for k, v in schema.items() if k not in DEFS_KEYS}
         if schema is None or schema is True or schema == {}:
             return None
-        whole = {**schema, "definitions": dict(defs)} if isinstance(schema, Mapping) else schema
-        return cls(schema, Node(schema, "", defs), make_validator(whole))
+        whole = with_definitions(schema, defs)
+        return cls(schema, Node(schema, "", defs), make_validator(whole), dict(defs))
 
 
 @dataclass
@@ -71,6 +116,8 @@ class CompiledRule:
     validator: Any
     call: CallCheck | None = None
     unplanned: UnplannedCheck | None = None
+    #: the rule's call schema lists its payload key in ``required``
+    payload_required: bool = False
 
     @property
     def properties(self) -> list[str]:
@@ -106,7 +153,8 @@ class BatchPlan:
         controls = plan.controls
         for rule in plan.rules:
             if rule.kind == "common":
-                out.common = CallCheck.build(rule.call, plan.definitions)
+                call, _ = _call_schema(rule.call, None)
+                out.common = CallCheck.build(call, rule_definitions(plan, rule))
                 continue
             out._add(rule, controls.for_kind(rule.kind))
         # Segment's consent event: the enforcer accepts it in every plan, by these rules
@@ -129,17 +177,16 @@ class BatchPlan:
 
     def _add(self, rule: Rule, controls: CallControls) -> None:
         """Compile ``rule``, run under ``controls`` (replacing a rule of the same key)."""
-        defs = self.plan.definitions
+        defs = rule_definitions(self.plan, rule)
         payload = rule.payload if rule.payload is not None else True
-        schema: Any = payload
-        if isinstance(payload, Mapping):
-            schema = {**payload, "definitions": dict(defs)}
+        call, payload_required = _call_schema(rule.call, rule.payload_key)
         self.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
             rule,
             compile_payload(payload, defs),
-            make_validator(schema),
-            CallCheck.build(rule.call, defs),
+            make_validator(with_definitions(payload, defs)),
+            CallCheck.build(call, defs),
             UnplannedCheck.build(rule.payload, controls, f"{rule.source} [{rule.label}]"),
+            payload_required,
         )
 
     @property
@@ -188,7 +235,7 @@ class BatchPlan:
             wanted |= {mapping[p] for p in declared if p in mapping}
         empty = pa.RecordBatch.from_pylist([], schema=schema)
         for call in self.call_checks():
-            wanted |= set(call_struct(empty, call.schema, self.plan.definitions)[1].values())
+            wanted |= set(call_struct(empty, call.schema, call.defs)[1].values())
         return [name for name in schema.names if name in wanted]
 
     def call_checks(self) -> list[CallCheck]:

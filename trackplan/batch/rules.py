@@ -219,7 +219,7 @@ class Node:
     def _fall_back(self, schema: Any, reason: str) -> None:
         whole = schema
         if isinstance(schema, Mapping):
-            whole = {**schema, "definitions": dict(self.defs)}
+            whole = {**schema, "definitions": dict(self.defs), "$defs": dict(self.defs)}
         self.fallback = make_validator(whole)
         self.fallback_reason = reason
 
@@ -469,7 +469,7 @@ class Node:
         if validator is None:
             schema = self.schema
             if isinstance(schema, Mapping):
-                schema = {**schema, "definitions": dict(self.defs)}
+                schema = {**schema, "definitions": dict(self.defs), "$defs": dict(self.defs)}
             validator = self.fallback = make_validator(schema)
             self.fallback_reason = f"column type {arr.type}"
         masks: dict[tuple[str, str], list[int]] = {}
