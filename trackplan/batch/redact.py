@@ -37,7 +37,28 @@ from trackplan.batch.rules import to_json
 from trackplan.errors import BatchError
 from trackplan.plan.model import Plan
 
-__all__ = ["RedactWriter", "apply_column", "FieldAction"]
+__all__ = ["RedactWriter", "apply_column", "FieldAction", "output_paths"]
+
+
+def output_paths(sources: Sequence[Source], out_dir: Path) -> dict[Path, Source]:
+    """Where each input's cleaned copy goes: ``out_dir`` / its path under the directory
+    given for it (a file given alone: its name).
+
+    Raises:
+        BatchError: two inputs would be written to one output file (exit code 2).
+    """
+    out: dict[Path, Source] = {}
+    for source in sources:
+        target = out_dir / source.relative
+        before = out.get(target)
+        if before is not None and before.path.resolve() != source.path.resolve():
+            raise BatchError(
+                f"--redact-to would write both {before.path} and {source.path} to one file; "
+                "scan them in separate runs, or give their common parent directory",
+                file=str(target),
+            )
+        out[target] = source
+    return out
 
 
 @dataclass(frozen=True, slots=True)
