@@ -21,6 +21,7 @@ from trackplan.batch.mapping import (
     infer_layout,
     snake_case,
 )
+from trackplan.batch.pii import RowPii, batch_policy
 from trackplan.batch.rules import Node, compile_payload
 from trackplan.batch.unplanned import UnplannedCheck
 from trackplan.engine.enforcer import make_validator
@@ -118,6 +119,11 @@ class CompiledRule:
     unplanned: UnplannedCheck | None = None
     #: the rule's call schema lists its payload key in ``required``
     payload_required: bool = False
+    #: the enforcer's PII transform of the rule (None: it changes and reports nothing)
+    pii: RowPii | None = None
+    #: what a payload violation does (``violations``): ``block`` the call (no PII pass on
+    #: it), ``omit`` its property before the PII pass, or ``allow``
+    on_violation: str = "allow"
 
     @property
     def properties(self) -> list[str]:
@@ -142,6 +148,12 @@ class BatchPlan:
     block_unplanned: bool = False
     #: call type -> the unplanned-property check of its calls without a rule
     no_rule: dict[str, UnplannedCheck | None] = field(default_factory=dict)
+    #: call type -> the PII transform of its calls without a rule (unplanned events)
+    no_rule_pii: dict[str, RowPii | None] = field(default_factory=dict)
+    #: call type -> whether its calls without a rule lose every property (``omit``)
+    no_rule_omit: dict[str, bool] = field(default_factory=dict)
+    _memos: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _policy: Any = None
     _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
     _names: frozenset[str] = frozenset()
     _aliases: dict[str, str] = field(default_factory=dict)
@@ -150,6 +162,7 @@ class BatchPlan:
     def build(cls, plan: Plan, options: LayoutOptions | None = None) -> BatchPlan:
         """Compile every track, page, screen, identify and group rule of ``plan``."""
         out = cls(plan, options or LayoutOptions())
+        out._policy = batch_policy(plan)
         controls = plan.controls
         for rule in plan.rules:
             if rule.kind == "common":
@@ -173,7 +186,24 @@ class BatchPlan:
             )
             # no payload rule to validate: only blocking matters
             out.no_rule[kind] = check if check is not None and check.block else None
+            # ... and, under omit, what the enforcer drops before its PII pass: everything
+            out.no_rule_omit[kind] = check is not None and not check.block
+            out.no_rule_pii[kind] = out._row_pii(None, kind)
         return out
+
+    def _row_pii(self, rule: Rule | None, kind: str) -> RowPii | None:
+        """The enforcer's PII transform for calls of ``rule`` (None when inert)."""
+        found = RowPii(self._policy, rule, kind)
+        if found.inert:
+            return None
+        found.share_memos(self._memos)
+        return found
+
+    @property
+    def detects(self) -> bool:
+        """Whether any rule's PII transform may report or change a value."""
+        found = [c.pii for c in self.rules.values()] + list(self.no_rule_pii.values())
+        return any(p is not None for p in found)
 
     def _add(self, rule: Rule, controls: CallControls) -> None:
         """Compile ``rule``, run under ``controls`` (replacing a rule of the same key)."""
@@ -187,6 +217,8 @@ class BatchPlan:
             CallCheck.build(call, defs),
             UnplannedCheck.build(rule.payload, controls, f"{rule.source} [{rule.label}]"),
             payload_required,
+            self._row_pii(rule, rule.kind),
+            controls.violations,
         )
 
     @property
@@ -217,7 +249,12 @@ class BatchPlan:
             wanted.add(layout.version_path[0])
         if layout.payload_column is not None:
             wanted |= {"properties", "traits"}
+            if self.detects:
+                wanted.add("context")  # context.ip, context.traits: what detectors read
         else:
+            if self.detects:  # undeclared payload columns and context_* hold what they read
+                wanted |= set(layout.payload_columns(schema, []).values())
+                wanted |= self._pii_context_columns(schema)
             if self.checks_unplanned:
                 return None  # any column may hold an unplanned property
             declared: list[str] = []
@@ -237,6 +274,22 @@ class BatchPlan:
         for call in self.call_checks():
             wanted |= set(call_struct(empty, call.schema, call.defs)[1].values())
         return [name for name in schema.names if name in wanted]
+
+    def _pii_context_columns(self, schema: pa.Schema) -> set[str]:
+        """The ``context_*`` columns of a flat table the PII pass reads (see
+        :func:`trackplan.batch.pii.flat_context`)."""
+        found = [c.pii for c in self.rules.values()] + list(self.no_rule_pii.values())
+        names: set[str] = set()
+        for pii in found:
+            node = pii.transformer.root.keys.get("context") if pii is not None else None
+            if node is None:
+                continue
+            if node.detect:
+                return {n for n in schema.names if n.startswith("context_")}
+            names |= {"context_" + snake_case(k) for k in node.keys}
+            if "traits" in node.keys:
+                names |= {n for n in schema.names if n.startswith("context_traits_")}
+        return names & set(schema.names)
 
     def call_checks(self) -> list[CallCheck]:
         """The common rule's call check and every rule's own."""
