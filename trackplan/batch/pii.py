@@ -27,6 +27,7 @@ one before the scan starts.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from trackplan.plan.model import Plan, Rule
 
 __all__ = [
     "batch_policy", "RowPii", "Finding", "Located", "flat_context", "events_of",
-    "detect_rows", "field_name",
+    "detect_rows", "field_name", "strings_mask",
 ]  # fmt: skip
 
 #: Shorter strings hold nothing a detector finds (``findings_for`` skips them).
@@ -119,18 +120,90 @@ def _at(value: Any, parts: Sequence[str | int]) -> Any:
     return value
 
 
-def _strings_mask(arr: pa.Array, key: str | None) -> np.ndarray:
+#: Sampled values per batch to learn the shapes of ids (``ord-`` and digits), and the
+#: share of the sample a prefix needs.
+ID_SAMPLE = 256
+ID_SHARE = 0.1
+#: A prefix the id shape test may trust: lower-case letters and one separator, at most.
+_ID_PREFIX = re.compile(r"[a-z]{1,10}[-_]?")
+_ID_DIGITS = 20
+#: prefix -> whether no string of it and 1 to 20 ASCII digits can match PREFILTER_ID
+_ID_PREFIXES: dict[str, bool] = {}
+
+
+def _id_prefix_ok(prefix: str) -> bool:
+    """Whether ``prefix`` followed by 1 to 20 ASCII digits never matches ``PREFILTER_ID``.
+
+    Such a string has no ``@``, ``%``, ``(``, ``+``, ``.``, ``:``, space, upper-case
+    letter or non-ASCII character, and its one possible separator follows a letter, so
+    only a credential prefix inside ``prefix`` itself (``sk-``, ``ghp_``, ``npm_``) could
+    match: the regex decides that on the prefix with digits after it.
+    """
+    known = _ID_PREFIXES.get(prefix)
+    if known is None:
+        probes = pa.array([prefix + d for d in ("0", "1234567890", "9" * _ID_DIGITS)])
+        known = (
+            bool(_ID_PREFIX.fullmatch(prefix))
+            and not pc.any(pc.match_substring_regex(probes, PREFILTER_ID)).as_py()
+        )
+        if len(_ID_PREFIXES) >= 256:
+            _ID_PREFIXES.clear()
+        _ID_PREFIXES[prefix] = known
+    return known
+
+
+def _id_shaped(arr: pa.Array) -> np.ndarray | None:
+    """Rows of a string array under an id-like key that are a trusted prefix and 1 to 20
+    ASCII digits (``ord-1234567``): nothing the detectors report there (None: no such
+    prefix in this batch). A few C kernels a value instead of a regex match."""
+    step = max(1, len(arr) // ID_SAMPLE)
+    sample = arr.slice(0, step * ID_SAMPLE)
+    if step > 1:
+        sample = pc.take(sample, pa.array(range(0, len(sample), step)))
+    counts: dict[str, int] = {}
+    for value in sample.to_pylist():
+        if isinstance(value, str):
+            head = value.rstrip("0123456789")
+            if head != value:
+                counts[head] = counts.get(head, 0) + 1
+    total = max(1, len(sample))
+    prefixes = [p for p, c in counts.items() if c >= ID_SHARE * total and _id_prefix_ok(p)]
+    if not prefixes:
+        return None
+    binary = pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()
+    raw = arr.view(binary)
+    size = pc.binary_length(arr)
+    sure: np.ndarray | None = None
+    for prefix in prefixes[:4]:
+        width = len(prefix)
+        starts = pc.and_(
+            pc.starts_with(arr, prefix),
+            pc.and_(pc.greater(size, width), pc.less_equal(size, width + _ID_DIGITS)),
+        )
+        digits = pc.binary_slice(raw, width, width + _ID_DIGITS).view(arr.type)
+        ok = pc.fill_null(pc.and_(starts, pc.ascii_is_decimal(digits)), False)
+        hit = ok.to_numpy(zero_copy_only=False)
+        sure = hit if sure is None else sure | hit
+    return sure
+
+
+def strings_mask(arr: pa.Array, key: str | None) -> np.ndarray:
     """Rows of a string array the detectors could find something in (see module doc).
 
-    Each regex runs only on what the previous test kept: the length test, then (under
-    id-like keys) the narrower id prefilter, then the prefilter, then the safe shapes.
+    Each test runs only on what the previous one kept: the length, then (under id-like
+    keys) the id shapes and the narrower id prefilter, the prefilter, the safe shapes.
     """
     n = len(arr)
-    mask = pc.fill_null(pc.greater_equal(pc.utf8_length(arr), MIN_LENGTH), False)
-    left = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    # bytes >= characters: a superset of the strings of six characters or more
+    mask = pc.fill_null(pc.greater_equal(pc.binary_length(arr), MIN_LENGTH), False)
+    keep = mask.to_numpy(zero_copy_only=False)
     tests = [(PREFILTER, True), (SAFE_WHOLE, False)]
     if prefilter_for(key) == PREFILTER_ID:
         tests.insert(0, (PREFILTER_ID, True))
+        shaped = _id_shaped(arr)
+        if shaped is not None:
+            keep = keep & ~shaped
+    left = np.flatnonzero(keep)
     for pattern, wanted in tests:
         if not len(left):
             break
@@ -277,7 +350,7 @@ class RowPii:
             return _present(arr) if whole else None
         if len(arr) == 0 or arr.null_count == len(arr):
             return None
-        return _strings_mask(arr, key)
+        return strings_mask(arr, key)
 
     # -- the enforcer's transform on candidate rows --------------------------------------
     def run(self, events: Sequence[dict[str, Any]]) -> list[Finding]:
