@@ -10,11 +10,16 @@ their outputs concatenate into the same report.
 Output rows are of these kinds:
 
 * ``violation``: one per failing (row, field, keyword), with the file, the row number
-  (0-based, within the file), the event and version, the field (``products[].price`` in
-  the payload; ``messageId`` or ``context.ip`` for the call checks of the plan's common
-  rule and of a rule's own ``call`` schema, reported under the row's event),
+  (0-based, within the file; reports renumber it: :func:`trackplan.batch.engines.numbered`),
+  the event and version, the field (``products[].price`` in the payload; ``messageId`` or
+  ``context.ip`` for the call checks of the plan's common rule and of a rule's own
+  ``call`` schema, reported under the row's event),
   the keyword, the source column and, for the first few per batch, the offending value
   as JSON text (masked later, before anyone sees it);
+* ``violation`` with keyword ``PII``: one per finding of the enforcer's PII transform in a
+  row (:mod:`trackplan.batch.pii`), with its JSON ``pointer``, the enforcer's message in
+  ``detail`` (never the value), the value a cleaned copy holds there in ``replacement``
+  (JSON; null: removed), and ``count`` 1 when it blocks the row (a ``reject``);
 * ``checked``: one per (event, version) with the number of rows checked in ``count``;
 * ``rows``: one per batch with its number of rows; ``unplanned``: rows of events the plan
   does not know, when the plan lets them through, and of call types it has no rule for
@@ -56,11 +61,17 @@ from trackplan.batch.mapping import (
     column_at,
     payload_struct,
 )
+from trackplan.batch.pii import RowPii, detect_rows, field_name
 from trackplan.batch.rules import row_failures, to_json
 from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, omitted, present
 from trackplan.plan.model import PAYLOAD_KEY
 
-__all__ = ["RESULT_SCHEMA", "BatchPlan", "check_batch", "SAMPLES_PER_BATCH", "JSON_COLUMN"]
+__all__ = [
+    "RESULT_SCHEMA", "BatchPlan", "check_batch", "SAMPLES_PER_BATCH", "JSON_COLUMN", "PII",
+]  # fmt: skip
+
+#: The keyword of PII findings, the enforcer's violation type.
+PII = "PII"
 
 #: Every engine's output schema (Spark's ``mapInArrow`` needs it up front).
 RESULT_SCHEMA = pa.schema(
@@ -75,8 +86,16 @@ RESULT_SCHEMA = pa.schema(
         ("column", pa.string()),
         ("value", pa.string()),
         ("count", pa.int64()),
+        # PII findings: the JSON pointer the enforcer names, what was found and done (never
+        # the value), and the value the cleaned copy holds there (JSON; null: removed)
+        ("pointer", pa.string()),
+        ("detail", pa.string()),
+        ("replacement", pa.string()),
     ]
 )
+
+#: Columns of RESULT_SCHEMA that only PII findings fill.
+_PII_COLUMNS = ("pointer", "detail", "replacement")
 
 #: Offending values kept per (field, keyword) and batch, for report samples.
 SAMPLES_PER_BATCH = 3
@@ -90,6 +109,7 @@ class _Out:
     def __init__(self, file: str) -> None:
         self.file = file
         self.cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
+        self._pii_samples: dict[tuple[str | None, int, str], int] = {}
 
     def counted(self, kind: str, event: str | None, version: int | None, count: int) -> None:
         """A count row: ``checked`` rows of an event version, ``unplanned`` rows of an event
@@ -100,13 +120,35 @@ class _Out:
         self.counted("checked", event, version, count)
 
     def _add(self, *values: Any) -> None:
-        kind, row, event, version, fld, keyword, column, value, count = values
+        kind, row, event, version, fld, keyword, column, value, count = values[:9]
+        pii = values[9:] or (None, None, None)
         for name, v in zip(
             RESULT_SCHEMA.names,
-            (kind, self.file, row, event, version, fld, keyword, column, value, count),
+            (kind, self.file, row, event, version, fld, keyword, column, value, count, *pii),
             strict=True,
         ):
             self.cols[name].append(v)
+
+    def pii(
+        self,
+        row: int,
+        event: str | None,
+        version: int,
+        fld: str,
+        column: str | None,
+        pointer: str,
+        detail: str,
+        replacement: str | None,
+        blocked: bool,
+    ) -> None:
+        """A PII finding (or a declared ``reject``) in one row, as the enforcer reports it;
+        ``count`` is 1 when it blocks the row."""
+        key = (event, version, fld)
+        shown = self._pii_samples.get(key, 0)
+        self._pii_samples[key] = shown + 1
+        value = "" if shown < SAMPLES_PER_BATCH else None  # "": a sample, nothing to show
+        self._add("violation", row, event, version, fld, PII, column, value,
+                  1 if blocked else None, pointer, detail, replacement)  # fmt: skip
 
     def violations(
         self,
@@ -132,6 +174,8 @@ class _Out:
             values = [""] * min(n, SAMPLES_PER_BATCH)
         c["value"].extend([*values, *([None] * (n - len(values)))])
         c["count"].extend([None] * n)
+        for name in _PII_COLUMNS:
+            c[name].extend([None] * n)
 
     def batch(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
@@ -231,7 +275,7 @@ def check_batch(
     index = np.arange(batch.num_rows, dtype=np.int64) + offset
     common = None
     if plan.common is not None:
-        common = _CallFailures(plan.common, batch, plan.plan.definitions, offset)
+        common = _CallFailures(plan.common, batch, offset)
     for kind, name, mask in _groups(batch, layout):
         sub, rows, vers = batch, index, versions
         if mask is not None:
@@ -262,9 +306,9 @@ def check_batch(
 class _CallFailures:
     """A call check's failures over a whole batch, handed out per event group."""
 
-    def __init__(self, check: CallCheck, batch: pa.RecordBatch, defs: Any, offset: int) -> None:
+    def __init__(self, check: CallCheck, batch: pa.RecordBatch, offset: int) -> None:
         self.offset = offset
-        self.arr, self.sources = call_struct(batch, check.schema, defs)
+        self.arr, self.sources = call_struct(batch, check.schema, check.defs)
         self.fails: list[tuple[str, str, np.ndarray]] = []
         for fld, keyword, mask in check.node.evaluate(self.arr):
             failing = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
@@ -334,6 +378,7 @@ def _check_group(
                 label = unplanned_label(kind, name)
                 out.counted("unplanned", label, 0, len(rows))
                 check = plan.no_rule.get(kind)
+                keep = None
                 if kind in CALL_KINDS and (plan.common is not None or check is not None):
                     # let through, but the common rule still applies, as the enforcer's
                     # rules for unplanned events and for call types without a rule check it
@@ -341,6 +386,18 @@ def _check_group(
                     out.checked(label, 0, len(rows))
                     keep = _block_unplanned(out, check, sub, rows, layout, kind, label, 0)
                     checked.append((label, 0, rows if keep is None else rows[keep]))
+                pii = plan.no_rule_pii.get(kind)
+                if pii is not None:  # the enforcer's transform of calls without a rule
+                    kept, krows = (sub, rows) if keep is None else (
+                        sub.filter(pa.array(keep)), rows[keep])  # fmt: skip
+                    pkey = PAYLOAD_KEY.get(kind)
+                    payload, sources = (None, {}) if pkey is None else payload_struct(
+                        kept, layout, [], pkey)  # fmt: skip
+                    omit = None
+                    if payload is not None and plan.no_rule_omit.get(kind):
+                        omit = {f.name: np.ones(len(payload), bool) for f in payload.type}
+                    _emit_pii(out, pii, kept, krows, layout, pkey, payload, sources, label, 0,
+                              omitted=omit)  # fmt: skip
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -426,6 +483,15 @@ def _check_rule_rows(
         sources = {f.name: f"{CONTEXT_TRAITS}.{f.name}" for f in arr.type}
     else:
         payload, sources = payload_struct(g, layout, compiled.properties, compiled.rule.payload_key)
+        key = compiled.rule.payload_key
+        if compiled.payload_required and key is not None and layout.payload_column is not None:
+            # a nested row can lack its payload; a flat table cannot say so (README)
+            if key in g.schema.names:
+                absent = pc.is_null(g.column(key)).to_numpy(zero_copy_only=False)
+            else:
+                absent = np.ones(g.num_rows, dtype=bool)
+            if absent.any():
+                out.violations(grow[absent], label_event, version_no, key, "required", key, [])
     if compiled.unplanned is not None and not compiled.unplanned.block:
         payload = omitted(compiled.unplanned, payload)  # dropped before validation
     elif compiled.unplanned is not None:
@@ -434,10 +500,18 @@ def _check_rule_rows(
         if keep is not None:  # blocked rows: nothing else of theirs is checked
             mask = pa.array(keep)
             g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
+    blocking = np.zeros(g.num_rows, dtype=bool) if compiled.on_violation == "block" else None
+    offending: dict[str, np.ndarray] = {}  # under omit: property -> rows it is dropped from
     for fld, keyword, fail in compiled.node.evaluate(payload):
         idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
         if not len(idx):
             continue
+        if blocking is not None:
+            blocking[idx] = True
+        elif compiled.on_violation == "omit" and fld:
+            top = fld.split(".", 1)[0].split("[]", 1)[0]
+            rows = offending.setdefault(top, np.zeros(g.num_rows, dtype=bool))
+            rows[idx] = True
         out.violations(
             grow[idx],
             label_event,
@@ -448,9 +522,54 @@ def _check_rule_rows(
             [] if keyword == "required" else _sample_values(payload, fld, idx),
         )
     if compiled.call is not None:
-        own = _CallFailures(compiled.call, g, plan.plan.definitions, 0)
+        own = _CallFailures(compiled.call, g, 0)
         own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+    if compiled.pii is not None:  # offending properties: dropped first, as the enforcer does
+        key = compiled.rule.payload_key
+        _emit_pii(out, compiled.pii, g, grow, layout, key, payload, sources, label_event,
+                  version_no, in_context=in_context, skip=blocking, omitted=offending)  # fmt: skip
     return grow
+
+
+def _emit_pii(
+    out: _Out,
+    pii: RowPii,
+    g: pa.RecordBatch,
+    grow: np.ndarray,
+    layout: Layout,
+    key: str | None,
+    payload: pa.StructArray | None,
+    sources: Mapping[str, str],
+    event: str | None,
+    version: int,
+    *,
+    in_context: bool = False,
+    skip: np.ndarray | None = None,
+    omitted: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """The enforcer's PII findings in the rows ``g`` (numbered ``grow``) as violations."""
+    nested = layout.payload_column is not None
+    located = detect_rows(pii, g, nested=nested, payload_key=key, payload=payload,
+                          payload_sources=sources, in_context=in_context, skip=skip,
+                          omitted=omitted)  # fmt: skip
+    for found in located:
+        f = found.finding
+        out.pii(int(grow[found.position]), event, version, found.field, found.column,
+                f.pointer, f.detail, f.replacement, f.blocked)  # fmt: skip
+
+
+def _json_pii(
+    out: _Out, pii: RowPii | None, event: dict[str, Any], row: np.ndarray, label: str | None,
+    version: int, key: str | None, in_context: bool = False,
+) -> None:  # fmt: skip
+    """:func:`_emit_pii` for one row kept as JSON (the event as the enforcer sees it)."""
+    if pii is None:
+        return
+    for f in pii.run([event]):
+        fld = field_name(f.parts, key, in_context)
+        column = ".".join(str(p) for p in f.parts[:2])
+        out.pii(int(row[0]), label, version, fld, column, f.pointer, f.detail,
+                f.replacement, f.blocked)  # fmt: skip
 
 
 def _block_unplanned(
@@ -507,17 +626,19 @@ def _json_failures(
     event: str | None,
     version: int,
     prefix: str = "",
-) -> None:
+) -> list[str]:
     """The per-row engine's failures of ``doc`` (a payload or a whole call, found under
-    ``prefix``) as violations."""
+    ``prefix``) as violations; the fields failing."""
     if validator is None or validator.is_valid(doc):
-        return
-    for fld, keyword in sorted(row_failures(validator, doc)):
+        return []
+    failures = sorted(row_failures(validator, doc))
+    for fld, keyword in failures:
         top = fld.split(".", 1)[0].split("[]", 1)[0]
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
         named = _prefixed(prefix, fld)
         out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample)
+    return [fld for fld, _ in failures]
 
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
@@ -552,11 +673,20 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 label = unplanned_label(kind, name)
                 out.counted("unplanned", label, 0, 1)
                 check = plan.no_rule.get(kind)
+                blocked = False
                 if kind in CALL_KINDS and (common is not None or check is not None):
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
                     payload = event.get(PAYLOAD_KEY.get(kind) or "")
-                    if not _json_blocked(out, check, payload, row, label, 0):
+                    blocked = _json_blocked(out, check, payload, row, label, 0)
+                    if not blocked:
                         _json_failures(out, common, event, row, label, 0)
+                if not blocked:
+                    pkey = PAYLOAD_KEY.get(kind)
+                    if pkey is not None and plan.no_rule_omit.get(kind) and pkey in event:
+                        payload = event[pkey]
+                        if type(payload) is dict and payload:
+                            event = {**event, pkey: {}}  # every property omitted first
+                    _json_pii(out, plan.no_rule_pii.get(kind), event, row, label, 0, pkey)
             continue
         label = compiled.rule.name or compiled.rule.kind
         key = (label, compiled.rule.version)
@@ -570,13 +700,25 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if _json_blocked(out, compiled.unplanned, payload, row, label, version_no, prefix):
             continue
         if payload is None and (compiled.rule.payload_key or "properties") not in event:
+            if compiled.payload_required and not prefix:
+                key_name = compiled.rule.payload_key or "properties"
+                out.violations(row, label, version_no, key_name, "required", key_name, [])
             payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
             payload = {k: v for k, v in payload.items() if k not in dropped}
+            if dropped and not prefix:
+                event = {**event, compiled.rule.payload_key or "properties": payload}
         own_call = compiled.call.validator if compiled.call is not None else None
-        _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
+        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
         _json_failures(out, common, event, row, label, version_no)
         _json_failures(out, own_call, event, row, label, version_no)
+        if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
+            tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
+            payload = {k: v for k, v in payload.items() if k not in tops}
+            event = {**event, compiled.rule.payload_key or "properties": payload}
+        if not (failed and compiled.on_violation == "block"):
+            _json_pii(out, compiled.pii, event, row, label, version_no,
+                      compiled.rule.payload_key, bool(prefix))  # fmt: skip
     for (counted, version), count in counts.items():
         out.checked(counted, version, count)

@@ -49,6 +49,11 @@ def _columns(values: tuple[str, ...]) -> dict[str, str]:
     help="Map a property to a column of a flat table (repeatable).",
 )
 @click.option("--keep-blocked", is_flag=True, help="Keep rows with violations in --redact-to.")
+@click.option(
+    "--csv-empty-as-string",
+    is_flag=True,
+    help="Read empty CSV fields as empty strings (default: absent values).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no report on stdout.")
 def scan_command(
     plan_path: Path,
@@ -61,6 +66,7 @@ def scan_command(
     fixed_event: str | None,
     columns: tuple[str, ...],
     keep_blocked: bool,
+    csv_empty_as_string: bool,
     quiet: bool,
 ) -> None:
     """Scan parquet, NDJSON or CSV exports (files or directories) against PLAN.
@@ -72,6 +78,7 @@ def scan_command(
         engine=engine,
         layout=LayoutOptions(kind=layout, event=fixed_event, columns=_columns(columns)),  # type: ignore[arg-type]
         progress=not quiet,
+        csv_empty_as_string=csv_empty_as_string,
     )
     if redact_to is not None and engine != "local":
         raise click.UsageError("--redact-to runs on the local engine only")
@@ -85,6 +92,10 @@ def scan_command(
                 or redact_to.resolve() in Path(raw).resolve().parents
             ):
                 raise click.UsageError("--redact-to must not be an input or inside one")
+        from trackplan.batch.readers import discover
+        from trackplan.batch.redact import output_paths
+
+        output_paths(discover(paths), redact_to)  # two inputs to one output: refused up front
         writer = RedactWriter(plan, redact_to, keep_blocked=keep_blocked)
     try:
         outcome = scan(plan, paths, options, on_chunk=writer.add if writer else None)
@@ -99,7 +110,8 @@ def scan_command(
         write_text_atomic(report_file, text)
     if not quiet:  # the terminal gets the text report whatever the file's format
         click.echo(text if report_file is None else render(outcome.report, "text"), nl=False)
-    click.get_current_context().exit(1 if outcome.report["invalid_rows"] else 0)
+    failing = outcome.report["invalid_rows"] or outcome.report["malformed"]
+    click.get_current_context().exit(1 if failing else 0)
 
 
 COMMANDS = [scan_command]

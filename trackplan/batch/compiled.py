@@ -21,18 +21,61 @@ from trackplan.batch.mapping import (
     infer_layout,
     snake_case,
 )
+from trackplan.batch.pii import RowPii, batch_policy
 from trackplan.batch.rules import Node, compile_payload
 from trackplan.batch.unplanned import UnplannedCheck
+from trackplan.plan.assemble import DEFS_KEYS
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule
 from trackplan.plan.reserved import reserved_rules
 from trackplan.schema.validator import make_validator
 
-__all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule"]
+__all__ = ["CALL_KINDS", "BatchPlan", "CallCheck", "CompiledRule", "rule_definitions"]
 
 _KIND_FOR_TYPE = {"track": "track", "page": "page", "screen": "screen"}
 
 #: Segment's call types: rows of these without a rule are still checked by the common rule.
 CALL_KINDS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+
+
+def rule_definitions(plan: Plan, rule: Rule | None) -> dict[str, Any]:
+    """The definitions a rule's ``$ref``s may name: the plan's, and those a Segment rule
+    keeps at the root of its ``jsonSchema`` (imported into ``call``), which win."""
+    defs = dict(plan.definitions)
+    call = rule.call if rule is not None else None
+    if isinstance(call, Mapping):
+        for key in DEFS_KEYS:
+            own = call.get(key)
+            if isinstance(own, Mapping):
+                defs.update(own)
+    return defs
+
+
+def with_definitions(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """``schema`` with ``defs`` at its root under both spellings, for the per-row engine."""
+    if not isinstance(schema, Mapping):
+        return schema
+    return {**schema, "definitions": dict(defs), "$defs": dict(defs)}
+
+
+def _call_schema(schema: Any, payload_key: str | None) -> tuple[Any, bool]:
+    """A call schema without its payload keys in ``required`` (the payload is checked as
+    the payload; a ``required`` payload key is checked where the layout can tell it is
+    absent), and whether it required the rule's own payload key."""
+    if not isinstance(schema, Mapping):
+        return schema, False
+    required = schema.get("required")
+    if not isinstance(required, list):
+        return schema, False
+    payload_keys = set(PAYLOAD_KEY.values()) - {None}
+    kept = [r for r in required if r not in payload_keys]
+    if len(kept) == len(required):
+        return schema, False
+    out = dict(schema)
+    if kept:
+        out["required"] = kept
+    else:
+        del out["required"]
+    return out, payload_key is not None and payload_key in required
 
 
 def unplanned_label(kind: str, name: str | None) -> str | None:
@@ -52,14 +95,17 @@ class CallCheck:
     schema: Any
     node: Node
     validator: Any
+    defs: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, schema: Any, defs: Mapping[str, Any]) -> CallCheck | None:
         """None when there is nothing to check (no call schema, or ``true``)."""
+        if isinstance(schema, Mapping):
+            schema = {k: v for k, v in schema.items() if k not in DEFS_KEYS}
         if schema is None or schema is True or schema == {}:
             return None
-        whole = {**schema, "definitions": dict(defs)} if isinstance(schema, Mapping) else schema
-        return cls(schema, Node(schema, "", defs), make_validator(whole))
+        whole = with_definitions(schema, defs)
+        return cls(schema, Node(schema, "", defs), make_validator(whole), dict(defs))
 
 
 @dataclass
@@ -71,6 +117,13 @@ class CompiledRule:
     validator: Any
     call: CallCheck | None = None
     unplanned: UnplannedCheck | None = None
+    #: the rule's call schema lists its payload key in ``required``
+    payload_required: bool = False
+    #: the enforcer's PII transform of the rule (None: it changes and reports nothing)
+    pii: RowPii | None = None
+    #: what a payload violation does (``violations``): ``block`` the call (no PII pass on
+    #: it), ``omit`` its property before the PII pass, or ``allow``
+    on_violation: str = "allow"
 
     @property
     def properties(self) -> list[str]:
@@ -95,6 +148,12 @@ class BatchPlan:
     block_unplanned: bool = False
     #: call type -> the unplanned-property check of its calls without a rule
     no_rule: dict[str, UnplannedCheck | None] = field(default_factory=dict)
+    #: call type -> the PII transform of its calls without a rule (unplanned events)
+    no_rule_pii: dict[str, RowPii | None] = field(default_factory=dict)
+    #: call type -> whether its calls without a rule lose every property (``omit``)
+    no_rule_omit: dict[str, bool] = field(default_factory=dict)
+    _memos: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _policy: Any = None
     _layouts: dict[pa.Schema, Layout] = field(default_factory=dict)
     _names: frozenset[str] = frozenset()
     _aliases: dict[str, str] = field(default_factory=dict)
@@ -103,10 +162,12 @@ class BatchPlan:
     def build(cls, plan: Plan, options: LayoutOptions | None = None) -> BatchPlan:
         """Compile every track, page, screen, identify and group rule of ``plan``."""
         out = cls(plan, options or LayoutOptions())
+        out._policy = batch_policy(plan)
         controls = plan.controls
         for rule in plan.rules:
             if rule.kind == "common":
-                out.common = CallCheck.build(rule.call, plan.definitions)
+                call, _ = _call_schema(rule.call, None)
+                out.common = CallCheck.build(call, rule_definitions(plan, rule))
                 continue
             out._add(rule, controls.for_kind(rule.kind))
         # Segment's consent event: the enforcer accepts it in every plan, by these rules
@@ -125,21 +186,39 @@ class BatchPlan:
             )
             # no payload rule to validate: only blocking matters
             out.no_rule[kind] = check if check is not None and check.block else None
+            # ... and, under omit, what the enforcer drops before its PII pass: everything
+            out.no_rule_omit[kind] = check is not None and not check.block
+            out.no_rule_pii[kind] = out._row_pii(None, kind)
         return out
+
+    def _row_pii(self, rule: Rule | None, kind: str) -> RowPii | None:
+        """The enforcer's PII transform for calls of ``rule`` (None when inert)."""
+        found = RowPii(self._policy, rule, kind)
+        if found.inert:
+            return None
+        found.share_memos(self._memos)
+        return found
+
+    @property
+    def detects(self) -> bool:
+        """Whether any rule's PII transform may report or change a value."""
+        found = [c.pii for c in self.rules.values()] + list(self.no_rule_pii.values())
+        return any(p is not None for p in found)
 
     def _add(self, rule: Rule, controls: CallControls) -> None:
         """Compile ``rule``, run under ``controls`` (replacing a rule of the same key)."""
-        defs = self.plan.definitions
+        defs = rule_definitions(self.plan, rule)
         payload = rule.payload if rule.payload is not None else True
-        schema: Any = payload
-        if isinstance(payload, Mapping):
-            schema = {**payload, "definitions": dict(defs)}
+        call, payload_required = _call_schema(rule.call, rule.payload_key)
         self.rules[(rule.kind, rule.name, rule.version)] = CompiledRule(
             rule,
             compile_payload(payload, defs),
-            make_validator(schema),
-            CallCheck.build(rule.call, defs),
+            make_validator(with_definitions(payload, defs)),
+            CallCheck.build(call, defs),
             UnplannedCheck.build(rule.payload, controls, f"{rule.source} [{rule.label}]"),
+            payload_required,
+            self._row_pii(rule, rule.kind),
+            controls.violations,
         )
 
     @property
@@ -170,7 +249,12 @@ class BatchPlan:
             wanted.add(layout.version_path[0])
         if layout.payload_column is not None:
             wanted |= {"properties", "traits"}
+            if self.detects:
+                wanted.add("context")  # context.ip, context.traits: what detectors read
         else:
+            if self.detects:  # undeclared payload columns and context_* hold what they read
+                wanted |= set(layout.payload_columns(schema, []).values())
+                wanted |= self._pii_context_columns(schema)
             if self.checks_unplanned:
                 return None  # any column may hold an unplanned property
             declared: list[str] = []
@@ -188,8 +272,24 @@ class BatchPlan:
             wanted |= {mapping[p] for p in declared if p in mapping}
         empty = pa.RecordBatch.from_pylist([], schema=schema)
         for call in self.call_checks():
-            wanted |= set(call_struct(empty, call.schema, self.plan.definitions)[1].values())
+            wanted |= set(call_struct(empty, call.schema, call.defs)[1].values())
         return [name for name in schema.names if name in wanted]
+
+    def _pii_context_columns(self, schema: pa.Schema) -> set[str]:
+        """The ``context_*`` columns of a flat table the PII pass reads (see
+        :func:`trackplan.batch.pii.flat_context`)."""
+        found = [c.pii for c in self.rules.values()] + list(self.no_rule_pii.values())
+        names: set[str] = set()
+        for pii in found:
+            node = pii.transformer.root.keys.get("context") if pii is not None else None
+            if node is None:
+                continue
+            if node.detect:
+                return {n for n in schema.names if n.startswith("context_")}
+            names |= {"context_" + snake_case(k) for k in node.keys}
+            if "traits" in node.keys:
+                names |= {n for n in schema.names if n.startswith("context_traits_")}
+        return names & set(schema.names)
 
     def call_checks(self) -> list[CallCheck]:
         """The common rule's call check and every rule's own."""

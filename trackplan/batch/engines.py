@@ -24,7 +24,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trackplan.batch.check import RESULT_SCHEMA, BatchPlan, check_batch
@@ -34,6 +36,7 @@ from trackplan.batch.readers import (
     Chunk,
     Source,
     dictionary_columns,
+    display_numbers,
     parquet_batches,
     read_source,
     with_partition,
@@ -41,7 +44,7 @@ from trackplan.batch.readers import (
 from trackplan.errors import BatchError
 from trackplan.plan.model import Plan
 
-__all__ = ["ENGINES", "run_local", "run_dask", "Part", "plan_parts"]
+__all__ = ["ENGINES", "run_local", "run_dask", "Part", "plan_parts", "numbered"]
 
 ENGINES = ("local", "dask")
 
@@ -51,6 +54,30 @@ IN_FLIGHT = 2
 OnResult = Callable[[Chunk, pa.RecordBatch], None]
 
 
+def numbered(chunk: Chunk, result: pa.RecordBatch) -> pa.RecordBatch:
+    """``result`` as reports number it: violations at their line (NDJSON, CSV) or row
+    (parquet) from 1, and a ``malformed`` row per NDJSON line that is not JSON."""
+    rows = result.column("row")
+    index = result.schema.get_field_index("row")
+    if rows.null_count < len(rows):
+        raw = pc.fill_null(rows, chunk.offset).to_numpy(zero_copy_only=False)
+        shown = np.where(
+            rows.is_valid().to_numpy(zero_copy_only=False), display_numbers(chunk, raw), 0
+        )
+        missing = rows.is_null().to_numpy(zero_copy_only=False)
+        result = result.set_column(index, "row", pa.array(shown, pa.int64(), mask=missing))
+    if not chunk.malformed:
+        return result
+    n = len(chunk.malformed)
+    extra = {f.name: pa.nulls(n, f.type) for f in RESULT_SCHEMA}
+    extra["kind"] = pa.array(["malformed"] * n, pa.string())
+    extra["file"] = pa.array([str(chunk.source.path)] * n, pa.string())
+    extra["row"] = pa.array(chunk.malformed, pa.int64())
+    more = pa.RecordBatch.from_pydict(extra, schema=RESULT_SCHEMA)
+    table = pa.Table.from_batches([result, more]).combine_chunks()
+    return table.to_batches()[0]
+
+
 def run_local(
     batch_plan: BatchPlan,
     sources: Sequence[Source],
@@ -58,6 +85,7 @@ def run_local(
     *,
     batch_rows: int = BATCH_ROWS,
     all_columns: bool = False,
+    csv_empty_as_string: bool = False,
 ) -> None:
     """Check every chunk of every source in this process, handing each result on.
 
@@ -71,7 +99,12 @@ def run_local(
     with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="trackplan-scan") as pool:
         try:
             for source in sources:
-                for chunk in read_source(source, batch_rows=batch_rows, columns=columns):
+                for chunk in read_source(
+                    source,
+                    batch_rows=batch_rows,
+                    columns=columns,
+                    csv_empty_as_string=csv_empty_as_string,
+                ):
                     future = pool.submit(
                         check_batch,
                         batch_plan,
@@ -196,17 +229,31 @@ def _check_frame(
     results = []
     offset = part.offset
     for batch in table.to_batches(max_chunksize=batch_rows):
-        results.append(check_batch(bp, batch, file=str(part.source.path), offset=offset))
+        result = check_batch(bp, batch, file=str(part.source.path), offset=offset)
+        results.append(numbered(Chunk(part.source, offset, batch), result))
         offset += batch.num_rows
     return _frame(pa.Table.from_batches(results, schema=RESULT_SCHEMA))
 
 
-def check_part(part: Part, plan: Plan, options: LayoutOptions, batch_rows: int) -> Any:
+def check_part(
+    part: Part,
+    plan: Plan,
+    options: LayoutOptions,
+    batch_rows: int,
+    csv_empty_as_string: bool = False,
+) -> Any:
     """Worker side for a text file: read it and check it; a frame of RESULT_SCHEMA."""
     bp = _batch_plan(plan, options)
     results = [
-        check_batch(bp, chunk.batch, file=str(part.source.path), offset=chunk.offset)
-        for chunk in read_source(part.source, batch_rows=batch_rows, columns=bp.needed_columns)
+        numbered(
+            chunk, check_batch(bp, chunk.batch, file=str(part.source.path), offset=chunk.offset)
+        )
+        for chunk in read_source(
+            part.source,
+            batch_rows=batch_rows,
+            columns=bp.needed_columns,
+            csv_empty_as_string=csv_empty_as_string,
+        )
     ]
     return _frame(pa.Table.from_batches(results, schema=RESULT_SCHEMA))
 
@@ -231,6 +278,7 @@ def run_dask(
     *,
     batch_rows: int = BATCH_ROWS,
     scheduler: str | None = None,
+    csv_empty_as_string: bool = False,
 ) -> None:
     """Check every part on Dask (``scheduler`` as Dask names them; default: processes).
 
@@ -279,7 +327,7 @@ def run_dask(
                 dd.from_map(  # type: ignore[no-untyped-call]
                     check_part,
                     text,
-                    args=(plan, options, batch_rows),
+                    args=(plan, options, batch_rows, csv_empty_as_string),
                     meta=result_meta,
                     label="trackplan-check",
                 )  # fmt: skip

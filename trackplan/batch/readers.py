@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -35,9 +36,15 @@ __all__ = [
     "with_partition",
     "BATCH_ROWS",
     "Format",
+    "LINE_FORMATS",
+    "display_numbers",
 ]
 
 Format = Literal["parquet", "ndjson", "csv"]
+
+#: Formats whose rows are lines: reports name them ``file:line`` (from 1), parquet rows
+#: ``file row N`` (from 1).
+LINE_FORMATS = frozenset({"ndjson", "csv"})
 
 #: Picks the columns to read from a file's Arrow schema (None: every column).
 Columns = Callable[[pa.Schema], "list[str] | None"]
@@ -85,11 +92,31 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A record batch of one file; ``offset`` is the 0-based number of its first row."""
+    """A record batch of one file; ``offset`` is the 0-based number of its first row.
+
+    Attributes:
+        lines: NDJSON only: the line number (from 1) of each row of the batch.
+        malformed: NDJSON only: line numbers (from 1) of lines before or among this
+            batch's that are not JSON (skipped, counted, reported).
+    """
 
     source: Source
     offset: int
     batch: pa.RecordBatch
+    lines: np.ndarray | None = field(default=None, compare=False)
+    malformed: tuple[int, ...] = ()
+
+
+def display_numbers(chunk: Chunk, rows: np.ndarray) -> np.ndarray:
+    """What reports call rows of ``chunk`` (0-based numbers in the file): NDJSON lines,
+    CSV lines (the header is line 1; a quoted field holding a line break shifts the
+    lines after it), parquet rows from 1."""
+    fmt = chunk.source.format
+    if fmt == "ndjson" and chunk.lines is not None:
+        lines: np.ndarray = chunk.lines[rows - chunk.offset]
+        return lines
+    shown: np.ndarray = rows + (2 if fmt == "csv" else 1)
+    return shown
 
 
 def _format_of(path: Path) -> tuple[Format, str | None] | None:
@@ -119,12 +146,14 @@ def discover(paths: Sequence[str | Path]) -> list[Source]:
     Hidden files and files starting with ``_`` (``_SUCCESS``, ``_metadata``) are skipped.
 
     Raises:
-        BatchError: a path does not exist, or a named file has an unknown format.
+        BatchError: a path does not exist, a directory holds no input file, or a named
+            file has an unknown format (exit code 2).
     """
     out: list[Source] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            before = len(out)
             for file in sorted(path.rglob("*")):
                 rel = file.relative_to(path).parts
                 if not file.is_file() or any(p.startswith((".", "_")) for p in rel):
@@ -132,6 +161,12 @@ def discover(paths: Sequence[str | Path]) -> list[Source]:
                 found = _format_of(file)
                 if found is not None:
                     out.append(Source(file, path, found[0], found[1], _partition(file, path)))
+            if len(out) == before:
+                raise BatchError(
+                    "no parquet, NDJSON or CSV file in this directory (hidden files and "
+                    "files starting with _ are skipped)",
+                    file=str(path),
+                )
         elif path.is_file():
             found = _format_of(path)
             if found is None:
@@ -146,23 +181,34 @@ def discover(paths: Sequence[str | Path]) -> list[Source]:
 
 
 def read_source(
-    source: Source, *, batch_rows: int = BATCH_ROWS, columns: Columns | None = None
+    source: Source,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    columns: Columns | None = None,
+    csv_empty_as_string: bool = False,
 ) -> Iterator[Chunk]:
     """Yield the record batches of one file.
 
     ``columns`` picks, from a parquet file's schema, the columns to read (None: all).
+    An empty CSV field is an absent value (null) unless ``csv_empty_as_string``. NDJSON
+    lines that are not JSON are skipped and named in the chunks' ``malformed``.
 
     Raises:
-        BatchError: the file cannot be read (names the file and, for NDJSON, the line).
+        BatchError: the file cannot be read (names the file).
     """
     try:
+        offset = 0
+        if source.format == "ndjson":
+            for batch, lines, malformed in _ndjson(source, batch_rows):
+                if source.partition and batch.num_rows:
+                    batch = with_partition(batch, source.partition)
+                yield Chunk(source, offset, batch, lines, malformed)
+                offset += batch.num_rows
+            return
         if source.format == "parquet":
             batches = _parquet(source, batch_rows, columns)
-        elif source.format == "ndjson":
-            batches = _ndjson(source, batch_rows)
         else:
-            batches = _csv(source, batch_rows)
-        offset = 0
+            batches = _csv(source, batch_rows, csv_empty_as_string)
         for batch in batches:
             if source.partition:
                 batch = with_partition(batch, source.partition)
@@ -276,9 +322,14 @@ def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterat
     )
 
 
-def _csv(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _csv(source: Source, batch_rows: int, empty_as_string: bool) -> Iterator[pa.RecordBatch]:
     stream = pa.input_stream(str(source.path), compression=source.compression)
-    reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=1 << 22))
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(block_size=1 << 22),
+        # a flat CSV cannot tell an absent value from an empty string: absent by default
+        convert_options=pacsv.ConvertOptions(strings_can_be_null=not empty_as_string),
+    )
     try:
         while True:
             try:
@@ -296,26 +347,36 @@ def _csv(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
         stream.close()
 
 
-def _ndjson(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _ndjson(
+    source: Source, batch_rows: int
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray, tuple[int, ...]]]:
+    """(batch, line number of each row, malformed lines) per batch; lines that are not
+    JSON are skipped and counted, as ``trackplan validate`` does, never fatal."""
     with pa.input_stream(str(source.path), compression=source.compression) as stream:
         rows: list[object] = []
         texts: list[bytes] = []
+        numbers: list[int] = []
+        malformed: list[int] = []
         line_no = 0
-        buffered = _lines(stream)
-        for line in buffered:
+        for line in _lines(stream):
             line_no += 1
             if not line.strip():
                 continue
             try:
                 rows.append(orjson.loads(line))
             except orjson.JSONDecodeError:
-                raise BatchError("invalid JSON", file=str(source.path), row=line_no) from None
+                malformed.append(line_no)
+                continue
             texts.append(line)
+            numbers.append(line_no)
             if len(rows) >= batch_rows:
-                yield _json_batch(rows, texts)
-                rows, texts = [], []
+                yield _json_batch(rows, texts), np.array(numbers, np.int64), tuple(malformed)
+                rows, texts, numbers, malformed = [], [], [], []
         if rows:
-            yield _json_batch(rows, texts)
+            yield _json_batch(rows, texts), np.array(numbers, np.int64), tuple(malformed)
+        elif malformed:  # nothing but malformed lines since the last batch
+            empty = pa.RecordBatch.from_pydict({JSON_COLUMN: pa.array([], pa.string())})
+            yield empty, np.array([], np.int64), tuple(malformed)
 
 
 def _lines(stream: pa.NativeFile) -> Iterator[bytes]:

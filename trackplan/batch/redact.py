@@ -5,8 +5,11 @@ the column (or struct field, or field of a list of structs) holding it goes thro
 one definition of the action in :mod:`trackplan.pii.actions`: ``hash``, ``mask`` and
 ``redact`` run once per distinct value (dictionary-encoded) and are taken back to every
 row, so each row gets exactly what the per-row function gives; ``drop`` nulls the value
-(the schema keeps its column); ``reject`` nulls it and blocks the row. Rows with
-violations, and rejected rows, are removed unless ``keep_blocked``.
+(the schema keeps its column); ``reject`` nulls it and blocks the row. Values the
+detectors found PII in (the scan's ``PII`` findings) get the value the enforcer forwards
+there, row by row. Rows with violations, and rejected rows, are removed unless
+``keep_blocked``; a row whose only violations are PII findings is kept, cleaned. Rows an
+NDJSON batch kept as JSON text are cleaned event by event, and written as JSON lines.
 
 Each output file keeps its input's relative path (so hive partitions stay), format,
 schema and parquet compression, and appears atomically: it is written to a hidden,
@@ -30,7 +33,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from trackplan import pointer as jp
 from trackplan.atomic import PartFile, remove_stale_parts
+from trackplan.batch.check import JSON_COLUMN, PII
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
 from trackplan.batch.rules import to_json
@@ -38,7 +43,28 @@ from trackplan.errors import BatchError
 from trackplan.pii.actions import Canon
 from trackplan.plan.model import Plan
 
-__all__ = ["RedactWriter", "apply_column", "FieldAction"]
+__all__ = ["RedactWriter", "apply_column", "FieldAction", "output_paths"]
+
+
+def output_paths(sources: Sequence[Source], out_dir: Path) -> dict[Path, Source]:
+    """Where each input's cleaned copy goes: ``out_dir`` / its path under the directory
+    given for it (a file given alone: its name).
+
+    Raises:
+        BatchError: two inputs would be written to one output file (exit code 2).
+    """
+    out: dict[Path, Source] = {}
+    for source in sources:
+        target = out_dir / source.relative
+        before = out.get(target)
+        if before is not None and before.path.resolve() != source.path.resolve():
+            raise BatchError(
+                f"--redact-to would write both {before.path} and {source.path} to one file; "
+                "scan them in separate runs, or give their common parent directory",
+                file=str(target),
+            )
+        out[target] = source
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +196,20 @@ class RedactWriter:
         if drop and out.schema is None:
             out.partition_columns = drop
         blocked = np.zeros(batch.num_rows, dtype=bool)
-        bad = result.filter(pc.equal(result.column("kind"), "violation")).column("row")
+        found = result.filter(pc.equal(result.column("kind"), "violation"))
+        # a PII finding blocks its row only when its action is reject (count 1)
+        pii = pc.fill_null(pc.equal(found.column("keyword"), PII), False)
+        blocking = pc.or_(pc.invert(pii), pc.fill_null(pc.equal(found.column("count"), 1), False))
+        bad = found.filter(blocking).column("row")
         if len(bad):
             blocked[np.asarray(pc.unique(bad).to_numpy()) - chunk.offset] = True
-        batch = self._apply(batch, blocked)
+        findings = found.filter(pc.and_(pii, pc.is_valid(found.column("pointer"))))
+        if JSON_COLUMN in batch.schema.names:
+            batch = self._apply_json(batch, blocked, chunk.offset, findings)
+        else:
+            batch = self._apply(batch, blocked)
+            if findings.num_rows:
+                batch = _put_findings(batch, findings, chunk.offset)
         if not self.keep_blocked and blocked.any():
             self.rows_removed += int(blocked.sum())
             batch = batch.filter(pa.array(~blocked))
@@ -228,6 +264,35 @@ class RedactWriter:
         arrays = list(columns.values())
         return pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
+    def _apply_json(
+        self, batch: pa.RecordBatch, blocked: np.ndarray, offset: int, findings: pa.RecordBatch
+    ) -> pa.RecordBatch:
+        """Rows kept as JSON text: the declared actions and the findings, row by row."""
+        by_row: dict[int, list[tuple[str, str | None]]] = {}
+        for f in findings.select(["row", "pointer", "replacement"]).to_pylist():
+            by_row.setdefault(f["row"] - offset, []).append((f["pointer"], f["replacement"]))
+        texts = batch.column(JSON_COLUMN).to_pylist()
+        out: list[str | None] = []
+        for i, text in enumerate(texts):
+            event = orjson.loads(text) if text is not None else None
+            if isinstance(event, dict):
+                kind = str(event.get("type") or "track")
+                name = event.get("event")
+                for fa in self.actions:
+                    if fa.kind not in ("common", kind) or (
+                        fa.kind == "track" and fa.event is not None
+                        and name not in (fa.event, snake_case(fa.event))
+                    ):  # fmt: skip
+                        continue
+                    if fa.action == "reject" and _holds(event, fa.path):
+                        blocked[i] = True
+                    _act_at(event, fa.path, fa, self.key)
+                for pointer, replacement in by_row.get(i, ()):
+                    _set_at(event, jp.parse(pointer), replacement)
+            out.append(None if event is None else orjson.dumps(event).decode())
+        column = pa.array(out, pa.string())
+        return pa.RecordBatch.from_arrays([column], names=[JSON_COLUMN])
+
     @staticmethod
     def _locate(
         path: tuple[str, ...], schema: pa.Schema, nested: bool
@@ -263,6 +328,116 @@ class RedactWriter:
         self._open.clear()
 
 
+def _holds(value: Any, path: Sequence[str]) -> bool:
+    """Whether ``value`` (a parsed event) holds something at the declared path."""
+    if not path:
+        return value is not None
+    head, rest = path[0], path[1:]
+    if head == "*":
+        items = value if isinstance(value, list) else (
+            list(value.values()) if isinstance(value, dict) else [])  # fmt: skip
+        return any(_holds(v, rest) for v in items)
+    return isinstance(value, dict) and head in value and _holds(value[head], rest)
+
+
+def _act_at(value: Any, path: Sequence[str], fa: FieldAction, key: bytes | None) -> None:
+    """Apply a declared action in place at ``path`` of a parsed event (``*``: every item)."""
+    from trackplan.pii.actions import apply_action
+
+    if not path:
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        slots: list[Any] = list(range(len(value))) if isinstance(value, list) else (
+            list(value) if isinstance(value, dict) else [])  # fmt: skip
+    else:
+        slots = [head] if isinstance(value, dict) and head in value else []
+    for slot in reversed(slots):
+        if rest:
+            _act_at(value[slot], rest, fa, key)
+        elif fa.action in ("drop", "reject"):
+            del value[slot]
+        elif value[slot] is not None:
+            value[slot] = apply_action(fa.action, fa.category, value[slot], key)[1]
+
+
+def _set_at(event: Any, parts: Sequence[str], replacement: str | None) -> None:
+    """Put a finding's replacement (JSON; None: remove) at its pointer in a parsed event."""
+    node = event
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return
+    last = parts[-1] if parts else None
+    if last is None:
+        return
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        if replacement is None:
+            del node[int(last)]
+        else:
+            node[int(last)] = orjson.loads(replacement)
+    elif isinstance(node, dict) and last in node:
+        if replacement is None:
+            del node[last]
+        else:
+            node[last] = orjson.loads(replacement)
+
+
+def _column_of(parts: Sequence[str], schema: pa.Schema) -> tuple[str, list[str]] | None:
+    """(column, the rest of the pointer inside it) holding a call pointer, in either layout
+    (flat tables: a property's own column, ``context_*`` columns)."""
+    names = schema.names
+    if not parts:
+        return None
+    if parts[0] in names and pa.types.is_nested(schema.field(parts[0]).type):
+        return parts[0], list(parts[1:])
+    if parts[0] in ("properties", "traits") and len(parts) > 1:
+        for candidate in (parts[1], snake_case(parts[1])):
+            if candidate in names:
+                return candidate, list(parts[2:])
+    if parts[0] == "context":
+        for k in range(len(parts), 1, -1):
+            column = "_".join(["context", *(snake_case(p) for p in parts[1:k])])
+            if column in names:
+                return column, list(parts[k:])
+    return None
+
+
+def _put_findings(batch: pa.RecordBatch, findings: pa.RecordBatch, offset: int) -> pa.RecordBatch:
+    """``batch`` with each finding's replacement at its pointer (the enforcer's value there)."""
+    edits: dict[str, list[tuple[int, list[str], str | None]]] = {}
+    for f in findings.select(["row", "pointer", "replacement"]).to_pylist():
+        located = _column_of(jp.parse(f["pointer"]), batch.schema)
+        if located is not None:
+            column, inner = located
+            edits.setdefault(column, []).append((f["row"] - offset, inner, f["replacement"]))
+    for column, changes in edits.items():
+        index = batch.schema.get_field_index(column)
+        old = batch.column(index)
+        values = old.to_pylist()
+        for row, inner, replacement in changes:
+            if not inner:
+                values[row] = None if replacement is None else orjson.loads(replacement)
+            else:
+                holder = {"v": values[row]}
+                _set_at(holder, ["v", *inner], replacement)
+                values[row] = holder["v"]
+        typ = old.type.value_type if pa.types.is_dictionary(old.type) else old.type
+        try:
+            new = pa.array(values, type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            # a replacement the column's type cannot hold (a hash in a number column): the
+            # value is removed, which no action is less protective than
+            for row, _, _ in changes:
+                values[row] = None
+            new = pa.array(values, type=typ)
+        batch = batch.set_column(index, batch.schema.field(index).with_type(typ), new)
+    return batch
+
+
 def _leaf(arr: pa.Array, path: Sequence[str]) -> pa.Array:
     for part in path:
         arr = pc.struct_field(arr, part)
@@ -290,11 +465,11 @@ class _FileOut:
         self.tmp = self.part.path
 
     def write(self, batch: pa.RecordBatch) -> None:
+        fmt = self.source.format
         if self.schema is None:
             self.schema = batch.schema
-        elif batch.schema != self.schema:
+        elif batch.schema != self.schema and fmt != "ndjson":  # lines need no one schema
             batch = batch.cast(self.schema)
-        fmt = self.source.format
         if fmt == "parquet":
             if self._parquet is None:
                 compression: Any = (
@@ -311,6 +486,10 @@ class _FileOut:
         else:
             if self._text is None:
                 self._text = self._open_text()
+            if JSON_COLUMN in batch.schema.names:  # rows kept as JSON text
+                for text in batch.column(JSON_COLUMN).to_pylist():
+                    self._text.write(text.encode() + b"\n")
+                return
             for row in batch.to_pylist():
                 self._text.write(orjson.dumps(to_json(row), default=str) + b"\n")
 

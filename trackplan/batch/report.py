@@ -55,6 +55,10 @@ class Tally:
         self.rules: dict[tuple[str | None, int, str, str], int] = {}
         self.unplanned: dict[str | None, int] = {}
         self.samples: dict[tuple[str | None, int, str, str], list[dict[str, Any]]] = {}
+        #: file -> format (``parquet``, ``ndjson``, ``csv``): how its rows are named
+        self.formats: dict[str, str] = {}
+        #: file -> line numbers of NDJSON lines that are not JSON
+        self.malformed: dict[str, list[int]] = {}
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 
@@ -77,6 +81,8 @@ class Tally:
                 stats["rows"] += count
             elif row["kind"] == "unplanned":
                 self.unplanned[row["event"]] = self.unplanned.get(row["event"], 0) + count
+            elif row["kind"] == "malformed":
+                self.malformed.setdefault(row["file"], []).append(int(row["row"]))
         bad = table.filter(pc.equal(kind, "violation"))
         if bad.num_rows == 0:
             return
@@ -103,13 +109,21 @@ class Tally:
             self.rules[k] = self.rules.get(k, 0) + count
         # each batch carries values for its first failing rows per rule; keeping the
         # smallest (file, row) makes samples the same whatever the batching or engine
-        for sample in bad.filter(pc.is_valid(bad.column("value"))).to_pylist():
+        keep = [n for n in bad.column_names if n != "replacement"]  # for the cleaned copy only
+        for sample in bad.filter(pc.is_valid(bad.column("value"))).select(keep).to_pylist():
             k = (sample["event"], sample["version"], sample["field"], sample["keyword"])
             kept = self.samples.setdefault(k, [])
             kept.append(sample)
             if len(kept) > SAMPLES_PER_RULE:
                 kept.sort(key=lambda s: (s["file"], s["row"]))
                 del kept[SAMPLES_PER_RULE:]
+
+    def where(self, file: str, number: int) -> dict[str, Any]:
+        """How a report names a row: ``line`` for line formats, ``row`` for parquet (both
+        from 1, as :func:`trackplan.batch.engines.numbered` numbers them), and ``at``."""
+        if self.formats.get(file, "parquet") == "parquet":
+            return {"file": file, "row": number, "at": f"{file} row {number}"}
+        return {"file": file, "line": number, "at": f"{file}:{number}"}
 
     @property
     def invalid_rows(self) -> int:
@@ -143,7 +157,12 @@ class Tally:
                 if value is not None and mask is not None:
                     value = mask(event, field, value)
                 samples.append(
-                    {"file": s["file"], "row": s["row"], "column": s["column"], "value": value}
+                    {
+                        **self.where(s["file"], s["row"]),
+                        "column": s["column"],
+                        "value": value,
+                        **({"detail": s["detail"]} if s.get("detail") else {}),
+                    }
                 )
             by_rule[_rule_key(event, version, field, keyword)] = {
                 "event": event,
@@ -155,11 +174,21 @@ class Tally:
                 "percent": round(100.0 * count / checked, 2) if checked else None,
                 "samples": samples,
             }
+        malformed = sum(len(v) for v in self.malformed.values())
+        files = {name: dict(stats) for name, stats in sorted(self.files.items())}
+        for name, lines in self.malformed.items():
+            files.setdefault(name, {"rows": 0, "invalid_rows": 0})["malformed"] = len(lines)
         return {
             "rows": self.rows,
             "invalid_rows": self.invalid_rows,
-            "valid": self.invalid_rows == 0,
-            "files": {name: dict(stats) for name, stats in sorted(self.files.items())},
+            "malformed": malformed,
+            "valid": self.invalid_rows == 0 and malformed == 0,
+            "malformed_lines": [
+                self.where(name, line)
+                for name in sorted(self.malformed)
+                for line in sorted(self.malformed[name])[:SAMPLES_PER_RULE]
+            ],
+            "files": files,
             "by_event": by_event,
             "by_rule": by_rule,
             "unplanned": {str(k): v for k, v in sorted(self.unplanned.items(), key=str)},
@@ -186,10 +215,15 @@ def _pct(part: int, whole: int) -> str:
 def render_text(report: Mapping[str, Any]) -> str:
     """The terminal report."""
     files = report["files"]
+    malformed = report.get("malformed", 0)
     lines = [
         f"{report['rows']:,} rows in {len(files)} file{'s' if len(files) != 1 else ''}: "
         f"{report['invalid_rows']:,} invalid ({_pct(report['invalid_rows'], report['rows'])})"
+        + (f", {malformed:,} malformed line{'s' if malformed != 1 else ''} skipped"
+           if malformed else "")
     ]
+    for where in report.get("malformed_lines", []):
+        lines.append(f"  malformed (not JSON): {where['at']}")
     for label, stats in report["by_event"].items():
         lines.append(
             f"  {label}: {stats['rows']:,} rows, {stats['invalid_rows']:,} invalid "
@@ -203,11 +237,16 @@ def render_text(report: Mapping[str, Any]) -> str:
             lines.append(f"  {key}: {rule['rows_failing']:,} / {rule['rows_checked']:,}")
             for s in rule["samples"][:3]:
                 value = "" if s["value"] is None else f" = {s['value']}"
-                lines.append(f"      {s['file']}:{s['row']} [{s['column']}]{value}")
+                detail = f" ({s['detail']})" if s.get("detail") else ""
+                lines.append(f"      {s['at']} [{s['column']}]{value}{detail}")
     if report["per_row"]:
         lines.append("checked per row (no vectorised form):")
         for label, fields in report["per_row"].items():
             lines.append(f"  {label}: {', '.join(fields)}")
+    if report.get("representation"):
+        lines.append("what these inputs cannot say (see README, batch scans):")
+        for note in report["representation"]:
+            lines.append(f"  {note}")
     return "\n".join(lines) + "\n"
 
 
@@ -265,8 +304,9 @@ def render_html(report: Mapping[str, Any], *, title: str = "trackplan scan") -> 
     )
     for key, r in report["by_rule"].items():
         samples = "<br>".join(
-            f"{e(s['file'])}:{s['row']} <code>{e(s['column'] or '')}</code>"
+            f"{e(s['at'])} <code>{e(s['column'] or '')}</code>"
             + ("" if s["value"] is None else f" = <code>{e(s['value'])}</code>")
+            + (f" ({e(s['detail'])})" if s.get("detail") else "")
             for s in r["samples"]
         )
         out.append(
@@ -279,6 +319,17 @@ def render_html(report: Mapping[str, Any], *, title: str = "trackplan scan") -> 
             f"<tr><td>{e(name)}</td><td>{s['rows']:,}</td><td>{s['invalid_rows']:,}</td></tr>"
         )
     out.append("</table>")
+    if report.get("malformed"):
+        out.append(f"<h2>Malformed lines</h2><p class='bad'>{report['malformed']:,} lines are "
+                   "not JSON (skipped):</p><ul>")
+        for where in report.get("malformed_lines", []):
+            out.append(f"<li>{e(where['at'])}</li>")
+        out.append("</ul>")
+    if report.get("representation"):
+        out.append("<h2>What these inputs cannot say</h2><ul>")
+        for note in report["representation"]:
+            out.append(f"<li>{e(note)}</li>")
+        out.append("</ul>")
     if report["per_row"]:
         out.append("<h2>Checked per row</h2><ul>")
         for label, fields in report["per_row"].items():

@@ -219,7 +219,7 @@ class Node:
     def _fall_back(self, schema: Any, reason: str) -> None:
         whole = schema
         if isinstance(schema, Mapping):
-            whole = {**schema, "definitions": dict(self.defs)}
+            whole = {**schema, "definitions": dict(self.defs), "$defs": dict(self.defs)}
         self.fallback = make_validator(whole)
         self.fallback_reason = reason
 
@@ -258,7 +258,8 @@ class Node:
             return []
         jtype = _json_type(arr.type)
         if jtype is None:
-            return self._evaluate_per_row(arr)
+            by_type = self._temporal(arr)
+            return self._evaluate_per_row(arr) if by_type is None else by_type
         out: list[Failure] = []
         nulls_count = self.items and arr.null_count > 0
         self._type_ok(arr, jtype, out, nulls_count)
@@ -277,6 +278,35 @@ class Node:
         if self.any_of:
             self._any_of(arr, out)
         return out
+
+    def _temporal(self, arr: pa.Array) -> list[Failure] | None:
+        """Timestamp and date columns checked by their type (None: not decidable so).
+
+        A warehouse writes such a column from the event's string, which it parsed as a
+        date-time (or a date): a present value is a JSON string of that format.
+        """
+        typ = arr.type
+        if pa.types.is_timestamp(typ):
+            formats: tuple[str, ...] = ("date-time",)
+        elif pa.types.is_date(typ):
+            formats = ("date",)
+        else:
+            return None
+        s = self.schema
+        if not isinstance(s, Mapping):
+            return None
+        keywords = {k for k in s if k not in _INERT and not k.startswith("x-")}
+        if keywords - {"type", "format"} or s.get("format", formats[0]) not in formats:
+            return None
+        declared = s.get("type")
+        allowed = {"string", "null"} if declared is None else (
+            {declared} if isinstance(declared, str) else set(declared)
+        )
+        bad = pc.is_valid(arr) if "string" not in allowed else None
+        if self.items and arr.null_count and "null" not in allowed:
+            nulls = pc.is_null(arr)  # a null item is a JSON null
+            bad = nulls if bad is None else pc.or_(bad, nulls)
+        return [] if bad is None else [(self.field, "type", _fill(bad))]
 
     def _any_of(self, arr: pa.Array, out: list[Failure]) -> None:
         """Values failing every branch; each branch sees only what earlier ones rejected.
@@ -469,7 +499,7 @@ class Node:
         if validator is None:
             schema = self.schema
             if isinstance(schema, Mapping):
-                schema = {**schema, "definitions": dict(self.defs)}
+                schema = {**schema, "definitions": dict(self.defs), "$defs": dict(self.defs)}
             validator = self.fallback = make_validator(schema)
             self.fallback_reason = f"column type {arr.type}"
         masks: dict[tuple[str, str], list[int]] = {}

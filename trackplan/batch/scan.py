@@ -15,11 +15,12 @@ from typing import Any, TextIO
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trackplan.batch.check import BatchPlan
-from trackplan.batch.engines import run_dask, run_local
+from trackplan.batch.engines import numbered, run_dask, run_local
 from trackplan.batch.mapping import LayoutOptions
-from trackplan.batch.readers import BATCH_ROWS, Chunk, discover
+from trackplan.batch.readers import BATCH_ROWS, Chunk, Source, discover
 from trackplan.batch.report import Tally
 from trackplan.plan.model import Plan
 
@@ -37,6 +38,8 @@ class ScanOptions:
     layout: LayoutOptions = field(default_factory=LayoutOptions)
     batch_rows: int = BATCH_ROWS
     progress: bool = False
+    #: read an empty CSV field as an empty string (default: absent, a null)
+    csv_empty_as_string: bool = False
 
 
 @dataclass
@@ -189,6 +192,7 @@ def scan(
     progress = Progress(len(sources), enabled=options.progress)
     for source in sources:
         tally.files.setdefault(str(source.path), {"rows": 0, "invalid_rows": 0})
+        tally.formats[str(source.path)] = source.format
     try:
         if options.engine == "dask":
             if on_chunk is not None:
@@ -197,11 +201,18 @@ def scan(
             def on_table(table: pa.Table) -> None:
                 tally.add(table)
 
-            run_dask(plan, options.layout, sources, on_table, batch_rows=options.batch_rows)
+            run_dask(
+                plan,
+                options.layout,
+                sources,
+                on_table,
+                batch_rows=options.batch_rows,
+                csv_empty_as_string=options.csv_empty_as_string,
+            )
         else:
 
             def on_result(chunk: Chunk, result: pa.RecordBatch) -> None:
-                tally.add(result)
+                tally.add(numbered(chunk, result))
                 progress.update(str(chunk.source.path), chunk.batch.num_rows)
                 if on_chunk is not None:
                     on_chunk(chunk, result)
@@ -212,8 +223,43 @@ def scan(
                 on_result,
                 batch_rows=options.batch_rows,
                 all_columns=on_chunk is not None,
+                csv_empty_as_string=options.csv_empty_as_string,
             )
     finally:
         progress.close()
     report = tally.to_dict(per_row=batch_plan.per_row_rules(), mask=make_masker(plan))
+    report["representation"] = representation_notes(sources, batch_plan, options)
     return ScanOutcome(report, tally, batch_plan)
+
+
+def representation_notes(
+    sources: Sequence[Source], batch_plan: BatchPlan, options: ScanOptions
+) -> list[str]:
+    """What the scanned representations cannot say, so the scan cannot check it (the
+    README's table in the batch section); one line per gap these inputs have."""
+    notes: list[str] = []
+    formats = {s.format for s in sources}
+    flat = False
+    for source in sources:
+        if flat or source.format != "parquet":
+            continue
+        try:
+            flat = batch_plan.layout(pq.read_schema(source.path)).kind == "flat"
+        except (OSError, pa.ArrowException):
+            continue
+    if "csv" in formats:
+        notes.append(
+            "CSV: an empty field cannot be told from an absent value; read as absent"
+            if not options.csv_empty_as_string
+            else "CSV: an empty field cannot be told from an absent value; read as \"\" "
+            "(--csv-empty-as-string)"
+        )
+        notes.append("CSV: every value is text or a number the reader infers; nested "
+                     "objects and arrays cannot be represented")
+    if flat or "csv" in formats:
+        notes.append("flat tables: a null column is an absent property, never a JSON null; "
+                     "an absent payload reads as an empty one (call.required payload keys "
+                     "cannot fail)")
+    if formats & {"parquet", "csv"} or flat:
+        notes.append("columnar inputs: a JSON null inside an object reads as an absent key")
+    return notes

@@ -31,7 +31,7 @@ from trackplan.engine.compiled import (
 from trackplan.engine.typed import TypedPath
 from trackplan.pii.engine import Transformer
 from trackplan.pii.fastpath import build
-from trackplan.pii.national import enable_national
+from trackplan.pii.national import enable_for
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds
 from trackplan.plan.model import Plan
@@ -100,8 +100,7 @@ class Enforcer:
             CompileError: invalid PII declarations; MissingSecretError: a hash without its key.
         """
         policy = self.pii
-        if policy.detection.enabled and (policy.phone_regions or policy.id_countries):
-            enable_national(phone_regions=policy.phone_regions, id_countries=policy.id_countries)
+        enable_for(policy)
         memos: dict[tuple[str, str], dict[str, Any]] = {}  # one set per policy (one hash key)
         reserved = [c for versions in self._reserved.values() for c in versions]
         for compiled in [*self.compiled_rules(), *reserved]:

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from trackplan.pii.detect import set_national
 from trackplan.pii.national_ids import id_spans
 from trackplan.pii.phones import national_spans
+from trackplan.pii.policy import PiiPolicy
 
-__all__ = ["enable_national"]
+__all__ = ["enable_national", "enable_for"]
 
 
 def enable_national(*, phone_regions: Iterable[str] = (), id_countries: Iterable[str] = ()) -> None:
@@ -29,3 +30,10 @@ def enable_national(*, phone_regions: Iterable[str] = (), id_countries: Iterable
         phone_spans=national_spans,
         id_spans=id_spans,
     )
+
+
+def enable_for(policy: PiiPolicy) -> None:
+    """Turn on what ``policy`` opts into (its ``phone_regions`` and ``id_countries``), where
+    its detection is on; every surface that detects calls this, so they find the same."""
+    if policy.detection.enabled and (policy.phone_regions or policy.id_countries):
+        enable_national(phone_regions=policy.phone_regions, id_countries=policy.id_countries)
