@@ -1,0 +1,172 @@
+"""Output files written whole or not at all, with the modes users expect.
+
+:class:`AtomicOutput` writes into a hidden temporary beside the target
+(``.trackplan-<random>.tmp``), held under an exclusive ``flock`` by its writer, then fsyncs
+and renames it over the target. The new file gets the replaced file's mode, or for a new
+file the mode the umask gives (never a blanket 0600). Temporaries of runs that died
+(SIGKILL, power loss) are removed by the next run into the same directory: only those
+whose lock can be taken, so a live run's temporary stays. Every failure (a missing,
+read-only or full location, a directory in the way) is an :class:`InputError` naming the
+path, and leaves no temporary behind. A target that exists but is no regular file (a
+device such as ``/dev/stdout``, a pipe) is written directly, never replaced.
+
+>>> write_atomic(Path("report.md"), b"# DPIA\\n")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from trackplan.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no stale-file cleanup
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["AtomicOutput", "write_atomic", "remove_dead_temps", "new_file_mode"]
+
+_PREFIX = ".trackplan-"
+_SUFFIX = ".tmp"
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets under the current umask (0o666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def remove_dead_temps(directory: Path) -> int:
+    """Remove ``.trackplan-*.tmp`` files in ``directory`` no live writer holds."""
+    if fcntl is None:  # pragma: no cover
+        return 0
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX)):
+            continue
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass  # a live run is writing it
+        finally:
+            os.close(fd)
+    return removed
+
+
+class AtomicOutput:
+    """A binary file handle whose content replaces ``target`` on :meth:`commit`.
+
+    Raises:
+        InputError: the target's directory is missing or not writable, or the target is a
+            directory.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        if self.target.is_dir():
+            raise InputError(f"{target}: is a directory; give a file name")
+        directory = self.target.parent
+        self.direct = self.target.exists() and not self.target.is_file()
+        if self.direct:  # a device or a pipe: write into it
+            self.path = self.target
+            try:
+                self.fh: IO[bytes] = open(self.target, "wb")  # noqa: SIM115 - closed in commit
+            except OSError as exc:
+                raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+            self._open = True
+            return
+        remove_dead_temps(directory)
+        self.path = directory / f"{_PREFIX}{secrets.token_hex(8)}{_SUFFIX}"
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self.fh = os.fdopen(fd, "wb")
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``; a full disk or I/O error discards the temporary."""
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None
+
+    def commit(self) -> None:
+        """Flush, fsync and rename into place (the replaced file's mode is kept)."""
+        if not self._open:
+            return
+        try:
+            self.fh.flush()
+            if self.direct:
+                self._open = False
+                self.fh.close()
+                return
+            os.fsync(self.fh.fileno())
+            try:
+                mode = self.target.stat().st_mode & 0o7777
+            except OSError:
+                mode = new_file_mode()
+            os.chmod(self.path, mode)
+            os.replace(self.path, self.target)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None
+        self._open = False
+        self.fh.close()  # releases the lock only now that the name is the target's
+
+    def abort(self) -> None:
+        """Remove the temporary; the target is left as it was."""
+        if self._open:
+            self._open = False
+            try:
+                if not self.direct:
+                    self.path.unlink(missing_ok=True)
+            finally:
+                try:
+                    self.fh.close()
+                except OSError:
+                    pass
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_atomic(target: str | Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically (see :class:`AtomicOutput`).
+
+    Raises:
+        InputError: the target cannot be written (names it and why).
+    """
+    with AtomicOutput(target) as out:
+        out.write(data)
