@@ -141,7 +141,9 @@ class Tally:
             ):
                 value = s["value"] or None  # "" marks a sample with no value to show
                 if value is not None and mask is not None:
-                    value = mask(event, field, value)
+                    value = mask(event, field, value)  # the whole sample first, then cut
+                if value is not None and len(value) > 80:
+                    value = value[:77] + "..."
                 samples.append(
                     {"file": s["file"], "row": s["row"], "column": s["column"], "value": value}
                 )
