@@ -17,6 +17,7 @@ from trackplan.engine.readers import INPUT_FORMATS, MAX_LINE_BYTES
 from trackplan.engine.typed import LineResult, iter_results
 from trackplan.errors import InputError
 from trackplan.outfile import AtomicOutput
+from trackplan.pii.labels import safe_label
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "validate", "ValidationReport"]
@@ -127,13 +128,14 @@ class ValidationReport:
 
 
 def _event_label(event: Any) -> str:
+    """What the report counts an event by; names from the event pass the PII detectors."""
     if not isinstance(event, dict):
         return "(not an object)"
     kind = event.get("type")
     if kind == "track" or (kind is None and "event" in event):
         name = event.get("event")
-        return name if isinstance(name, str) else "(track without event)"
-    return f"({kind})" if isinstance(kind, str) else "(no type)"
+        return safe_label(name) if isinstance(name, str) else "(track without event)"
+    return f"({safe_label(kind)})" if isinstance(kind, str) else "(no type)"
 
 
 class _Sink:

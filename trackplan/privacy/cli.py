@@ -13,11 +13,15 @@ __all__ = ["COMMANDS", "route", "erase", "report_group"]
 
 
 def _label(event: Any) -> str:
+    """What an event is printed as; names and types from the event pass the PII detectors."""
+    from trackplan.pii.labels import safe_label
+
     if type(event) is not dict:
         return "(not an object)"
     if event.get("type", "track") == "track" and isinstance(event.get("event"), str):
-        return str(event["event"])
-    return str(event.get("type", "(no type)"))
+        return safe_label(event["event"])
+    kind = event.get("type", "(no type)")
+    return safe_label(kind) if isinstance(kind, str) else "(no type)"
 
 
 @click.command()
