@@ -216,3 +216,39 @@ def test_audit_and_messages_never_echo_ids(tmp_path: Path) -> None:
     result = run_cli("erase", "--user-id", "jane@example.com", str(path))
     assert result.returncode == 0
     assert "jane" not in result.stdout + result.stderr
+
+
+# -- item 13: keyed subject hashes by default ---------------------------------------------------
+def test_subject_hashes_need_a_key_unless_unkeyed_is_chosen(tmp_path: Path) -> None:
+    import os
+
+    from trackplan.privacy.suppression import KEY_ENV, subject_hash
+
+    data = tmp_path / "d.ndjson"
+    data.write_bytes(b'{"userId":"jane@example.com"}\n{"userId":"u2"}\n')
+    log = tmp_path / "audit.log"
+    clean = {k: v for k, v in os.environ.items()
+             if k not in (KEY_ENV, "TRACKPLAN_HASH_KEY", "MY_PLAN_KEY")}
+    base = ["erase", "--user-id", "jane@example.com", str(data), "--audit-log", str(log)]
+
+    def erase_cli(*extra: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "trackplan", *base, *extra],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+    refused = erase_cli(env=clean)
+    assert refused.returncode == 2 and "--unkeyed-hashes" in refused.stderr
+    assert data.read_bytes().count(b"jane") == 1 and not log.exists()
+    # the plan names its key: that key is used
+    plan = tmp_path / "p"
+    (plan / "events").mkdir(parents=True)
+    (plan / "plan.yaml").write_text("trackplan: 1\nname: P\npii:\n  hash_key_env: MY_PLAN_KEY\n")
+    keyed = erase_cli("--plan", str(plan), env={**clean, "MY_PLAN_KEY": "plan-secret"})
+    assert keyed.returncode == 0, keyed.stderr
+    entry = orjson.loads(log.read_text().splitlines()[-1])
+    assert entry["hash"] == "hmac-sha256"
+    assert entry["subjects"][0]["hash"] == subject_hash("jane@example.com", b"plan-secret")
+    # unkeyed only when chosen, with a warning
+    data.write_bytes(b'{"userId":"jane@example.com"}\n')
+    unkeyed = erase_cli("--unkeyed-hashes", env=clean)
+    assert unkeyed.returncode == 0 and "warning" in unkeyed.stderr
+    assert orjson.loads(log.read_text().splitlines()[-1])["hash"] == "sha256"

@@ -114,6 +114,18 @@ def route(
     type=click.Path(dir_okay=False),
     help="Also add the subjects to this suppression list (created if missing).",
 )
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True),
+    help="Key subject hashes with this plan's hash key (its pii.hash_key_env).",
+)
+@click.option(
+    "--unkeyed-hashes",
+    is_flag=True,
+    help="Allow plain SHA-256 subject hashes when no key is set (reversible for emails "
+    "and guessable ids: not recommended).",
+)
 def erase(
     paths: tuple[str, ...],
     user_ids: tuple[str, ...],
@@ -122,18 +134,23 @@ def erase(
     dry_run: bool,
     audit_log: str | None,
     suppress_file: str | None,
+    plan_path: str | None,
+    unkeyed_hashes: bool,
 ) -> None:
     """Remove every row of the subjects from parquet, NDJSON and CSV files under PATHS.
 
     Changed files are rewritten aside and renamed into place; files without the subjects
-    are not touched. Subject hashes in the audit log and suppression list are keyed with
-    $TRACKPLAN_SUBJECT_KEY when it is set (HMAC-SHA256), else plain SHA-256.
+    are not touched. Subject hashes in the audit log and suppression list are HMAC-SHA256,
+    keyed with $TRACKPLAN_SUBJECT_KEY, else the plan's hash key (--plan; $TRACKPLAN_HASH_KEY
+    by default); plain SHA-256 only with --unkeyed-hashes.
     """
     from trackplan.privacy.erase import EraseOptions, Subjects, read_ids_file
     from trackplan.privacy.erase import erase as run
-    from trackplan.privacy.suppression import SuppressionList, env_key
+    from trackplan.privacy.suppression import SuppressionList
 
-    key = env_key()
+    key = _subject_key(
+        plan_path, needed=bool(audit_log or suppress_file) and not dry_run, unkeyed=unkeyed_hashes
+    )
     subjects = Subjects(
         frozenset(user_ids),
         frozenset(anonymous_ids),
@@ -165,6 +182,38 @@ def erase(
             SuppressionList.load(path) if path.exists() else SuppressionList.from_ids([], key=key)
         )
         base.add(ids).write(path)
+
+
+def _subject_key(plan_path: str | None, *, needed: bool, unkeyed: bool) -> bytes | None:
+    """The key of subject hashes: $TRACKPLAN_SUBJECT_KEY, else the plan's hash key.
+
+    Raises:
+        InputError: hashes are needed, no key is set and unkeyed hashes were not chosen.
+    """
+    from trackplan.errors import InputError
+    from trackplan.pii.policy import DEFAULT_KEY_ENV
+    from trackplan.privacy.suppression import KEY_ENV, env_key
+
+    key_env = DEFAULT_KEY_ENV
+    if plan_path:
+        from trackplan.plan.load import load_plan
+
+        named = load_plan(plan_path).pii.get("hash_key_env")
+        key_env = named if isinstance(named, str) and named else DEFAULT_KEY_ENV
+    key = env_key() or env_key(key_env)
+    if key is not None or not needed:
+        return key
+    if not unkeyed:
+        raise InputError(
+            f"subject hashes need a key: set {KEY_ENV} or {key_env}, or pass --unkeyed-hashes "
+            "to write plain SHA-256 (reversible for emails and guessable ids)"
+        )
+    click.echo(
+        "warning: writing unkeyed SHA-256 subject hashes (--unkeyed-hashes): anyone can "
+        "confirm a guessed id against them",
+        err=True,
+    )
+    return None
 
 
 @click.group("report")
