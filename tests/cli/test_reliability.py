@@ -180,3 +180,45 @@ def test_out_respects_the_umask_keeps_modes_and_cleans_dead_temps(
     out.chmod(0o640)
     assert run("validate", str(plan), str(src), "--out", str(out)).returncode == 0
     assert out.stat().st_mode & 0o777 == 0o640
+
+
+# -- item 15: more inputs that must be trackplan's own errors ---------------------------------
+def test_binary_lists_bad_report_paths_and_odd_numbers_in_plans(
+        tmp_path: Path, plan: Path) -> None:
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(bytes(range(128, 256)) * 3)
+    src = tmp_path / "f.ndjson"
+    src.write_bytes(GOOD)
+    key = {"TRACKPLAN_SUBJECT_KEY": "k"}
+    cases = [
+        (("route", str(plan), str(src), "--suppression", str(binary)), 2),
+        (("erase", "--user-id", "u", str(src), "--suppress", str(binary)), 2),
+        (("erase", "--user-id", "u", str(src), "--audit-log", str(tmp_path / "no" / "a")), 2),
+        (("report", "dpia", str(plan), "-o", str(tmp_path / "no" / "d.md")), 2),
+    ]
+    for args, code in cases:
+        result = subprocess.run([sys.executable, "-m", "trackplan", *args], capture_output=True,
+                                cwd=ROOT, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **key})
+        assert result.returncode == code, (args, result.stderr)
+        assert b"Traceback" not in result.stderr and b"error:" in result.stderr.lower(), args
+    (plan / "events" / "big.yaml").write_text(
+        "name: Big\nproperties:\n  type: object\n  properties:\n    n:\n      type: integer\n"
+        "      maximum: 123456789012345678901234567890\n")
+    report = tmp_path / "d.md"
+    old = os.umask(0o022)
+    try:
+        assert run("report", "dpia", str(plan), "-o", str(report)).returncode == 0
+        result = run("codegen", "python", str(plan), "--out", str(tmp_path / "gen"))
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stderr
+    assert report.stat().st_mode & 0o777 == 0o644
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".trackplan-")]
+    (plan / "events" / "nan.yaml").write_text(
+        "name: Nan\nproperties:\n  type: object\n  properties:\n    f:\n      enum: [.nan, 1]\n")
+    for args in (("codegen", "python", str(plan), "--out", str(tmp_path / "gen2")),
+                 ("report", "dpia", str(plan)), ("check", str(plan))):
+        result = run(*args)
+        assert result.returncode == 1 and b"NaN" in result.stdout + result.stderr, args
+        assert b"Traceback" not in result.stderr

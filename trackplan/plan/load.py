@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -157,6 +158,8 @@ def _non_json(doc: Any) -> tuple[str, str] | None:
             stack.extend((jp.join(ptr, i), v) for i, v in enumerate(node))
         elif not (node is None or isinstance(node, bool | int | float | str)):
             return ptr, f"value of type {type(node).__name__} is not JSON"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return ptr, "NaN and infinite numbers are not JSON; write a finite number"
     return None
 
 

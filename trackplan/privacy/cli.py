@@ -240,7 +240,9 @@ def dpia(plan: str, fmt: str, strict: bool, output: str | None) -> None:
     report = build_report(load_plan(plan))
     text = render(report, fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        from trackplan.outfile import write_atomic
+
+        write_atomic(output, text.encode("utf-8"))
     else:
         click.echo(text, nl=False)
     sys.exit(1 if strict and report.gaps else 0)
