@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -28,7 +29,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: no stale-file cleanup
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["AtomicOutput", "write_atomic", "remove_dead_temps", "new_file_mode"]
+__all__ = [
+    "AtomicOutput",
+    "write_atomic",
+    "remove_dead_temps",
+    "new_file_mode",
+    "replace_tree",
+    "small_tree",
+]
 
 _PREFIX = ".trackplan-"
 _SUFFIX = ".tmp"
@@ -170,3 +178,96 @@ def write_atomic(target: str | Path, data: bytes) -> None:
     """
     with AtomicOutput(target) as out:
         out.write(data)
+
+
+# -- whole directory trees ------------------------------------------------------------------
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries in one step (Linux ``renameat2``); False if unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot swap
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_tree(target: Path, build: Callable[[Path], None]) -> None:
+    """Replace directory ``target`` by a copy of it that ``build`` changed, in one step.
+
+    The copy is made beside ``target`` (``.<name>.trackplan-<random>.new``), changed, then
+    swapped with ``target`` atomically, so a kill at any moment leaves the whole old tree or
+    the whole new one under the name; the old tree is removed afterwards. Where the file
+    system cannot swap, two renames are used (a kill between them leaves the old tree
+    under a temporary name, which the next run renames back first).
+
+    Raises:
+        InputError: the tree cannot be written (names it and why).
+    """
+    import shutil
+
+    target = Path(os.path.abspath(target))
+    parent = target.parent
+    token = secrets.token_hex(6)
+    new = parent / f".{target.name}.trackplan-{token}.new"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        left = sorted(parent.glob(f".{target.name}.trackplan-*"))
+        for stale in left:  # left by a killed run: an old tree comes back if it is all there is
+            if stale.name.endswith(".old") and not target.exists():
+                os.rename(stale, target)
+        for stale in left:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        if target.is_dir():
+            shutil.copytree(target, new, symlinks=True)
+        else:
+            new.mkdir(mode=0o777)
+        build(new)
+        if not target.exists():
+            os.rename(new, target)
+        elif _exchange(new, target):
+            shutil.rmtree(new)  # now the old tree
+        else:
+            old = parent / f".{target.name}.trackplan-{token}.old"
+            os.rename(target, old)
+            os.rename(new, target)
+            shutil.rmtree(old)
+    except OSError as exc:
+        shutil.rmtree(new, ignore_errors=True)
+        raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def small_tree(root: Path, *, max_bytes: int = 64 << 20, max_entries: int = 5000) -> bool:
+    """Whether ``root`` is missing or small enough to copy and swap whole (no ``.git``,
+    no linked folders, at most ``max_entries`` entries and ``max_bytes`` bytes)."""
+    if not root.exists():
+        return True
+    if root.is_symlink() or not root.is_dir():
+        return False
+    size = entries = 0
+    for directory, subdirs, names in os.walk(root):
+        if ".git" in subdirs or any(Path(directory, d).is_symlink() for d in subdirs):
+            return False
+        entries += len(subdirs) + len(names)
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(directory, name)).st_size
+            except OSError:
+                return False
+        if entries > max_entries or size > max_bytes:
+            return False
+    return True

@@ -12,6 +12,7 @@ import click
 
 from trackplan.codegen.python import generate_python
 from trackplan.errors import InputError
+from trackplan.outfile import new_file_mode, replace_tree
 from trackplan.plan.load import load_plan
 
 __all__ = [
@@ -51,7 +52,8 @@ def stale_files(files: dict[str, str], out: Path) -> list[str]:
 
 
 def write_package(files: dict[str, str], out: Path) -> list[str]:
-    """Write the files that changed (each atomically), remove orphans; returns their names."""
+    """Write the files that changed (each atomically, keeping a replaced file's mode or
+    taking the umask's), remove orphans; returns their names."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -66,6 +68,7 @@ def write_package(files: dict[str, str], out: Path) -> list[str]:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(files[name].encode("utf-8"))
+            os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else new_file_mode())
             os.replace(tmp, target)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -117,8 +120,34 @@ def python_command(plan_path: Path, out: Path, check: bool) -> None:
             sys.exit(1)
         click.echo(f"{out}: up to date ({len(files)} files)")
         return
-    written = write_package(files, out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    written = sorted(set(orphans(files, out)) | set(stale_files(files, out)))
+    if written and _only_generated(out):
+
+        def build(new: Path) -> None:
+            write_package(files, new)
+
+        # the whole package is swapped, so a kill never leaves new and old modules mixed
+        replace_tree(out, build)
+    elif written:
+        write_package(files, out)  # a folder holding other things: file by file
     click.echo(f"{out}: wrote {len(written)} of {len(files)} files")
+
+
+def _only_generated(out: Path) -> bool:
+    """Whether ``out`` is missing or holds just files (and ``__pycache__``), a few MB at most:
+    then it is copied and swapped whole."""
+    if not out.exists():
+        return True
+    size = 0
+    for entry in out.iterdir():
+        if entry.name == "__pycache__":
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            return False
+        size += entry.stat().st_size
+    return size < 64 << 20
 
 
 COMMANDS = [codegen_group]

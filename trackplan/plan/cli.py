@@ -12,6 +12,7 @@ import click
 import orjson
 
 from trackplan.errors import CompileError, InputError, MissingSecretError, PlanError
+from trackplan.outfile import replace_tree, small_tree
 from trackplan.plan.format_schema import PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH
 from trackplan.plan.load import PLAN_FILE_NAMES, SECTION_FILES, load_plan
@@ -93,16 +94,24 @@ def _replace_plan(plan: Plan, out: Path, *, header: str) -> None:
         write_plan(plan, tmp, header=header)
         if load_plan(tmp).content() != plan.content():
             raise InputError("the written plan does not read back the same; nothing was written")
-        if out.is_dir():
-            for stale in _plan_files(out):
+
+        def build(new: Path) -> None:
+            for stale in _plan_files(new):
                 stale.unlink()
-        for path in sorted(Path(tmp).rglob("*")):
-            target = out / path.relative_to(tmp)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+            for path in sorted(Path(tmp).rglob("*")):
+                target = new / path.relative_to(tmp)
+                if path.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+
+        if small_tree(out):
+            # the whole folder is swapped: a kill leaves the old plan or the new one
+            replace_tree(out, build)
+        else:  # a big folder (a repository root): replace the plan files in place
+            out.mkdir(parents=True, exist_ok=True)
+            build(out)
 
 
 @click.group("import")
