@@ -184,17 +184,19 @@ class _Generator:
             originals[(name, rule.version)] = (
                 name if rule.version == latest[name] else f"{name} v{rule.version}"
             )
-        # class names first, in one batch, so events win over nested classes
+        # class names first, in one batch, so events win over nested classes; the traits
+        # classes after them, so an event named "Identify Traits" gets its own class
         class_names = self.module.allocate(
-            [*originals.values(), "Identify Traits", "Group Traits"],
-            style="pascal",
-            fallback="Event",
+            list(originals.values()), style="pascal", fallback="Event"
+        )
+        traits_names = self.module.allocate(
+            ["Identify Traits", "Group Traits"], style="pascal", fallback="Event"
         )
         client = Namespace((*_CLIENT_NAMES, "datetime", "annotations"))
         method_names = client.allocate(list(originals.values()), style="snake", fallback="event")
         for kind in ("identify", "group"):
             other = plan.rule(kind)
-            self.methods.append(self._method(kind, kind, other, class_names[
+            self.methods.append(self._method(kind, kind, other, traits_names[
                 "Identify Traits" if kind == "identify" else "Group Traits"]))
         for rule in events:
             original = originals[(str(rule.name), rule.version)]
@@ -215,7 +217,8 @@ class _Generator:
         self.types.uses.add("TypedDict")
         if any(not f.required for f in spec.fields):
             self.types.uses.add("NotRequired")
-        reserved = [*_ENVELOPE, "self"] + (["group_id"] if kind == "group" else [])
+        # builtins the method bodies call stay unshadowed (internal helpers use the prefix)
+        reserved = [*_ENVELOPE, "self", "dict"] + (["group_id"] if kind == "group" else [])
         args = Namespace(reserved).allocate([f.wire for f in spec.fields], style="snake")
         fields = [(args[f.wire], f) for f in spec.fields]
         fields.sort(key=lambda item: not item[1].required)  # stable: plan order kept
@@ -254,6 +257,11 @@ class _Generator:
             "",
             *(["from . import _pii as _tp_pii"] if self.pii else []),
             "from ._runtime import UNSET as _tp_UNSET",
+            # method bodies call the helpers by these names: a parameter (a property
+            # named `stamp`) can never shadow them
+            "from ._runtime import describe as _tp_describe",
+            "from ._runtime import stamp as _tp_stamp",
+            "from ._runtime import validate as _tp_validate_payload",
             "from ._runtime import (",
             "    Sdk,",
             "    TrackingPlanWarning,",
@@ -370,9 +378,9 @@ class _Generator:
             "        from ._schemas import SCHEMAS",
             "",
             "        root, pointer = SCHEMAS[index]",
-            "        found = validate(root, pointer, payload)",
+            "        found = _tp_validate_payload(root, pointer, payload)",
             "        if found:",
-            "            self._tp_on_violation(describe(label, found), found)",
+            "            self._tp_on_violation(_tp_describe(label, found), found)",
         ]
         for method in self.methods:
             out += ["", *self._method_source(method)]
@@ -398,7 +406,7 @@ class _Generator:
             "            payload, PII_FIELDS[method], self._tp_key, _tp_pii.apply_action",
             "        )",
             "        if sent is None:",
-            "            self._tp_on_violation(describe(label, rejected), rejected)",
+            "            self._tp_on_violation(_tp_describe(label, rejected), rejected)",
             "        return sent",
         ]
 
@@ -481,7 +489,7 @@ class _Generator:
                 # the common case (no context passed) builds the dict inline: no call
                 "            context=(",
                 f"                {{'protocols': {{'event_version': {version}}}}}",
-                f"                if context is None else stamp(context, {version})",
+                f"                if context is None else _tp_stamp(context, {version})",
                 "            ),",
             ]
         else:
