@@ -81,3 +81,14 @@ def test_codegen_swaps_the_package_and_respects_the_umask(tmp_path: Path) -> Non
     assert out.stat().st_ino != before
     assert (out / "__init__.py").stat().st_mode & 0o777 == 0o664  # the replaced file's mode
     assert not list(tmp_path.glob(".tracking.trackplan-*"))
+
+
+def test_an_export_with_a_lone_surrogate_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    export = tmp_path / "seg.json"
+    export.write_text('{"name": "S", "rules": [{"type": "TRACK", "key": "A\\udc00", '
+                      '"version": 1, "jsonSchema": {"type": "object"}}]}')
+    result = _run("import", "segment", str(export), "--out", str(tmp_path / "imp"))
+    assert result.returncode == 2 and b"lone surrogate" in result.stderr
+    assert b".imp." not in result.stderr  # no temporary folder named
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.json"]

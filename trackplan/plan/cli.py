@@ -63,17 +63,26 @@ def schema() -> None:
 
 def _read_json(file: str) -> object:
     """Parse a JSON file (``-`` for stdin), turning every failure into an InputError."""
+    if file == "-" and sys.stdin is None:
+        raise InputError("-: standard input is closed")
     try:
         raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
         # the standard parser keeps integers of any size exactly (orjson turns them into floats)
-        return json.loads(raw)
+        doc = json.loads(raw)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # text a plan file can hold
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{file}: invalid JSON: {exc}") from None
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{file}: holds a lone surrogate escape (such as \\udc00), which is no text a "
+            "plan file can hold; fix the export"
+        ) from None
     except RecursionError:
         raise InputError(f"{file}: nesting is deeper than {MAX_DEPTH} levels") from None
+    return doc
 
 
 def _plan_files(root: Path) -> list[Path]:
