@@ -222,3 +222,24 @@ def test_binary_lists_bad_report_paths_and_odd_numbers_in_plans(
         result = run(*args)
         assert result.returncode == 1 and b"NaN" in result.stdout + result.stderr, args
         assert b"Traceback" not in result.stderr
+
+
+def test_a_full_disk_during_out_leaves_no_temporary(tmp_path: Path, plan: Path) -> None:
+    import resource
+
+    src = tmp_path / "f.ndjson"
+    src.write_bytes(GOOD * 20_000)  # about 1.6 MB: more than the file size limit below
+    out = tmp_path / "o.ndjson"
+    out.write_bytes(b"previous output\n")
+
+    def limit() -> None:  # writes past 256 KiB fail with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "trackplan", "validate", str(plan), str(src), "--out", str(out)],
+        capture_output=True, cwd=ROOT, timeout=120, preexec_fn=limit,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr
+    assert b"Traceback" not in result.stderr and b"cannot write" in result.stderr
+    assert out.read_bytes() == b"previous output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ndjson", "o.ndjson", "p"]
