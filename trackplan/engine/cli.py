@@ -213,7 +213,8 @@ def validate(
         for path in inputs:
             # NDJSON goes through enforce_bytes: valid events are decided while parsing
             for item, result in iter_results(
-                enforcer, path, input_format, max_bytes=max_line_bytes  # type: ignore[arg-type]
+                enforcer, path, input_format,  # type: ignore[arg-type]
+                max_bytes=max_line_bytes, exact=sink is not None,
             ):
                 if result is None:
                     report.add_malformed(path, item.line, item.error or "unreadable")

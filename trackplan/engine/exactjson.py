@@ -22,9 +22,10 @@ import orjson
 
 __all__ = ["ExactFloat", "may_lose", "loads", "dumps"]
 
-#: Bytes that may hold a number orjson does not read exactly: 16 or more digits in a row,
-#: or an exponent of three digits. A cheap filter: a match inside a string only costs time.
-_RISKY = re.compile(rb"\d{16}|[eE][+-]?\d{3}")
+#: Bytes that may hold a number orjson does not read exactly: 16 or more digits in a row
+#: (before or after a decimal point), or an exponent of three digits. A cheap filter
+#: anchored on a digit (about 2 us a line): a match inside a string only costs time.
+_RISKY = re.compile(rb"[0-9](?:[0-9]{15}|[eE][+-]?[0-9]{3}|\.[0-9]{16})")
 
 
 class ExactFloat(float):

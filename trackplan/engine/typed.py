@@ -276,16 +276,22 @@ class TypedPath:
         return self.enforcer._transform_valid(compiled, orjson.loads(line))
 
 
+def _never(line: bytes) -> bool:
+    return False
+
+
 def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto", *,
-                 max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[Item, Result | None]]:
+                 max_bytes: int = MAX_LINE_BYTES, exact: bool = True
+                 ) -> Iterator[tuple[Item, Result | None]]:
     """Enforce ``enforcer`` on the events of a file: ``(item, result)`` in order.
 
     NDJSON goes line by line through :meth:`Enforcer.enforce_bytes` (``item.event`` is then
     None: use ``result.event``, parsed on demand); other formats through the readers and
     :meth:`Enforcer.enforce`. Unreadable events come as items with ``error`` and no result,
-    worded as the readers word them. A line whose numbers orjson would change is parsed
-    exactly (:mod:`trackplan.engine.exactjson`) and enforced as a parsed event, so what is
-    written out keeps them. Raises :class:`InputError` when the file cannot be read.
+    worded as the readers word them. With ``exact`` (for callers that write events out), a
+    line whose numbers orjson would change is parsed exactly
+    (:mod:`trackplan.engine.exactjson`) and enforced as a parsed event, so what is written
+    keeps them. Raises :class:`InputError` when the file cannot be read.
     """
     if fmt not in ("auto", "ndjson"):
         for item in iter_file(path, fmt, max_bytes=max_bytes):
@@ -307,7 +313,7 @@ def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto", *,
             TypedPath.of(enforcer)  # builds the path and binds it as enforcer.enforce_bytes
         enforce_bytes = enforcer.enforce_bytes  # a wrapper (suppression lists) stays in force
         decode_error = orjson.JSONDecodeError
-        may_lose = exactjson.may_lose
+        may_lose = exactjson.may_lose if exact else _never
         for number, line in iter_lines(raw, max_bytes):
             if line is None:
                 yield Item(number, None, f"line longer than {max_bytes} bytes"), None
@@ -317,11 +323,11 @@ def iter_results(enforcer: Enforcer, path: str, fmt: InputFormat = "auto", *,
             try:
                 result = enforce_bytes(line)
             except decode_error as exc:
-                if not may_lose(line):
+                if not exactjson.may_lose(line):  # (1e400 is JSON orjson refuses)
                     yield Item(number, None, f"invalid JSON: {exc}"), None
                     continue
                 result = None
-            if may_lose(line) and not isinstance(result, LineResult):
+            if result is None or (not isinstance(result, LineResult) and may_lose(line)):
                 try:  # numbers orjson reads inexactly: enforce the exact parse instead
                     event = exactjson.loads(line)
                 except ValueError as exc:

@@ -11,6 +11,8 @@ label longer than :data:`MAX_LABEL` characters is cut.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from trackplan.pii.detect import scan
 
 __all__ = ["safe_label", "MAX_LABEL"]
@@ -18,6 +20,7 @@ __all__ = ["safe_label", "MAX_LABEL"]
 MAX_LABEL = 100
 
 
+@lru_cache(maxsize=4096)  # event names repeat: a report of millions of events scans each once
 def safe_label(text: str) -> str:
     """``text`` with PII replaced by ``<category>`` (on the whole text, then cut)."""
     found = sorted(scan(text))
