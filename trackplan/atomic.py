@@ -16,6 +16,21 @@ until it is renamed or removed; the kernel drops the lock when the writer dies.
 
 >>> with atomic_path(Path("out.parquet")) as tmp:        # doctest: +SKIP
 ...     pq.write_table(table, tmp)
+
+Output files the CLI writes for users (``--out``, ``-o``, plan and package trees) go
+through :class:`AtomicOutput`, :func:`write_atomic` and :func:`replace_tree`, written
+whole or not at all, with the modes users expect. :class:`AtomicOutput` writes into a
+hidden temporary beside the target (``.trackplan-<random>.tmp``), held under an exclusive
+``flock`` by its writer, then fsyncs and renames it over the target. The new file gets the
+replaced file's mode, or for a new file the mode the umask gives (never a blanket 0600).
+Temporaries of runs that died (SIGKILL, power loss) are removed by the next run into the
+same directory: only those whose lock can be taken, so a live run's temporary stays. Every
+failure (a missing, read-only or full location, a directory in the way) is an
+:class:`InputError` naming the path, and leaves no temporary behind. A target that exists
+but is no regular file (a device such as ``/dev/stdout``, a pipe) is written directly,
+never replaced.
+
+>>> write_atomic(Path("report.md"), b"# DPIA\\n")        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,9 +39,13 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from trackplan.errors import InputError
 
 try:
     import fcntl
@@ -42,6 +61,12 @@ __all__ = [
     "replace_file",
     "write_bytes_atomic",
     "write_text_atomic",
+    "AtomicOutput",
+    "write_atomic",
+    "remove_dead_temps",
+    "new_file_mode",
+    "replace_tree",
+    "small_tree",
 ]
 
 #: The name of a temporary this module made (target name, writer's pid, random token).
@@ -180,3 +205,238 @@ def write_bytes_atomic(target: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+_PREFIX = ".trackplan-"
+_SUFFIX = ".tmp"
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets under the current umask (0o666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def remove_dead_temps(directory: Path) -> int:
+    """Remove ``.trackplan-*.tmp`` files in ``directory`` no live writer holds."""
+    if fcntl is None:  # pragma: no cover
+        return 0
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX)):
+            continue
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass  # a live run is writing it
+        finally:
+            os.close(fd)
+    return removed
+
+
+class AtomicOutput:
+    """A binary file handle whose content replaces ``target`` on :meth:`commit`.
+
+    Raises:
+        InputError: the target's directory is missing or not writable, or the target is a
+            directory.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        if self.target.is_dir():
+            raise InputError(f"{target}: is a directory; give a file name")
+        directory = self.target.parent
+        self.direct = self.target.exists() and not self.target.is_file()
+        if self.direct:  # a device or a pipe: write into it
+            self.path = self.target
+            try:
+                self.fh: IO[bytes] = open(self.target, "wb")  # noqa: SIM115 - closed in commit
+            except OSError as exc:
+                raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+            self._open = True
+            return
+        remove_dead_temps(directory)
+        self.path = directory / f"{_PREFIX}{secrets.token_hex(8)}{_SUFFIX}"
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self.fh = os.fdopen(fd, "wb")
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``; a full disk or I/O error discards the temporary."""
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None
+
+    def commit(self) -> None:
+        """Flush, fsync and rename into place (the replaced file's mode is kept)."""
+        if not self._open:
+            return
+        try:
+            self.fh.flush()
+            if self.direct:
+                self._open = False
+                self.fh.close()
+                return
+            os.fsync(self.fh.fileno())
+            try:
+                mode = self.target.stat().st_mode & 0o7777
+            except OSError:
+                mode = new_file_mode()
+            os.chmod(self.path, mode)
+            os.replace(self.path, self.target)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None
+        self._open = False
+        self.fh.close()  # releases the lock only now that the name is the target's
+
+    def abort(self) -> None:
+        """Remove the temporary; the target is left as it was."""
+        if self._open:
+            self._open = False
+            try:
+                if not self.direct:
+                    self.path.unlink(missing_ok=True)
+            finally:
+                try:
+                    self.fh.close()
+                except OSError:
+                    pass
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_atomic(target: str | Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically (see :class:`AtomicOutput`).
+
+    Raises:
+        InputError: the target cannot be written (names it and why).
+    """
+    with AtomicOutput(target) as out:
+        out.write(data)
+
+
+# -- whole directory trees ------------------------------------------------------------------
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries in one step (Linux ``renameat2``); False if unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot swap
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_tree(target: Path, build: Callable[[Path], None]) -> None:
+    """Replace directory ``target`` by a copy of it that ``build`` changed, in one step.
+
+    The copy is made beside ``target`` (``.<name>.trackplan-<random>.new``), changed, then
+    swapped with ``target`` atomically, so a kill at any moment leaves the whole old tree or
+    the whole new one under the name; the old tree is removed afterwards. Where the file
+    system cannot swap, two renames are used (a kill between them leaves the old tree
+    under a temporary name, which the next run renames back first).
+
+    Raises:
+        InputError: the tree cannot be written (names it and why).
+    """
+    import shutil
+
+    target = Path(os.path.abspath(target))
+    parent = target.parent
+    token = secrets.token_hex(6)
+    new = parent / f".{target.name}.trackplan-{token}.new"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        left = sorted(parent.glob(f".{target.name}.trackplan-*"))
+        for stale in left:  # left by a killed run: an old tree comes back if it is all there is
+            if stale.name.endswith(".old") and not target.exists():
+                os.rename(stale, target)
+        for stale in left:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        if target.is_dir():
+            shutil.copytree(target, new, symlinks=True)
+        else:
+            new.mkdir(mode=0o777)
+        build(new)
+        if not target.exists():
+            os.rename(new, target)
+        elif _exchange(new, target):
+            shutil.rmtree(new)  # now the old tree
+        else:
+            old = parent / f".{target.name}.trackplan-{token}.old"
+            os.rename(target, old)
+            os.rename(new, target)
+            shutil.rmtree(old)
+    except OSError as exc:
+        shutil.rmtree(new, ignore_errors=True)
+        raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def small_tree(root: Path, *, max_bytes: int = 64 << 20, max_entries: int = 5000) -> bool:
+    """Whether ``root`` is missing or small enough to copy and swap whole (no ``.git``,
+    no linked folders, at most ``max_entries`` entries and ``max_bytes`` bytes)."""
+    if not root.exists():
+        return True
+    if root.is_symlink() or not root.is_dir():
+        return False
+    size = entries = 0
+    for directory, subdirs, names in os.walk(root):
+        if ".git" in subdirs or any(Path(directory, d).is_symlink() for d in subdirs):
+            return False
+        entries += len(subdirs) + len(names)
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(directory, name)).st_size
+            except OSError:
+                return False
+        if entries > max_entries or size > max_bytes:
+            return False
+    return True

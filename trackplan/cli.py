@@ -10,6 +10,7 @@ table against the real commands so it cannot drift.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import NamedTuple
 
@@ -156,4 +157,22 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
+        _silence_stdout()
         sys.exit(0)
+    except OSError as exc:
+        # an output stream that cannot be written (stdout to a full disk or /dev/full):
+        # trackplan's own message and exit 2, never a traceback
+        _silence_stdout()
+        where = f"{exc.filename}: " if exc.filename else "cannot write output: "
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

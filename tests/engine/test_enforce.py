@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from trackplan.engine import compile_plan
-from trackplan.engine.enforcer import Result
+from trackplan.engine.compiled import Result
 from trackplan.plan.model import Plan
 from trackplan.schema.violations import VIOLATION_TYPES
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,18 @@ PII_SAMPLES = [
 
 def _example() -> Enforcer:
     return compile_with_key(load_plan(ROOT / "plans" / "ecommerce"))
+
+
+def _example_undeclared_ids() -> Enforcer:
+    """The example plan with Product Added's ids undeclared (no ``x-pii: false``), so the
+    detectors scan them: new ids per event are what the generated transform must rule out."""
+    root = Path(tempfile.mkdtemp()) / "ecommerce"
+    shutil.copytree(ROOT / "plans" / "ecommerce", root)
+    events = root / "events" / "product-added.yaml"
+    text = events.read_text(encoding="utf-8")
+    assert ", x-pii: false}" in text
+    events.write_text(text.replace(", x-pii: false}", "}"), encoding="utf-8")
+    return compile_with_key(load_plan(root))
 
 
 def _nested() -> Enforcer:
@@ -377,7 +391,7 @@ def test_a_prefilter_guard_without_its_place_is_reported() -> None:
 
 
 def test_new_strings_are_ruled_out_in_rust_and_cached() -> None:
-    enforcer = _example()
+    enforcer = _example_undeclared_ids()
     event = track({"product_id": "p-1", "price": 9.5, "quantity": 1,
                    "cart_id": "cart-77-zq", "sku": "SKU-BOOK-9780262033848"},
                   name="Product Added")
@@ -403,7 +417,7 @@ def test_a_string_rust_refuses_takes_the_walk() -> None:
 
 
 def test_a_new_id_per_event_costs_no_whole_event_check() -> None:
-    enforcer = _example().warm_up()
+    enforcer = _example_undeclared_ids().warm_up()
     compiled = enforcer._single["Product Added"]
     calls: list[int] = []
     scope = compiled.transform_valid.__globals__

@@ -179,6 +179,7 @@ def _start(paths: list[str], log: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "trackplan", "erase", "--user-id", USER, "--anonymous-id", ANON,
          *paths, "--audit-log", str(log)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, KEY_ENV: "sigkill-test-key"},
     )
 
 

@@ -181,9 +181,14 @@ class _Out:
         return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
 
 
+#: Sample text kept for the report. Masking runs on this before the report cuts it to its
+#: display width, so PII that crosses the display cut is still found whole.
+SAMPLE_CHARS = 4096
+
+
 def _value_text(value: Any) -> str:
     text = orjson.dumps(to_json(value), default=str).decode()
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS]
 
 
 def _pluck(value: Any, parts: list[str]) -> Any:

@@ -313,9 +313,17 @@ def parquet_batches(
 def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterator[pa.RecordBatch]:
     names = None
     dictionary: list[str] = []
+    with pq.ParquetFile(source.path) as handle:
+        schema = handle.schema_arrow
+    # columns are found by name: two of one name cannot be told apart, so refuse the file
+    twice = sorted({n for n in schema.names if schema.names.count(n) > 1})
+    if twice:
+        raise BatchError(
+            f"duplicate column names {', '.join(map(repr, twice))}: rename them and rerun",
+            file=str(source.path),
+        )
     if columns is not None:  # a check-only read: as cheap as the file allows
-        with pq.ParquetFile(source.path) as handle:
-            names = columns(handle.schema_arrow)
+        names = columns(schema)
         dictionary = dictionary_columns(source.path, names)
     yield from parquet_batches(
         source.path, batch_rows=batch_rows, columns=names, dictionary=dictionary

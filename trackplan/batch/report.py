@@ -155,7 +155,9 @@ class Tally:
             ):
                 value = s["value"] or None  # "" marks a sample with no value to show
                 if value is not None and mask is not None:
-                    value = mask(event, field, value)
+                    value = mask(event, field, value)  # the whole sample first, then cut
+                if value is not None and len(value) > 80:
+                    value = value[:77] + "..."
                 samples.append(
                     {
                         **self.where(s["file"], s["row"]),

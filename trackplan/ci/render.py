@@ -6,6 +6,7 @@ the finding shows on the right line of the pull request.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -217,7 +218,19 @@ def diff_json(diff: PlanDiff) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Plain text for a Markdown line or table cell: HTML and table pipes escaped."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """``text`` as one Markdown code span that no backtick in it can close early (the
+    fence is longer than any run of backticks inside; HTML in a code span is shown as is)."""
+    text = text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def diff_markdown(diff: PlanDiff) -> str:
@@ -258,7 +271,7 @@ def diff_markdown(diff: PlanDiff) -> str:
     if diff.privacy:
         out.append("#### :lock: Privacy")
         out.extend(
-            f"- **{_cell(c.event)}** `{_cell(c.prop or c.pointer)}`: {_cell(c.reason)}"
+            f"- **{_cell(c.event)}** {_code(c.prop or c.pointer)}: {_cell(c.reason)}"
             for c in diff.privacy
         )
         out.append("")
@@ -266,7 +279,7 @@ def diff_markdown(diff: PlanDiff) -> str:
     if warehouse:
         out.append("#### Warehouse column types")
         out.extend(
-            f"- **{_cell(c.event)}** `{_cell(c.prop or c.pointer)}`: {c.warehouse}"
+            f"- **{_cell(c.event)}** {_code(c.prop or c.pointer)}: {c.warehouse}"
             for c in warehouse
         )
         out.append("")
@@ -279,7 +292,7 @@ def diff_markdown(diff: PlanDiff) -> str:
         ]
         for c in diff.changes:
             out.append(
-                f"| {_cell(c.event)} | `{_cell(c.prop or c.pointer or '/')}` | "
+                f"| {_cell(c.event)} | {_code(c.prop or c.pointer or '/')} | "
                 f"{c.kind} | {c.cls} | {_cell(c.reason)} |"
             )
         out += ["", "</details>", ""]

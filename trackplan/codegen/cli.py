@@ -17,6 +17,7 @@ from typing import Any
 import click
 import yaml
 
+from trackplan.atomic import new_file_mode, replace_tree
 from trackplan.cliopts import format_option, output_option
 from trackplan.codegen.python import generate_python
 from trackplan.errors import InputError
@@ -60,7 +61,8 @@ def stale_files(files: dict[str, str], out: Path) -> list[str]:
 
 
 def write_package(files: dict[str, str], out: Path) -> list[str]:
-    """Write the files that changed (each atomically), remove orphans; returns their names."""
+    """Write the files that changed (each atomically, keeping a replaced file's mode or
+    taking the umask's), remove orphans; returns their names."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -75,6 +77,7 @@ def write_package(files: dict[str, str], out: Path) -> list[str]:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(files[name].encode("utf-8"))
+            os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else new_file_mode())
             os.replace(tmp, target)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -187,6 +190,17 @@ def run_target(
             f"refusing to overwrite files trackplan did not generate: {names}; "
             "move them or pass --force"
         )
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    written = sorted(set(orphans(files, out)) | set(stale_files(files, out)))
+    if written and _only_generated(out):
+        # the whole package is swapped, so a kill never leaves new and old modules mixed
+
+        def build(new: Path) -> None:
+            write_package(files, new)
+
+        replace_tree(out, build)
+        return Outcome(target, len(files), written, [], command)
     return Outcome(target, len(files), write_package(files, out), [], command)
 
 
@@ -319,6 +333,21 @@ def python_command(plan_path: Path, out: Path, check: bool, force: bool, fmt: st
     """
     outcome = run_target(Target(plan_path, out), check=check, force=force)
     _report([outcome], check=check, fmt=fmt)
+
+
+def _only_generated(out: Path) -> bool:
+    """Whether ``out`` is missing or holds just files (and ``__pycache__``), a few MB at most:
+    then it is copied and swapped whole."""
+    if not out.exists():
+        return True
+    size = 0
+    for entry in out.iterdir():
+        if entry.name == "__pycache__":
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            return False
+        size += entry.stat().st_size
+    return size < 64 << 20
 
 
 COMMANDS = [codegen_group]

@@ -193,13 +193,15 @@ class _Generator:
             originals[(name, rule.version)] = (
                 name if rule.version == latest[name] else f"{name} v{rule.version}"
             )
-        # class names first, in one batch, so events win over nested classes
+        # class names first, in one batch, so events win over nested classes; the call
+        # types' classes after them, so an event named "Identify Traits" gets its own class
         titles = {"identify": "Identify Traits", "group": "Group Traits",
                   "page": "Page Properties", "screen": "Screen Properties"}  # fmt: skip
         class_names = self.module.allocate(
-            [*originals.values(), *titles.values()],
-            style="pascal",
-            fallback="Event",
+            list(originals.values()), style="pascal", fallback="Event"
+        )
+        traits_names = self.module.allocate(
+            list(titles.values()), style="pascal", fallback="Event"
         )
         client = Namespace((*_CLIENT_NAMES, "datetime", "annotations"))
         method_names = client.allocate(list(originals.values()), style="snake", fallback="event")
@@ -207,7 +209,7 @@ class _Generator:
             other = plan.rule(kind)
             if other is None and kind in ("page", "screen"):
                 continue  # page and screen methods where the plan has rules for them
-            self.methods.append(self._method(kind, kind, other, class_names[titles[kind]]))
+            self.methods.append(self._method(kind, kind, other, traits_names[titles[kind]]))
         # alias has no payload to plan: every client links a previous id to a user id
         self.methods.append(_Method("alias", "alias", None, [], None, None))
         for rule in events:
@@ -229,7 +231,8 @@ class _Generator:
         self.types.uses.add("TypedDict")
         if any(not f.required for f in spec.fields):
             self.types.uses.add("NotRequired")
-        reserved = [*_ENVELOPE, "self", *KIND_ARGUMENTS.get(kind, ())]
+        # builtins the method bodies call stay unshadowed (internal helpers use the prefix)
+        reserved = [*_ENVELOPE, "self", "dict", *KIND_ARGUMENTS.get(kind, ())]
         args = Namespace(reserved).allocate([f.wire for f in spec.fields], style="snake")
         fields = [(args[f.wire], f) for f in spec.fields]
         fields.sort(key=lambda item: not item[1].required)  # stable: plan order kept
@@ -283,12 +286,14 @@ class _Generator:
             "    Violation,",
             "    ViolationHandler,",
             "    default_on_violation,",
-            "    describe,",
             *(["    protect,"] if self.pii else []),
             *(["    read_key,"] if self.pii.needs_key else []),
-            "    stamp,",
-            "    validate,",
             ")",
+            # method bodies call the helpers by these names: a parameter (a property
+            # named `stamp`) can never shadow them (ruff's isort puts them here)
+            "from ._runtime import describe as _tp_describe",
+            "from ._runtime import stamp as _tp_stamp",
+            "from ._runtime import validate as _tp_validate_payload",
             "",
             "__all__ = [",
             *(f"    {literal(n)}," for n in self._public_names()),
@@ -391,9 +396,9 @@ class _Generator:
             "        from ._schemas import SCHEMAS",
             "",
             "        root, pointer = SCHEMAS[index]",
-            "        found = validate(root, pointer, payload)",
+            "        found = _tp_validate_payload(root, pointer, payload)",
             "        if found:",
-            "            self._tp_on_violation(describe(label, found), found)",
+            "            self._tp_on_violation(_tp_describe(label, found), found)",
         ]
         for method in self.methods:
             out += ["", *self._method_source(method)]
@@ -425,7 +430,7 @@ class _Generator:
             "            _tp_pii_detect,",
             "        )",
             "        if sent is None:",
-            "            self._tp_on_violation(describe(label, rejected), rejected)",
+            "            self._tp_on_violation(_tp_describe(label, rejected), rejected)",
             "        return sent",
         ]
 
@@ -537,7 +542,7 @@ class _Generator:
                 # the common case (no context passed) builds the dict inline: no call
                 "            context=(",
                 f"                {{'protocols': {{'event_version': {version}}}}}",
-                f"                if {ctx} is None else stamp({ctx}, {version})",
+                f"                if {ctx} is None else _tp_stamp({ctx}, {version})",
                 "            ),",
             ]
         else:

@@ -103,10 +103,22 @@ def _union(parts: list[str]) -> str:
 
 
 def split_union(annotation: str) -> list[str]:
-    """The top-level members of a ``A | B`` annotation (brackets respected)."""
+    """The top-level members of a ``A | B`` annotation (brackets and the string literals
+    inside ``Literal[...]`` respected: ``Literal[']', 'a | b']`` is one member)."""
     depth, start, parts = 0, 0, []
+    quote: str | None = None
+    escaped = False
     for i, ch in enumerate(annotation):
-        if ch in "[(":
+        if quote is not None:  # inside a literal made by repr(): skip to its end
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[(":
             depth += 1
         elif ch in "])":
             depth -= 1

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 import orjson
 
+from trackplan.atomic import AtomicOutput
 from trackplan.cliopts import output_option
+from trackplan.engine import exactjson
 from trackplan.engine.enforcer import compile_plan
-from trackplan.engine.readers import INPUT_FORMATS
+from trackplan.engine.readers import INPUT_FORMATS, MAX_LINE_BYTES
 from trackplan.engine.typed import LineResult, iter_results
 from trackplan.errors import InputError
+from trackplan.pii.labels import safe_label
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "validate", "ValidationReport"]
@@ -128,42 +130,55 @@ class ValidationReport:
 
 
 def _event_label(event: Any) -> str:
+    """What the report counts an event by; names from the event pass the PII detectors."""
     if not isinstance(event, dict):
         return "(not an object)"
     kind = event.get("type")
     if kind == "track" or (kind is None and "event" in event):
         name = event.get("event")
-        return name if isinstance(name, str) else "(track without event)"
-    return f"({kind})" if isinstance(kind, str) else "(no type)"
+        return safe_label(name) if isinstance(name, str) else "(track without event)"
+    return f"({safe_label(kind)})" if isinstance(kind, str) else "(no type)"
 
 
-class _AtomicOut:
-    """NDJSON output written aside and renamed into place when the run completes."""
+class _Sink:
+    """Where forwarded events go: stdout, or a file replaced atomically when the run ends."""
 
     def __init__(self, target: str) -> None:
-        self.target = target
-        self._tmp: str | None = None
-        self.fh: IO[bytes]
-        if target == "-":
-            self.fh = sys.stdout.buffer
+        self.file = None if target == "-" else AtomicOutput(target)
+
+    def write(self, data: bytes) -> None:
+        if self.file is not None:
+            self.file.write(data)
         else:
-            parent = Path(target).resolve().parent
-            fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".trackplan-", suffix=".tmp")
-            self.fh = os.fdopen(fd, "wb")
+            sys.stdout.buffer.write(data)
 
     def commit(self) -> None:
-        self.fh.flush()
-        if self._tmp is not None:
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            os.replace(self._tmp, self.target)
-            self._tmp = None
+        if self.file is not None:
+            self.file.commit()
+        else:
+            sys.stdout.buffer.flush()
 
     def abort(self) -> None:
-        if self._tmp is not None:
-            self.fh.close()
-            Path(self._tmp).unlink(missing_ok=True)
-            self._tmp = None
+        if self.file is not None:
+            self.file.abort()
+
+
+def _refuse_overwriting_inputs(out: str, inputs: tuple[str, ...]) -> None:
+    """``--out`` must not name an input: the run would replace the raw data it reads."""
+    if out == "-":
+        return
+    target = Path(out)
+    for path in inputs:
+        if path == "-":
+            continue
+        try:
+            same = target.exists() and os.path.samefile(target, path)
+        except OSError:
+            same = False
+        if same or target.resolve() == Path(path).resolve():
+            raise InputError(
+                f"{out}: --out names the input {path}; write the events to another file"
+            )
 
 
 @click.command()
@@ -176,9 +191,12 @@ class _AtomicOut:
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto",
               show_default=True, help="How to read inputs (auto-detected from content).")
 @click.option("--include-blocked", is_flag=True, help="Also write blocked events to --output.")
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=MAX_LINE_BYTES,
+              show_default=True,
+              help="Longest NDJSON line or JSON document read; longer ones are malformed.")
 def validate(
     plan: str, inputs: tuple[str, ...], out: str | None, fmt: str, input_format: str,
-    include_blocked: bool,
+    include_blocked: bool, max_line_bytes: int,
 ) -> None:
     """Enforce PLAN on event files (NDJSON, JSON array or batch bodies; '-' for stdin).
 
@@ -189,19 +207,24 @@ def validate(
     for path in inputs:
         if path != "-" and not Path(path).is_file():
             raise InputError(f"{path}: no such file")
+    if out:
+        _refuse_overwriting_inputs(out, inputs)
     report = ValidationReport()
-    sink = _AtomicOut(out) if out else None
+    sink = _Sink(out) if out else None
     try:
         for path in inputs:
             # NDJSON goes through enforce_bytes: valid events are decided while parsing
-            for item, result in iter_results(enforcer, path, input_format):  # type: ignore[arg-type]
+            for item, result in iter_results(
+                enforcer, path, input_format,  # type: ignore[arg-type]
+                max_bytes=max_line_bytes, exact=sink is not None,
+            ):
                 if result is None:
                     report.add_malformed(path, item.line, item.error or "unreadable")
                     continue
                 if isinstance(result, LineResult):  # allowed as it is: forward its bytes
                     report.add(path, item.line, None, result, label=result.rule_label)
                     if sink is not None:
-                        sink.fh.write(result.line.rstrip(b"\r\n") + b"\n")
+                        sink.write(result.line.rstrip(b"\r\n") + b"\n")
                     continue
                 event = item.event if item.event is not None else result.event
                 report.add(path, item.line, event, result)
@@ -210,7 +233,7 @@ def validate(
                     if line is None:
                         report.add_malformed(path, item.line, "event nests too deep to write")
                         continue
-                    sink.fh.write(line)
+                    sink.write(line)
         if sink is not None:
             sink.commit()
     except BaseException:
@@ -224,10 +247,15 @@ def validate(
 
 
 def _dump_line(event: Any) -> bytes | None:
-    """One NDJSON line; the standard encoder for nesting orjson refuses; None if neither can."""
+    """One NDJSON line; numbers orjson cannot write (integers beyond 64 bits, numbers read
+    exactly) and nesting it refuses through :func:`exactjson.dumps`; None if neither can."""
     try:
         return orjson.dumps(event) + b"\n"
     except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return exactjson.dumps(event) + b"\n"
+    except (RecursionError, TypeError, orjson.JSONEncodeError):
         pass
     try:
         return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

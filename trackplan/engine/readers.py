@@ -1,7 +1,13 @@
 """Read events from NDJSON, a JSON array, or Segment batch bodies, detecting which by content.
 
 A pretty-printed batch body spans many lines, so detection looks at whether the first line
-is a complete JSON value, not at the file name.
+is a complete JSON value, not at the file name; a broken first line followed by a complete
+one is NDJSON with one malformed line. A leading UTF-8 byte order mark is skipped.
+
+Lines and documents are read at most ``max_bytes`` at a time (:data:`MAX_LINE_BYTES` by
+default, also inside gzip): a longer one is reported as malformed without being held in
+memory. Numbers orjson would change (integers beyond 64 bits, ``1e-400``) are read exactly
+through :mod:`trackplan.engine.exactjson`.
 
 >>> [item.event["event"] for item in iter_events(b'{"event": "A"}\\n{"event": "B"}\\n')]
 ['A', 'B']
@@ -19,9 +25,26 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from trackplan.engine import exactjson
 from trackplan.errors import InputError
 
-__all__ = ["Item", "InputFormat", "iter_events", "iter_file", "detect_format", "INPUT_FORMATS"]
+__all__ = [
+    "Item",
+    "InputFormat",
+    "iter_events",
+    "iter_file",
+    "iter_lines",
+    "loads_line",
+    "detect_format",
+    "INPUT_FORMATS",
+    "MAX_LINE_BYTES",
+    "BOM",
+]
+
+#: The default limit of one NDJSON line or one JSON document (Segment's batch limit is
+#: 500 KB; this leaves ample room while bounding memory against hostile input).
+MAX_LINE_BYTES = 32 << 20
+BOM = b"\xef\xbb\xbf"
 
 InputFormat = Literal["auto", "ndjson", "json", "batch"]
 INPUT_FORMATS = ("auto", "ndjson", "json", "batch")
@@ -41,7 +64,7 @@ class Item:
 
 def detect_format(data: bytes) -> Literal["ndjson", "json", "batch"]:
     """Which of NDJSON, a JSON document (array or one object) or a batch body ``data`` holds."""
-    stripped = data.lstrip()
+    stripped = data.removeprefix(BOM).lstrip()
     if not stripped:
         return "ndjson"
     if stripped[:1] == b"[":
@@ -50,10 +73,35 @@ def detect_format(data: bytes) -> Literal["ndjson", "json", "batch"]:
     try:
         value = orjson.loads(first)
     except orjson.JSONDecodeError:
-        return "batch" if _looks_like_batch(stripped) else "json"
+        if _looks_like_batch(stripped):
+            return "batch"
+        return "ndjson" if _next_line_complete(rest) else "json"
     if isinstance(value, dict) and isinstance(value.get("batch"), list) and not rest.strip():
         return "batch"
     return "ndjson"
+
+
+def _next_line_complete(rest: bytes) -> bool:
+    """Whether the first non-blank line of ``rest`` is a whole JSON object (so the text
+    before it was a broken NDJSON line, not the start of a pretty-printed document)."""
+    for line in rest.split(b"\n", 16)[:16]:
+        if line.strip():
+            try:
+                return isinstance(orjson.loads(line), dict)
+            except orjson.JSONDecodeError:
+                return False
+    return False
+
+
+def loads_line(line: bytes) -> Any:
+    """One JSON value, numbers kept exact (orjson when it reads them without change).
+
+    Raises:
+        ValueError: not JSON (``orjson.JSONDecodeError`` is a ``ValueError``).
+    """
+    if exactjson.may_lose(line):
+        return exactjson.loads(line)
+    return orjson.loads(line)
 
 
 def _looks_like_batch(data: bytes) -> bool:
@@ -86,8 +134,8 @@ def _merge_batch(body: dict[str, Any]) -> Iterator[Item]:
 
 def _document_items(data: bytes, fmt: str) -> Iterator[Item]:
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        value = loads_line(data.removeprefix(BOM))
+    except ValueError as exc:
         yield Item(1, None, f"invalid JSON document: {exc}")
         return
     if isinstance(value, dict) and isinstance(value.get("batch"), list):
@@ -101,24 +149,58 @@ def _document_items(data: bytes, fmt: str) -> Iterator[Item]:
         yield Item(1, value)
 
 
-def _ndjson_items(lines: IO[bytes] | list[bytes]) -> Iterator[Item]:
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    for number, line in enumerate(lines, start=1):
+def _ndjson_items(lines: IO[bytes] | list[bytes], max_bytes: int = MAX_LINE_BYTES
+                  ) -> Iterator[Item]:
+    for number, line in iter_lines(lines, max_bytes):
+        if line is None:
+            yield Item(number, None, f"line longer than {max_bytes} bytes")
+            continue
         if not line.strip():
             continue
         try:
-            yield Item(number, loads(line))
-        except decode_error as exc:
+            yield Item(number, loads_line(line))
+        except ValueError as exc:
             yield Item(number, None, f"invalid JSON: {exc}")
 
 
-def iter_events(data: bytes, fmt: InputFormat = "auto") -> Iterator[Item]:
+def iter_lines(lines: IO[bytes] | list[bytes], max_bytes: int = MAX_LINE_BYTES
+               ) -> Iterator[tuple[int, bytes | None]]:
+    """``(number, line)`` for each line (the first without a byte order mark); ``None``
+    for a line longer than ``max_bytes``, which is skipped without being kept in memory."""
+    if isinstance(lines, list):
+        chunks: Iterator[bytes] = iter(lines)
+    else:
+        readline = lines.readline
+        chunks = iter(lambda: readline(max_bytes + 1), b"")
+    number = 0
+    for chunk in chunks:
+        number += 1
+        if number == 1:
+            chunk = chunk.removeprefix(BOM)
+        if len(chunk) > max_bytes and not (len(chunk) == max_bytes + 1 and chunk[-1:] == b"\n"):
+            tail = chunk
+            while tail and not tail.endswith(b"\n"):  # drop the rest of the long line
+                tail = next(chunks, b"")
+            yield number, None
+            continue
+        yield number, chunk
+
+
+def iter_events(data: bytes, fmt: InputFormat = "auto", *, max_bytes: int = MAX_LINE_BYTES
+                ) -> Iterator[Item]:
     """Events in ``data`` (bytes), in order; unreadable ones as items with ``error``."""
     chosen = detect_format(data) if fmt == "auto" else fmt
     if chosen == "ndjson":
-        return _ndjson_items(data.splitlines())
+        return _ndjson_items(data.splitlines(keepends=True), max_bytes)
+    if len(data) > max_bytes:
+        return iter([Item(1, None, f"JSON document longer than {max_bytes} bytes")])
     return _document_items(data, chosen)
+
+
+def read_document(stream: Any, max_bytes: int = MAX_LINE_BYTES) -> bytes | None:
+    """The rest of ``stream``, or None when it holds more than ``max_bytes``."""
+    data: bytes = stream.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
 
 
 _HEAD = 1 << 16
@@ -145,6 +227,8 @@ def reading(path: str) -> Iterator[Any]:
     try:
         stream: Any
         if path == "-":
+            if sys.stdin is None:
+                raise InputError("-: standard input is closed")
             stream = io.BufferedReader(sys.stdin.buffer, buffer_size=1 << 20)
         elif path.endswith(".gz"):
             stream = gzip.open(path, "rb")
@@ -163,7 +247,8 @@ def reading(path: str) -> Iterator[Any]:
             stream.close()
 
 
-def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
+def iter_file(path: str, fmt: InputFormat = "auto", *, max_bytes: int = MAX_LINE_BYTES
+              ) -> Iterator[Item]:
     """Events of a file (``-`` for stdin; ``.gz`` decompressed), streaming NDJSON line by line.
 
     Raises :class:`InputError` when the file cannot be opened or read.
@@ -171,6 +256,10 @@ def iter_file(path: str, fmt: InputFormat = "auto") -> Iterator[Item]:
     with reading(path) as stream:
         chosen = choose_format(stream, fmt)
         if chosen == "ndjson":
-            yield from _ndjson_items(stream)
+            yield from _ndjson_items(stream, max_bytes)
         else:
-            yield from _document_items(stream.read(), chosen)
+            data = read_document(stream, max_bytes)
+            if data is None:
+                yield Item(1, None, f"JSON document longer than {max_bytes} bytes")
+            else:
+                yield from _document_items(data, chosen)

@@ -32,13 +32,17 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 import msgspec
 import orjson
 
+from trackplan.engine import exactjson
 from trackplan.engine.compiled import CompiledRule, Result
 from trackplan.engine.readers import (
+    MAX_LINE_BYTES,
     InputFormat,
     Item,
     choose_format,
     iter_events,
     iter_file,
+    iter_lines,
+    read_document,
     reading,
 )
 from trackplan.plan.model import Rule
@@ -286,35 +290,64 @@ class TypedPath:
         return compiled.enforce_valid(orjson.loads(line))
 
 
-def iter_results(enforcer: Enforcing, path: str, fmt: InputFormat = "auto"
+def _never(line: bytes) -> bool:
+    return False
+
+
+def iter_results(enforcer: Enforcing, path: str, fmt: InputFormat = "auto", *,
+                 max_bytes: int = MAX_LINE_BYTES, exact: bool = True
                  ) -> Iterator[tuple[Item, Result | None]]:
     """Enforce ``enforcer`` on the events of a file: ``(item, result)`` in order.
 
     NDJSON goes line by line through :meth:`Enforcer.enforce_bytes` (``item.event`` is then
     None: use ``result.event``, parsed on demand); other formats through the readers and
     :meth:`Enforcer.enforce`. Unreadable events come as items with ``error`` and no result,
-    worded as the readers word them. Raises :class:`InputError` when the file cannot be read.
+    worded as the readers word them. With ``exact`` (for callers that write events out), a
+    line whose numbers orjson would change is parsed exactly
+    (:mod:`trackplan.engine.exactjson`) and enforced as a parsed event, so what is written
+    keeps them. Raises :class:`InputError` when the file cannot be read.
     """
     if fmt not in ("auto", "ndjson"):
-        for item in iter_file(path, fmt):
+        for item in iter_file(path, fmt, max_bytes=max_bytes):
             yield item, None if item.error is not None else enforcer.enforce(item.event)
         return
     with reading(path) as raw:
         chosen = choose_format(raw, fmt)
         if chosen != "ndjson":
-            for item in iter_events(raw.read(), chosen):  # type: ignore[arg-type]
+            data = read_document(raw, max_bytes)
+            items = (
+                iter([Item(1, None, f"JSON document longer than {max_bytes} bytes")])
+                if data is None
+                else iter_events(data, chosen, max_bytes=max_bytes)  # type: ignore[arg-type]
+            )
+            for item in items:
                 yield item, None if item.error is not None else enforcer.enforce(item.event)
             return
         if "enforce_bytes" not in enforcer.__dict__:
             TypedPath.of(enforcer)  # builds the path and binds it as enforcer.enforce_bytes
         enforce_bytes = enforcer.enforce_bytes  # a wrapper (suppression lists) stays in force
         decode_error = orjson.JSONDecodeError
-        for number, line in enumerate(raw, start=1):
+        may_lose = exactjson.may_lose if exact else _never
+        for number, line in iter_lines(raw, max_bytes):
+            if line is None:
+                yield Item(number, None, f"line longer than {max_bytes} bytes"), None
+                continue
             if not line.strip():
                 continue
             try:
                 result = enforce_bytes(line)
             except decode_error as exc:
-                yield Item(number, None, f"invalid JSON: {exc}"), None
+                if not exactjson.may_lose(line):  # (1e400 is JSON orjson refuses)
+                    yield Item(number, None, f"invalid JSON: {exc}"), None
+                    continue
+                result = None
+            if result is None or (not isinstance(result, LineResult) and may_lose(line)):
+                try:  # numbers orjson reads inexactly: enforce the exact parse instead
+                    event = exactjson.loads(line)
+                except ValueError as exc:
+                    yield Item(number, None, f"invalid JSON: {exc}"), None
+                    continue
+                yield Item(number, event), enforcer.enforce(event)
                 continue
+            assert result is not None
             yield Item(number), result

@@ -12,6 +12,7 @@ from typing import Any
 import click
 import orjson
 
+from trackplan.atomic import replace_tree, small_tree
 from trackplan.cliopts import emit, format_option, output_option
 from trackplan.errors import InputError
 from trackplan.plan.format_schema import EDITOR_SCHEMA_IDS, editor_schema
@@ -47,17 +48,26 @@ def schema(kind: str, fmt: str, output: Path | None) -> None:
 
 def _read_json(file: str) -> object:
     """Parse a JSON file (``-`` for stdin), turning every failure into an InputError."""
+    if file == "-" and sys.stdin is None:
+        raise InputError("-: standard input is closed")
     try:
         raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
         # the standard parser keeps integers of any size exactly (orjson turns them into floats)
-        return json.loads(raw)
+        doc = json.loads(raw)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # text a plan file can hold
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{file}: invalid JSON: {exc}") from None
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{file}: holds a lone surrogate escape (such as \\udc00), which is no text a "
+            "plan file can hold; fix the export"
+        ) from None
     except RecursionError:
         raise InputError(f"{file}: nesting is deeper than {MAX_DEPTH} levels") from None
+    return doc
 
 
 def _plan_files(root: Path) -> list[Path]:
@@ -78,16 +88,24 @@ def _replace_plan(plan: Plan, out: Path, *, header: str) -> None:
         write_plan(plan, tmp, header=header)
         if load_plan(tmp).content() != plan.content():
             raise InputError("the written plan does not read back the same; nothing was written")
-        if out.is_dir():
-            for stale in _plan_files(out):
+
+        def build(new: Path) -> None:
+            for stale in _plan_files(new):
                 stale.unlink()
-        for path in sorted(Path(tmp).rglob("*")):
-            target = out / path.relative_to(tmp)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+            for path in sorted(Path(tmp).rglob("*")):
+                target = new / path.relative_to(tmp)
+                if path.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+
+        if small_tree(out):
+            # the whole folder is swapped: a kill leaves the old plan or the new one
+            replace_tree(out, build)
+        else:  # a big folder (a repository root): replace the plan files in place
+            out.mkdir(parents=True, exist_ok=True)
+            build(out)
 
 
 @click.group("import")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,20 +60,65 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def read_document(path: Path, issues: list[PlanIssue]) -> Any:
-    """Parse one YAML or JSON file; problems go to ``issues`` and ``None`` is returned."""
-    name = str(path)
+#: The largest plan file read (plans are text written by people; this bounds hostile ones).
+MAX_PLAN_FILE_BYTES = 8 << 20
+
+
+def _outside(path: Path, root: Path | None) -> str | None:
+    """Why ``path`` may not be read as part of the plan folder ``root``, if it may not (a
+    plan file named directly on the command line is the user's own choice)."""
+    if root is None:
+        return None
+    if path.is_symlink():
+        return "is a symbolic link; plan files must be regular files inside the plan folder"
     try:
-        raw = path.read_bytes()
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return "resolves outside the plan folder"
+    return None
+
+
+def _has_alias(text: str) -> bool:
+    """Whether a YAML text uses an alias (``*name``): refused, as alias bombs expand
+    exponentially while composing."""
+    if "*" not in text:
+        return False
+    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_BaseLoader))
+
+
+def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = None) -> Any:
+    """Parse one YAML or JSON file; problems go to ``issues`` and ``None`` is returned.
+
+    Symbolic links, files resolving outside ``root``, files over
+    :data:`MAX_PLAN_FILE_BYTES` and YAML aliases are refused (plans from untrusted pull
+    requests are read in CI).
+    """
+    name = str(path)
+    refused = _outside(path, root)
+    if refused is not None:
+        issues.append(PlanIssue(name, "", refused))
+        return None
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_FILE_BYTES + 1)
     except OSError as exc:
         issues.append(PlanIssue(name, "", f"cannot read file: {exc.strerror or exc}"))
+        return None
+    if len(raw) > MAX_PLAN_FILE_BYTES:
+        issues.append(PlanIssue(name, "", f"file is larger than {MAX_PLAN_FILE_BYTES} bytes"))
         return None
     try:
         if path.suffix == ".json":
             # the standard parser keeps big integers exact (plans are small)
             doc = json.loads(raw)
         else:
-            doc = yaml.load(raw.decode("utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+            text = raw.decode("utf-8")
+            if _has_alias(text):
+                issues.append(PlanIssue(
+                    name, "", "YAML aliases (*name) are not allowed in plan files; "
+                    "write the value out or use a $ref"))
+                return None
+            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except json.JSONDecodeError as exc:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
@@ -137,6 +184,8 @@ def _non_json(doc: Any) -> tuple[str, str] | None:
             stack.extend((jp.join(ptr, i), v) for i, v in enumerate(node))
         elif not (node is None or isinstance(node, bool | int | float | str)):
             return ptr, f"value of type {type(node).__name__} is not JSON"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return ptr, "NaN and infinite numbers are not JSON; write a finite number"
     return None
 
 
@@ -174,7 +223,10 @@ def _format_fast_ok(doc: Any, schema: Mapping[str, Any]) -> bool:
 def _describe_format_error(err: Any) -> str:
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        return f"unknown key(s) {', '.join(map(repr, extra))}; allowed: " + ", ".join(
+        shown = [repr(k) if len(k) <= 40 else repr(k[:37]) + "..." for k in extra[:5]]
+        if len(extra) > 5:
+            shown.append(f"and {len(extra) - 5} more")
+        return f"unknown key(s) {', '.join(shown)}; allowed: " + ", ".join(
             sorted(err.schema.get("properties", {}))
         )
     if err.validator == "required":
@@ -187,7 +239,14 @@ def _describe_format_error(err: Any) -> str:
 
 
 def _doc_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _DOC_SUFFIXES)
+    out = []
+    for directory, subdirs, names in os.walk(root):  # never follows linked folders
+        subdirs.sort()
+        for name in names:
+            path = Path(directory) / name
+            if path.suffix in _DOC_SUFFIXES and (path.is_file() or path.is_symlink()):
+                out.append(path)  # a link is listed so that it is refused, not skipped
+    return sorted(out)
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -200,16 +259,20 @@ def load_plan(path: str | Path) -> Plan:
             raise PlanError(
                 [PlanIssue(str(root), "", f"no {' or '.join(PLAN_FILE_NAMES)} in the directory")]
             )
-        doc = read_document(plan_file, issues)
+        doc = read_document(plan_file, issues, root=root)
         sections: dict[str, tuple[str, Any]] = {}
         for name in SECTION_FILES:
             for suffix in _DOC_SUFFIXES:
                 candidate = root / f"{name}{suffix}"
-                if candidate.is_file():
-                    sections[name] = (str(candidate), read_document(candidate, issues))
+                if candidate.is_file() or candidate.is_symlink():
+                    sections[name] = (str(candidate), read_document(candidate, issues, root=root))
+        events_dir = root / "events"
+        if events_dir.is_symlink():
+            issues.append(PlanIssue(str(events_dir), "", "is a symbolic link; plan files must "
+                                    "be regular files inside the plan folder"))
         event_docs = [
-            (str(p), read_document(p, issues)) for p in _doc_files(root / "events")
-        ] if (root / "events").is_dir() else []
+            (str(p), read_document(p, issues, root=root)) for p in _doc_files(events_dir)
+        ] if events_dir.is_dir() and not events_dir.is_symlink() else []
         source = str(root)
     elif root.is_file():
         plan_file = root

@@ -8,6 +8,7 @@ reports. Schemas inside the model are plain JSON values: treat them as read-only
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -247,6 +248,12 @@ class Plan:
 
     def digest(self) -> str:
         """A stable SHA-256 of :meth:`content`, for generated-code headers and caches."""
-        blob = orjson.dumps(self.content(), option=orjson.OPT_SORT_KEYS)
+        content = self.content()
+        try:
+            blob = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # integers beyond 64 bits: the standard encoder writes them exactly
+            blob = json.dumps(
+                content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            ).encode()
         return hashlib.sha256(blob).hexdigest()
 

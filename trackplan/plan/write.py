@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from trackplan.atomic import new_file_mode
 from trackplan.plan.model import Controls, Plan, Rule
 
 __all__ = ["write_plan", "dump_yaml", "event_file_name"]
@@ -86,6 +87,7 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,11 +16,15 @@ __all__ = ["COMMANDS", "route", "erase", "report_group"]
 
 
 def _label(event: Any) -> str:
+    """What an event is printed as; names and types from the event pass the PII detectors."""
+    from trackplan.pii.labels import safe_label
+
     if type(event) is not dict:
         return "(not an object)"
     if event.get("type", "track") == "track" and isinstance(event.get("event"), str):
-        return str(event["event"])
-    return str(event.get("type", "(no type)"))
+        return safe_label(event["event"])
+    kind = event.get("type", "(no type)")
+    return safe_label(kind) if isinstance(kind, str) else "(no type)"
 
 
 @click.command()
@@ -120,13 +124,15 @@ def route(
     "--plan",
     "plan_path",
     type=click.Path(exists=True),
-    help="The plan whose hash key (pii.hash_key_env) keys the subject hashes.",
+    help="Key subject hashes with this plan's hash key (its pii.hash_key_env).",
 )
 @click.option(
+    "--unkeyed-hashes",
     "--unkeyed-subject-hashes",
-    "unkeyed",
+    "unkeyed_hashes",
     is_flag=True,
-    help="Write plain SHA-256 subject hashes (no key; predictable ids can be recovered).",
+    help="Allow plain SHA-256 subject hashes when no key is set (reversible for emails "
+    "and guessable ids: not recommended).",
 )
 @format_option(["text", "json"])
 def erase(
@@ -138,31 +144,28 @@ def erase(
     audit_log: str | None,
     suppress_file: str | None,
     plan_path: str | None,
-    unkeyed: bool,
+    unkeyed_hashes: bool,
     fmt: str,
 ) -> None:
     """Remove every row of the subjects from parquet, NDJSON and CSV files under PATHS.
 
     Changed files are rewritten aside and renamed into place; files without the subjects
-    are not touched. Subject hashes in the audit log and suppression list are HMAC-SHA256
-    under $TRACKPLAN_SUBJECT_KEY when it is set, else under the plan's hash key
-    ($TRACKPLAN_HASH_KEY, or the variable --plan names); plain SHA-256 only with
-    --unkeyed-subject-hashes.
+    are not touched. Subject hashes in the audit log and suppression list are HMAC-SHA256,
+    keyed with $TRACKPLAN_SUBJECT_KEY, else the plan's hash key (--plan; $TRACKPLAN_HASH_KEY
+    by default); plain SHA-256 only with --unkeyed-hashes.
     """
     from trackplan.privacy.erase import EraseOptions, Subjects, read_ids_file
     from trackplan.privacy.erase import erase as run
-    from trackplan.privacy.suppression import UNKEYED_WARNING, SuppressionList, subject_key
+    from trackplan.privacy.suppression import SuppressionList
 
+    key = _subject_key(
+        plan_path, needed=bool(audit_log or suppress_file) and not dry_run, unkeyed=unkeyed_hashes
+    )
     pii: Any = None
     if plan_path:
         from trackplan.plan.load import load_plan
 
         pii = load_plan(plan_path).pii
-    key: bytes | None = None
-    if unkeyed:
-        click.echo(UNKEYED_WARNING, err=True)
-    elif audit_log or suppress_file:
-        key = subject_key(hash_key_env=_hash_key_env(pii))
     subjects = Subjects(
         frozenset(user_ids),
         frozenset(anonymous_ids),
@@ -221,6 +224,37 @@ def _hash_key_env(pii: Any) -> str:
     return env if isinstance(env, str) and env else DEFAULT_KEY_ENV
 
 
+def _subject_key(plan_path: str | None, *, needed: bool, unkeyed: bool) -> bytes | None:
+    """The key of subject hashes: $TRACKPLAN_SUBJECT_KEY, else the plan's hash key; None
+    (plain SHA-256, with a warning) only when unkeyed hashes are chosen explicitly.
+
+    Raises:
+        InputError: hashes are needed, no key is set and unkeyed hashes were not chosen.
+    """
+    from trackplan.errors import InputError
+    from trackplan.pii.policy import DEFAULT_KEY_ENV
+    from trackplan.privacy.suppression import KEY_ENV, UNKEYED_WARNING, env_key
+
+    if unkeyed:
+        if needed:
+            click.echo(UNKEYED_WARNING, err=True)
+        return None
+    key_env = DEFAULT_KEY_ENV
+    if plan_path:
+        from trackplan.plan.load import load_plan
+
+        named = load_plan(plan_path).pii.get("hash_key_env")
+        key_env = named if isinstance(named, str) and named else DEFAULT_KEY_ENV
+    key = env_key() or env_key(key_env)
+    if key is not None or not needed:
+        return key
+    raise InputError(
+        f"subject hashes need a key: set {KEY_ENV} or {key_env}, or pass "
+        "--unkeyed-subject-hashes (also --unkeyed-hashes) to write plain SHA-256 (reversible "
+        "for emails and guessable ids)"
+    )
+
+
 @click.group("report")
 def report_group() -> None:
     """Reports generated from the plan."""
@@ -245,7 +279,9 @@ def dpia(plan: str, fmt: str, strict: bool, output: str | None) -> None:
     report = build_report(load_plan(plan))
     text = render(report, fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        from trackplan.atomic import write_atomic
+
+        write_atomic(output, text.encode("utf-8"))
     else:
         click.echo(text, nl=False)
     sys.exit(1 if strict and report.gaps else 0)

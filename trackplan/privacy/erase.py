@@ -7,23 +7,33 @@ object or struct column (``message.userId``). Payload objects (``properties``,
 ``traits``, ``context``, ``integrations``) are not searched: an id there names someone
 else, whose rows are kept.
 
-Each file is first scanned; a file without the subject is never opened for writing. A
-changed file is written aside (``.<name>.trackplan-erase.tmp`` in the same directory),
-fsynced, renamed over the original and the directory fsynced, so a crash at any moment
-leaves each file whole-old or whole-new. A rerun finishes the job and removes stale
-temporary files. Every other row keeps its order and content (NDJSON and CSV rows are
-copied byte for byte; parquet keeps its schema, metadata, row groups and per-column
-compression). A verification pass re-reads every output before the audit log entry,
-which records subject hashes only, never the ids, is appended.
+Identity field names match case-insensitively (``USER_ID`` as warehouses export them).
+JSON rows are compared on decoded values (``acme\\/u1`` is ``acme/u1``). Empty or blank ids
+are refused: they would match every anonymous row.
+
+Each run locks every file it reads (:mod:`trackplan.privacy.locking`) until it has
+verified it, so concurrent runs on the same data take turns. Each file is first scanned;
+a file without the subject is never opened for writing. A changed file is written aside
+(a temporary with a name of its own in the same directory), fsynced, renamed over the
+original and the directory fsynced, so a crash at any moment leaves each file whole-old or
+whole-new. A rerun finishes the job and removes temporaries whose writers are dead. A JSON
+array or batch body holding a subject row, a line that cannot be read but may hold an id,
+and an id column of a type that cannot hold an id stop the run (exit 2): nothing that
+cannot be checked is counted as clean. Every other row keeps its order and content
+(NDJSON and CSV rows are copied byte for byte; parquet keeps its schema, metadata, row
+groups and per-column compression). A verification pass re-reads every output before
+the audit log entry, which records subject hashes only, never the ids, is appended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gzip
 import io
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,8 +42,24 @@ from typing import IO, Any, TypeVar, cast
 
 import orjson
 
-from trackplan.atomic import replace_file
 from trackplan.errors import BatchError, InputError
+from trackplan.privacy.erase_columns import (
+    ANON_FOLDED as _ANON_FOLDED,
+)
+from trackplan.privacy.erase_columns import (
+    ANON_KEYS,
+    USER_KEYS,
+    id_leaf,
+    parquet_count,
+    parquet_write,
+)
+from trackplan.privacy.erase_columns import (
+    PAYLOADS as _PAYLOADS,
+)
+from trackplan.privacy.erase_columns import (
+    USER_FOLDED as _USER_FOLDED,
+)
+from trackplan.privacy.locking import TMP_SUFFIX, FileLock, OwnedTemp, remove_dead_temps
 from trackplan.privacy.suppression import subject_hash
 
 __all__ = [
@@ -50,10 +76,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-USER_KEYS = ("userId", "user_id")
-ANON_KEYS = ("anonymousId", "anonymous_id")
-_PAYLOADS = frozenset({"properties", "traits", "context", "integrations"})
-TMP_SUFFIX = ".trackplan-erase.tmp"
 _NDJSON = (".ndjson", ".jsonl", ".json")
 _KINDS = {".parquet": "parquet", ".csv": "csv", **{s: "ndjson" for s in _NDJSON}}
 
@@ -79,6 +101,25 @@ class Subjects:
     def __bool__(self) -> bool:
         return bool(self.user_ids or self.anonymous_ids or self.any_ids)
 
+    def check(self) -> None:
+        """Refuse no subject at all, and empty or blank ids (they match anonymous rows).
+
+        Raises:
+            InputError: with what to give instead.
+        """
+        if not self:
+            raise InputError("no subject to erase: give --user-id, --anonymous-id or --ids-file")
+        for kind, ids in (
+            ("user", self.user_ids),
+            ("anonymous", self.anonymous_ids),
+            ("", self.any_ids),
+        ):
+            if any(not i.strip() for i in ids):
+                raise InputError(
+                    f"an empty or blank {kind + ' ' if kind else ''}id would erase every row "
+                    "without one; give real ids"
+                )
+
     def hashes(self, key: bytes | None) -> list[dict[str, str]]:
         """Subject hashes for the audit log (sorted; never the ids)."""
         out = [{"type": "userId", "hash": subject_hash(i, key)} for i in self.user_ids]
@@ -93,19 +134,17 @@ class Subjects:
         if self._flat(row):
             return True
         for key, value in row.items():
-            if type(value) is dict and key not in _PAYLOADS and self._flat(value):
+            if type(value) is dict and key.lower() not in _PAYLOADS and self._flat(value):
                 return True
         return False
 
     def _flat(self, obj: dict[str, Any]) -> bool:
         users, anon = self.users, self.anonymous
-        for k in USER_KEYS:
-            v = obj.get(k)
-            if v is not None and _as_id(v) in users:
+        for k, v in obj.items():
+            folded = k.lower()
+            if folded in _USER_FOLDED and _as_id(v) in users:
                 return True
-        for k in ANON_KEYS:
-            v = obj.get(k)
-            if v is not None and _as_id(v) in anon:
+            if folded in _ANON_FOLDED and _as_id(v) in anon:
                 return True
         return False
 
@@ -131,7 +170,9 @@ def read_ids_file(path: str) -> frozenset[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ids file: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot read ids file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the ids file is not UTF-8 text") from None
     return frozenset(s for line in text.splitlines() if (s := line.strip()) and s[0] != "#")
 
 
@@ -180,10 +221,6 @@ def _kind(path: Path) -> str | None:
     return _KINDS.get(Path(name).suffix)
 
 
-def _tmp_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TMP_SUFFIX}")
-
-
 def find_files(paths: Iterable[str]) -> tuple[list[Path], list[Path]]:
     """Dataset files under ``paths`` (sorted, each once) and the directories they sit in.
 
@@ -215,14 +252,27 @@ def find_files(paths: Iterable[str]) -> tuple[list[Path], list[Path]]:
     return list(files), list(dirs)
 
 
-def _clean_stale(dirs: Iterable[Path]) -> int:
-    removed = 0
-    for directory in dirs:
-        for child in directory.iterdir():
-            if child.name.startswith(".") and child.name.endswith(TMP_SUFFIX):
-                child.unlink(missing_ok=True)
-                removed += 1
-    return removed
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a locked temporary file, fsync and rename."""
+    with FileLock.acquire(path), OwnedTemp.create(path) as tmp:
+        with open(tmp.path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace()
+
+
+@contextlib.contextmanager
+def _locks(files: list[Path]) -> Iterator[None]:
+    """Lock every file, in one global order (two runs never wait on each other in a cycle)."""
+    held: list[FileLock] = []
+    try:
+        for path in sorted(files, key=lambda p: str(p.resolve())):
+            held.append(FileLock.acquire(path))
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 # -- NDJSON -------------------------------------------------------------------------------
@@ -232,23 +282,111 @@ def _open_read(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(line: bytes) -> bytes:
+    """``line`` with every JSON escape decoded, leniently (for a line that does not parse)."""
+    text = _ESCAPE.sub(
+        lambda m: chr(int(m[1], 16)) if m[1] is not None else _SIMPLE[m[2]],
+        line.decode("utf-8", "replace"),
+    )
+    # escaped surrogate pairs become one character; lone surrogates become U+FFFD
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined.encode("utf-8")
+
+
+def _document_rows(row: Any) -> list[Any] | None:
+    """The rows inside a JSON array or a batch body; None for a plain row."""
+    if type(row) is list:
+        return row
+    if type(row) is dict and type(row.get("batch")) is list:
+        return cast(list[Any], row["batch"])
+    return None
+
+
+def _json_document(path: Path) -> list[Any] | None:
+    """The rows of ``path`` when it holds one JSON document (an array, a pretty-printed batch
+    body or object) rather than NDJSON; None for NDJSON.
+
+    Raises:
+        BatchError: it starts as an array but is not valid JSON.
+    """
+    with _open_read(path) as f:
+        head = f.read(1 << 16)
+    stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if stripped[:1] not in (b"[", b"{"):
+        return None
+    first = stripped.split(b"\n", 1)[0]
+    if stripped[:1] == b"{":
+        try:
+            orjson.loads(first)
+            return None  # a complete first line: NDJSON
+        except orjson.JSONDecodeError:
+            pass
+    with _open_read(path) as f:
+        data = f.read().removeprefix(b"\xef\xbb\xbf")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if stripped[:1] == b"{":
+            return None  # NDJSON whose first line is broken: read line by line
+        raise BatchError(
+            "unreadable JSON array: it cannot be checked for subject rows", file=str(path)
+        ) from None
+    inner = _document_rows(value)
+    return inner if inner is not None else [value]
+
+
+def _document_count(path: Path, rows: list[Any], subjects: Subjects) -> tuple[int, int]:
+    if any(subjects.row_matches(r) for r in rows):
+        raise BatchError(
+            "a JSON array or batch body holds rows of a subject; erase rewrites one event "
+            "per line: convert the file to NDJSON and rerun",
+            file=str(path),
+        )
+    return len(rows), 0
+
+
 def _ndjson_rows(path: Path, subjects: Subjects) -> Iterator[tuple[bytes, bool]]:
-    """``(raw line, belongs to a subject)`` for every line, blank ones included."""
+    """``(raw line, belongs to a subject)`` for every line, blank ones included.
+
+    A line without any subject id in its raw bytes and without a backslash cannot hold
+    one (JSON strings differ from their bytes only through escapes), so only lines with
+    either are parsed and compared on decoded values.
+    """
     needles = subjects.needles()
     with _open_read(path) as f:
         for number, line in enumerate(f, start=1):
-            if not any(n in line for n in needles) and b"\\u" not in line:
+            if b"\\" not in line and not any(n in line for n in needles):
                 yield line, False
                 continue
+            text = line[3:] if number == 1 and line.startswith(b"\xef\xbb\xbf") else line
             try:
-                row = orjson.loads(line)
+                row = orjson.loads(text)
             except orjson.JSONDecodeError:
+                if not any(n in _unescaped(text) for n in needles):
+                    yield line, False  # even decoded, it names no subject
+                    continue
                 raise BatchError(
-                    "unreadable JSON line that may hold a subject id; fix or "
-                    "remove the line and rerun",
+                    "unreadable JSON line that may hold a subject id (a pretty-printed "
+                    "JSON document? erase rewrites one event per line); fix or convert the "
+                    "file to NDJSON and rerun",
                     file=str(path),
                     row=number,
                 ) from None
+            inner = _document_rows(row)
+            if inner is not None:
+                if any(subjects.row_matches(r) for r in inner):
+                    raise BatchError(
+                        "a JSON array or batch body holds rows of a subject; erase rewrites "
+                        "one event per line: convert the file to NDJSON and rerun",
+                        file=str(path),
+                        row=number,
+                    )
+                yield line, False
+                continue
             yield line, subjects.row_matches(row)
 
 
@@ -295,8 +433,8 @@ def _csv_rows(path: Path, subjects: Subjects) -> Iterator[tuple[bytes, bool]]:
             consumed.clear()
             if index == 0:
                 names = [n.lstrip("\ufeff") for n in record]  # a UTF-8 BOM is no name
-                user_cols = [i for i, n in enumerate(names) if _leaf(n) in USER_KEYS]
-                anon_cols = [i for i, n in enumerate(names) if _leaf(n) in ANON_KEYS]
+                user_cols = [i for i, n in enumerate(names) if id_leaf(n) in _USER_FOLDED]
+                anon_cols = [i for i, n in enumerate(names) if id_leaf(n) in _ANON_FOLDED]
                 yield raw, False
                 continue
             hit = any(i < len(record) and record[i] in subjects.users for i in user_cols) or any(
@@ -307,124 +445,28 @@ def _csv_rows(path: Path, subjects: Subjects) -> Iterator[tuple[bytes, bool]]:
             yield "".join(consumed).encode("utf-8"), False
 
 
-def _leaf(column: str) -> str:
-    """``userId`` for ``userId`` and for a flattened wrapper column ``message.userId``."""
-    head, _, leaf = column.rpartition(".")
-    return leaf if head.split(".")[0] not in _PAYLOADS else column
-
-
-# -- parquet ------------------------------------------------------------------------------
-def _parquet_id_columns(schema: Any) -> tuple[list[str], list[str]]:
-    import pyarrow as pa
-
-    users: list[str] = []
-    anon: list[str] = []
-    for fld in schema:
-        if fld.name in USER_KEYS:
-            users.append(fld.name)
-        elif fld.name in ANON_KEYS:
-            anon.append(fld.name)
-        elif pa.types.is_struct(fld.type) and fld.name not in _PAYLOADS:
-            for child in fld.type:
-                if child.name in USER_KEYS:
-                    users.append(f"{fld.name}.{child.name}")
-                elif child.name in ANON_KEYS:
-                    anon.append(f"{fld.name}.{child.name}")
-    return users, anon
-
-
-def _parquet_mask(table: Any, users: list[str], anon: list[str], subjects: Subjects) -> Any:
-    """A boolean array: True for rows of a subject."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    mask = pa.array([False] * table.num_rows, type=pa.bool_())
-    for names, ids in ((users, subjects.users), (anon, subjects.anonymous)):
-        if not ids:
-            continue
-        value_set = pa.array(sorted(ids), type=pa.string())
-        for name in names:
-            col: Any = table
-            for part in name.split("."):
-                col = col.column(part) if col is table else pc.struct_field(col, part)
-            col = pc.cast(col, pa.string()) if not pa.types.is_string(col.type) else col
-            mask = pc.or_(mask, pc.fill_null(pc.is_in(col, value_set=value_set), False))
-    return mask
-
-
-def _parquet_count(path: Path, subjects: Subjects) -> tuple[int, int]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    users, anon = _parquet_id_columns(pf.schema_arrow)
-    total = pf.metadata.num_rows
-    if not users and not anon:
-        return total, 0
-    table = pf.read(columns=users + anon)
-    return total, int(pc.sum(_parquet_mask(table, users, anon, subjects)).as_py() or 0)
-
-
-def _parquet_write(path: Path, tmp: Path, subjects: Subjects) -> None:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
-    users, anon = _parquet_id_columns(pf.schema_arrow)
-    compression: dict[str, str] = {}
-    dictionary: list[str] = []
-    if meta.num_row_groups:
-        group = meta.row_group(0)
-        for i in range(group.num_columns):
-            col = group.column(i)
-            codec = col.compression.lower()
-            compression[col.path_in_schema] = {"lz4_raw": "lz4", "uncompressed": "none"}.get(
-                codec, codec
-            )
-            if any("DICTIONARY" in e for e in col.encodings):
-                dictionary.append(col.path_in_schema)
-    with open(tmp, "wb") as sink:
-        writer = pq.ParquetWriter(
-            sink,
-            pf.schema_arrow,
-            compression=compression or "snappy",
-            use_dictionary=dictionary if meta.num_row_groups else True,
-            version=meta.format_version if meta.format_version in ("1.0", "2.4", "2.6") else "2.6",
-        )
-        try:
-            for index in range(meta.num_row_groups):
-                group_table = pf.read_row_group(index)
-                kept = group_table.filter(
-                    pc.invert(_parquet_mask(group_table, users, anon, subjects))
-                )
-                if kept.num_rows:
-                    writer.write_table(kept, row_group_size=max(kept.num_rows, 1))
-        finally:
-            writer.close()
-        sink.flush()
-        os.fsync(sink.fileno())
-
-
 # -- one file -----------------------------------------------------------------------------
 def _count_file(path: Path, kind: str, subjects: Subjects) -> tuple[int, int]:
     if kind == "parquet":
-        return _parquet_count(path, subjects)
+        return parquet_count(path, users=subjects.users, anonymous=subjects.anonymous)
     if kind == "csv":
         total, removed = _count(_csv_rows(path, subjects), lambda raw: False)
         return max(total - 1, 0), removed  # the header is no row
+    document = _json_document(path)
+    if document is not None:
+        return _document_count(path, document, subjects)
     return _count(_ndjson_rows(path, subjects), lambda raw: not raw.strip())
 
 
 def _rewrite(path: Path, kind: str, subjects: Subjects) -> None:
-    tmp = _tmp_for(path)
-    if kind == "parquet":
-        _parquet_write(path, tmp, subjects)
-    elif kind == "csv":
-        _write_rows(path, tmp, _csv_rows(path, subjects))
-    else:
-        _write_rows(path, tmp, _ndjson_rows(path, subjects))
-    replace_file(tmp, path)
+    with OwnedTemp.create(path) as tmp:
+        if kind == "parquet":
+            parquet_write(path, tmp.path, users=subjects.users, anonymous=subjects.anonymous)
+        elif kind == "csv":
+            _write_rows(path, tmp.path, _csv_rows(path, subjects))
+        else:
+            _write_rows(path, tmp.path, _ndjson_rows(path, subjects))
+        tmp.replace()
 
 
 def _verify(result: FileResult, subjects: Subjects, schema: Any) -> None:
@@ -447,13 +489,22 @@ def erase(paths: Iterable[str], subjects: Subjects, *, options: EraseOptions) ->
     """Remove every row of ``subjects`` from the dataset files under ``paths``.
 
     Raises:
-        InputError: a path is missing or has an unknown format; no subject was given.
-        BatchError: a file could not be read, rewritten or verified (names the file).
+        InputError: a path is missing or has an unknown format; no subject was given, or
+            an empty or blank id.
+        BatchError: a file could not be read, checked, rewritten or verified (names the
+            file).
     """
-    if not subjects:
-        raise InputError("no subject to erase: give --user-id, --anonymous-id or --ids-file")
+    subjects.check()
     files, dirs = find_files(paths)
-    stale = 0 if options.dry_run else _clean_stale(dirs)
+    with _locks(files):
+        return _erase_locked(files, dirs, subjects, options)
+
+
+def _erase_locked(
+    files: list[Path], dirs: list[Path], subjects: Subjects, options: EraseOptions
+) -> EraseReport:
+    held = frozenset(files)
+    stale = 0 if options.dry_run else sum(remove_dead_temps(d, held=held) for d in dirs)
     planned: list[FileResult] = []
     for path in files:  # scan first: the audit log names every change before it happens
         kind = _kind(path)
@@ -479,7 +530,9 @@ def erase(paths: Iterable[str], subjects: Subjects, *, options: EraseOptions) ->
         results.append(FileResult(f.path, f.format, f.rows, f.removed, bool(f.removed)))
     for result in results:
         if result.rewritten:
-            _verify(result, subjects, schemas.get(result.path))
+            _guarded(
+                Path(result.path), partial(_verify, result, subjects, schemas.get(result.path))
+            )
     report = EraseReport(tuple(results), stale, True, False)
     if log is not None:
         _audit(log, report, subjects, options.key, status="done")
@@ -490,9 +543,11 @@ def _guarded(path: Path, step: Callable[[], _T]) -> _T:
     """Run one read or rewrite step of ``path``, naming the file in any error."""
     try:
         return step()
-    except (OSError, ValueError, EOFError) as exc:
-        _tmp_for(path).unlink(missing_ok=True)
-        raise BatchError(f"cannot erase: {type(exc).__name__}: {exc}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise BatchError("cannot erase: the file is not UTF-8 text", file=str(path)) from None
+    except (OSError, ValueError, EOFError, csv.Error) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BatchError(f"cannot erase: {type(exc).__name__}: {detail}", file=str(path)) from None
 
 
 def _audit(

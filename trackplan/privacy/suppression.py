@@ -143,6 +143,8 @@ class SuppressionList:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{path}: cannot read suppression list: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not a suppression list (not UTF-8 text)") from None
         scheme = "sha256"
         check: str | None = None
         digests: set[str] = set()

@@ -1,0 +1,226 @@
+"""Per-file locks and owned temporary files for in-place rewrites (``trackplan erase``).
+
+Two runs that rewrite the same file must not interleave: each holds an exclusive
+``flock`` on a lock file beside the data file (``.<name>.trackplan-erase.lock``) from
+before it reads the file until it has verified the rewrite. The lock file is removed on
+release; a waiter that wakes up holding the lock of a file that was meanwhile removed
+(and perhaps recreated by a third run) notices by comparing inodes and tries again.
+
+A rewrite goes through a temporary with a name of its own
+(``.<name>.<pid>-<token>.trackplan-erase.tmp``), created and ``flock``-ed while the file
+lock is held. A temporary is stale only when its writer is dead: :func:`remove_dead_temps`
+removes temporaries of a file only while holding that file's lock, and only those whose
+own lock it can take (the kernel drops a writer's locks when the writer dies).
+
+>>> with FileLock.acquire(Path("d/events.csv")):            # doctest: +SKIP
+...     with OwnedTemp.create(Path("d/events.csv")) as tmp:
+...         tmp.path.write_bytes(b"...")
+...         tmp.replace()
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+from pathlib import Path
+from types import TracebackType
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locking, no stale-file cleanup
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "TMP_SUFFIX",
+    "LOCK_SUFFIX",
+    "TEMP_NAME",
+    "FileLock",
+    "OwnedTemp",
+    "remove_dead_temps",
+    "fsync_dir",
+]
+
+TMP_SUFFIX = ".trackplan-erase.tmp"
+LOCK_SUFFIX = ".trackplan-erase.lock"
+#: A temporary of ``target`` (this module's names, and the fixed name of older versions).
+TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+?)(?:\.(?P<pid>\d+)-(?P<token>[0-9a-f]{12}))?" + re.escape(TMP_SUFFIX) + "$",
+    re.DOTALL,
+)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry change (a rename) to disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}{LOCK_SUFFIX}")
+
+
+class FileLock:
+    """An exclusive lock on one data file, held through a lock file beside it."""
+
+    def __init__(self, path: Path, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, target: Path) -> FileLock:
+        """Lock ``target``, waiting until no other process holds it."""
+        lock = cls._take(target, wait=True)
+        assert lock is not None  # a blocking take returns a lock
+        return lock
+
+    @classmethod
+    def try_acquire(cls, target: Path) -> FileLock | None:
+        """Lock ``target`` if no other process holds it, else None."""
+        return cls._take(target, wait=False)
+
+    @classmethod
+    def _take(cls, target: Path, *, wait: bool) -> FileLock | None:
+        """Lock ``target``; blocks until free (``wait``) or returns None when held.
+
+        Where no lock file can be created (a read-only directory), nothing can be rewritten
+        there either: the lock is a no-op and the rewrite fails with its own error.
+        """
+        path = _lock_path(target)
+        if fcntl is None:  # pragma: no cover
+            return cls(path, None)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                    return cls(path, None)
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return cls(path, fd)
+            os.close(fd)  # the holder before us removed it: lock the current file
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (in that order: see the module doc)."""
+        if self._fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class OwnedTemp:
+    """A temporary beside ``target`` with a unique name, locked by this process."""
+
+    def __init__(self, target: Path, path: Path, fd: int) -> None:
+        self.target = target
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def create(cls, target: Path) -> OwnedTemp:
+        """Create (exclusively) and lock a new empty temporary of ``target``."""
+        name = f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}{TMP_SUFFIX}"
+        path = target.with_name(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return cls(target, path, fd)
+
+    def replace(self) -> None:
+        """Rename the temporary over the target (keeping the target's mode) and fsync."""
+        if self.target.exists():
+            os.chmod(self.path, self.target.stat().st_mode & 0o7777)
+        os.replace(self.path, self.target)
+        fsync_dir(self.target.parent)
+        self._close()
+
+    def discard(self) -> None:
+        """Remove the temporary if it is still there."""
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OwnedTemp:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.discard()
+
+
+def _take_if_dead(path: Path) -> bool:
+    """Remove ``path`` when no live process holds its lock; True when removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink()
+        return True
+    except OSError:
+        return False  # its writer is alive (or it vanished meanwhile)
+    finally:
+        os.close(fd)
+
+
+def remove_dead_temps(directory: Path, *, held: frozenset[Path] = frozenset()) -> int:
+    """Remove temporaries in ``directory`` whose writers are dead; returns how many.
+
+    ``held`` are the data files whose locks the caller holds; the temporaries of any other
+    file are removed only if that file's lock is free right now.
+    """
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return 0
+    by_target: dict[Path, list[Path]] = {}
+    for name in names:
+        found = TEMP_NAME.match(name)
+        if found is not None:
+            by_target.setdefault(directory / found["target"], []).append(directory / name)
+    removed = 0
+    for target, temps in by_target.items():
+        lock = None if target in held else FileLock.try_acquire(target)
+        if target not in held and lock is None:
+            continue  # a live run is rewriting that file
+        try:
+            removed += sum(_take_if_dead(t) for t in temps)
+        finally:
+            if lock is not None:
+                lock.release()
+    return removed
