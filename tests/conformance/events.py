@@ -58,49 +58,86 @@ def _card(prefix: str, digits: int, sep: str) -> str:
 USERS = ("jane.doe", "o.adeyemi", "maria_jose", "li.wei+shop", "k.nakamura")
 DOMAINS = ("example.com", "example.org", "mail.example.net")
 
-email = st.builds(lambda u, d, upper: (f"{u}@{d}".title() if upper else f"{u}@{d}"),
-                  st.sampled_from(USERS), st.sampled_from(DOMAINS), st.booleans())
-phone = st.sampled_from((
-    "+44 20 7946 0958", "07700 900742", "+1 415 555 0134", "(415) 555-0175",
-    "+33 1 23 45 67 89", "+49 30 901820",
-))
-payment_card = st.builds(_card, st.sampled_from(("4", "51", "55", "37", "6011")),
-                         st.integers(0, 10**14), st.sampled_from((" ", "-", "")))
-iban = st.sampled_from((
-    "GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "FR1420041010050500013M02606",
-    "NL91ABNA0417164300",
-))
+email = st.builds(
+    lambda u, d, upper: f"{u}@{d}".title() if upper else f"{u}@{d}",
+    st.sampled_from(USERS),
+    st.sampled_from(DOMAINS),
+    st.booleans(),
+)
+phone = st.sampled_from(
+    (
+        "+44 20 7946 0958",
+        "07700 900742",
+        "+1 415 555 0134",
+        "(415) 555-0175",
+        "+33 1 23 45 67 89",
+        "+49 30 901820",
+    )
+)
+payment_card = st.builds(
+    _card,
+    st.sampled_from(("4", "51", "55", "37", "6011")),
+    st.integers(0, 10**14),
+    st.sampled_from((" ", "-", "")),
+)
+iban = st.sampled_from(
+    (
+        "GB82 WEST 1234 5698 7654 32",
+        "DE89370400440532013000",
+        "FR1420041010050500013M02606",
+        "NL91ABNA0417164300",
+    )
+)
 ip = st.one_of(
     st.builds("203.0.113.{}".format, st.integers(1, 254)),
     st.builds("198.51.100.{}".format, st.integers(1, 254)),
     st.sampled_from(("2001:db8:85a3::8a2e:370:7334", "2001:db8::1")),
 )
-government_id = st.builds("{:03d}-{:02d}-{:04d}".format, st.integers(100, 665),
-                          st.integers(1, 99), st.integers(1, 9999))
-credentials = st.sampled_from((
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
-    "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-    "AKIAIOSFODNN7EXAMPLE",
-    "ghp_0123456789abcdefghijABCDEFGHIJ0123456789",
-))
+government_id = st.builds(
+    "{:03d}-{:02d}-{:04d}".format, st.integers(100, 665), st.integers(1, 99), st.integers(1, 9999)
+)
+credentials = st.sampled_from(
+    (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_0123456789abcdefghijABCDEFGHIJ0123456789",
+    )
+)
 name = st.sampled_from(("Jane", "Doe", "Oluwaseun", "María José", "Nakamura"))
 
 #: category -> strategy of values the detectors (or a declaration) should catch
 PII_VALUES: dict[str, Any] = {
-    "email": email, "phone": phone, "payment_card": payment_card, "bank_account": iban,
-    "ip": ip, "government_id": government_id, "credentials": credentials,
+    "email": email,
+    "phone": phone,
+    "payment_card": payment_card,
+    "bank_account": iban,
+    "ip": ip,
+    "government_id": government_id,
+    "credentials": credentials,
 }
 any_pii = st.one_of(*PII_VALUES.values())
 
 TEMPLATES = (
-    "call me on {}", "contact {} please", "my card is {}", "sent from {} yesterday",
-    "{}", "note: {} (urgent)",
+    "call me on {}",
+    "contact {} please",
+    "my card is {}",
+    "sent from {} yesterday",
+    "{}",
+    "note: {} (urgent)",
 )
 free_text = st.builds(lambda t, v: t.format(v), st.sampled_from(TEMPLATES), any_pii)
-clean_text = st.sampled_from((
-    "usb c cable", "red mug 350ml", "gift wrap", "size 42", "order 2026-11-01", "v1.2.3.4",
-))
+clean_text = st.sampled_from(
+    (
+        "usb c cable",
+        "red mug 350ml",
+        "gift wrap",
+        "size 42",
+        "order 2026-11-01",
+        "v1.2.3.4",
+    )
+)
 clean_code = st.builds("REF-{}".format, st.integers(1, 9999))
 #: a planned or unplanned string: clean, a PII value, or free text holding one
 some_string = st.one_of(clean_text, clean_code, any_pii, free_text)
@@ -113,45 +150,65 @@ def _opt(**fields: Any) -> Any:
 
 product = st.builds(
     lambda base, extra: {**base, **extra},
-    st.fixed_dictionaries({
-        "product_id": st.builds("p-{}".format, st.integers(1, 500)),
-        "price": st.sampled_from((9.5, 19.99, 120.0, -1.0)),
-    }),
-    _opt(quantity=st.sampled_from((1, 2, 5000)), name=st.one_of(clean_text, name, any_pii),
-         coupon=some_string),
+    st.fixed_dictionaries(
+        {
+            "product_id": st.builds("p-{}".format, st.integers(1, 500)),
+            "price": st.sampled_from((9.5, 19.99, 120.0, -1.0)),
+        }
+    ),
+    _opt(
+        quantity=st.sampled_from((1, 2, 5000)),
+        name=st.one_of(clean_text, name, any_pii),
+        coupon=some_string,
+    ),
 )
 
 signed_up = st.builds(
     lambda req, opt: {**req, **opt},
     st.fixed_dictionaries({"method": st.sampled_from(("email", "google", "apple", "fax"))}),
-    _opt(email=st.one_of(email, st.just("not-an-email")), phone=phone, first_name=name,
-         referral_code=some_string),
+    _opt(
+        email=st.one_of(email, st.just("not-an-email")),
+        phone=phone,
+        first_name=name,
+        referral_code=some_string,
+    ),
 )
 products_searched = st.fixed_dictionaries({"query": st.one_of(clean_text, free_text)})
 shipping_address = st.fixed_dictionaries(
-    {"street": st.builds("{} High St".format, st.integers(1, 99)), "city": name,
-     "country": st.sampled_from(("GB", "FR", "gb"))},
+    {
+        "street": st.builds("{} High St".format, st.integers(1, 99)),
+        "city": name,
+        "country": st.sampled_from(("GB", "FR", "gb")),
+    },
     optional={"postal_code": st.sampled_from(("LS1 4AP", "75001"))},
 )
 order_completed = st.builds(
     lambda req, opt: {**req, **opt},
-    st.fixed_dictionaries({
-        "total": st.sampled_from((12.5, 99.99, -5.0)),
-        "currency": st.sampled_from(("EUR", "USD", "eur")),
-        "products": st.lists(product, max_size=3),
-    }),
-    _opt(order_id=st.builds("o-{}".format, st.integers(1, 10**6)), email=email,
-         coupon=some_string, affiliation=st.one_of(clean_text, free_text),
-         shipping_address=shipping_address),
+    st.fixed_dictionaries(
+        {
+            "total": st.sampled_from((12.5, 99.99, -5.0)),
+            "currency": st.sampled_from(("EUR", "USD", "eur")),
+            "products": st.lists(product, max_size=3),
+        }
+    ),
+    _opt(
+        order_id=st.builds("o-{}".format, st.integers(1, 10**6)),
+        email=email,
+        coupon=some_string,
+        affiliation=st.one_of(clean_text, free_text),
+        shipping_address=shipping_address,
+    ),
 )
 product_added = st.builds(
     lambda req, opt: {**req, **opt},
-    st.fixed_dictionaries({
-        "cart_id": st.builds("cart-{}".format, st.integers(1, 999)),
-        "product_id": st.builds("p-{}".format, st.integers(1, 500)),
-        "price": st.sampled_from((9.5, 19.99, -1.0)),
-        "quantity": st.sampled_from((1, 2, 0)),
-    }),
+    st.fixed_dictionaries(
+        {
+            "cart_id": st.builds("cart-{}".format, st.integers(1, 999)),
+            "product_id": st.builds("p-{}".format, st.integers(1, 500)),
+            "price": st.sampled_from((9.5, 19.99, -1.0)),
+            "quantity": st.sampled_from((1, 2, 0)),
+        }
+    ),
     _opt(sku=some_string, name=st.one_of(clean_text, any_pii)),
 )
 unplanned_event = st.fixed_dictionaries({"note": some_string})
@@ -161,23 +218,34 @@ unplanned = _opt(
     contact=st.fixed_dictionaries({"email": email}, optional={"phone": phone}),
     tags=st.lists(some_string, min_size=1, max_size=3),
 )
-traits = _opt(email=email, phone=phone, first_name=name, last_name=name,
-              plan=st.sampled_from(("free", "pro", "gold")))
+traits = _opt(
+    email=email,
+    phone=phone,
+    first_name=name,
+    last_name=name,
+    plan=st.sampled_from(("free", "pro", "gold")),
+)
 
 TRACK = {
-    "Signed Up": signed_up, "Products Searched": products_searched,
-    "Order Completed": order_completed, "Product Added": product_added,
+    "Signed Up": signed_up,
+    "Products Searched": products_searched,
+    "Order Completed": order_completed,
+    "Product Added": product_added,
     "Wishlist Shared": unplanned_event,
 }
 
 context = st.builds(
     lambda base, opt: {**base, **opt},
-    st.fixed_dictionaries({
-        "ip": st.one_of(ip, st.just("not-an-ip")),
-        "library": st.just({"name": "analytics-python", "version": "2.4.0"}),
-    }),
-    _opt(userAgent=st.one_of(st.just("Mozilla/5.0 (X11; Linux x86_64)"), free_text),
-         traits=_opt(email=email, phone=phone)),
+    st.fixed_dictionaries(
+        {
+            "ip": st.one_of(ip, st.just("not-an-ip")),
+            "library": st.just({"name": "analytics-python", "version": "2.4.0"}),
+        }
+    ),
+    _opt(
+        userAgent=st.one_of(st.just("Mozilla/5.0 (X11; Linux x86_64)"), free_text),
+        traits=_opt(email=email, phone=phone),
+    ),
 )
 identity = st.sampled_from(("user", "user", "user", "anonymous", "none"))
 long_id = st.sampled_from((False,) * 30 + (True,))
@@ -193,10 +261,16 @@ def _envelope(who: str, long: bool) -> Event:
     return out
 
 
-def _track(name_: str, props: Event, extra: Event, ctx: Event, who: str, long: bool,
-           v2: bool) -> Event:
-    event = {**_envelope(who, long), "type": "track", "event": name_,
-             "properties": {**props, **extra}, "context": dict(ctx)}
+def _track(
+    name_: str, props: Event, extra: Event, ctx: Event, who: str, long: bool, v2: bool
+) -> Event:
+    event = {
+        **_envelope(who, long),
+        "type": "track",
+        "event": name_,
+        "properties": {**props, **extra},
+        "context": dict(ctx),
+    }
     if name_ == "Order Completed" and v2:
         event["properties"]["checkout_id"] = "c-1"
         event["context"]["protocols"] = {"event_version": 2}
@@ -215,11 +289,25 @@ def _identify(payload: Event, extra: Event, ctx: Event, who: str, in_context: bo
 
 
 track_event = st.sampled_from(sorted(TRACK)).flatmap(
-    lambda n: st.builds(_track, st.just(n), TRACK[n], st.one_of(st.just({}), unplanned),
-                        context, identity, long_id, st.booleans())
+    lambda n: st.builds(
+        _track,
+        st.just(n),
+        TRACK[n],
+        st.one_of(st.just({}), unplanned),
+        context,
+        identity,
+        long_id,
+        st.booleans(),
+    )
 )
-identify_event = st.builds(_identify, traits, st.one_of(st.just({}), _opt(notes=some_string)),
-                           context, identity, st.booleans())
+identify_event = st.builds(
+    _identify,
+    traits,
+    st.one_of(st.just({}), _opt(notes=some_string)),
+    context,
+    identity,
+    st.booleans(),
+)
 #: one event; ``messageId`` and the user ids are filled in from its index afterwards
 event_strategy = st.one_of(track_event, track_event, track_event, identify_event)
 
@@ -240,8 +328,13 @@ def generated_events(n: int = N_GENERATED) -> list[Event]:
     drawn: list[Event] = []
 
     @seed(SEED)
-    @settings(max_examples=n // _PER_EXAMPLE + 1, database=None, phases=[Phase.generate],
-              deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n // _PER_EXAMPLE + 1,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(event_strategy, min_size=_PER_EXAMPLE, max_size=_PER_EXAMPLE))
     def draw(events: list[Event]) -> None:
         drawn.extend(events)

@@ -161,5 +161,7 @@ class Harness:
         restates a default): a plan that declares PII must detect without opting in."""
         without = load_plan(plan_variant(self.tmp / "no-pii", _no_pii_section)).compile()
         restated = load_plan(plan_variant(self.tmp / "pii-default", _explicit_default_pii))
-        return (enforce_records(without, self.events),
-                enforce_records(restated.compile(), self.events))
+        return (
+            enforce_records(without, self.events),
+            enforce_records(restated.compile(), self.events),
+        )

@@ -22,8 +22,15 @@ from trackplan.engine.violations import (
 )
 
 __all__ = [
-    "ABSENT", "Record", "norm_pointer", "string_leaves", "forwarded", "scan_violation",
-    "ASPECTS", "project", "diverging",
+    "ABSENT",
+    "Record",
+    "norm_pointer",
+    "string_leaves",
+    "forwarded",
+    "scan_violation",
+    "ASPECTS",
+    "project",
+    "diverging",
 ]
 
 #: The value of a key the surface does not forward.
@@ -105,10 +112,24 @@ class _AnyKind:
 #: the scan's keyword -> the jsonschema-rs kind name the engine classifies
 _KIND_NAMES = {"const": "Constant", "oneOf": "OneOfNotValid", "false": "FalseSchema"}
 #: call fields: a scan field whose first part is one of these is not in the payload
-_CALL_FIELDS = frozenset({
-    "messageId", "context", "event", "type", "userId", "anonymousId", "timestamp", "sentAt",
-    "receivedAt", "originalTimestamp", "integrations", "groupId", "previousId", "channel",
-})
+_CALL_FIELDS = frozenset(
+    {
+        "messageId",
+        "context",
+        "event",
+        "type",
+        "userId",
+        "anonymousId",
+        "timestamp",
+        "sentAt",
+        "receivedAt",
+        "originalTimestamp",
+        "integrations",
+        "groupId",
+        "previousId",
+        "channel",
+    }
+)
 
 
 def keyword_type(keyword: str) -> str:
@@ -135,8 +156,13 @@ def scan_violation(field: str, keyword: str, payload_key: str | None) -> tuple[s
 
 # -- comparison ---------------------------------------------------------------------------
 #: aspect -> what of a record it compares
-ASPECTS = ("decision", "schema-violations", "envelope-violations", "pii-violations",
-           "forwarded-pii")
+ASPECTS = (
+    "decision",
+    "schema-violations",
+    "envelope-violations",
+    "pii-violations",
+    "forwarded-pii",
+)
 
 
 def project(record: Record, aspect: str) -> Any:
@@ -171,15 +197,18 @@ def diverging(
         if aspect == "forwarded-pii":
             if not (ref.allowed and rec.allowed) or ref.pii is None or rec.pii is None:
                 continue
-            diff = {p: (v, rec.pii.get(p, ABSENT)) for p, v in ref.pii.items()
-                    if rec.pii.get(p, ABSENT) != v}
+            diff = {
+                p: (v, rec.pii.get(p, ABSENT))
+                for p, v in ref.pii.items()
+                if rec.pii.get(p, ABSENT) != v
+            }
             if diff:
-                out[key] = (
-                    {p: d[0] for p, d in diff.items()}, {p: d[1] for p, d in diff.items()}
-                )
+                out[key] = ({p: d[0] for p, d in diff.items()}, {p: d[1] for p, d in diff.items()})
             continue
         a, b = project(ref, aspect), project(rec, aspect)
         if b is not None and a != b:
-            out[key] = (sorted(a - b) if isinstance(a, frozenset) else a,
-                        sorted(b - a) if isinstance(b, frozenset) else b)
+            out[key] = (
+                sorted(a - b) if isinstance(a, frozenset) else a,
+                sorted(b - a) if isinstance(b, frozenset) else b,
+            )
     return out

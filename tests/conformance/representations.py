@@ -22,23 +22,31 @@ import pyarrow.parquet as pq
 
 from trackplan.batch.mapping import snake_case
 
-__all__ = ["GAPS", "REPRESENTATIONS", "Written", "write", "normalise", "representable",
-           "read_back", "ENVELOPE_COLUMNS"]
+__all__ = [
+    "GAPS",
+    "REPRESENTATIONS",
+    "Written",
+    "write",
+    "normalise",
+    "representable",
+    "read_back",
+    "ENVELOPE_COLUMNS",
+]
 
 Event = dict[str, Any]
 
 #: What a representation cannot say -> how the harness treats it. The only normalisations.
 GAPS: dict[str, str] = {
     "null-is-absent": "a null cell is how a missing key is written, so a JSON null reads as "
-                      "absent (a null struct and an absent object alike)",
+    "absent (a null struct and an absent object alike)",
     "empty-is-absent": "an empty field is how a missing value is written, so an empty "
-                       "string reads as absent",
+    "string reads as absent",
     "one-type-per-column": "a column holds one type: an event whose value has another type "
-                           "than its column's cannot be written (NDJSON keeps it)",
+    "than its column's cannot be written (NDJSON keeps it)",
     "scalars-only": "no nested objects or arrays: an event with one in its payload cannot "
-                    "be written (context is flattened into context_* columns)",
+    "be written (context is flattened into context_* columns)",
     "track-tables": "one table per track event (Segment's warehouse layout): identify "
-                    "calls are not written as flat tables here",
+    "calls are not written as flat tables here",
 }
 
 #: representation -> the gaps it has
@@ -46,20 +54,34 @@ REPRESENTATIONS: dict[str, tuple[str, ...]] = {
     "ndjson": (),
     "parquet-nested": ("null-is-absent", "one-type-per-column"),
     "parquet-flat": ("null-is-absent", "one-type-per-column", "track-tables"),
-    "csv": ("null-is-absent", "empty-is-absent", "one-type-per-column", "scalars-only",
-            "track-tables"),
+    "csv": (
+        "null-is-absent",
+        "empty-is-absent",
+        "one-type-per-column",
+        "scalars-only",
+        "track-tables",
+    ),
 }
 
 #: flat envelope columns (Segment's warehouse names) -> call field
-ENVELOPE_COLUMNS = {"id": "messageId", "user_id": "userId", "anonymous_id": "anonymousId",
-                    "timestamp": "timestamp", "event_text": "event", "type": "type"}
+ENVELOPE_COLUMNS = {
+    "id": "messageId",
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "timestamp": "timestamp",
+    "event_text": "event",
+    "type": "type",
+}
 
 
 def _drop(value: Any, empty: bool) -> Any:
     """``value`` without null (and, with ``empty``, empty-string) object members."""
     if isinstance(value, dict):
-        return {k: _drop(v, empty) for k, v in value.items()
-                if v is not None and not (empty and v == "")}
+        return {
+            k: _drop(v, empty)
+            for k, v in value.items()
+            if v is not None and not (empty and v == "")
+        }
     if isinstance(value, list):
         return [_drop(v, empty) for v in value]
     return value

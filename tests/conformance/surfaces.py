@@ -26,8 +26,14 @@ from trackplan.batch.redact import RedactWriter
 from trackplan.batch.scan import scan
 from trackplan.plan.model import PAYLOAD_KEY, Plan
 
-__all__ = ["enforce_records", "validate_records", "scan_records", "route_records",
-           "client_records", "CLIENT_METHODS"]
+__all__ = [
+    "enforce_records",
+    "validate_records",
+    "scan_records",
+    "route_records",
+    "client_records",
+    "CLIENT_METHODS",
+]
 
 Event = dict[str, Any]
 Records = dict[str, Record]
@@ -47,8 +53,13 @@ def enforce_records(enforcer: Any, events: list[Event]) -> Records:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "trackplan", *args], capture_output=True,
-                          timeout=300, env=os.environ.copy(), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "trackplan", *args],
+        capture_output=True,
+        timeout=300,
+        env=os.environ.copy(),
+        check=False,
+    )
 
 
 def _lines(path: Path) -> list[Event]:
@@ -72,8 +83,9 @@ def validate_records(plan_dir: Path, events: list[Event], tmp: Path) -> Records:
     runs = {}
     for flag in ((), ("--include-blocked",)):
         out = tmp / f"validate-out{len(flag)}.ndjson"
-        done = _cli("validate", str(plan_dir), str(source), "--out", str(out), *flag,
-                    "--format", "json")
+        done = _cli(
+            "validate", str(plan_dir), str(source), "--out", str(out), *flag, "--format", "json"
+        )
         assert done.returncode in (0, 1), done.stderr.decode()[-2000:]
         report = orjson.loads(done.stdout)
         assert report["events"] == len(events) and report["malformed"] == 0
@@ -156,9 +168,12 @@ def route_records(plan_dir: Path, events: list[Event], tmp: Path) -> dict[str, R
 
 #: (event, version) -> the generated client's method for it (the example plan)
 CLIENT_METHODS = {
-    ("Signed Up", 1): "signed_up", ("Products Searched", 1): "products_searched",
-    ("Order Completed", 1): "order_completed_v1", ("Order Completed", 2): "order_completed",
-    ("Product Added", 1): "product_added", ("identify", 1): "identify",
+    ("Signed Up", 1): "signed_up",
+    ("Products Searched", 1): "products_searched",
+    ("Order Completed", 1): "order_completed_v1",
+    ("Order Completed", 2): "order_completed",
+    ("Product Added", 1): "product_added",
+    ("identify", 1): "identify",
 }
 
 
@@ -218,8 +233,11 @@ def client_records(client_factory: Callable[[Any], Any], events: list[Event]) ->
         context = {k: v for k, v in (event.get("context") or {}).items() if k != "protocols"}
         try:
             getattr(client, method_name)(
-                **payload, user_id=event.get("userId"), anonymous_id=event.get("anonymousId"),
-                message_id=event["messageId"], context=context or None,
+                **payload,
+                user_id=event.get("userId"),
+                anonymous_id=event.get("anonymousId"),
+                message_id=event["messageId"],
+                context=context or None,
             )
         except TypeError:  # a property the typed method does not take: not expressible
             continue
