@@ -148,107 +148,9 @@ def _opt(**fields: Any) -> Any:
     return st.fixed_dictionaries({}, optional=fields)
 
 
-product = st.builds(
-    lambda base, extra: {**base, **extra},
-    st.fixed_dictionaries(
-        {
-            "product_id": st.builds("p-{}".format, st.integers(1, 500)),
-            "price": st.sampled_from((9.5, 19.99, 120.0, -1.0)),
-        }
-    ),
-    _opt(
-        quantity=st.sampled_from((1, 2, 5000)),
-        name=st.one_of(clean_text, name, any_pii),
-        coupon=some_string,
-    ),
-)
+def _merge(req: Event, opt: Event) -> Event:
+    return {**req, **opt}
 
-signed_up = st.builds(
-    lambda req, opt: {**req, **opt},
-    st.fixed_dictionaries({"method": st.sampled_from(("email", "google", "apple", "fax"))}),
-    _opt(
-        email=st.one_of(email, st.just("not-an-email")),
-        phone=phone,
-        first_name=name,
-        referral_code=some_string,
-    ),
-)
-products_searched = st.fixed_dictionaries({"query": st.one_of(clean_text, free_text)})
-shipping_address = st.fixed_dictionaries(
-    {
-        "street": st.builds("{} High St".format, st.integers(1, 99)),
-        "city": name,
-        "country": st.sampled_from(("GB", "FR", "gb")),
-    },
-    optional={"postal_code": st.sampled_from(("LS1 4AP", "75001"))},
-)
-order_completed = st.builds(
-    lambda req, opt: {**req, **opt},
-    st.fixed_dictionaries(
-        {
-            "total": st.sampled_from((12.5, 99.99, -5.0)),
-            "currency": st.sampled_from(("EUR", "USD", "eur")),
-            "products": st.lists(product, max_size=3),
-        }
-    ),
-    _opt(
-        order_id=st.builds("o-{}".format, st.integers(1, 10**6)),
-        email=email,
-        coupon=some_string,
-        affiliation=st.one_of(clean_text, free_text),
-        shipping_address=shipping_address,
-    ),
-)
-product_added = st.builds(
-    lambda req, opt: {**req, **opt},
-    st.fixed_dictionaries(
-        {
-            "cart_id": st.builds("cart-{}".format, st.integers(1, 999)),
-            "product_id": st.builds("p-{}".format, st.integers(1, 500)),
-            "price": st.sampled_from((9.5, 19.99, -1.0)),
-            "quantity": st.sampled_from((1, 2, 0)),
-        }
-    ),
-    _opt(sku=some_string, name=st.one_of(clean_text, any_pii)),
-)
-unplanned_event = st.fixed_dictionaries({"note": some_string})
-#: unplanned properties: a string, a nested object and an array
-unplanned = _opt(
-    notes=some_string,
-    contact=st.fixed_dictionaries({"email": email}, optional={"phone": phone}),
-    tags=st.lists(some_string, min_size=1, max_size=3),
-)
-traits = _opt(
-    email=email,
-    phone=phone,
-    first_name=name,
-    last_name=name,
-    plan=st.sampled_from(("free", "pro", "gold")),
-)
-
-TRACK = {
-    "Signed Up": signed_up,
-    "Products Searched": products_searched,
-    "Order Completed": order_completed,
-    "Product Added": product_added,
-    "Wishlist Shared": unplanned_event,
-}
-
-context = st.builds(
-    lambda base, opt: {**base, **opt},
-    st.fixed_dictionaries(
-        {
-            "ip": st.one_of(ip, st.just("not-an-ip")),
-            "library": st.just({"name": "analytics-python", "version": "2.4.0"}),
-        }
-    ),
-    _opt(
-        userAgent=st.one_of(st.just("Mozilla/5.0 (X11; Linux x86_64)"), free_text),
-        traits=_opt(email=email, phone=phone),
-    ),
-)
-identity = st.sampled_from(("user", "user", "user", "anonymous", "none"))
-long_id = st.sampled_from((False,) * 30 + (True,))
 
 #: a placeholder messageId, replaced by the event's index once drawn
 _LONG = "-" + "x" * 100
@@ -288,28 +190,135 @@ def _identify(payload: Event, extra: Event, ctx: Event, who: str, in_context: bo
     return event
 
 
-track_event = st.sampled_from(sorted(TRACK)).flatmap(
-    lambda n: st.builds(
-        _track,
-        st.just(n),
-        TRACK[n],
-        st.one_of(st.just({}), unplanned),
+def event_strategy(*, valid: bool = False) -> Any:
+    """One event; ``messageId`` and the user ids are filled in from its index afterwards.
+
+    With ``valid``, only planned events and values the plan accepts (PII aside): the
+    typed client's corpus, which cannot express the rest.
+    """
+
+    def pick(good: tuple[Any, ...], bad: tuple[Any, ...] = ()) -> Any:
+        return st.sampled_from(good if valid else good + bad)
+
+    def short(strategy: Any, limit: int) -> Any:  # maxLength of the plan's field
+        return strategy.filter(lambda v: len(v) <= limit) if valid else strategy
+
+    product = st.builds(
+        _merge,
+        st.fixed_dictionaries(
+            {
+                "product_id": st.builds("p-{}".format, st.integers(1, 500)),
+                "price": pick((9.5, 19.99, 120.0), (-1.0,)),
+            }
+        ),
+        _opt(
+            quantity=pick((1, 2), (5000,)),
+            name=st.one_of(clean_text, name, any_pii),
+            coupon=short(some_string, 64),
+        ),
+    )
+    signed_up = st.builds(
+        _merge,
+        st.fixed_dictionaries({"method": pick(("email", "google", "apple"), ("fax",))}),
+        _opt(
+            email=st.one_of(email, pick(("a@example.com",), ("not-an-email",))),
+            phone=phone,
+            first_name=name,
+            referral_code=short(some_string, 32),
+        ),
+    )
+    products_searched = st.fixed_dictionaries({"query": st.one_of(clean_text, free_text)})
+    shipping_address = st.fixed_dictionaries(
+        {
+            "street": st.builds("{} High St".format, st.integers(1, 99)),
+            "city": name,
+            "country": pick(("GB", "FR"), ("gb",)),
+        },
+        optional={"postal_code": st.sampled_from(("LS1 4AP", "75001"))},
+    )
+    order_id = st.builds("o-{}".format, st.integers(1, 10**6))
+    order_completed = st.builds(
+        _merge,
+        st.fixed_dictionaries(
+            {
+                "total": pick((12.5, 99.99), (-5.0,)),
+                "currency": pick(("EUR", "USD"), ("eur",)),
+                "products": st.lists(product, min_size=1 if valid else 0, max_size=3),
+                **({"order_id": order_id} if valid else {}),
+            }
+        ),
+        _opt(
+            **({} if valid else {"order_id": order_id}),
+            email=email,
+            coupon=short(some_string, 64),
+            affiliation=short(st.one_of(clean_text, free_text), 128),
+            shipping_address=shipping_address,
+        ),
+    )
+    product_added = st.builds(
+        _merge,
+        st.fixed_dictionaries(
+            {
+                "cart_id": st.builds("cart-{}".format, st.integers(1, 999)),
+                "product_id": st.builds("p-{}".format, st.integers(1, 500)),
+                "price": pick((9.5, 19.99), (-1.0,)),
+                "quantity": pick((1, 2), (0,)),
+            }
+        ),
+        _opt(sku=short(some_string, 64), name=st.one_of(clean_text, any_pii)),
+    )
+    track = {
+        "Signed Up": signed_up,
+        "Products Searched": products_searched,
+        "Order Completed": order_completed,
+        "Product Added": product_added,
+    }
+    if not valid:
+        track["Wishlist Shared"] = st.fixed_dictionaries({"note": some_string})
+    #: unplanned properties: a string, a nested object and an array
+    unplanned = _opt(
+        notes=some_string,
+        contact=st.fixed_dictionaries({"email": email}, optional={"phone": phone}),
+        tags=st.lists(some_string, min_size=1, max_size=3),
+    )
+    extra = st.just({}) if valid else st.one_of(st.just({}), unplanned)
+    traits = _opt(
+        email=email,
+        phone=phone,
+        first_name=name,
+        last_name=name,
+        plan=pick(("free", "pro"), ("gold",)),
+    )
+    context = st.builds(
+        _merge,
+        st.fixed_dictionaries(
+            {
+                "ip": st.one_of(ip, pick(("203.0.113.9",), ("not-an-ip",))),
+                "library": st.just({"name": "analytics-python", "version": "2.4.0"}),
+            }
+        ),
+        _opt(
+            userAgent=st.one_of(st.just("Mozilla/5.0 (X11; Linux x86_64)"), free_text),
+            traits=_opt(email=email, phone=phone),
+        ),
+    )
+    identity = pick(("user", "user", "user", "anonymous"), ("none",))
+    long_id = pick((False,) * 30, (True,))
+    track_event = st.sampled_from(sorted(track)).flatmap(
+        lambda n: st.builds(
+            _track, st.just(n), track[n], extra, context, identity, long_id, st.booleans()
+        )
+    )
+    identify_event = st.builds(
+        _identify,
+        traits,
+        st.just({}) if valid else st.one_of(st.just({}), _opt(notes=some_string)),
         context,
         identity,
-        long_id,
-        st.booleans(),
+        st.just(False) if valid else st.booleans(),  # the client sends traits, not in context
     )
-)
-identify_event = st.builds(
-    _identify,
-    traits,
-    st.one_of(st.just({}), _opt(notes=some_string)),
-    context,
-    identity,
-    st.booleans(),
-)
-#: one event; ``messageId`` and the user ids are filled in from its index afterwards
-event_strategy = st.one_of(track_event, track_event, track_event, identify_event)
+    return st.one_of(track_event, track_event, track_event, identify_event)
+
 
 _PER_EXAMPLE = 25
 
@@ -323,8 +332,8 @@ def _number(event: Event, i: int) -> Event:
     return event
 
 
-def generated_events(n: int = N_GENERATED) -> list[Event]:
-    """``n`` events from the strategies, the same ones every run (fixed seed)."""
+def generated_events(n: int = N_GENERATED, *, valid: bool = False) -> list[Event]:
+    """``n`` events from :func:`event_strategy`, the same ones every run (fixed seed)."""
     drawn: list[Event] = []
 
     @seed(SEED)
@@ -335,7 +344,7 @@ def generated_events(n: int = N_GENERATED) -> list[Event]:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.lists(event_strategy, min_size=_PER_EXAMPLE, max_size=_PER_EXAMPLE))
+    @given(st.lists(event_strategy(valid=valid), min_size=_PER_EXAMPLE, max_size=_PER_EXAMPLE))
     def draw(events: list[Event]) -> None:
         drawn.extend(events)
 

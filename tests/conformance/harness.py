@@ -149,11 +149,20 @@ class Harness:
         def factory(sdk: Any) -> Any:
             return module.Client(sdk, on_violation=lambda message, found: None)
 
-        return client_records(factory, self.events)
+        return client_records(factory, self.client_events)
+
+    @cached_property
+    def client_events(self) -> list[dict[str, Any]]:
+        """Events the typed client can express: planned, with values the plan accepts."""
+        return generated_events(valid=True)
 
     @cached_property
     def client_reference(self) -> Records:
-        return enforce_records(self.client_plan.compile(), self.events)
+        return enforce_records(self.client_plan.compile(), self.client_events)
+
+    def events_for(self, surface: str) -> list[dict[str, Any]]:
+        """The events ``surface`` is given."""
+        return self.client_events if surface == "client" else self.events
 
     @cached_property
     def no_pii_section(self) -> tuple[Records, Records]:
