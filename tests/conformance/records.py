@@ -134,7 +134,7 @@ _CALL_FIELDS = frozenset(
 
 def keyword_type(keyword: str) -> str:
     """The engine's violation type for a JSON Schema keyword (the engine's own mapping)."""
-    if keyword.lower().startswith("pii"):
+    if "pii" in keyword.lower():  # whatever the scan's detectors call themselves
         return PII
     kind = _KIND_NAMES.get(keyword, keyword[:1].upper() + keyword[1:])
     return classify(kind, _AnyKind(), None)[0]

@@ -129,7 +129,9 @@ def scan_records(
         for r in result.to_pylist():
             if r["kind"] != "violation":
                 continue
-            key = ids[r["row"] - chunk.offset]
+            local = r["row"] - chunk.offset
+            assert 0 <= local < len(ids), f"row {r['row']} outside its chunk at {chunk.offset}"
+            key = ids[local]
             event = by_id[str(key)]
             payload = PAYLOAD_KEY.get(str(event.get("type", "track")))
             found[str(key)].add(scan_violation(r["field"] or "", r["keyword"], payload))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conformance.events import PII_VALUES
 from tests.conformance.harness import BATCH, CORPORA, DESTINATIONS, Harness
 from tests.conformance.records import ABSENT, ASPECTS, PII, Record, diverging, string_leaves
 from tests.conformance.representations import REPRESENTATIONS
@@ -45,24 +46,18 @@ _STAMP = (
     "validation (unplanned events) without context.protocols.violations"
 )
 
+_CLIENT = "issue 14 item 6: client_side mode leaves context.ip unmasked and runs no detectors"
+_OPT_IN = "issue 14 item 3: detectors are off in a plan without a pii: section"
+
 #: (corpus, surface, aspect) -> why it diverges today. Nothing else may diverge.
 KNOWN: dict[tuple[str, str, str], str] = {
     ("examples", "validate", "schema-violations"): _STAMP,
     ("generated", "validate", "schema-violations"): _STAMP,
     ("examples", "redact:ndjson", "decision"): f"{_KEEPS}; {_JSON_ROWS}",
     ("examples", "redact:ndjson", "forwarded-pii"): _JSON_ROWS,
-    ("generated", "client", "forwarded-pii"): "issue 14 item 6: client_side mode leaves "
-    "context.ip unmasked and runs no detectors",
-    (
-        "generated",
-        "enforce:no-pii-section",
-        "pii-violations",
-    ): "issue 14 item 3: detectors are off in a plan without a pii: section",
-    (
-        "generated",
-        "enforce:no-pii-section",
-        "forwarded-pii",
-    ): "issue 14 item 3: detectors are off in a plan without a pii: section",
+    ("generated", "client", "forwarded-pii"): _CLIENT,
+    ("generated", "enforce:no-pii-section", "pii-violations"): _OPT_IN,
+    ("generated", "enforce:no-pii-section", "forwarded-pii"): _OPT_IN,
     ("generated", "scan:csv", "schema-violations"): _CSV_EMPTY,
     ("generated", "redact:csv", "decision"): f"{_KEEPS}; {_CSV_EMPTY}",
 }
@@ -234,15 +229,7 @@ def _position(pointer: str) -> str:
     return "payload" if len(parts) == 2 else "nested"
 
 
-_CATEGORIES = (
-    "email",
-    "phone",
-    "payment_card",
-    "bank_account",
-    "ip",
-    "government_id",
-    "credentials",
-)
+_CATEGORIES = tuple(PII_VALUES)
 
 
 @pytest.mark.xfail(
