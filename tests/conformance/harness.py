@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.conformance.events import example_events, generated_events
+from tests.conformance.events import Generation, example_events
 from tests.conformance.records import Record
 from tests.conformance.representations import (
     REPRESENTATIONS,
@@ -81,7 +81,11 @@ class Harness:
     def __init__(self, corpus: str, tmp: Path) -> None:
         self.corpus = corpus
         self.tmp = tmp
-        self.events = example_events() if corpus == "examples" else generated_events()
+        if corpus == "generated":  # both drawn in parallel, in fresh interpreters
+            self._drawn, self._client_drawn = Generation(), Generation(valid=True)
+            self.events = self._drawn.events
+        else:
+            self.events = example_events()
 
     # -- plans -------------------------------------------------------------------------
     @cached_property
@@ -154,7 +158,7 @@ class Harness:
     @cached_property
     def client_events(self) -> list[dict[str, Any]]:
         """Events the typed client can express: planned, with values the plan accepts."""
-        return generated_events(valid=True)
+        return self._client_drawn.events
 
     @cached_property
     def client_reference(self) -> Records:
