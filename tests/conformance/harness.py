@@ -30,7 +30,7 @@ from tests.conformance.surfaces import (
     scan_records,
     validate_records,
 )
-from trackplan.plan.load import load_plan
+from trackplan import compile_plan, load_plan
 
 __all__ = ["Harness", "DESTINATIONS", "CORPORA", "BATCH"]
 
@@ -100,7 +100,7 @@ class Harness:
 
     @cached_property
     def enforcer(self) -> Any:
-        return self.plan.compile()
+        return compile_plan(self.plan)
 
     # -- the reference -------------------------------------------------------------------
     @cached_property
@@ -162,7 +162,7 @@ class Harness:
 
     @cached_property
     def client_reference(self) -> Records:
-        return enforce_records(self.client_plan.compile(), self.client_events)
+        return enforce_records(compile_plan(self.client_plan), self.client_events)
 
     def events_for(self, surface: str) -> list[dict[str, Any]]:
         """The events ``surface`` is given."""
@@ -172,9 +172,9 @@ class Harness:
     def no_pii_section(self) -> tuple[Records, Records]:
         """(enforce with the plan's ``pii:`` section removed, enforce with one that only
         restates a default): a plan that declares PII must detect without opting in."""
-        without = load_plan(plan_variant(self.tmp / "no-pii", _no_pii_section)).compile()
+        without = compile_plan(load_plan(plan_variant(self.tmp / "no-pii", _no_pii_section)))
         restated = load_plan(plan_variant(self.tmp / "pii-default", _explicit_default_pii))
         return (
             enforce_records(without, self.events),
-            enforce_records(restated.compile(), self.events),
+            enforce_records(compile_plan(restated), self.events),
         )
