@@ -1,0 +1,1 @@
+"""Conformance: the same events through every surface of trackplan, compared."""
