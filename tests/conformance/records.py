@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackplan import pointer as jp
-from trackplan.engine.violations import (
+from trackplan.schema.violations import (
     ADDITIONAL_PROPERTIES,
     ENVELOPE,
     UNPLANNED_EVENT,

@@ -46,8 +46,6 @@ _STAMP = (
     "validation (unplanned events) without context.protocols.violations"
 )
 
-_CLIENT = "issue 14 item 6: client_side mode leaves context.ip unmasked and runs no detectors"
-_OPT_IN = "issue 14 item 3: detectors are off in a plan without a pii: section"
 
 #: (corpus, surface, aspect) -> why it diverges today. Nothing else may diverge.
 KNOWN: dict[tuple[str, str, str], str] = {
@@ -55,16 +53,13 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("generated", "validate", "schema-violations"): _STAMP,
     ("examples", "redact:ndjson", "decision"): f"{_KEEPS}; {_JSON_ROWS}",
     ("examples", "redact:ndjson", "forwarded-pii"): _JSON_ROWS,
-    ("generated", "client", "forwarded-pii"): _CLIENT,
-    ("generated", "enforce:no-pii-section", "pii-violations"): _OPT_IN,
-    ("generated", "enforce:no-pii-section", "forwarded-pii"): _OPT_IN,
-    ("generated", "scan:csv", "schema-violations"): _CSV_EMPTY,
     ("generated", "redact:csv", "decision"): f"{_KEEPS}; {_CSV_EMPTY}",
 }
 for _corpus, _reps in BATCH.items():
     for _rep in _reps:
         KNOWN[(_corpus, f"scan:{_rep}", "envelope-violations")] = _ENVELOPE
-        KNOWN[(_corpus, f"scan:{_rep}", "pii-violations")] = _DETECT
+        if (_corpus, _rep) != ("examples", "ndjson"):  # fixed there: see the README
+            KNOWN[(_corpus, f"scan:{_rep}", "pii-violations")] = _DETECT
         KNOWN.setdefault((_corpus, f"redact:{_rep}", "decision"), _KEEPS)
         KNOWN.setdefault((_corpus, f"redact:{_rep}", "forwarded-pii"), _REDACT_PII)
 
@@ -232,11 +227,6 @@ def _position(pointer: str) -> str:
 _CATEGORIES = tuple(PII_VALUES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 3: a detected value gets the detection "
-    "action (redact), not its category's (payment_card: reject)",
-)
 def test_detected_value_gets_its_category_action(harnesses: dict[str, Harness]) -> None:
     """The example plan rejects payment cards and credentials: an event where one is
     detected is blocked, on every surface (enforce here; the others follow by the above)."""
