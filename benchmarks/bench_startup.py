@@ -53,6 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument("--module", action="store_true",
+                        help="run `python -m trackplan` (with PYTHONPATH: another checkout)")
     args = parser.parse_args()
 
     # as a user runs it: bytecode caches written by the first run and used after
@@ -61,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = Path(tmp) / "one.ndjson"
         one.write_bytes(EVENT)
-        tp = _trackplan()
+        tp = [sys.executable, "-m", "trackplan"] if args.module else _trackplan()
         contenders = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "trackplan --help": [*tp, "--help"],

@@ -346,3 +346,13 @@ def test_found_cache_is_bounded() -> None:
     for i in range(detect._FOUND_MAX + 10):
         assert detect.scan(f"mail user{i}@example.com") != ()
         assert len(detect._FOUND) <= detect._FOUND_MAX
+
+
+def test_the_written_out_digit_class_is_the_one_python_builds() -> None:
+    # the literal saves building the class at every start; it must be exactly that class
+    import unicodedata
+
+    for version, written in detect._WIDE_DIGITS_BY_UNICODE.items():
+        if version == unicodedata.unidata_version:
+            assert written == detect._wide_digits()
+    assert detect._WIDE_DIGIT == detect._wide_digits()
