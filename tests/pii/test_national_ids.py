@@ -7,7 +7,6 @@ tests do not take stdnum's word for what it then checks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -60,15 +59,6 @@ VALID = [
 ]
 
 
-@pytest.fixture
-def national() -> Iterator[None]:
-    saved = dict(detect._NATIONAL)
-    yield
-    detect._NATIONAL.update(saved)
-    for cache in detect._CLEAN_BY_CLASS:
-        cache.clear()
-        cache.add(None)
-    detect._FOUND.clear()
 
 
 @pytest.mark.parametrize("country, value", VALID)

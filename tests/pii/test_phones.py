@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,6 @@ from .pii_helpers import KEY, compile_with_key, make_plan, track
 SPELLINGS = ["+44 20 7946 0958", "020 7946 0958", "+44 (0)20 7946 0958", "0044 20 7946 0958"]
 
 
-@pytest.fixture
-def national() -> Iterator[None]:
-    """Restore the process-wide national detectors (and empty the caches) afterwards."""
-    saved = dict(detect._NATIONAL)
-    yield
-    detect._NATIONAL.update(saved)
-    for cache in detect._CLEAN_BY_CLASS:
-        cache.clear()
-        cache.add(None)
-    detect._FOUND.clear()
 
 
 def test_the_four_spellings_of_one_number_are_one_e164() -> None:
