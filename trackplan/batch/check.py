@@ -55,6 +55,7 @@ from trackplan.batch.compiled import (
     CompiledRule,
     unplanned_label,
 )
+from trackplan.batch.envelope import ENVELOPE, envelope_check
 from trackplan.batch.mapping import (
     Layout,
     call_struct,
@@ -281,6 +282,7 @@ def check_batch(
     common = None
     if plan.common is not None:
         common = _CallFailures(plan.common, batch, offset)
+    envelopes: dict[str, _EnvelopeFailures] = {}
     for kind, name, mask in _groups(batch, layout):
         sub, rows, vers = batch, index, versions
         if mask is not None:
@@ -305,7 +307,29 @@ def check_batch(
         if common is not None:
             for event, version, grows in checked:
                 common.emit(out, grows, event, version)
+        if kind in CALL_KINDS and checked:
+            env = envelopes.get(kind)
+            if env is None:
+                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+            for event, version, grows in checked:
+                env.emit(out, grows, event, version)
     return out.batch()
+
+
+class _EnvelopeFailures:
+    """The envelope's failures of one call type over a whole batch, handed out per event
+    group (the rows the enforcer validates: not those blocked before validation)."""
+
+    def __init__(self, kind: str, batch: pa.RecordBatch, offset: int) -> None:
+        self.offset = offset
+        self.fails, self.sources = envelope_check(kind).failures(batch)
+
+    def emit(self, out: _Out, rows: np.ndarray, event: str | None, version: int) -> None:
+        local = rows - self.offset
+        for fld, failing in self.fails:
+            hit = rows[failing[local]]
+            if len(hit):
+                out.violations(hit, event, version, fld, ENVELOPE, self.sources.get(fld), [])
 
 
 class _CallFailures:
@@ -384,7 +408,7 @@ def _check_group(
                 out.counted("unplanned", label, 0, len(rows))
                 check = plan.no_rule.get(kind)
                 keep = None
-                if kind in CALL_KINDS and (plan.common is not None or check is not None):
+                if kind in CALL_KINDS:  # the envelope applies to every call
                     # let through, but the common rule still applies, as the enforcer's
                     # rules for unplanned events and for call types without a rule check it
                     # (after blocking those with properties, when the controls say so)
@@ -526,6 +550,10 @@ def _check_rule_rows(
             _source_column(sources, fld),
             [] if keyword == "required" else _sample_values(payload, fld, idx),
         )
+        key = compiled.rule.payload_key
+        if not fld and keyword == "type" and not in_context and key is not None:
+            # a payload that is no object breaks the envelope too, as the enforcer reports
+            out.violations(grow[idx], label_event, version_no, key, ENVELOPE, key, [])
     if compiled.call is not None:
         own = _CallFailures(compiled.call, g, 0)
         own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
@@ -646,6 +674,17 @@ def _json_failures(
     return [fld for fld, _ in failures]
 
 
+def _json_envelope(
+    out: _Out, kind: str, event: dict[str, Any], row: np.ndarray, label: str | None,
+    version: int,
+) -> None:
+    """The per-row form of the envelope check (see :mod:`trackplan.batch.envelope`)."""
+    if kind not in CALL_KINDS:
+        return
+    for fld in envelope_check(kind).row(event):
+        out.violations(row, label, version, fld, ENVELOPE, fld or None, [])
+
+
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
     """Rows kept as JSON text: the per-row engine, one event at a time."""
     common = plan.common.validator if plan.common is not None else None
@@ -665,6 +704,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             check = plan.no_rule.get(kind)
             if not _json_blocked(out, check, event.get("properties"), row, nameless, 0):
                 _json_failures(out, common, event, row, nameless, 0)
+                _json_envelope(out, kind, event, row, nameless, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None
@@ -679,12 +719,13 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 out.counted("unplanned", label, 0, 1)
                 check = plan.no_rule.get(kind)
                 blocked = False
-                if kind in CALL_KINDS and (common is not None or check is not None):
+                if kind in CALL_KINDS:  # the envelope applies to every call
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
                     payload = event.get(PAYLOAD_KEY.get(kind) or "")
                     blocked = _json_blocked(out, check, payload, row, label, 0)
                     if not blocked:
                         _json_failures(out, common, event, row, label, 0)
+                        _json_envelope(out, kind, event, row, label, 0)
                 if not blocked:
                     pkey = PAYLOAD_KEY.get(kind)
                     if pkey is not None and plan.no_rule_omit.get(kind) and pkey in event:
@@ -718,6 +759,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
         _json_failures(out, common, event, row, label, version_no)
         _json_failures(out, own_call, event, row, label, version_no)
+        _json_envelope(out, kind, event, row, label, version_no)
         if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
             tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
             payload = {k: v for k, v in payload.items() if k not in tops}
