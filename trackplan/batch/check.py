@@ -48,6 +48,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trackplan import pointer as jp
 from trackplan.batch.compiled import (
     CALL_KINDS,
     BatchPlan,
@@ -160,7 +161,13 @@ class _Out:
         keyword: str,
         column: str | None,
         values: Sequence[str | None],
+        *,
+        forwarded: bool = False,
+        omit: str | None = None,
     ) -> None:
+        """Violations of ``rows``; ``forwarded`` when the enforcer still forwards the call
+        (``count`` 0: ``violations: allow`` or ``omit``), ``omit`` the JSON pointer of the
+        property it drops from it first (in ``pointer``)."""
         n = len(rows)
         c = self.cols
         c["kind"].extend(["violation"] * n)
@@ -174,9 +181,10 @@ class _Out:
         if not values:  # nothing to show, but the first rows are still samples
             values = [""] * min(n, SAMPLES_PER_BATCH)
         c["value"].extend([*values, *([None] * (n - len(values)))])
-        c["count"].extend([None] * n)
-        for name in _PII_COLUMNS:
-            c[name].extend([None] * n)
+        c["count"].extend([0 if forwarded else None] * n)
+        c["pointer"].extend([omit] * n)
+        c["detail"].extend([None] * n)
+        c["replacement"].extend([None] * n)
 
     def batch(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
@@ -305,8 +313,9 @@ def check_batch(
         else:
             checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
         if common is not None:
+            forwarded = plan.plan.controls.for_kind(kind).common_violations != "block"
             for event, version, grows in checked:
-                common.emit(out, grows, event, version)
+                common.emit(out, grows, event, version, forwarded=forwarded)
         if kind in CALL_KINDS and checked:
             env = envelopes.get(kind)
             if env is None:
@@ -360,6 +369,7 @@ class _CallFailures:
         version: int,
         *,
         numbers: np.ndarray | None = None,
+        forwarded: bool = False,
     ) -> None:
         """Violations of the rows ``rows`` (numbered in the file) under their event.
 
@@ -376,7 +386,8 @@ class _CallFailures:
                 continue
             samples = [] if keyword == "required" else _sample_values(self.arr, fld, hit)
             numbered = hit + self.offset if numbers is None else numbers[pick]
-            out.violations(numbered, event, version, fld, keyword, self.column(fld), samples)
+            out.violations(numbered, event, version, fld, keyword, self.column(fld), samples,
+                           forwarded=forwarded)
 
 
 def _check_group(
@@ -489,6 +500,19 @@ def _prefixed(prefix: str, fld: str) -> str:
     return prefix if not fld else prefix + ("" if fld.startswith("[]") else ".") + fld
 
 
+def _omitted_pointer(compiled: CompiledRule, prefix: str, fld: str, keyword: str) -> str | None:
+    """The JSON pointer of the payload property the enforcer drops for a violation at
+    ``fld`` under ``violations: omit`` (None: nothing dropped; a missing required
+    property has nothing to drop)."""
+    if compiled.on_violation != "omit" or not fld:
+        return None
+    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    if not top or (keyword == "required" and fld == top):
+        return None
+    base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "properties")
+    return jp.join(base, top)
+
+
 def _check_rule_rows(
     plan: BatchPlan,
     compiled: CompiledRule,
@@ -520,7 +544,8 @@ def _check_rule_rows(
             else:
                 absent = np.ones(g.num_rows, dtype=bool)
             if absent.any():
-                out.violations(grow[absent], label_event, version_no, key, "required", key, [])
+                out.violations(grow[absent], label_event, version_no, key, "required", key, [],
+                               forwarded=compiled.on_violation != "block")
     if compiled.unplanned is not None and not compiled.unplanned.block:
         payload = omitted(compiled.unplanned, payload)  # dropped before validation
     elif compiled.unplanned is not None:
@@ -549,6 +574,8 @@ def _check_rule_rows(
             keyword,
             _source_column(sources, fld),
             [] if keyword == "required" else _sample_values(payload, fld, idx),
+            forwarded=blocking is None,
+            omit=_omitted_pointer(compiled, prefix, fld, keyword),
         )
         key = compiled.rule.payload_key
         if not fld and keyword == "type" and not in_context and key is not None:
@@ -556,7 +583,8 @@ def _check_rule_rows(
             out.violations(grow[idx], label_event, version_no, key, ENVELOPE, key, [])
     if compiled.call is not None:
         own = _CallFailures(compiled.call, g, 0)
-        own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+        own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow,
+                 forwarded=compiled.on_violation != "block")
     if compiled.pii is not None:  # offending properties: dropped first, as the enforcer does
         key = compiled.rule.payload_key
         _emit_pii(out, compiled.pii, g, grow, layout, key, payload, sources, label_event,
@@ -659,6 +687,9 @@ def _json_failures(
     event: str | None,
     version: int,
     prefix: str = "",
+    *,
+    forwarded: bool = False,
+    compiled: CompiledRule | None = None,
 ) -> list[str]:
     """The per-row engine's failures of ``doc`` (a payload or a whole call, found under
     ``prefix``) as violations; the fields failing."""
@@ -670,7 +701,9 @@ def _json_failures(
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
         named = _prefixed(prefix, fld)
-        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample)
+        omit = None if compiled is None else _omitted_pointer(compiled, prefix, fld, keyword)
+        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample,
+                       forwarded=forwarded, omit=omit)
     return [fld for fld, _ in failures]
 
 
@@ -683,6 +716,11 @@ def _json_envelope(
         return
     for fld in envelope_check(kind).row(event):
         out.violations(row, label, version, fld, ENVELOPE, fld or None, [])
+
+
+def _forwards_common(plan: BatchPlan, kind: str) -> bool:
+    """Whether the enforcer forwards a call of ``kind`` breaking the common rule."""
+    return plan.plan.controls.for_kind(kind).common_violations != "block"
 
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
@@ -703,7 +741,8 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             out.violations(row, nameless, 0, "event", keyword, "event", [])
             check = plan.no_rule.get(kind)
             if not _json_blocked(out, check, event.get("properties"), row, nameless, 0):
-                _json_failures(out, common, event, row, nameless, 0)
+                _json_failures(out, common, event, row, nameless, 0,
+                               forwarded=_forwards_common(plan, kind))
                 _json_envelope(out, kind, event, row, nameless, 0)
             continue
         ctx = event.get("context")
@@ -724,7 +763,8 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                     payload = event.get(PAYLOAD_KEY.get(kind) or "")
                     blocked = _json_blocked(out, check, payload, row, label, 0)
                     if not blocked:
-                        _json_failures(out, common, event, row, label, 0)
+                        _json_failures(out, common, event, row, label, 0,
+                                       forwarded=_forwards_common(plan, kind))
                         _json_envelope(out, kind, event, row, label, 0)
                 if not blocked:
                     pkey = PAYLOAD_KEY.get(kind)
@@ -748,7 +788,8 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if payload is None and (compiled.rule.payload_key or "properties") not in event:
             if compiled.payload_required and not prefix:
                 key_name = compiled.rule.payload_key or "properties"
-                out.violations(row, label, version_no, key_name, "required", key_name, [])
+                out.violations(row, label, version_no, key_name, "required", key_name, [],
+                               forwarded=compiled.on_violation != "block")
             payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
@@ -756,9 +797,12 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             if dropped and not prefix:
                 event = {**event, compiled.rule.payload_key or "properties": payload}
         own_call = compiled.call.validator if compiled.call is not None else None
-        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
-        _json_failures(out, common, event, row, label, version_no)
-        _json_failures(out, own_call, event, row, label, version_no)
+        forwards = compiled.on_violation != "block"
+        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix,
+                                forwarded=forwards, compiled=compiled)  # fmt: skip
+        _json_failures(out, common, event, row, label, version_no,
+                       forwarded=_forwards_common(plan, kind))
+        _json_failures(out, own_call, event, row, label, version_no, forwarded=forwards)
         _json_envelope(out, kind, event, row, label, version_no)
         if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
             tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
