@@ -279,3 +279,29 @@ def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
         assert pq.read_table(out / name).equals(pq.read_table(fresh / name))
     assert sum(pq.read_metadata(out / n).num_rows for n in written) == sum(
         f is not None for f in enforced)
+
+
+def test_unplanned_properties_omitted_as_enforce_omits(tmp_path: Path) -> None:
+    """``unplanned_properties: omit``: the enforcer forwards the call without them; so does
+    the cleaned copy (nested parquet and NDJSON), keeping every row."""
+    rows = [{"type": "track", "event": "Product Added", "messageId": f"m{i}", "userId": "u1",
+             "properties": {"cart_id": "c1", "product_id": "p1", "price": 9.5, "quantity": 2,
+                            "experiment_variant": "B" if i % 2 else None}}
+            for i in range(10)]  # fmt: skip
+    forwarded = _enforced(rows)
+    assert all(f is not None for f in forwarded)
+    assert all("experiment_variant" not in _kept_props(f) for f in forwarded)
+    src = tmp_path / "in"
+    src.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), src / "e.parquet")
+    (src / "e.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    out = tmp_path / "out"
+    result = run(src, "--redact-to", out)
+    assert result.returncode in (0, 1), result.stderr
+    copy = pq.read_table(out / "e.parquet").to_pylist()
+    assert len(copy) == len(rows)
+    assert all(r["properties"]["experiment_variant"] is None for r in copy)
+    assert all(r["properties"]["cart_id"] == "c1" for r in copy)
+    lines = [orjson.loads(x) for x in (out / "e.ndjson").read_bytes().splitlines()]
+    assert len(lines) == len(rows)
+    assert all("experiment_variant" not in (x["properties"] or {}) for x in lines)

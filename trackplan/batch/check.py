@@ -152,6 +152,17 @@ class _Out:
         self._add("violation", row, event, version, fld, PII, column, value,
                   1 if blocked else None, pointer, detail, replacement)  # fmt: skip
 
+    def dropped(
+        self, rows: np.ndarray, event: str | None, version: int, column: str | None,
+        pointer: str,
+    ) -> None:
+        """``omitted`` rows: the property at ``pointer`` that the enforcer drops before it
+        forwards each of ``rows`` (``unplanned_properties: omit``). Not a violation: the
+        report leaves them out; a cleaned copy drops the property too."""
+        for row in rows.tolist():
+            self._add("omitted", row, event, version, None, None, column, None, None,
+                      pointer, None, None)  # fmt: skip
+
     def violations(
         self,
         rows: np.ndarray,
@@ -547,6 +558,11 @@ def _check_rule_rows(
                 out.violations(grow[absent], label_event, version_no, key, "required", key, [],
                                forwarded=compiled.on_violation != "block")
     if compiled.unplanned is not None and not compiled.unplanned.block:
+        base = "/context/traits" if in_context else jp.join("", compiled.rule.payload_key or "")
+        hits, _ = present(compiled.unplanned, g, layout, kind, (payload, sources),
+                          own=in_context)  # fmt: skip
+        for name, column, holding in hits:
+            out.dropped(grow[holding], label_event, version_no, column, jp.join(base, name))
         payload = omitted(compiled.unplanned, payload)  # dropped before validation
     elif compiled.unplanned is not None:
         keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind, label_event,
@@ -794,6 +810,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
             payload = {k: v for k, v in payload.items() if k not in dropped}
+            base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "")
+            for name in sorted(dropped):
+                out.dropped(row, label, version_no, _prefixed(prefix, name), jp.join(base, name))
             if dropped and not prefix:
                 event = {**event, compiled.rule.payload_key or "properties": payload}
         own_call = compiled.call.validator if compiled.call is not None else None

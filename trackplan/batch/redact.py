@@ -209,6 +209,10 @@ class RedactWriter:
         if len(bad):
             blocked[np.asarray(pc.unique(bad).to_numpy()) - chunk.offset] = True
         findings = found.filter(pc.is_valid(found.column("pointer")))
+        # properties the enforcer omits as unplanned: dropped from the copy too
+        dropped = result.filter(pc.equal(result.column("kind"), "omitted"))
+        if dropped.num_rows:
+            findings = pa.Table.from_batches([findings, dropped]).combine_chunks().to_batches()[0]
         if JSON_COLUMN in batch.schema.names:
             batch = self._apply_json(batch, blocked, chunk.offset, findings)
         else:
