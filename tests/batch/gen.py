@@ -49,6 +49,7 @@ NESTED_SCHEMA = pa.schema(
         ("type", pa.string()),
         ("event", pa.string()),
         ("message_id", pa.string()),
+        ("user_id", pa.string()),
         ("properties", ORDER_TYPE),
         (
             "context",
@@ -95,14 +96,17 @@ def valid_row(rnd: random.Random, i: int) -> Row:
             props["loyalty_points"] = rnd.randint(0, 100)
             ctx["protocols"] = {"event_version": 2}
         return {"type": "track", "event": "Order Completed", "messageId": f"m{i}",
+                "userId": f"u{i}",
                 "properties": props, "context": ctx}  # fmt: skip
     if kind < 0.8:
         props = {"method": rnd.choice(["email", "google"]), "email": f"new{i}@example.org",
                  "phone": f"+44 7700 900{i % 1000:03d}"}  # fmt: skip
         return {"type": "track", "event": "Signed Up", "messageId": f"m{i}",
+                "userId": f"u{i}",
                 "properties": props, "context": ctx}  # fmt: skip
     props = {"cart_id": f"cart{i}", "product_id": f"p{i}", "price": 9.5, "quantity": 2}
     return {"type": "track", "event": "Product Added", "messageId": f"m{i}",
+                "userId": f"u{i}",
             "properties": props, "context": ctx}  # fmt: skip
 
 
@@ -195,6 +199,8 @@ def generate(
             field, keyword, mutate = rnd.choice(choices)
             mutate(row)
             injected[(row["event"], version, field, keyword)] += 1
+            if (field, keyword) == ("messageId", "maxLength"):  # the envelope's limit too
+                injected[(row["event"], version, field, "envelope")] += 1
             bad.add(i)
         rows.append(row)
     return rows, injected, bad
@@ -206,7 +212,8 @@ def nested_table(rows: list[Row]) -> pa.Table:
     for i, r in enumerate(rows):
         ctx = dict(r["context"])
         ctx["user_agent"] = ctx.pop("userAgent", None)  # exports often snake_case nested names
-        out.append({**r, "message_id": r.get("messageId", f"m{i}"), "context": ctx})
+        out.append({**r, "message_id": r.get("messageId", f"m{i}"), "user_id": r.get("userId"),
+                    "context": ctx})
     return pa.Table.from_pylist(out, schema=NESTED_SCHEMA)
 
 
@@ -216,7 +223,8 @@ def flat_table(rows: list[Row], event: str) -> pa.Table:
     for i, r in enumerate(rows):
         if r["event"] != event:
             continue
-        flat = {"id": r.get("messageId", f"m{i}"), "event_text": r["event"],
+        flat = {"id": r.get("messageId", f"m{i}"), "user_id": r.get("userId"),
+                "event_text": r["event"],
                 "event": "order_completed", "context_ip": r["context"]["ip"],
                 "context_user_agent": r["context"]["userAgent"]}  # fmt: skip
         protocols = r["context"]["protocols"]

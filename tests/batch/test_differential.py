@@ -17,6 +17,7 @@ import pytest
 from tests.batch.gen import flat_table, generate, nested_table
 from trackplan import pointer as jp
 from trackplan.batch.check import JSON_COLUMN, BatchPlan, check_batch
+from trackplan.batch.envelope import EnvelopeCheck
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk
 from trackplan.batch.rules import row_failures, to_json
@@ -75,6 +76,7 @@ def _per_row(plan: Plan, rows: list[dict[str, Any]]) -> dict[int, set[tuple[str,
         failures = row_failures(compiled.validator, to_json(row["properties"]))
         call = to_json({"messageId": row["messageId"], "context": row["context"]})
         failures |= row_failures(bp.common.validator, call)
+        failures |= {(f, "envelope") for f in EnvelopeCheck("track").row(row)}
         if failures:
             out[i] = failures
     return out
@@ -226,18 +228,24 @@ def test_example_exports_scan(ecommerce_plan: Plan) -> None:
 def test_ndjson_null_is_not_absent(tmp_path: Path, ecommerce_plan: Plan) -> None:
     """A JSON null in NDJSON breaks `type` (as the per-row engine says); an absent key not."""
     lines = [
-        {"type": "track", "event": "Signed Up", "properties": {"method": "email"}},
-        {"type": "track", "event": "Signed Up", "properties": {"method": "email", "email": None}},
-        {"type": "track", "event": "Signed Up", "properties": None},  # breaks type, only
+        {"type": "track", "event": "Signed Up", "userId": "u1", "properties": {"method": "email"}},
+        {"type": "track", "event": "Signed Up", "userId": "u1",
+         "properties": {"method": "email", "email": None}},
+        {"type": "track", "event": "Signed Up", "userId": "u1",
+         "properties": None},  # breaks type, only
     ]
     path = tmp_path / "nulls.ndjson"
     _write_ndjson(path, lines)
     report, flagged, detail = _scan_rows(ecommerce_plan, [path])
     assert flagged == {(str(path), 1), (str(path), 2)}
-    assert detail == {(str(path), 1, "email", "type"), (str(path), 2, "", "type")}
+    # a null payload breaks the payload's type and the envelope's (as the enforcer says)
+    assert detail == {(str(path), 1, "email", "type"), (str(path), 2, "", "type"),
+                      (str(path), 2, "properties", "envelope")}  # fmt: skip
     enforcer = compile_plan(ecommerce_plan)
     assert {(_field(v.pointer), v.keyword) for v in enforcer.enforce(lines[2]).violations
             if v.type != ENVELOPE} == {("", "type")}  # fmt: skip
+    assert {(v.type, v.pointer) for v in enforcer.enforce(lines[2]).violations
+            if v.type == ENVELOPE} == {(ENVELOPE, "/properties")}  # fmt: skip
 
 
 def test_identify_rows_check_traits(tmp_path: Path, ecommerce_plan: Plan) -> None:
@@ -245,13 +253,14 @@ def test_identify_rows_check_traits(tmp_path: Path, ecommerce_plan: Plan) -> Non
     rows = [
         {
             "type": "identify",
+            "userId": "u1",
             "event": None,
             "traits": {"email": "nope", "plan": "pro"},
             "properties": None,
         },  # fmt: skip
-        {"type": "identify", "traits": {"email": "a@example.com", "plan": "gold"}},
-        {"type": "track", "event": "Signed Up", "properties": {"method": "email"}},
-        {"type": "track", "event": "Wishlist Viewed", "properties": {}},
+        {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com", "plan": "gold"}},
+        {"type": "track", "event": "Signed Up", "userId": "u1", "properties": {"method": "email"}},
+        {"type": "track", "event": "Wishlist Viewed", "userId": "u1", "properties": {}},
     ]
     path = tmp_path / "calls.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
@@ -315,18 +324,33 @@ def _field(pointer: str) -> str:
     return ".".join("[]" if p.isdigit() else p for p in parts).replace(".[]", "[]")
 
 
+def _envelope_field(pointer: str) -> str:
+    """An envelope violation's pointer as the scan names it: the call field (``traits``
+    for a payload that is no object), ``""`` for the call itself."""
+    return ".".join(jp.parse(pointer))
+
+
+def _keyword(v: Any) -> str:
+    """The scan's keyword for an enforcer violation: ``envelope`` for the envelope's,
+    ``unplanned`` for what it blocks as unplanned, else the JSON Schema keyword."""
+    if v.type == ENVELOPE:
+        return "envelope"
+    return str(v.keyword or ("unplanned" if v.type in UNPLANNED_TYPES else ""))
+
+
 def _enforced(plan: Plan, events: list[dict[str, Any]]) -> tuple[Detail, RuleCounts]:
-    """What ``enforce`` says of each event (envelope violations aside: the scan does not
-    check the envelope): (field, keyword) per failing event, and rows failing per rule."""
+    """What ``enforce`` says of each event (the envelope's event name aside: the scan names
+    it ``event``, by keyword): (field, keyword) per failing event, and rows failing per
+    rule."""
     enforcer = compile_plan(plan)
     detail: Detail = {}
     counts: RuleCounts = Counter()
     for i, event in enumerate(events):
-        result = enforcer.enforce({**event, "userId": "u1"})
+        result = enforcer.enforce(event)  # as written: the envelope is checked too
         # the scan names what the enforcer blocks as unplanned by its keyword, "unplanned"
-        fails = {(_field(v.pointer), v.keyword or ("unplanned" if v.type in UNPLANNED_TYPES
-                                                   else "")) for v in result.violations
-                 if v.type != ENVELOPE}  # fmt: skip
+        fails = {(_envelope_field(v.pointer) if v.type == ENVELOPE else _field(v.pointer),
+                  _keyword(v)) for v in result.violations
+                 if not (v.type == ENVELOPE and v.pointer == "/event")}  # fmt: skip
         if not fails:
             continue
         detail[i] = fails
@@ -664,7 +688,7 @@ def _consent_rows(n: int) -> list[dict[str, Any]]:
         elif i % 3 == 2:
             context["consent"] = {"categoryPreferences": {"ads": "yes", "analytics": True}}
         props = {"source": "banner"} if i % 4 == 0 else {}
-        rows.append({"type": "track", "event": CONSENT, "messageId": f"m{i}",
+        rows.append({"type": "track", "event": CONSENT, "messageId": f"m{i}", "userId": f"u{i}",
                      "properties": props, "context": context})  # fmt: skip
     return rows
 
@@ -684,7 +708,7 @@ def test_reserved_consent_event_nested_parquet_and_ndjson(
          for r in rows if r["context"].get("consent", {}).get("categoryPreferences", {})
          .get("ads") != "yes"],
         schema=pa.schema([("type", pa.string()), ("event", pa.string()),
-                          ("messageId", pa.string()),
+                          ("messageId", pa.string()), ("userId", pa.string()),
                           ("properties", pa.struct([("source", pa.string())])),
                           ("context", pa.struct([("ip", pa.string()), ("userAgent", pa.string()),
                                                  ("consent", consent_type)]))]),
@@ -879,7 +903,8 @@ def _identify_rows(n: int) -> list[dict[str, Any]]:
         where = i % 4
         if where in (1, 2):
             context["traits"] = traits if where == 1 else {"plan": "bogus"}
-        rows.append({"type": "identify", "messageId": f"m{i}", "context": context,
+        rows.append({"type": "identify", "messageId": f"m{i}", "userId": f"u{i}",
+                     "context": context,
                      "traits": traits if where in (0, 2) else None})  # fmt: skip
     return rows
 
@@ -895,7 +920,7 @@ def test_context_traits_checked_as_the_enforcer_does(
     rows = _identify_rows(120)
     traits_type = pa.struct([("email", pa.string()), ("plan", pa.string()), ("zzz", pa.string())])
     schema = pa.schema([
-        ("type", pa.string()), ("messageId", pa.string()),
+        ("type", pa.string()), ("messageId", pa.string()), ("userId", pa.string()),
         ("context", pa.struct([("ip", pa.string()), ("userAgent", pa.string()),
                                ("traits", traits_type)])),
         ("traits", traits_type),
@@ -928,4 +953,4 @@ def test_context_traits_checked_as_the_enforcer_does(
             per_row = {("context.traits.email", "format"), ("context.library.name", "type")}
             assert per_row <= detail[117]
             assert ("context.traits.plan", "enum") in detail[53]
-            assert detail[57] == {("", "type")}
+            assert detail[57] == {("", "type"), ("traits", "envelope")}

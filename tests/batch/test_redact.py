@@ -36,6 +36,33 @@ def run(*args: str | Path, key: str | None = KEY) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
+def _enforced(rows: list[dict[str, object]]) -> list[dict[str, object] | None]:
+    """What ``enforce`` forwards of each row (None: blocked): the decision and the
+    properties a cleaned copy keeps (``violations: omit`` drops the offending ones)."""
+    from trackplan.engine.enforcer import compile_plan
+    from trackplan.plan.load import load_plan
+
+    saved = os.environ.get("TRACKPLAN_HASH_KEY")
+    os.environ["TRACKPLAN_HASH_KEY"] = KEY
+    try:
+        enforcer = compile_plan(load_plan(ECOMMERCE_DIR))
+    finally:
+        if saved is None:
+            del os.environ["TRACKPLAN_HASH_KEY"]
+        else:
+            os.environ["TRACKPLAN_HASH_KEY"] = saved
+    out: list[dict[str, object] | None] = []
+    for row in rows:
+        result = enforcer.enforce(to_json(row))
+        out.append(result.event if result.allowed else None)
+    return out
+
+
+def _kept_props(forwarded: dict[str, object] | None) -> set[str]:
+    props = (forwarded or {}).get("properties")
+    return set(props) if isinstance(props, dict) else set()
+
+
 def _tree_digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -83,7 +110,10 @@ def test_numbers_and_drop() -> None:
 def test_redacted_copy(
     tmp_path: Path, export: tuple[Path, list[dict[str, object]], set[int]]
 ) -> None:
-    root, rows, bad = export
+    root, rows, _ = export
+    enforced = _enforced(rows)
+    assert any(f is not None and len(_kept_props(f)) < len(r["properties"])  # type: ignore[arg-type]
+               for f, r in zip(enforced, rows, strict=True)), "no row has a property omitted"
     before = _tree_digest(root)
     out = tmp_path / "clean"
     result = run(root, "--redact-to", out)
@@ -99,13 +129,18 @@ def test_redacted_copy(
         assert pq.read_schema(dst) == pq.read_schema(src)
         meta = pq.ParquetFile(dst).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
-        kept = [r for i, r in enumerate(rows) if i % 2 == day and i not in bad]
+        kept = [(r, enforced[i]) for i, r in enumerate(rows)
+                if i % 2 == day and enforced[i] is not None]  # fmt: skip
         got = pq.read_table(dst).to_pylist()
         assert len(got) == len(kept)
         total += len(got)
-        for original, clean in zip(kept, got, strict=True):
+        for (original, forwarded), clean in zip(kept, got, strict=True):
             props, new = original["properties"], clean["properties"]
             assert isinstance(props, dict) and isinstance(new, dict)
+            omitted = set(props) - _kept_props(forwarded)
+            for name in omitted:  # dropped as the enforcer drops it (violations: omit)
+                assert new[name] in (None, []), name
+            props = {k: v for k, v in props.items() if k not in omitted}
             if props.get("email") is not None:
                 assert new["email"] == apply_action("hash", "email", props["email"], key)[1]
             if original["event"] == "Signed Up" and props.get("phone") is not None:
@@ -115,21 +150,25 @@ def test_redacted_copy(
             ip = original["context"]["ip"]  # type: ignore[index]
             assert clean["context"]["ip"] == apply_action("mask", "ip", ip, None)[1]
             assert new["order_id"] == props.get("order_id")
-    assert total == len(rows) - len(bad)
+    assert total == sum(f is not None for f in enforced)
     kept_all = tmp_path / "all"
     assert run(root, "--redact-to", kept_all, "--keep-blocked").returncode == 1
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in kept_all.rglob("*.parquet")) == 900
 
 
 def test_ndjson_gzip_copy(tmp_path: Path) -> None:
-    rows, _, bad = generate(200, seed=4)
+    rows, _, _ = generate(200, seed=4, call=True)
+    enforced = _enforced(rows)
     src = tmp_path / "in" / "events.ndjson.gz"
     src.parent.mkdir()
     src.write_bytes(gzip.compress(b"".join(orjson.dumps(to_json(r)) + b"\n" for r in rows)))
     out = tmp_path / "out"
     assert run(src, "--redact-to", out).returncode == 1
     lines = gzip.decompress((out / "events.ndjson.gz").read_bytes()).splitlines()
-    assert len(lines) == len(rows) - len(bad)
+    forwarded = [f for f in enforced if f is not None]
+    assert 0 < len(forwarded) < len(rows)
+    assert len(lines) == len(forwarded)
+    assert [_kept_props(orjson.loads(x)) for x in lines] == [_kept_props(f) for f in forwarded]
     assert all("@" not in (orjson.loads(x)["properties"].get("email") or "") for x in lines)
 
 
@@ -161,8 +200,10 @@ def test_csv_copy(tmp_path: Path) -> None:
 
     from tests.batch.gen import flat_table
 
-    rows, _, bad = generate(300, seed=8)
+    rows, _, _ = generate(300, seed=8)
     table = flat_table(rows, "Signed Up")
+    signed_up = [r for r in rows if r["event"] == "Signed Up"]
+    enforced = _enforced(signed_up)
     src = tmp_path / "in" / "signed_up.csv"
     src.parent.mkdir()
     pacsv.write_csv(table, src)
@@ -171,11 +212,17 @@ def test_csv_copy(tmp_path: Path) -> None:
     clean = pacsv.read_csv(out / "signed_up.csv")
     assert clean.column_names == table.column_names and clean.num_rows == table.num_rows
     key = KEY.encode()
-    for before, after in zip(table.to_pylist(), clean.to_pylist(), strict=True):
-        if before["email"] is not None:
+    for before, after, forwarded in zip(table.to_pylist(), clean.to_pylist(), enforced,
+                                        strict=True):
+        if forwarded is not None and "email" not in _kept_props(forwarded):
+            assert after["email"] in (None, "")  # omitted, as the enforcer omits it
+        elif before["email"] is not None:
             assert after["email"] == apply_action("hash", "email", before["email"], key)[1]
         assert after["context_ip"] == apply_action("mask", "ip", before["context_ip"], None)[1]
-        assert after["method"] == before["method"]
+        if forwarded is not None and "method" not in _kept_props(forwarded):
+            assert after["method"] in (None, "")
+        else:
+            assert after["method"] == before["method"]
 
 
 def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
@@ -183,7 +230,8 @@ def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     import signal
     import time
 
-    rows, _, bad = generate(4000, seed=31)
+    rows, _, _ = generate(4000, seed=31)
+    enforced = _enforced(rows)
     src = tmp_path / "export"
     for n in range(8):  # every output stays a temporary until the run ends
         directory = src / f"part={n}"
@@ -229,4 +277,31 @@ def test_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     assert written == {p.relative_to(fresh) for p in fresh.rglob("*.parquet")}
     for name in written:
         assert pq.read_table(out / name).equals(pq.read_table(fresh / name))
-    assert sum(pq.read_metadata(out / n).num_rows for n in written) == len(rows) - len(bad)
+    assert sum(pq.read_metadata(out / n).num_rows for n in written) == sum(
+        f is not None for f in enforced)
+
+
+def test_unplanned_properties_omitted_as_enforce_omits(tmp_path: Path) -> None:
+    """``unplanned_properties: omit``: the enforcer forwards the call without them; so does
+    the cleaned copy (nested parquet and NDJSON), keeping every row."""
+    rows = [{"type": "track", "event": "Product Added", "messageId": f"m{i}", "userId": "u1",
+             "properties": {"cart_id": "c1", "product_id": "p1", "price": 9.5, "quantity": 2,
+                            "experiment_variant": "B" if i % 2 else None}}
+            for i in range(10)]  # fmt: skip
+    forwarded = _enforced(rows)
+    assert all(f is not None for f in forwarded)
+    assert all("experiment_variant" not in _kept_props(f) for f in forwarded)
+    src = tmp_path / "in"
+    src.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), src / "e.parquet")
+    (src / "e.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    out = tmp_path / "out"
+    result = run(src, "--redact-to", out)
+    assert result.returncode in (0, 1), result.stderr
+    copy = pq.read_table(out / "e.parquet").to_pylist()
+    assert len(copy) == len(rows)
+    assert all(r["properties"]["experiment_variant"] is None for r in copy)
+    assert all(r["properties"]["cart_id"] == "c1" for r in copy)
+    lines = [orjson.loads(x) for x in (out / "e.ndjson").read_bytes().splitlines()]
+    assert len(lines) == len(rows)
+    assert all("experiment_variant" not in (x["properties"] or {}) for x in lines)

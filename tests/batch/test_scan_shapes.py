@@ -118,6 +118,7 @@ def test_segment_root_definitions_and_required_payload(tmp_path: Path, segment_p
     # a flat warehouse table of the same rows: call.required [properties] cannot fail there
     flat = tmp_path / "order_completed.parquet"
     pq.write_table(pa.Table.from_pylist([{"id": e["messageId"], "event": "order_completed",
+                                          "user_id": e["userId"],
                                           "event_text": e["event"], **e["properties"]}
                                          for e in events]), flat)  # fmt: skip
     result = run(segment_plan, flat, "--format", "json", "-q", "--report", tmp_path / "f.json")
@@ -159,6 +160,7 @@ def test_timestamp_columns_are_date_times_by_type(tmp_path: Path) -> None:
     table = pa.table({
         "event": ["order_shipped"] * n,
         "event_text": ["Order Shipped"] * n,
+        "user_id": ["u1"] * n,
         "shipped_at": pa.array([s.replace(tzinfo=None) for s in stamps], pa.timestamp("ms")),
         "due_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
         "count": pa.array([None if i % 2 else s for i, s in enumerate(stamps)],

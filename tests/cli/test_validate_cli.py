@@ -163,3 +163,17 @@ def test_deeply_nested_context_is_written_not_a_traceback(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stdout + proc.stderr
     written = json.loads(out.read_bytes())
     assert written["context"]["x"] == deep
+
+
+def test_include_blocked_stamps_events_blocked_before_validation(tmp_path: Path) -> None:
+    # an unplanned event is blocked before any schema runs: its written copy still says why
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(ndjson([good_event(event="Not In The Plan", messageId="m-unplanned")]))
+    out = tmp_path / "out.ndjson"
+    proc = run("validate", str(PLAN), str(src), "--out", str(out), "--include-blocked")
+    assert proc.returncode == 1, proc.stderr
+    (line,) = out.read_bytes().splitlines()
+    written = json.loads(line)
+    violations = written["context"]["protocols"]["violations"]
+    assert violations and all(v["type"] and "pointer" in v for v in violations)
+    assert written["event"] == "Not In The Plan"

@@ -144,6 +144,8 @@ def scan_violation(field: str, keyword: str, payload_key: str | None) -> tuple[s
     """``(type, normalised pointer)`` of a scan's ``(field, keyword)`` on an event whose
     payload is ``payload_key`` (``properties``, ``traits``; None when it has none)."""
     parts: list[str] = [p for p in field.replace("[]", ".*").split(".") if p]
+    if keyword == "envelope":  # a call field, or the call itself ("": userId/anonymousId)
+        return ENVELOPE, jp.from_parts(parts)
     if not parts or parts[0] not in _CALL_FIELDS:
         parts = [payload_key or "properties", *parts]
     pointer = jp.from_parts(parts)

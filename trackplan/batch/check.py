@@ -48,6 +48,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trackplan import pointer as jp
 from trackplan.batch.compiled import (
     CALL_KINDS,
     BatchPlan,
@@ -55,6 +56,7 @@ from trackplan.batch.compiled import (
     CompiledRule,
     unplanned_label,
 )
+from trackplan.batch.envelope import ENVELOPE, envelope_check
 from trackplan.batch.mapping import (
     Layout,
     call_struct,
@@ -150,6 +152,17 @@ class _Out:
         self._add("violation", row, event, version, fld, PII, column, value,
                   1 if blocked else None, pointer, detail, replacement)  # fmt: skip
 
+    def dropped(
+        self, rows: np.ndarray, event: str | None, version: int, column: str | None,
+        pointer: str,
+    ) -> None:
+        """``omitted`` rows: the property at ``pointer`` that the enforcer drops before it
+        forwards each of ``rows`` (``unplanned_properties: omit``). Not a violation: the
+        report leaves them out; a cleaned copy drops the property too."""
+        for row in rows.tolist():
+            self._add("omitted", row, event, version, None, None, column, None, None,
+                      pointer, None, None)  # fmt: skip
+
     def violations(
         self,
         rows: np.ndarray,
@@ -159,7 +172,13 @@ class _Out:
         keyword: str,
         column: str | None,
         values: Sequence[str | None],
+        *,
+        forwarded: bool = False,
+        omit: str | None = None,
     ) -> None:
+        """Violations of ``rows``; ``forwarded`` when the enforcer still forwards the call
+        (``count`` 0: ``violations: allow`` or ``omit``), ``omit`` the JSON pointer of the
+        property it drops from it first (in ``pointer``)."""
         n = len(rows)
         c = self.cols
         c["kind"].extend(["violation"] * n)
@@ -173,9 +192,10 @@ class _Out:
         if not values:  # nothing to show, but the first rows are still samples
             values = [""] * min(n, SAMPLES_PER_BATCH)
         c["value"].extend([*values, *([None] * (n - len(values)))])
-        c["count"].extend([None] * n)
-        for name in _PII_COLUMNS:
-            c[name].extend([None] * n)
+        c["count"].extend([0 if forwarded else None] * n)
+        c["pointer"].extend([omit] * n)
+        c["detail"].extend([None] * n)
+        c["replacement"].extend([None] * n)
 
     def batch(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
@@ -281,6 +301,7 @@ def check_batch(
     common = None
     if plan.common is not None:
         common = _CallFailures(plan.common, batch, offset)
+    envelopes: dict[str, _EnvelopeFailures] = {}
     for kind, name, mask in _groups(batch, layout):
         sub, rows, vers = batch, index, versions
         if mask is not None:
@@ -303,9 +324,32 @@ def check_batch(
         else:
             checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
         if common is not None:
+            forwarded = plan.plan.controls.for_kind(kind).common_violations != "block"
             for event, version, grows in checked:
-                common.emit(out, grows, event, version)
+                common.emit(out, grows, event, version, forwarded=forwarded)
+        if kind in CALL_KINDS and checked:
+            env = envelopes.get(kind)
+            if env is None:
+                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+            for event, version, grows in checked:
+                env.emit(out, grows, event, version)
     return out.batch()
+
+
+class _EnvelopeFailures:
+    """The envelope's failures of one call type over a whole batch, handed out per event
+    group (the rows the enforcer validates: not those blocked before validation)."""
+
+    def __init__(self, kind: str, batch: pa.RecordBatch, offset: int) -> None:
+        self.offset = offset
+        self.fails, self.sources = envelope_check(kind).failures(batch)
+
+    def emit(self, out: _Out, rows: np.ndarray, event: str | None, version: int) -> None:
+        local = rows - self.offset
+        for fld, failing in self.fails:
+            hit = rows[failing[local]]
+            if len(hit):
+                out.violations(hit, event, version, fld, ENVELOPE, self.sources.get(fld), [])
 
 
 class _CallFailures:
@@ -336,6 +380,7 @@ class _CallFailures:
         version: int,
         *,
         numbers: np.ndarray | None = None,
+        forwarded: bool = False,
     ) -> None:
         """Violations of the rows ``rows`` (numbered in the file) under their event.
 
@@ -352,7 +397,8 @@ class _CallFailures:
                 continue
             samples = [] if keyword == "required" else _sample_values(self.arr, fld, hit)
             numbered = hit + self.offset if numbers is None else numbers[pick]
-            out.violations(numbered, event, version, fld, keyword, self.column(fld), samples)
+            out.violations(numbered, event, version, fld, keyword, self.column(fld), samples,
+                           forwarded=forwarded)
 
 
 def _check_group(
@@ -384,7 +430,7 @@ def _check_group(
                 out.counted("unplanned", label, 0, len(rows))
                 check = plan.no_rule.get(kind)
                 keep = None
-                if kind in CALL_KINDS and (plan.common is not None or check is not None):
+                if kind in CALL_KINDS:  # the envelope applies to every call
                     # let through, but the common rule still applies, as the enforcer's
                     # rules for unplanned events and for call types without a rule check it
                     # (after blocking those with properties, when the controls say so)
@@ -465,6 +511,19 @@ def _prefixed(prefix: str, fld: str) -> str:
     return prefix if not fld else prefix + ("" if fld.startswith("[]") else ".") + fld
 
 
+def _omitted_pointer(compiled: CompiledRule, prefix: str, fld: str, keyword: str) -> str | None:
+    """The JSON pointer of the payload property the enforcer drops for a violation at
+    ``fld`` under ``violations: omit`` (None: nothing dropped; a missing required
+    property has nothing to drop)."""
+    if compiled.on_violation != "omit" or not fld:
+        return None
+    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    if not top or (keyword == "required" and fld == top):
+        return None
+    base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "properties")
+    return jp.join(base, top)
+
+
 def _check_rule_rows(
     plan: BatchPlan,
     compiled: CompiledRule,
@@ -496,8 +555,14 @@ def _check_rule_rows(
             else:
                 absent = np.ones(g.num_rows, dtype=bool)
             if absent.any():
-                out.violations(grow[absent], label_event, version_no, key, "required", key, [])
+                out.violations(grow[absent], label_event, version_no, key, "required", key, [],
+                               forwarded=compiled.on_violation != "block")
     if compiled.unplanned is not None and not compiled.unplanned.block:
+        base = "/context/traits" if in_context else jp.join("", compiled.rule.payload_key or "")
+        hits, _ = present(compiled.unplanned, g, layout, kind, (payload, sources),
+                          own=in_context)  # fmt: skip
+        for name, column, holding in hits:
+            out.dropped(grow[holding], label_event, version_no, column, jp.join(base, name))
         payload = omitted(compiled.unplanned, payload)  # dropped before validation
     elif compiled.unplanned is not None:
         keep = _block_unplanned(out, compiled.unplanned, g, grow, layout, kind, label_event,
@@ -525,10 +590,17 @@ def _check_rule_rows(
             keyword,
             _source_column(sources, fld),
             [] if keyword == "required" else _sample_values(payload, fld, idx),
+            forwarded=blocking is None,
+            omit=_omitted_pointer(compiled, prefix, fld, keyword),
         )
+        key = compiled.rule.payload_key
+        if not fld and keyword == "type" and not in_context and key is not None:
+            # a payload that is no object breaks the envelope too, as the enforcer reports
+            out.violations(grow[idx], label_event, version_no, key, ENVELOPE, key, [])
     if compiled.call is not None:
         own = _CallFailures(compiled.call, g, 0)
-        own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow)
+        own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow,
+                 forwarded=compiled.on_violation != "block")
     if compiled.pii is not None:  # offending properties: dropped first, as the enforcer does
         key = compiled.rule.payload_key
         _emit_pii(out, compiled.pii, g, grow, layout, key, payload, sources, label_event,
@@ -631,6 +703,9 @@ def _json_failures(
     event: str | None,
     version: int,
     prefix: str = "",
+    *,
+    forwarded: bool = False,
+    compiled: CompiledRule | None = None,
 ) -> list[str]:
     """The per-row engine's failures of ``doc`` (a payload or a whole call, found under
     ``prefix``) as violations; the fields failing."""
@@ -642,8 +717,26 @@ def _json_failures(
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
         named = _prefixed(prefix, fld)
-        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample)
+        omit = None if compiled is None else _omitted_pointer(compiled, prefix, fld, keyword)
+        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample,
+                       forwarded=forwarded, omit=omit)
     return [fld for fld, _ in failures]
+
+
+def _json_envelope(
+    out: _Out, kind: str, event: dict[str, Any], row: np.ndarray, label: str | None,
+    version: int,
+) -> None:
+    """The per-row form of the envelope check (see :mod:`trackplan.batch.envelope`)."""
+    if kind not in CALL_KINDS:
+        return
+    for fld in envelope_check(kind).row(event):
+        out.violations(row, label, version, fld, ENVELOPE, fld or None, [])
+
+
+def _forwards_common(plan: BatchPlan, kind: str) -> bool:
+    """Whether the enforcer forwards a call of ``kind`` breaking the common rule."""
+    return plan.plan.controls.for_kind(kind).common_violations != "block"
 
 
 def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
@@ -664,7 +757,9 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
             out.violations(row, nameless, 0, "event", keyword, "event", [])
             check = plan.no_rule.get(kind)
             if not _json_blocked(out, check, event.get("properties"), row, nameless, 0):
-                _json_failures(out, common, event, row, nameless, 0)
+                _json_failures(out, common, event, row, nameless, 0,
+                               forwarded=_forwards_common(plan, kind))
+                _json_envelope(out, kind, event, row, nameless, 0)
             continue
         ctx = event.get("context")
         proto = ctx.get("protocols") if isinstance(ctx, dict) else None
@@ -679,12 +774,14 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                 out.counted("unplanned", label, 0, 1)
                 check = plan.no_rule.get(kind)
                 blocked = False
-                if kind in CALL_KINDS and (common is not None or check is not None):
+                if kind in CALL_KINDS:  # the envelope applies to every call
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
                     payload = event.get(PAYLOAD_KEY.get(kind) or "")
                     blocked = _json_blocked(out, check, payload, row, label, 0)
                     if not blocked:
-                        _json_failures(out, common, event, row, label, 0)
+                        _json_failures(out, common, event, row, label, 0,
+                                       forwarded=_forwards_common(plan, kind))
+                        _json_envelope(out, kind, event, row, label, 0)
                 if not blocked:
                     pkey = PAYLOAD_KEY.get(kind)
                     if pkey is not None and plan.no_rule_omit.get(kind) and pkey in event:
@@ -707,17 +804,25 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         if payload is None and (compiled.rule.payload_key or "properties") not in event:
             if compiled.payload_required and not prefix:
                 key_name = compiled.rule.payload_key or "properties"
-                out.violations(row, label, version_no, key_name, "required", key_name, [])
+                out.violations(row, label, version_no, key_name, "required", key_name, [],
+                               forwarded=compiled.on_violation != "block")
             payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
         elif compiled.unplanned is not None and type(payload) is dict:
             dropped = set(compiled.unplanned.names(payload))  # omitted before validation
             payload = {k: v for k, v in payload.items() if k not in dropped}
+            base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "")
+            for name in sorted(dropped):
+                out.dropped(row, label, version_no, _prefixed(prefix, name), jp.join(base, name))
             if dropped and not prefix:
                 event = {**event, compiled.rule.payload_key or "properties": payload}
         own_call = compiled.call.validator if compiled.call is not None else None
-        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix)
-        _json_failures(out, common, event, row, label, version_no)
-        _json_failures(out, own_call, event, row, label, version_no)
+        forwards = compiled.on_violation != "block"
+        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix,
+                                forwarded=forwards, compiled=compiled)  # fmt: skip
+        _json_failures(out, common, event, row, label, version_no,
+                       forwarded=_forwards_common(plan, kind))
+        _json_failures(out, own_call, event, row, label, version_no, forwarded=forwards)
+        _json_envelope(out, kind, event, row, label, version_no)
         if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
             tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
             payload = {k: v for k, v in payload.items() if k not in tops}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from trackplan.batch.envelope import envelope_check
 from trackplan.batch.mapping import (
     Layout,
     LayoutOptions,
@@ -273,6 +274,8 @@ class BatchPlan:
         empty = pa.RecordBatch.from_pylist([], schema=schema)
         for call in self.call_checks():
             wanted |= set(call_struct(empty, call.schema, call.defs)[1].values())
+        for kind in sorted(CALL_KINDS):  # the envelope, checked on every call
+            wanted |= set(call_struct(empty, envelope_check(kind).schema, {})[1].values())
         return [name for name in schema.names if name in wanted]
 
     def _pii_context_columns(self, schema: pa.Schema) -> set[str]:

@@ -7,8 +7,10 @@ one definition of the action in :mod:`trackplan.pii.actions`: ``hash``, ``mask``
 row, so each row gets exactly what the per-row function gives; ``drop`` nulls the value
 (the schema keeps its column); ``reject`` nulls it and blocks the row. Values the
 detectors found PII in (the scan's ``PII`` findings) get the value the enforcer forwards
-there, row by row. Rows with violations, and rejected rows, are removed unless
-``keep_blocked``; a row whose only violations are PII findings is kept, cleaned. Rows an
+there, row by row. Rows the enforcer blocks (their violations, rejected values) are
+removed unless ``keep_blocked``; a row it forwards (PII findings only, violations under
+``violations: allow``, or ``omit`` with the offending property dropped here) is kept,
+cleaned. Rows an
 NDJSON batch kept as JSON text are cleaned event by event, and written as JSON lines.
 
 Each output file keeps its input's relative path (so hive partitions stay), format,
@@ -197,13 +199,20 @@ class RedactWriter:
             out.partition_columns = drop
         blocked = np.zeros(batch.num_rows, dtype=bool)
         found = result.filter(pc.equal(result.column("kind"), "violation"))
-        # a PII finding blocks its row only when its action is reject (count 1)
+        # a PII finding blocks its row only when its action is reject (count 1); another
+        # violation unless the enforcer forwards the call anyway (count 0: violations
+        # allow, or omit with the property at its pointer dropped)
         pii = pc.fill_null(pc.equal(found.column("keyword"), PII), False)
-        blocking = pc.or_(pc.invert(pii), pc.fill_null(pc.equal(found.column("count"), 1), False))
+        count = found.column("count")
+        blocking = pc.if_else(pii, pc.fill_null(pc.equal(count, 1), False), pc.is_null(count))
         bad = found.filter(blocking).column("row")
         if len(bad):
             blocked[np.asarray(pc.unique(bad).to_numpy()) - chunk.offset] = True
-        findings = found.filter(pc.and_(pii, pc.is_valid(found.column("pointer"))))
+        findings = found.filter(pc.is_valid(found.column("pointer")))
+        # properties the enforcer omits as unplanned: dropped from the copy too
+        dropped = result.filter(pc.equal(result.column("kind"), "omitted"))
+        if dropped.num_rows:
+            findings = pa.Table.from_batches([findings, dropped]).combine_chunks().to_batches()[0]
         if JSON_COLUMN in batch.schema.names:
             batch = self._apply_json(batch, blocked, chunk.offset, findings)
         else:

@@ -15,6 +15,7 @@ import orjson
 from trackplan.atomic import AtomicOutput
 from trackplan.cliopts import output_option
 from trackplan.engine import exactjson
+from trackplan.engine.compiled import Result, stamp
 from trackplan.engine.enforcer import compile_plan
 from trackplan.engine.readers import INPUT_FORMATS, MAX_LINE_BYTES
 from trackplan.engine.typed import LineResult, iter_results
@@ -229,7 +230,7 @@ def validate(
                 event = item.event if item.event is not None else result.event
                 report.add(path, item.line, event, result)
                 if sink is not None and (result.allowed or include_blocked):
-                    line = _dump_line(result.event)
+                    line = _dump_line(_stamped(result))
                     if line is None:
                         report.add_malformed(path, item.line, "event nests too deep to write")
                         continue
@@ -244,6 +245,16 @@ def validate(
         else report.to_text()
     click.echo(text, err=(out == "-"))
     sys.exit(0 if report.clean else 1)
+
+
+def _stamped(result: Result) -> Any:
+    """The event as written: a blocked event's violations in ``context.protocols``, also
+    for events blocked before validation (unplanned, not an object...), whose copy the
+    enforcer leaves unstamped (stamping again is idempotent)."""
+    event = result.event
+    if result.allowed or not result.violations or type(event) is not dict:
+        return event
+    return stamp(dict(event), list(result.violations), [], [])
 
 
 def _dump_line(event: Any) -> bytes | None:
