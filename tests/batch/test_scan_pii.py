@@ -355,3 +355,18 @@ def test_column_prefilter_keeps_every_string_the_detectors_flag(
     for value, kept in zip(column.to_pylist(), mask, strict=True):
         if findings_for(key, value):
             assert kept, (key, value)
+
+
+def test_dictionary_encoded_free_text_is_scanned_by_its_values(ecommerce_plan: Plan) -> None:
+    # declared free text (coupon: free_text, allow) read dictionary-encoded, as parquet
+    # readers hand it: only rows whose value could hold PII are candidates, not every row
+    from trackplan.batch.pii import RowPii, batch_policy
+
+    rule = ecommerce_plan.event("Order Completed", 1)
+    pii = RowPii(batch_policy(ecommerce_plan), rule, "track")
+    coupons = pa.array(["WINTER", "SAVE10", "call 07700 900742", "WINTER"]).dictionary_encode()
+    properties = pa.StructArray.from_arrays([coupons], names=["coupon"])
+    mask = pii.candidates({"properties": properties}, len(coupons))
+    assert mask.tolist() == [False, False, True, False]
+    plain = pa.StructArray.from_arrays([coupons.dictionary_decode()], names=["coupon"])
+    assert pii.candidates({"properties": plain}, len(coupons)).tolist() == mask.tolist()

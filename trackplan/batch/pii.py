@@ -348,6 +348,16 @@ class RowPii:
         return name_category(key) is not None or (person and key.strip().lower() == "name")
 
     def _scan(self, arr: pa.Array, key: str | None, *, whole: bool = False) -> np.ndarray | None:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_dictionary(arr.type):
+            # declared free text read dictionary-encoded: its distinct values, once each
+            inner = self._scan(arr.dictionary, key, whole=whole)
+            if inner is None:
+                return None
+            taken = pc.take(pa.array(inner), arr.indices)
+            mask: np.ndarray = pc.fill_null(taken, False).to_numpy(zero_copy_only=False)
+            return mask
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             return _present(arr) if whole else None
         if len(arr) == 0 or arr.null_count == len(arr):
