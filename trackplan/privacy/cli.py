@@ -158,14 +158,15 @@ def erase(
     from trackplan.privacy.erase import erase as run
     from trackplan.privacy.suppression import SuppressionList
 
-    key = _subject_key(
-        plan_path, needed=bool(audit_log or suppress_file) and not dry_run, unkeyed=unkeyed_hashes
-    )
     pii: Any = None
     if plan_path:
         from trackplan.plan.load import load_plan
 
         pii = load_plan(plan_path).pii
+    key = _subject_key(
+        _hash_key_env(pii), needed=bool(audit_log or suppress_file) and not dry_run,
+        unkeyed=unkeyed_hashes,
+    )
     subjects = Subjects(
         frozenset(user_ids),
         frozenset(anonymous_ids),
@@ -224,35 +225,19 @@ def _hash_key_env(pii: Any) -> str:
     return env if isinstance(env, str) and env else DEFAULT_KEY_ENV
 
 
-def _subject_key(plan_path: str | None, *, needed: bool, unkeyed: bool) -> bytes | None:
-    """The key of subject hashes: $TRACKPLAN_SUBJECT_KEY, else the plan's hash key; None
-    (plain SHA-256, with a warning) only when unkeyed hashes are chosen explicitly.
-
-    Raises:
-        InputError: hashes are needed, no key is set and unkeyed hashes were not chosen.
-    """
-    from trackplan.errors import InputError
-    from trackplan.pii.policy import DEFAULT_KEY_ENV
-    from trackplan.privacy.suppression import KEY_ENV, UNKEYED_WARNING, env_key
+def _subject_key(key_env: str, *, needed: bool, unkeyed: bool) -> bytes | None:
+    """The key of subject hashes (:func:`~trackplan.privacy.suppression.subject_key`, the
+    plan's hash key read from ``key_env``); None (plain SHA-256, with a warning) only when
+    unkeyed hashes are chosen explicitly, or when no hash is written at all."""
+    from trackplan.privacy.suppression import UNKEYED_WARNING, env_key, subject_key
 
     if unkeyed:
         if needed:
             click.echo(UNKEYED_WARNING, err=True)
         return None
-    key_env = DEFAULT_KEY_ENV
-    if plan_path:
-        from trackplan.plan.load import load_plan
-
-        named = load_plan(plan_path).pii.get("hash_key_env")
-        key_env = named if isinstance(named, str) and named else DEFAULT_KEY_ENV
-    key = env_key() or env_key(key_env)
-    if key is not None or not needed:
-        return key
-    raise InputError(
-        f"subject hashes need a key: set {KEY_ENV} or {key_env}, or pass "
-        "--unkeyed-subject-hashes (also --unkeyed-hashes) to write plain SHA-256 (reversible "
-        "for emails and guessable ids)"
-    )
+    if not needed:
+        return env_key() or env_key(key_env)
+    return subject_key(hash_key_env=key_env)
 
 
 @click.group("report")

@@ -96,7 +96,7 @@ def subject_key(
         )
     raise MissingSecretError(
         f"subject hashes are keyed: set {hash_key_env} (the plan's hash key) or {key_env}, "
-        "or choose unkeyed hashes explicitly with --unkeyed-subject-hashes"
+        "or choose unkeyed hashes explicitly with --unkeyed-subject-hashes (or --unkeyed-hashes)"
     )
 
 
