@@ -7,9 +7,13 @@ signatures (so only our side is timed):
 * hand: the same properties dict written by hand, ``sdk.track(...)`` called directly;
 * hand + jsonschema-rs: the hand-built dict validated with the payload schema first;
 * client: ``Client(sdk).order_completed(...)`` with validation off (production);
-* client + validate: development mode (the generated, stdlib-only validator).
+* client + validate: development mode, jsonschema-rs importable (the default here);
+* client + validate, stdlib: development mode with the generated stdlib-only validator
+  (the package imported a second time with jsonschema-rs unimportable).
 
 Two events: Order Completed v2 with two nested products, and the flat Product Added.
+The figure of issue 17 target 5 is "validation on" over "hand-built + jsonschema-rs"
+(at most 3x), printed as ``target``.
 
     python benchmarks/bench_codegen.py [--number 100000]
 """
@@ -43,14 +47,24 @@ class NoopSdk:
         return None
 
 
-def _package(tmp: Path) -> Any:
+def _package(tmp: Path, name: str, *, rs: bool = True) -> Any:
+    """Generate the example plan's package as ``name`` and import it (with jsonschema-rs
+    unimportable while it is imported when ``rs`` is false)."""
     plan = load_plan(ROOT / "plans" / "ecommerce")
-    out = tmp / "bench_tracking"
+    out = tmp / name
     out.mkdir()
-    for name, text in generate_python(plan, package=out.name).items():
-        (out / name).write_text(text, encoding="utf-8")
-    sys.path.insert(0, str(tmp))
-    return importlib.import_module(out.name), plan
+    for file, text in generate_python(plan, package=out.name).items():
+        (out / file).write_text(text, encoding="utf-8")
+    if str(tmp) not in sys.path:
+        sys.path.insert(0, str(tmp))
+    saved = sys.modules.get("jsonschema_rs")
+    if not rs:
+        sys.modules["jsonschema_rs"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module(out.name), plan
+    finally:
+        if saved is not None:
+            sys.modules["jsonschema_rs"] = saved
 
 
 def _time(fn: Any, number: int) -> float:
@@ -65,10 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     n = args.number
     with tempfile.TemporaryDirectory() as tmp:
-        mod, plan = _package(Path(tmp))
+        mod, plan = _package(Path(tmp), "bench_tracking")
+        slow, _ = _package(Path(tmp), "bench_tracking_stdlib", rs=False)
+        assert slow._runtime._rs is None and mod._runtime._rs is not None
         sdk = NoopSdk()
         off = mod.Client(sdk)
         on = mod.Client(sdk, validate=True)
+        stdlib = slow.Client(sdk, validate=True)
         product = mod.Product
         order_schema = call_schema(plan, plan.event("Order Completed", 2))
         added_schema = call_schema(plan, plan.event("Product Added"))
@@ -145,29 +162,39 @@ def main() -> None:
                 ("client, Product(...), validation off", client_order(off)),
                 ("client, dict literals, validation off", client_order_literals(off)),
                 ("client, Product(...), validation on", client_order(on)),
+                ("client, dict literals, validation on", client_order_literals(on)),
+                ("client, Product(...), validation on, stdlib", client_order(stdlib)),
             ]),
             ("Product Added (flat)", [
                 ("hand-built dict", hand_added),
                 ("hand-built + jsonschema-rs", hand_added_checked),
                 ("client, validation off", client_added(off)),
                 ("client, validation on", client_added(on)),
+                ("client, validation on, stdlib", client_added(stdlib)),
             ]),
         )
         best: dict[str, float] = {}
         for _round in range(3):  # interleaved rounds: a noisy neighbour hits every case
             for _title, cases in suites:
                 for label, fn in cases:
-                    count = max(1, n // 20) if label.endswith("validation on") else n
+                    count = max(1, n // 20) if label.endswith("stdlib") else n
                     us = _time(fn, count)
                     best[_title + label] = min(us, best.get(_title + label, us))
         for title, cases in suites:
             print(f"\n{title}")
             base = None
+            peer = best[title + "hand-built + jsonschema-rs"]
+            print(f"  {'':44s} {'us/event':>8s} {'x hand':>7s} {'x hand+rs':>9s}")
             for label, _fn in cases:
                 us = best[title + label]
                 base = base or us
-                print(f"  {label:40s} {us:7.2f} us/event {1e6 / us:12,.0f} events/s "
-                      f"{us / base:6.2f}x")
+                print(f"  {label:44s} {us:8.2f} {us / base:7.2f} {us / peer:9.2f}")
+            for label, _fn in cases:
+                if "validation on" in label and not label.endswith("stdlib"):
+                    ratio = best[title + label] / peer
+                    verdict = "met" if ratio <= 3.0 else "MISSED"
+                    print(f"  target ({label} <= 3x hand-built + jsonschema-rs): "
+                          f"{ratio:.2f}x {verdict}")
 
 
 if __name__ == "__main__":

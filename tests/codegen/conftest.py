@@ -64,7 +64,40 @@ def shop_pkg(ecommerce: Plan, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shop(shop_pkg: Path) -> ModuleType:
-    return import_package(shop_pkg)
+    module = import_package(shop_pkg)
+    assert module._runtime._rs is not None  # development mode runs on jsonschema-rs here
+    return module
+
+
+def import_without_rs(path: Path) -> ModuleType:
+    """Import a generated package while ``jsonschema_rs`` cannot be imported (as in an
+    environment without it): its development mode uses the stdlib validator."""
+    saved = sys.modules.get("jsonschema_rs")
+    sys.modules["jsonschema_rs"] = None  # type: ignore[assignment]  # import fails
+    try:
+        module = import_package(path)
+    finally:
+        if saved is not None:
+            sys.modules["jsonschema_rs"] = saved
+        else:
+            del sys.modules["jsonschema_rs"]
+    assert module._runtime._rs is None
+    return module
+
+
+@pytest.fixture(scope="session")
+def shop_stdlib(ecommerce: Plan, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The example plan's package as it runs where jsonschema-rs is not installed."""
+    pkg = write_package(ecommerce, tmp_path_factory.mktemp("shop"), "shop_tracking_stdlib")
+    return import_without_rs(pkg)
+
+
+@pytest.fixture(params=["jsonschema-rs", "stdlib"])
+def any_shop(request: pytest.FixtureRequest) -> ModuleType:
+    """The example plan's package with each development-mode validator."""
+    name = "shop" if request.param == "jsonschema-rs" else "shop_stdlib"
+    module: ModuleType = request.getfixturevalue(name)
+    return module
 
 
 class RecordingSdk:

@@ -207,8 +207,9 @@ def _order(shop: ModuleType, **changes: Any) -> dict[str, Any]:
     ],
 )
 def test_development_mode_raises_under_pytest(
-    shop: ModuleType, changes: dict[str, Any], pointer: str, keyword: str
+    any_shop: ModuleType, changes: dict[str, Any], pointer: str, keyword: str
 ) -> None:
+    shop = any_shop
     sdk = RecordingSdk()
     client = shop.Client(sdk, validate=True)
     with pytest.raises(shop.ValidationError) as info:

@@ -278,6 +278,7 @@ class _Generator:
             *(["from . import _pii as _tp_pii", "from . import _pii_detect as _tp_pii_detect"]
               if self.pii else []),
             "from ._runtime import UNSET as _tp_UNSET",
+            "from ._runtime import Check as _tp_Check",
             "from ._runtime import (",
             "    Sdk,",
             "    TrackingPlanWarning,",
@@ -291,9 +292,9 @@ class _Generator:
             ")",
             # method bodies call the helpers by these names: a parameter (a property
             # named `stamp`) can never shadow them (ruff's isort puts them here)
+            "from ._runtime import checker as _tp_checker",
             "from ._runtime import describe as _tp_describe",
             "from ._runtime import stamp as _tp_stamp",
-            "from ._runtime import validate as _tp_validate_payload",
             "",
             "__all__ = [",
             *(f"    {literal(n)}," for n in self._public_names()),
@@ -390,13 +391,16 @@ class _Generator:
             "        self._tp_sdk = sdk",
             "        self._tp_validate = validate",
             "        self._tp_on_violation = on_violation or default_on_violation",
+            "        self._tp_checks: dict[int, _tp_Check] = {}",
             *self._pii_init(),
             "",
             "    def _tp_check(self, label: str, index: int, payload: dict[str, Any]) -> None:",
-            "        from ._schemas import SCHEMAS",
+            "        check = self._tp_checks.get(index)",
+            "        if check is None:  # the schemas load on the first check, never before",
+            "            from ._schemas import SCHEMAS",
             "",
-            "        root, pointer = SCHEMAS[index]",
-            "        found = _tp_validate_payload(root, pointer, payload)",
+            "            check = self._tp_checks[index] = _tp_checker(*SCHEMAS[index])",
+            "        found = check(payload)",
             "        if found:",
             "            self._tp_on_violation(_tp_describe(label, found), found)",
         ]
