@@ -31,10 +31,17 @@ but is no regular file (a device such as ``/dev/stdout``, a pipe) is written dir
 never replaced.
 
 >>> write_atomic(Path("report.md"), b"# DPIA\\n")        # doctest: +SKIP
+
+Runs that rewrite the same file or tree must not interleave: :class:`FileLock` is an
+exclusive ``flock`` held through a lock file beside the target (erasure locks each data
+file; :func:`lock_tree` and :func:`replace_tree` lock a directory tree, so two
+``codegen`` or ``import`` runs into one folder take turns and the later one's tree wins
+whole).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -43,7 +50,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from trackplan.errors import InputError
 
@@ -67,6 +74,8 @@ __all__ = [
     "new_file_mode",
     "replace_tree",
     "small_tree",
+    "FileLock",
+    "lock_tree",
 ]
 
 #: The name of a temporary this module made (target name, writer's pid, random token).
@@ -349,6 +358,134 @@ def write_atomic(target: str | Path, data: bytes) -> None:
         out.write(data)
 
 
+# -- locks ----------------------------------------------------------------------------------
+class FileLock:
+    """An exclusive lock on one file or tree, held through a lock file beside it.
+
+    The lock file is ``.<target name><SUFFIX>``; subclasses name their own suffix so that
+    different kinds of run on one target (erasure, tree swaps) never share a lock file.
+
+    Example:
+        >>> with FileLock.acquire(Path("d/events.csv")):        # doctest: +SKIP
+        ...     rewrite(Path("d/events.csv"))
+    """
+
+    SUFFIX = ".trackplan.lock"
+
+    def __init__(self, path: Path, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def lock_path(cls, target: Path) -> Path:
+        """The lock file of ``target``."""
+        return target.with_name(f".{target.name}{cls.SUFFIX}")
+
+    @classmethod
+    def acquire(cls, target: Path) -> Self:
+        """Lock ``target``, waiting until no other process holds it."""
+        lock = cls._take(target, wait=True)
+        assert lock is not None  # a blocking take returns a lock
+        return lock
+
+    @classmethod
+    def try_acquire(cls, target: Path) -> Self | None:
+        """Lock ``target`` if no other process holds it, else None."""
+        return cls._take(target, wait=False)
+
+    @classmethod
+    def _take(cls, target: Path, *, wait: bool) -> Self | None:
+        """Lock ``target``; blocks until free (``wait``) or returns None when held.
+
+        The lock file is removed on release; a waiter that wakes up holding the lock of a
+        file that was meanwhile removed (and perhaps recreated by a third run) notices by
+        comparing inodes and tries again. Where no lock file can be created (a read-only
+        directory), nothing can be written there either: the lock is a no-op and the
+        write fails with its own error.
+        """
+        path = cls.lock_path(target)
+        if fcntl is None:  # pragma: no cover
+            return cls(path, None)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                    return cls(path, None)
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return cls(path, fd)
+            os.close(fd)  # the holder before us removed it: lock the current file
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (in that order: see :meth:`_take`)."""
+        if self._fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class _TreeLock(FileLock):
+    SUFFIX = ".trackplan-tree.lock"
+
+
+#: Trees this process holds locked, with how deep (a lock is taken once per process).
+_HELD_TREES: dict[Path, int] = {}
+
+
+@contextmanager
+def lock_tree(target: Path) -> Iterator[None]:
+    """Hold the lock of directory tree ``target`` (waiting for another run's to drop).
+
+    Re-entrant within a process: :func:`replace_tree` inside it does not wait on itself.
+
+    Raises:
+        InputError: the folder that would hold the lock cannot be created.
+    """
+    target = Path(os.path.abspath(target))
+    depth = _HELD_TREES.get(target, 0)
+    if depth:
+        _HELD_TREES[target] = depth + 1
+        try:
+            yield
+        finally:
+            _HELD_TREES[target] -= 1
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = _TreeLock.acquire(target)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write: {_why(exc)}") from None
+    _HELD_TREES[target] = 1
+    try:
+        yield
+    finally:
+        del _HELD_TREES[target]
+        lock.release()
+
+
 # -- whole directory trees ------------------------------------------------------------------
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -378,14 +515,18 @@ def replace_tree(target: Path, build: Callable[[Path], None]) -> None:
     swapped with ``target`` atomically, so a kill at any moment leaves the whole old tree or
     the whole new one under the name; the old tree is removed afterwards. Where the file
     system cannot swap, two renames are used (a kill between them leaves the old tree
-    under a temporary name, which the next run renames back first).
+    under a temporary name, which the next run renames back first). The tree is locked
+    throughout (:func:`lock_tree`): a concurrent run waits, then builds on this one's tree.
 
     Raises:
         InputError: the tree cannot be written (names it and why).
     """
-    import shutil
-
     target = Path(os.path.abspath(target))
+    with lock_tree(target):
+        _replace_tree(target, build)
+
+
+def _replace_tree(target: Path, build: Callable[[Path], None]) -> None:
     parent = target.parent
     token = secrets.token_hex(6)
     new = parent / f".{target.name}.trackplan-{token}.new"

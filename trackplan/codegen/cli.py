@@ -17,7 +17,7 @@ from typing import Any
 import click
 import yaml
 
-from trackplan.atomic import new_file_mode, replace_tree
+from trackplan.atomic import lock_tree, new_file_mode, replace_tree
 from trackplan.cliopts import format_option, output_option
 from trackplan.codegen.python import generate_python
 from trackplan.errors import InputError
@@ -183,6 +183,13 @@ def run_target(
     files = generate_python(plan, package=package, command=command)
     if check:
         return Outcome(target, len(files), [], stale_files(files, out), command)
+    # one run at a time per package: a concurrent run waits, then finds this one's files
+    with lock_tree(out):
+        return _write_target(target, files, command, force=force)
+
+
+def _write_target(target: Target, files: dict[str, str], command: str, *, force: bool) -> Outcome:
+    out = target.output
     foreign = foreign_files(files, out)
     if foreign and not force:
         names = ", ".join(str(out / n) for n in foreign)

@@ -20,12 +20,14 @@ own lock it can take (the kernel drops a writer's locks when the writer dies).
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import secrets
 from pathlib import Path
 from types import TracebackType
+
+from trackplan import atomic
+from trackplan.atomic import fsync_dir
 
 try:
     import fcntl
@@ -51,87 +53,10 @@ TEMP_NAME = re.compile(
 )
 
 
-def fsync_dir(directory: Path) -> None:
-    """Flush a directory entry change (a rename) to disk."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class FileLock(atomic.FileLock):
+    """An exclusive lock on one data file, held through ``.<name>.trackplan-erase.lock``."""
 
-
-def _lock_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}{LOCK_SUFFIX}")
-
-
-class FileLock:
-    """An exclusive lock on one data file, held through a lock file beside it."""
-
-    def __init__(self, path: Path, fd: int | None) -> None:
-        self.path = path
-        self._fd = fd
-
-    @classmethod
-    def acquire(cls, target: Path) -> FileLock:
-        """Lock ``target``, waiting until no other process holds it."""
-        lock = cls._take(target, wait=True)
-        assert lock is not None  # a blocking take returns a lock
-        return lock
-
-    @classmethod
-    def try_acquire(cls, target: Path) -> FileLock | None:
-        """Lock ``target`` if no other process holds it, else None."""
-        return cls._take(target, wait=False)
-
-    @classmethod
-    def _take(cls, target: Path, *, wait: bool) -> FileLock | None:
-        """Lock ``target``; blocks until free (``wait``) or returns None when held.
-
-        Where no lock file can be created (a read-only directory), nothing can be rewritten
-        there either: the lock is a no-op and the rewrite fails with its own error.
-        """
-        path = _lock_path(target)
-        if fcntl is None:  # pragma: no cover
-            return cls(path, None)
-        while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-                    return cls(path, None)
-                raise
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                os.close(fd)
-                return None
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                return cls(path, fd)
-            os.close(fd)  # the holder before us removed it: lock the current file
-
-    def release(self) -> None:
-        """Remove the lock file and drop the lock (in that order: see the module doc)."""
-        if self._fd is not None:
-            try:
-                self.path.unlink(missing_ok=True)
-            finally:
-                os.close(self._fd)
-                self._fd = None
-
-    def __enter__(self) -> FileLock:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
+    SUFFIX = LOCK_SUFFIX
 
 
 class OwnedTemp:
