@@ -21,12 +21,13 @@ from importlib import resources
 from typing import Any
 
 from trackplan.pii.engine import Transformer
+from trackplan.pii.phones import numbering_data
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
 
 __all__ = [
-    "ClientPii", "client_pii", "actions_source", "detect_source", "iban_source", "VENDORED",
-    "IMPORTS", "vendored_text",
+    "ClientPii", "client_pii", "actions_source", "detect_source", "iban_source", "e164_source",
+    "VENDORED", "IMPORTS", "vendored_text",
 ]  # fmt: skip
 
 #: Generated module -> the trackplan module copied into it verbatim (but for IMPORTS).
@@ -34,6 +35,7 @@ VENDORED: Mapping[str, str] = {
     "_pii.py": "actions.py",
     "_pii_detect.py": "detect.py",
     "_pii_iban.py": "iban_registry.py",
+    "_pii_e164.py": "e164.py",
 }
 #: The one rewrite of the copies: their imports of each other, made package-relative.
 IMPORTS: Mapping[str, str] = {
@@ -63,11 +65,14 @@ class ClientPii:
         detection: dict[str, Any],
         key_env: str,
         needs_key: bool,
+        phone: dict[str, Any] | None = None,
     ) -> None:
         self._trees = trees
         self.detection = detection
         self.key_env = key_env
         self.needs_key = needs_key
+        #: ``{"region": default region, "data": numbering data}`` for phones in E.164
+        self.phone = phone or {"region": None, "data": {"codes": {}, "regions": {}}}
 
     def tree(self, kind: str, rule: Rule | None) -> dict[str, Any] | None:
         """The walk of a ``kind`` call of ``rule`` (None: the client leaves it alone)."""
@@ -126,7 +131,12 @@ def client_pii(plan: Plan) -> ClientPii:
     detection = {"values": on and det.values, "key_names": on and det.key_names, "actions": actions}
     if on and (det.values or det.key_names):
         used.update(actions.values())
-    return ClientPii(trees, detection, policy.hash_key_env, "hash" in used)
+    # phones hashed in E.164 as the pipeline hashes them: the numbering data of the plan's
+    # regions, from phonenumbers' metadata (the client may lack phonenumbers)
+    region = policy.default_region
+    regions = sorted({*([region] if region else []), *policy.phone_regions})
+    phone = {"region": region, "data": numbering_data(regions)}
+    return ClientPii(trees, detection, policy.hash_key_env, "hash" in used, phone)
 
 
 def _source(name: str) -> str:
@@ -154,3 +164,8 @@ def actions_source() -> str:
 def detect_source() -> str:
     """The source of :mod:`trackplan.pii.detect`, copied into generated packages."""
     return _source(VENDORED["_pii_detect.py"])
+
+
+def e164_source() -> str:
+    """The source of :mod:`trackplan.pii.e164`, copied into generated packages."""
+    return _source(VENDORED["_pii_e164.py"])

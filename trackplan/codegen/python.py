@@ -33,6 +33,7 @@ from trackplan.codegen.pii import (
     actions_source,
     client_pii,
     detect_source,
+    e164_source,
     iban_source,
 )
 from trackplan.codegen.types import ClassSpec, FieldSpec, TypeMapper, split_union
@@ -257,6 +258,7 @@ class _Generator:
             files["_pii.py"] = header + actions_source()
             files["_pii_detect.py"] = header + detect_source()
             files["_pii_iban.py"] = header + iban_source()
+            files["_pii_e164.py"] = header + e164_source()
         return files
 
     def _init(self) -> str:
@@ -275,7 +277,8 @@ class _Generator:
             "from datetime import datetime",
             f"from typing import {', '.join(typing_names)}",
             "",
-            *(["from . import _pii as _tp_pii", "from . import _pii_detect as _tp_pii_detect"]
+            *(["from . import _pii as _tp_pii", "from . import _pii_detect as _tp_pii_detect",
+               "from . import _pii_e164 as _tp_pii_e164"]
               if self.pii else []),
             "from ._runtime import UNSET as _tp_UNSET",
             "from ._runtime import Check as _tp_Check",
@@ -418,6 +421,9 @@ class _Generator:
             out.append(f"        self._tp_key: bytes | None = read_key({variable})")
         else:
             out.append("        self._tp_key: bytes | None = None")
+        out.append(
+            "        self._tp_phone = _tp_pii_e164.canon(PII_PHONE['region'], PII_PHONE['data'])"
+        )
         return out + [
             "",
             "    def _tp_protect(",
@@ -425,16 +431,18 @@ class _Generator:
             "    ) -> dict[str, Any] | None:",
             '        """The call with the plan\'s PII actions and detectors applied, as the',
             '        pipeline applies them; None when the plan rejects it (nothing is sent)."""',
-            "        sent, rejected = protect(",
+            "        sent, found = protect(",
             "            call,",
             "            PII_TREES[method],",
             "            PII_DETECTION,",
             "            self._tp_key,",
             "            _tp_pii,",
             "            _tp_pii_detect,",
+            "            phone=self._tp_phone,",
+            "            region=PII_PHONE['region'],",
             "        )",
-            "        if sent is None:",
-            "            self._tp_on_violation(_tp_describe(label, rejected), rejected)",
+            "        if found:  # a rejected value (nothing is sent) or a phone that did not parse",
+            "            self._tp_on_violation(_tp_describe(label, found), found)",
             "        return sent",
         ]
 
@@ -450,6 +458,9 @@ class _Generator:
             f"PII_TREES: Final[dict[str, dict[str, Any]]] = {_lit(trees, 0, 46)}",
             "#: the detectors' switches and the action each detected category gets",
             f"PII_DETECTION: Final[dict[str, Any]] = {_lit(self.pii.detection, 0, 39)}",
+            "#: phones are hashed in E.164: the plan's default region and, for a client without",
+            "#: phonenumbers, the numbering data of its regions (from phonenumbers' metadata)",
+            f"PII_PHONE: Final[dict[str, Any]] = {_lit(self.pii.phone, 0, 35)}",
         ]
 
     def _signature(self, m: _Method, identity: str | None) -> list[str]:

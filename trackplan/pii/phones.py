@@ -15,6 +15,10 @@ It runs only on strings the Rust prefilter lets through (seven digits in a row,
 separators allowed), and keeps only matches that hold such a run, so the prefilter
 stays a superset of what it finds.
 
+The rule of :func:`e164` is written once, in :mod:`trackplan.pii.e164` (standard
+library, copied into generated clients); :func:`numbering_data` takes from phonenumbers'
+metadata what a client without phonenumbers needs to apply it for a plan's regions.
+
 phonenumbers is imported on first use (about 55 ms), never by ``trackplan --help``.
 """
 
@@ -25,7 +29,11 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["e164", "canon_for", "national_spans", "known_region", "phone_regions"]
+from trackplan.pii.e164 import e164_with
+
+__all__ = [
+    "e164", "canon_for", "national_spans", "known_region", "phone_regions", "numbering_data",
+]  # fmt: skip
 
 _RUN = re.compile(r"\d(?:[ ().\-/]{0,3}\d){6,}")
 _EDGE = re.compile(r"[\w\-./+]")
@@ -60,20 +68,62 @@ def e164(text: str, region: str | None = None) -> str | None:
     >>> e164("020 7946 0958", "GB"), e164("0044 20 7946 0958")
     ('+442079460958', '+442079460958')
     """
+    return e164_with(_lib(), text, region)
+
+
+_TYPES = (
+    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+    "voicemail", "fixed_line", "mobile",
+)  # fmt: skip
+
+
+def _desc(desc: Any) -> list[Any]:
+    """A number description as ``[pattern, lengths, local-only lengths]``."""
+    if desc is None:
+        return [None, [], []]
+    return [
+        desc.national_number_pattern,
+        list(desc.possible_length or ()),
+        list(desc.possible_length_local_only or ()),
+    ]
+
+
+def numbering_data(regions: Iterable[str]) -> dict[str, Any]:
+    """What :func:`trackplan.pii.e164.e164_from_data` needs to give :func:`e164`'s answer
+    for numbers of ``regions`` (and of every region sharing their country codes), taken
+    from phonenumbers' metadata: JSON data, written into generated clients.
+
+    >>> numbering_data(["GB"])["regions"]["GB"]["cc"]
+    44
+    """
     lib = _lib()
-    text = text.strip()
-    if region is None and text.startswith("00"):
-        text = "+" + text[2:]  # the international prefix of most of the world
-    try:
-        number = lib.parse(text, region)
-    except lib.NumberParseException:
-        return None
-    if not lib.is_valid_number(number) and not (
-        lib.is_possible_number(number) and number.national_number >= 10**6
-    ):
-        return None  # neither in a known range nor seven digits of a possible length
-    out: str = lib.format_number(number, lib.PhoneNumberFormat.E164)
-    return out
+    codes = {str(cc): list(names) for cc, names in sorted(lib.COUNTRY_CODE_TO_REGION_CODE.items())}
+    wanted: set[str] = set()
+    for region in regions:
+        meta = lib.PhoneMetadata.metadata_for_region(region)
+        if meta is not None:
+            wanted.update(codes.get(str(meta.country_code), [region]))
+    wanted.discard(lib.REGION_CODE_FOR_NON_GEO_ENTITY)
+    out: dict[str, Any] = {}
+    metas = [(region, lib.PhoneMetadata.metadata_for_region(region)) for region in sorted(wanted)]
+    for cc, names in codes.items():  # non-geographic codes (+800, +882, ...): few, all kept
+        if names == [lib.REGION_CODE_FOR_NON_GEO_ENTITY]:
+            names[0] = f"{names[0]}-{cc}"
+            metas.append((names[0], lib.PhoneMetadata.metadata_for_nongeo_region(int(cc))))
+    for region, meta in metas:
+        if meta is None:
+            continue
+        out[region] = {
+            "cc": meta.country_code,
+            "idd": meta.international_prefix,
+            "np": meta.national_prefix_for_parsing,
+            "npt": meta.national_prefix_transform_rule,
+            "lead": meta.leading_digits,
+            "general": _desc(meta.general_desc),
+            "types": [_desc(getattr(meta, name))[:2] for name in _TYPES
+                      if getattr(meta, name) is not None],
+        }  # fmt: skip
+    return {"codes": codes, "regions": out}
 
 
 def canon_for(region: str | None) -> Callable[[str], str | None]:
