@@ -6,6 +6,7 @@ tests do not take stdnum's word for what it then checks.
 
 from __future__ import annotations
 
+import hmac
 import re
 
 import pytest
@@ -14,6 +15,8 @@ from trackplan.pii import detect
 from trackplan.pii.actions import hash_value
 from trackplan.pii.national import enable_national
 from trackplan.pii.national_ids import ID_COUNTRIES, id_spans, id_valid
+
+from .pii_helpers import KEY
 
 
 def bsn(body: str) -> str:  # Dutch BSN: the "11-proof", last weight -1
@@ -156,3 +159,64 @@ def test_with_every_opt_in_on_the_prefilter_still_rules_out_nothing_found(nation
             if detect.findings_for(key, value) != _reference(key, value):
                 wrong.append((key, value))
     assert wrong == []
+
+
+# -- declared government_id values: stdnum's compact form before hash -----------------------
+def _id_plan(countries: list[str] | None) -> object:
+    from .pii_helpers import make_plan
+
+    props = {"type": "object", "properties": {
+        "tax_id": {"type": "string", "x-pii": {"category": "government_id", "action": "hash"}},
+    }}  # fmt: skip
+    # detection off: the compile must not turn national detectors on for the whole session
+    pii: dict[str, object] = {"detection": False}
+    if countries is not None:
+        pii["id_countries"] = countries
+    return make_plan(props, pii=pii)
+
+
+def _hashed(plan: object, values: list[str]) -> list[str]:
+    from .pii_helpers import compile_with_key, track
+
+    enforcer = compile_with_key(plan)  # type: ignore[arg-type]
+    out = []
+    for value in values:
+        result = enforcer.enforce(track({"tax_id": value}))
+        assert result.allowed and result.violations == ()
+        out.append(result.event["properties"]["tax_id"])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("countries", "spellings"),
+    [
+        (["nl"], [bsn("11122233"), "1112.22.333", " 111 222 333 ", "1112 22 333"]),
+        (["es"], [dni(12345678), dni(12345678).lower(), "12345678-" + dni(12345678)[-1]]),
+        (["fi"], ["131052-308T", "131052-308t", " 131052-308T "]),
+        (["it"], ["RSSMRA85T10A562S", "rssmra85t10a562s", "RSS MRA 85T10 A562S"]),
+        (["ch", "nl"], ["756.1234.5678.97", "7561234567897", "756 1234 5678 97"]),
+    ],
+)
+def test_every_spelling_of_a_valid_id_hashes_alike(
+    countries: list[str], spellings: list[str]
+) -> None:
+    assert len(set(_hashed(_id_plan(countries), spellings))) == 1
+
+
+def test_ids_are_hashed_in_stdnums_compact_form() -> None:
+    """The century sign of a Finnish HETU is part of the number: kept, upper-cased."""
+    from trackplan.pii.national_ids import id_compact
+
+    [hashed] = _hashed(_id_plan(["fi"]), ["131052-308t"])
+    assert hashed == hmac.digest(KEY.encode(), b"131052-308T", "sha256").hex()
+    assert id_compact("131052-308t", ["fi"]) == "131052-308T"
+    assert id_compact("131052-308t", ["nl", "es"]) is None  # valid elsewhere only
+
+
+def test_an_id_valid_in_no_listed_country_keeps_the_built_in_normalisation() -> None:
+    # no id (though "12.34.56" is one: BSNs are padded to nine digits), and a Finnish id
+    values = ["12.34.57", "131052-308T"]
+    expected = [hash_value("government_id", v, KEY.encode()) for v in values]
+    assert _hashed(_id_plan(["nl"]), values) == expected
+    assert _hashed(_id_plan(None), values) == expected
+    assert expected[1] == hash_value("government_id", "131052308T", KEY.encode())

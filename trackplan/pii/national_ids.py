@@ -16,8 +16,9 @@ import importlib
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
+from typing import Any
 
-__all__ = ["ID_FORMATS", "ID_COUNTRIES", "id_spans", "id_valid"]
+__all__ = ["ID_FORMATS", "ID_COUNTRIES", "id_spans", "id_valid", "id_compact", "id_canon"]
 
 _D = r"(?<![\w\-./])"  # not inside a longer token
 _E = r"(?![\w\-]|[./]\w)"
@@ -70,15 +71,54 @@ def _pattern(country: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 @cache
-def _validator(module: str) -> Callable[[str], bool]:
+def _module(module: str) -> Any:
     try:
-        found = importlib.import_module(f"stdnum.{module}")
+        return importlib.import_module(f"stdnum.{module}")
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ImportError(
             "national id detection needs the python-stdnum package: pip install python-stdnum"
         ) from exc
-    check: Callable[[str], bool] = found.is_valid
+
+
+@cache
+def _validator(module: str) -> Callable[[str], bool]:
+    check: Callable[[str], bool] = _module(module).is_valid
     return check
+
+
+@cache
+def _compactor(module: str) -> Callable[[str], str]:
+    compact: Callable[[str], str] = _module(module).compact
+    return compact
+
+
+def id_compact(value: str, countries: Iterable[str]) -> str | None:
+    """stdnum's compact form of ``value`` when it is a valid id of one of ``countries``
+    (tried in order), else None.
+
+    >>> id_compact(" 1112.22.333 ", ["nl"]), id_compact("12345", ["nl"])
+    ('111222333', None)
+    """
+    for country in countries:
+        for module, _ in ID_FORMATS.get(country, ()):
+            try:
+                compact = _compactor(module)(value)
+            except Exception:  # noqa: BLE001 - stdnum raises its own errors on any junk
+                continue
+            if _validator(module)(compact):
+                return compact
+    return None
+
+
+def id_canon(countries: Iterable[str]) -> Callable[[str], str | None]:
+    """:func:`id_compact` bound to ``countries``: the ``government_id`` entry of an
+    action's ``canon``, so every spelling of a valid id hashes alike."""
+    listed = tuple(countries)
+
+    def canon(text: str) -> str | None:
+        return id_compact(text, listed)
+
+    return canon
 
 
 def id_valid(country: str, value: str) -> str | None:

@@ -36,7 +36,7 @@ from typing import Any
 from trackplan import pointer as jp
 from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import ACTIONS, CATEGORIES
-from trackplan.pii.national_ids import ID_COUNTRIES
+from trackplan.pii.national_ids import ID_COUNTRIES, id_canon
 from trackplan.pii.phones import canon_for, known_region
 from trackplan.plan.assemble import rule_call_schema
 from trackplan.plan.model import Plan, Rule, detection_off
@@ -153,8 +153,12 @@ class PiiPolicy:
 
     def canon(self) -> dict[str, Callable[[str], str | None]]:
         """The ``canon`` of :mod:`trackplan.pii.actions` under this policy: phones in
-        E.164 (numbers without a country code read in :attr:`default_region`)."""
-        return {"phone": canon_for(self.default_region)}
+        E.164 (numbers without a country code read in :attr:`default_region`), and ids
+        valid in one of :attr:`id_countries` in python-stdnum's compact form."""
+        canon = {"phone": canon_for(self.default_region)}
+        if self.id_countries:
+            canon["government_id"] = id_canon(self.id_countries)
+        return canon
 
     def action_for(self, category: str) -> str:
         """The plan's default action for ``category`` (``redact`` where none is set)."""
