@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trackplan.engine import compile_plan
-from trackplan.errors import TrackplanError
+from trackplan.errors import PlanError, TrackplanError
 from trackplan.plan.load import build_plan, load_plan
 from trackplan.plan.segment import export_segment, import_segment
 
@@ -215,6 +216,13 @@ def test_build_plan_on_plan_shaped_documents_raises_only_trackplan_errors(
         "items": False}}},
     props={},
 )
+@example(  # a shared definition referring into a rule's root: once a plan whose export failed
+    doc={"name": "Fuzz", "events": [],
+         "definitions": {"a": {"$ref": "#/properties/x", "type": "object", "properties": {}}},
+         "identify": {"traits": {"type": "object",
+                                 "definitions": {"a": {"$ref": "#/definitions/a"}}}}},
+    props={},
+)
 def test_plans_that_load_compile_enforce_and_round_trip_through_segment(
     doc: dict[str, Any], props: dict[str, Any]
 ) -> None:
@@ -289,3 +297,19 @@ def test_load_plan_from_files_raises_only_trackplan_errors(doc: Any, tmp_path_fa
         load_plan(root)
     except TrackplanError:
         pass
+
+
+def test_a_definition_referring_outside_the_definitions_is_refused_where_it_is() -> None:
+    # found by the round-trip property above: the native plan accepted it, and its Segment
+    # export (where definitions travel inside each rule) could not be imported again
+    doc = {"name": "P", "definitions": {"a": {"$ref": "#/properties/x", "type": "object"}},
+           "identify": {"traits": {"type": "object"}}}
+    with pytest.raises(PlanError) as info:
+        build_plan("plan.yaml", doc)
+    [issue] = info.value.issues
+    assert issue.pointer == "/definitions/a/$ref"
+    assert "'#/definitions/<name>'" in issue.message
+    ok = {"name": "P", "definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"type": "string"}},
+          "identify": {"traits": {"type": "object",
+                                  "properties": {"x": {"$ref": "#/definitions/a"}}}}}
+    build_plan("plan.yaml", ok)

@@ -397,6 +397,8 @@ def build_plan(
     )
     for rule in plan.rules:
         issues += _ref_issues(plan, rule)
+    if "definitions" in located:
+        issues += _definition_ref_issues(definitions, located["definitions"][:2])
     if issues:
         raise PlanError(issues)
     return plan
@@ -562,6 +564,28 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
             problem = _resolve_local(root, fragment)
             if problem:
                 out.append(PlanIssue(rule.source, where, problem, rule.label))
+    return out
+
+
+def _definition_ref_issues(
+    definitions: Mapping[str, Any], where: tuple[str, str]
+) -> list[PlanIssue]:
+    """A shared definition is copied into every rule that uses it, so its local ``$ref``s
+    may point only at other definitions: anything else would mean something different in
+    each rule (and in a Segment export, where the definitions travel with the rule)."""
+    dfile, dbase = where
+    root = {"definitions": dict(definitions), "$defs": dict(definitions)}
+    out: list[PlanIssue] = []
+    for name, schema in definitions.items():
+        for path, node in walk_schemas(schema):
+            ref = node.get("$ref")
+            if not isinstance(ref, str) or not ref.startswith("#"):
+                continue  # non-local refs are refused where a rule uses them
+            problem = _resolve_local(root, ref[1:])
+            if problem:
+                pointer = jp.join(dbase, name, *path, "$ref")
+                out.append(PlanIssue(dfile, pointer, problem + ": a definition may refer "
+                                     "only to '#/definitions/<name>'", f"definition {name}"))
     return out
 
 
