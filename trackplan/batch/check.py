@@ -311,6 +311,14 @@ def check_batch(
             vers = versions.filter(mask) if versions is not None else None
         if sub.num_rows == 0:
             continue
+        env = None
+        if kind in CALL_KINDS:
+            env = envelopes.get(kind)
+            if env is None:
+                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+        # rows the enforcer blocks before its PII pass: an envelope failure, a common-rule
+        # failure the controls block (batch positions; the rule's own are added per rule)
+        before = _blocked_before(env, None if _forwards_common(plan, kind) else common)
         if kind == "track" and not name:
             # the enforcer checks a call without a name, or with an empty one, as an
             # unplanned one never blocked as such; its envelope check fails on the name
@@ -322,18 +330,41 @@ def check_batch(
                 (name, 0, rows if keep is None else rows[keep])
             ]
         else:
-            checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
+            checked = _check_group(plan, sub, rows, kind, name, vers, layout, out,
+                                   _Before(before, offset))  # fmt: skip
         if common is not None:
-            forwarded = plan.plan.controls.for_kind(kind).common_violations != "block"
+            forwarded = _forwards_common(plan, kind)
             for event, version, grows in checked:
                 common.emit(out, grows, event, version, forwarded=forwarded)
-        if kind in CALL_KINDS and checked:
-            env = envelopes.get(kind)
-            if env is None:
-                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+        if env is not None:
             for event, version, grows in checked:
                 env.emit(out, grows, event, version)
     return out.batch()
+
+
+def _blocked_before(
+    env: _EnvelopeFailures | None, common: _CallFailures | None
+) -> np.ndarray | None:
+    """Batch positions the envelope, or the common rule (given when it blocks), fails."""
+    masks = [f for _, f in env.fails] if env is not None else []
+    masks += [f for _, _, f in common.fails] if common is not None else []
+    return np.logical_or.reduce(masks) if masks else None
+
+
+class _Before:
+    """Rows blocked before the PII pass (batch positions), looked up by row number."""
+
+    def __init__(self, mask: np.ndarray | None, offset: int) -> None:
+        self.mask, self.offset = mask, offset
+
+    def skip(self, numbers: np.ndarray, *more: np.ndarray | None) -> np.ndarray | None:
+        """The mask of ``numbers`` (row numbers in the file) blocked before the PII pass,
+        or'ed with ``more`` masks over the same rows (None: nothing to skip)."""
+        out = None if self.mask is None else self.mask[numbers - self.offset]
+        for m in more:
+            if m is not None:
+                out = m.copy() if out is None else out | m
+        return out
 
 
 class _EnvelopeFailures:
@@ -410,8 +441,10 @@ def _check_group(
     versions: pa.Array | None,
     layout: Layout,
     out: _Out,
+    before: _Before,
 ) -> list[tuple[str | None, int, np.ndarray]]:
-    """Check one event's rows by version; returns the (event, version, rows) checked."""
+    """Check one event's rows by version; returns the (event, version, rows) checked.
+    ``before``: rows the enforcer blocks before its PII pass (no PII reported there)."""
     checked: list[tuple[str | None, int, np.ndarray]] = []
     if versions is not None and pa.types.is_integer(versions.type):
         wanted = [v for v in pc.unique(versions).to_pylist()]
@@ -448,7 +481,7 @@ def _check_group(
                     if payload is not None and plan.no_rule_omit.get(kind):
                         omit = {f.name: np.ones(len(payload), bool) for f in payload.type}
                     _emit_pii(out, pii, kept, krows, layout, pkey, payload, sources, label, 0,
-                              omitted=omit)  # fmt: skip
+                              skip=before.skip(krows), omitted=omit)  # fmt: skip
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -468,11 +501,11 @@ def _check_group(
         out.checked(label_event, version_no, g.num_rows)
         in_context = _context_traits(g) if compiled.rule.payload_key == "traits" else None
         if in_context is None:
-            grow = _check_rule_rows(plan, compiled, g, grow, layout, kind, out, False)
+            grow = _check_rule_rows(plan, compiled, g, grow, layout, kind, out, False, before)
         else:  # traits sent under context.traits: checked there, as the enforcer does
             kept = [
                 _check_rule_rows(plan, compiled, g.filter(pa.array(m)), grow[m], layout, kind,
-                                 out, ctx)
+                                 out, ctx, before)
                 for m, ctx in ((~in_context, False), (in_context, True)) if m.any()
             ]  # fmt: skip
             grow = np.sort(np.concatenate(kept))
@@ -533,6 +566,7 @@ def _check_rule_rows(
     kind: str,
     out: _Out,
     in_context: bool,
+    before: _Before,
 ) -> np.ndarray:
     """Check rows of one rule (their payload under ``context.traits`` when ``in_context``);
     returns the row numbers left for the common rule (those not blocked)."""
@@ -572,6 +606,7 @@ def _check_rule_rows(
             g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
     blocking = np.zeros(g.num_rows, dtype=bool) if compiled.on_violation == "block" else None
     offending: dict[str, np.ndarray] = {}  # under omit: property -> rows it is dropped from
+    no_object = np.zeros(g.num_rows, dtype=bool)  # a payload that is no object: blocked
     for fld, keyword, fail in compiled.node.evaluate(payload):
         idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
         if not len(idx):
@@ -597,14 +632,19 @@ def _check_rule_rows(
         if not fld and keyword == "type" and not in_context and key is not None:
             # a payload that is no object breaks the envelope too, as the enforcer reports
             out.violations(grow[idx], label_event, version_no, key, ENVELOPE, key, [])
+            no_object[idx] = True
+    own_blocks: np.ndarray | None = None
     if compiled.call is not None:
         own = _CallFailures(compiled.call, g, 0)
         own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow,
                  forwarded=compiled.on_violation != "block")
+        if blocking is not None and own.fails:
+            own_blocks = np.logical_or.reduce([f for _, _, f in own.fails])
     if compiled.pii is not None:  # offending properties: dropped first, as the enforcer does
         key = compiled.rule.payload_key
+        skip = before.skip(grow, blocking, own_blocks, no_object if no_object.any() else None)
         _emit_pii(out, compiled.pii, g, grow, layout, key, payload, sources, label_event,
-                  version_no, in_context=in_context, skip=blocking, omitted=offending)  # fmt: skip
+                  version_no, in_context=in_context, skip=skip, omitted=offending)  # fmt: skip
     return grow
 
 
@@ -726,12 +766,15 @@ def _json_failures(
 def _json_envelope(
     out: _Out, kind: str, event: dict[str, Any], row: np.ndarray, label: str | None,
     version: int,
-) -> None:
-    """The per-row form of the envelope check (see :mod:`trackplan.batch.envelope`)."""
+) -> bool:
+    """The per-row form of the envelope check (see :mod:`trackplan.batch.envelope`);
+    True when the row fails it (the enforcer blocks it)."""
     if kind not in CALL_KINDS:
-        return
-    for fld in envelope_check(kind).row(event):
+        return False
+    failing = envelope_check(kind).row(event)
+    for fld in failing:
         out.violations(row, label, version, fld, ENVELOPE, fld or None, [])
+    return bool(failing)
 
 
 def _forwards_common(plan: BatchPlan, kind: str) -> bool:
@@ -778,10 +821,12 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
                     counts[(label, 0)] = counts.get((label, 0), 0) + 1
                     payload = event.get(PAYLOAD_KEY.get(kind) or "")
                     blocked = _json_blocked(out, check, payload, row, label, 0)
-                    if not blocked:
-                        _json_failures(out, common, event, row, label, 0,
-                                       forwarded=_forwards_common(plan, kind))
-                        _json_envelope(out, kind, event, row, label, 0)
+                    if not blocked:  # the envelope, and the common rule as controlled, block
+                        forwards = _forwards_common(plan, kind)
+                        broken = _json_failures(out, common, event, row, label, 0,
+                                                forwarded=forwards)  # fmt: skip
+                        failing = _json_envelope(out, kind, event, row, label, 0)
+                        blocked = failing or bool(broken and not forwards)
                 if not blocked:
                     pkey = PAYLOAD_KEY.get(kind)
                     if pkey is not None and plan.no_rule_omit.get(kind) and pkey in event:
@@ -819,15 +864,19 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         forwards = compiled.on_violation != "block"
         failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix,
                                 forwarded=forwards, compiled=compiled)  # fmt: skip
-        _json_failures(out, common, event, row, label, version_no,
-                       forwarded=_forwards_common(plan, kind))
-        _json_failures(out, own_call, event, row, label, version_no, forwarded=forwards)
-        _json_envelope(out, kind, event, row, label, version_no)
+        common_forwards = _forwards_common(plan, kind)
+        broken = _json_failures(out, common, event, row, label, version_no,
+                                forwarded=common_forwards)  # fmt: skip
+        own = _json_failures(out, own_call, event, row, label, version_no, forwarded=forwards)
+        # the envelope, and the rest as controlled, block before the PII pass
+        blocked = _json_envelope(out, kind, event, row, label, version_no)
+        blocked = blocked or bool(broken and not common_forwards)
+        blocked = blocked or bool((failed or own) and not forwards)
         if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
             tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
             payload = {k: v for k, v in payload.items() if k not in tops}
             event = {**event, compiled.rule.payload_key or "properties": payload}
-        if not (failed and compiled.on_violation == "block"):
+        if not blocked:
             _json_pii(out, compiled.pii, event, row, label, version_no,
                       compiled.rule.payload_key, bool(prefix))  # fmt: skip
     for (counted, version), count in counts.items():

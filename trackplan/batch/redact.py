@@ -165,20 +165,24 @@ class RedactWriter:
         self.canon = policy.canon()
         self.out_dir = out_dir
         self.keep_blocked = keep_blocked
-        # one action per (event, path): an event's versions may declare a field twice,
-        # and applying hash twice would hash the hash; the stricter action wins
-        chosen: dict[tuple[str | None, tuple[str, ...]], FieldAction] = {}
+        # one action per (kind, event, path): an event's versions may declare a field
+        # twice, and applying hash twice would hash the hash; the stricter action wins.
+        # Declarations that apply to every call (the common rule's, identify traits under
+        # context.traits) are the enforcer's, by the same rule: PiiPolicy.fields_for
+        every = {id(f) for f in policy.fields_for(None)}
+        chosen: dict[tuple[str, str | None, tuple[str, ...]], FieldAction] = {}
         for declared in policy.fields:
             rule = declared.rule
             if declared.category is None or declared.action == "allow":
                 continue
-            event = rule.name if rule.kind == "track" else None
+            kind = "common" if id(declared) in every else rule.kind
+            event = rule.name if kind == "track" else None
             path = tuple(declared.path)
-            before = chosen.get((event, path))
+            before = chosen.get((kind, event, path))
             if before is not None and stricter(before.action, declared.action) == before.action:
                 continue
-            chosen[(event, path)] = FieldAction(
-                event, path, declared.category, declared.action, rule.kind
+            chosen[(kind, event, path)] = FieldAction(
+                event, path, declared.category, declared.action, kind
             )
         self.actions = list(chosen.values())
         # temporaries of an earlier run killed outright (no live writer holds them)
@@ -318,10 +322,11 @@ class RedactWriter:
             for candidate in (name, snake_case(name)):
                 if candidate in schema.names:
                     return candidate, rest
-        elif head == "context":
-            candidate = "context_" + snake_case(name)
-            if candidate in schema.names:
-                return candidate, rest
+        elif head == "context":  # context_ip, context_traits_email
+            for k in range(len(path), 1, -1):
+                candidate = "_".join(["context", *(snake_case(p) for p in path[1:k])])
+                if candidate in schema.names:
+                    return candidate, path[k:]
         return None
 
     def close(self) -> None:
