@@ -64,7 +64,7 @@ from trackplan.batch.mapping import (
     payload_struct,
 )
 from trackplan.batch.pii import RowPii, detect_rows, field_name
-from trackplan.batch.rules import row_failures, to_json
+from trackplan.batch.rules import field_parts, row_failures, struct_child, to_json
 from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, omitted, present
 from trackplan.plan.model import PAYLOAD_KEY
 
@@ -225,22 +225,28 @@ def _pluck(value: Any, parts: list[str]) -> Any:
 
 
 def _field_parts(fld: str) -> list[str]:
-    return [p for p in fld.replace("[]", ".[].").split(".") if p]
+    return list(field_parts(fld))
+
+
+def _top(fld: str) -> str:
+    """The payload property a field is in (``products`` of ``products[].price``)."""
+    parts = field_parts(fld)
+    return parts[0] if parts and parts[0] != "[]" else ""
 
 
 def _sample_values(payload: pa.StructArray, fld: str, rows: np.ndarray) -> list[str | None]:
     """JSON text of the value at ``fld`` for the first few failing rows."""
     parts = _field_parts(fld)
-    if not parts or payload.type.get_field_index(parts[0]) < 0:
+    if not parts or parts[0] not in payload.type.names:
         return []
-    column = pc.struct_field(payload, parts[0])
+    column = struct_child(payload, parts[0])
     return [
         _value_text(_pluck(column[int(i)].as_py(), parts[1:])) for i in rows[:SAMPLES_PER_BATCH]
     ]
 
 
 def _source_column(sources: Mapping[str, str], fld: str) -> str | None:
-    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    top = _top(fld)
     return sources.get(top, top or None)
 
 
@@ -550,8 +556,8 @@ def _omitted_pointer(compiled: CompiledRule, prefix: str, fld: str, keyword: str
     property has nothing to drop)."""
     if compiled.on_violation != "omit" or not fld:
         return None
-    top = fld.split(".", 1)[0].split("[]", 1)[0]
-    if not top or (keyword == "required" and fld == top):
+    top = _top(fld)
+    if not top or (keyword == "required" and field_parts(fld) == (top,)):
         return None
     base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "properties")
     return jp.join(base, top)
@@ -614,7 +620,7 @@ def _check_rule_rows(
         if blocking is not None:
             blocking[idx] = True
         elif compiled.on_violation == "omit" and fld:
-            top = fld.split(".", 1)[0].split("[]", 1)[0]
+            top = _top(fld)
             rows = offending.setdefault(top, np.zeros(g.num_rows, dtype=bool))
             rows[idx] = True
         out.violations(
@@ -753,7 +759,7 @@ def _json_failures(
         return []
     failures = sorted(row_failures(validator, doc))
     for fld, keyword in failures:
-        top = fld.split(".", 1)[0].split("[]", 1)[0]
+        top = _top(fld)
         value = _pluck(doc, _field_parts(fld))
         sample = [_value_text(value)] if value is not None else []
         named = _prefixed(prefix, fld)
@@ -873,7 +879,7 @@ def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _
         blocked = blocked or bool(broken and not common_forwards)
         blocked = blocked or bool((failed or own) and not forwards)
         if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
-            tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
+            tops = {_top(f) for f in failed}
             payload = {k: v for k, v in payload.items() if k not in tops}
             event = {**event, compiled.rule.payload_key or "properties": payload}
         if not blocked:

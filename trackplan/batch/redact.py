@@ -40,7 +40,7 @@ from trackplan.atomic import PartFile, remove_stale_parts
 from trackplan.batch.check import JSON_COLUMN, PII
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
-from trackplan.batch.rules import to_json
+from trackplan.batch.rules import struct_child, to_json
 from trackplan.errors import BatchError
 from trackplan.pii.actions import Canon
 from trackplan.plan.model import Plan
@@ -198,7 +198,11 @@ class RedactWriter:
         drop = [k for k in source.partition if k in batch.schema.names]
         out = self._open.get(source.path)
         if out is None:
-            out = self._open[source.path] = _FileOut(source, self.out_dir)
+            target = self.out_dir / source.relative
+            try:
+                out = self._open[source.path] = _FileOut(source, self.out_dir)
+            except OSError as exc:
+                raise _cannot_write(target, exc) from None
         if drop and out.schema is None:
             out.partition_columns = drop
         blocked = np.zeros(batch.num_rows, dtype=bool)
@@ -227,7 +231,11 @@ class RedactWriter:
             self.rows_removed += int(blocked.sum())
             batch = batch.filter(pa.array(~blocked))
         batch = batch.drop_columns(out.partition_columns) if out.partition_columns else batch
-        out.write(batch)
+        try:
+            out.write(batch)
+        except OSError as exc:  # a full disk, an I/O error: nothing is left half-written
+            self.abort()
+            raise _cannot_write(out.target, exc) from None
         self.rows_written += batch.num_rows
 
     def _apply(self, batch: pa.RecordBatch, blocked: np.ndarray) -> pa.RecordBatch:
@@ -342,6 +350,11 @@ class RedactWriter:
         self._open.clear()
 
 
+def _cannot_write(target: Path, exc: OSError) -> BatchError:
+    """The error of an output file that cannot be written (names it, never a temporary)."""
+    return BatchError(f"cannot write: {exc.strerror or type(exc).__name__}", file=str(target))
+
+
 def _holds(value: Any, path: Sequence[str]) -> bool:
     """Whether ``value`` (a parsed event) holds something at the declared path."""
     if not path:
@@ -454,7 +467,7 @@ def _put_findings(batch: pa.RecordBatch, findings: pa.RecordBatch, offset: int) 
 
 def _leaf(arr: pa.Array, path: Sequence[str]) -> pa.Array:
     for part in path:
-        arr = pc.struct_field(arr, part)
+        arr = struct_child(arr, part)
     return arr
 
 
@@ -532,9 +545,7 @@ class _FileOut:
                 self.part.discard()
         except OSError as exc:
             self.abort()
-            raise BatchError(
-                f"cannot write ({type(exc).__name__})", file=str(self.target)
-            ) from None
+            raise _cannot_write(self.target, exc) from None
 
     def abort(self) -> None:
         for handle in (self._parquet, self._csv, self._text):
