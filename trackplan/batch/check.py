@@ -40,11 +40,10 @@ reports them at ``/context/traits/...``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,14 +56,29 @@ from trackplan.batch.compiled import (
     unplanned_label,
 )
 from trackplan.batch.envelope import ENVELOPE, envelope_check
+from trackplan.batch.jsonrows import check_json_rows
 from trackplan.batch.mapping import (
     Layout,
     call_struct,
     column_at,
     payload_struct,
 )
-from trackplan.batch.pii import RowPii, detect_rows, field_name
-from trackplan.batch.rules import row_failures, to_json
+from trackplan.batch.pii import RowPii, detect_rows
+from trackplan.batch.result import (
+    CONTEXT_TRAITS,
+    JSON_COLUMN,
+    PII,
+    RESULT_SCHEMA,
+    SAMPLES_PER_BATCH,
+    Out,
+    forwards_common,
+    omitted_pointer,
+    pluck,
+    prefixed,
+    top_property,
+    value_text,
+)
+from trackplan.batch.rules import field_parts, struct_child
 from trackplan.batch.unplanned import UNPLANNED, UnplannedCheck, omitted, present
 from trackplan.plan.model import PAYLOAD_KEY
 
@@ -72,175 +86,19 @@ __all__ = [
     "RESULT_SCHEMA", "BatchPlan", "check_batch", "SAMPLES_PER_BATCH", "JSON_COLUMN", "PII",
 ]  # fmt: skip
 
-#: The keyword of PII findings, the enforcer's violation type.
-PII = "PII"
-
-#: Every engine's output schema (Spark's ``mapInArrow`` needs it up front).
-RESULT_SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),
-        ("file", pa.string()),
-        ("row", pa.int64()),
-        ("event", pa.string()),
-        ("version", pa.int32()),
-        ("field", pa.string()),
-        ("keyword", pa.string()),
-        ("column", pa.string()),
-        ("value", pa.string()),
-        ("count", pa.int64()),
-        # PII findings: the JSON pointer the enforcer names, what was found and done (never
-        # the value), and the value the cleaned copy holds there (JSON; null: removed)
-        ("pointer", pa.string()),
-        ("detail", pa.string()),
-        ("replacement", pa.string()),
-    ]
-)
-
-#: Columns of RESULT_SCHEMA that only PII findings fill.
-_PII_COLUMNS = ("pointer", "detail", "replacement")
-
-#: Offending values kept per (field, keyword) and batch, for report samples.
-SAMPLES_PER_BATCH = 3
-
-#: Column of raw JSON rows, for NDJSON chunks whose values do not fit one Arrow type.
-JSON_COLUMN = "__json__"
-
-class _Out:
-    """Columns of the result batch, appended to as checks run."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.cols: dict[str, list[Any]] = {f.name: [] for f in RESULT_SCHEMA}
-        self._pii_samples: dict[tuple[str | None, int, str], int] = {}
-
-    def counted(self, kind: str, event: str | None, version: int | None, count: int) -> None:
-        """A count row: ``checked`` rows of an event version, ``unplanned`` rows of an event
-        without a rule, or the ``rows`` of a batch."""
-        self._add(kind, None, event, version, None, None, None, None, count)
-
-    def checked(self, event: str | None, version: int, count: int) -> None:
-        self.counted("checked", event, version, count)
-
-    def _add(self, *values: Any) -> None:
-        kind, row, event, version, fld, keyword, column, value, count = values[:9]
-        pii = values[9:] or (None, None, None)
-        for name, v in zip(
-            RESULT_SCHEMA.names,
-            (kind, self.file, row, event, version, fld, keyword, column, value, count, *pii),
-            strict=True,
-        ):
-            self.cols[name].append(v)
-
-    def pii(
-        self,
-        row: int,
-        event: str | None,
-        version: int,
-        fld: str,
-        column: str | None,
-        pointer: str,
-        detail: str,
-        replacement: str | None,
-        blocked: bool,
-    ) -> None:
-        """A PII finding (or a declared ``reject``) in one row, as the enforcer reports it;
-        ``count`` is 1 when it blocks the row."""
-        key = (event, version, fld)
-        shown = self._pii_samples.get(key, 0)
-        self._pii_samples[key] = shown + 1
-        value = "" if shown < SAMPLES_PER_BATCH else None  # "": a sample, nothing to show
-        self._add("violation", row, event, version, fld, PII, column, value,
-                  1 if blocked else None, pointer, detail, replacement)  # fmt: skip
-
-    def dropped(
-        self, rows: np.ndarray, event: str | None, version: int, column: str | None,
-        pointer: str,
-    ) -> None:
-        """``omitted`` rows: the property at ``pointer`` that the enforcer drops before it
-        forwards each of ``rows`` (``unplanned_properties: omit``). Not a violation: the
-        report leaves them out; a cleaned copy drops the property too."""
-        for row in rows.tolist():
-            self._add("omitted", row, event, version, None, None, column, None, None,
-                      pointer, None, None)  # fmt: skip
-
-    def violations(
-        self,
-        rows: np.ndarray,
-        event: str | None,
-        version: int,
-        fld: str,
-        keyword: str,
-        column: str | None,
-        values: Sequence[str | None],
-        *,
-        forwarded: bool = False,
-        omit: str | None = None,
-    ) -> None:
-        """Violations of ``rows``; ``forwarded`` when the enforcer still forwards the call
-        (``count`` 0: ``violations: allow`` or ``omit``), ``omit`` the JSON pointer of the
-        property it drops from it first (in ``pointer``)."""
-        n = len(rows)
-        c = self.cols
-        c["kind"].extend(["violation"] * n)
-        c["file"].extend([self.file] * n)
-        c["row"].extend(rows.tolist())
-        c["event"].extend([event] * n)
-        c["version"].extend([version] * n)
-        c["field"].extend([fld] * n)
-        c["keyword"].extend([keyword] * n)
-        c["column"].extend([column] * n)
-        if not values:  # nothing to show, but the first rows are still samples
-            values = [""] * min(n, SAMPLES_PER_BATCH)
-        c["value"].extend([*values, *([None] * (n - len(values)))])
-        c["count"].extend([0 if forwarded else None] * n)
-        c["pointer"].extend([omit] * n)
-        c["detail"].extend([None] * n)
-        c["replacement"].extend([None] * n)
-
-    def batch(self) -> pa.RecordBatch:
-        return pa.RecordBatch.from_pydict(self.cols, schema=RESULT_SCHEMA)
-
-
-#: Sample text kept for the report. Masking runs on this before the report cuts it to its
-#: display width, so PII that crosses the display cut is still found whole.
-SAMPLE_CHARS = 4096
-
-
-def _value_text(value: Any) -> str:
-    text = orjson.dumps(to_json(value), default=str).decode()
-    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS]
-
-
-def _pluck(value: Any, parts: list[str]) -> Any:
-    """The value at a field path (``products[].price`` -> the list of prices)."""
-    for i, part in enumerate(parts):
-        if part == "[]":
-            if not isinstance(value, list):
-                return value
-            return [_pluck(v, parts[i + 1 :]) for v in value]
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _field_parts(fld: str) -> list[str]:
-    return [p for p in fld.replace("[]", ".[].").split(".") if p]
-
-
 def _sample_values(payload: pa.StructArray, fld: str, rows: np.ndarray) -> list[str | None]:
     """JSON text of the value at ``fld`` for the first few failing rows."""
-    parts = _field_parts(fld)
-    if not parts or payload.type.get_field_index(parts[0]) < 0:
+    parts = list(field_parts(fld))
+    if not parts or parts[0] not in payload.type.names:
         return []
-    column = pc.struct_field(payload, parts[0])
+    column = struct_child(payload, parts[0])
     return [
-        _value_text(_pluck(column[int(i)].as_py(), parts[1:])) for i in rows[:SAMPLES_PER_BATCH]
+        value_text(pluck(column[int(i)].as_py(), parts[1:])) for i in rows[:SAMPLES_PER_BATCH]
     ]
 
 
 def _source_column(sources: Mapping[str, str], fld: str) -> str | None:
-    top = fld.split(".", 1)[0].split("[]", 1)[0]
+    top = top_property(fld)
     return sources.get(top, top or None)
 
 
@@ -288,10 +146,10 @@ def check_batch(
     Returns:
         A record batch of :data:`RESULT_SCHEMA`.
     """
-    out = _Out(file)
+    out = Out(file)
     out.counted("rows", None, None, batch.num_rows)
     if JSON_COLUMN in batch.schema.names:
-        _check_json_rows(plan, batch, offset, out)
+        check_json_rows(plan, batch, offset, out)
         return out.batch()
     layout = plan.layout(batch.schema)
     versions: pa.Array | None = None
@@ -311,6 +169,14 @@ def check_batch(
             vers = versions.filter(mask) if versions is not None else None
         if sub.num_rows == 0:
             continue
+        env = None
+        if kind in CALL_KINDS:
+            env = envelopes.get(kind)
+            if env is None:
+                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+        # rows the enforcer blocks before its PII pass: an envelope failure, a common-rule
+        # failure the controls block (batch positions; the rule's own are added per rule)
+        before = _blocked_before(env, None if forwards_common(plan, kind) else common)
         if kind == "track" and not name:
             # the enforcer checks a call without a name, or with an empty one, as an
             # unplanned one never blocked as such; its envelope check fails on the name
@@ -322,18 +188,41 @@ def check_batch(
                 (name, 0, rows if keep is None else rows[keep])
             ]
         else:
-            checked = _check_group(plan, sub, rows, kind, name, vers, layout, out)
+            checked = _check_group(plan, sub, rows, kind, name, vers, layout, out,
+                                   _Before(before, offset))  # fmt: skip
         if common is not None:
-            forwarded = plan.plan.controls.for_kind(kind).common_violations != "block"
+            forwarded = forwards_common(plan, kind)
             for event, version, grows in checked:
                 common.emit(out, grows, event, version, forwarded=forwarded)
-        if kind in CALL_KINDS and checked:
-            env = envelopes.get(kind)
-            if env is None:
-                env = envelopes[kind] = _EnvelopeFailures(kind, batch, offset)
+        if env is not None:
             for event, version, grows in checked:
                 env.emit(out, grows, event, version)
     return out.batch()
+
+
+def _blocked_before(
+    env: _EnvelopeFailures | None, common: _CallFailures | None
+) -> np.ndarray | None:
+    """Batch positions the envelope, or the common rule (given when it blocks), fails."""
+    masks = [f for _, f in env.fails] if env is not None else []
+    masks += [f for _, _, f in common.fails] if common is not None else []
+    return np.logical_or.reduce(masks) if masks else None
+
+
+class _Before:
+    """Rows blocked before the PII pass (batch positions), looked up by row number."""
+
+    def __init__(self, mask: np.ndarray | None, offset: int) -> None:
+        self.mask, self.offset = mask, offset
+
+    def skip(self, numbers: np.ndarray, *more: np.ndarray | None) -> np.ndarray | None:
+        """The mask of ``numbers`` (row numbers in the file) blocked before the PII pass,
+        or'ed with ``more`` masks over the same rows (None: nothing to skip)."""
+        out = None if self.mask is None else self.mask[numbers - self.offset]
+        for m in more:
+            if m is not None:
+                out = m.copy() if out is None else out | m
+        return out
 
 
 class _EnvelopeFailures:
@@ -344,7 +233,7 @@ class _EnvelopeFailures:
         self.offset = offset
         self.fails, self.sources = envelope_check(kind).failures(batch)
 
-    def emit(self, out: _Out, rows: np.ndarray, event: str | None, version: int) -> None:
+    def emit(self, out: Out, rows: np.ndarray, event: str | None, version: int) -> None:
         local = rows - self.offset
         for fld, failing in self.fails:
             hit = rows[failing[local]]
@@ -374,7 +263,7 @@ class _CallFailures:
 
     def emit(
         self,
-        out: _Out,
+        out: Out,
         rows: np.ndarray,
         event: str | None,
         version: int,
@@ -409,9 +298,11 @@ def _check_group(
     name: str | None,
     versions: pa.Array | None,
     layout: Layout,
-    out: _Out,
+    out: Out,
+    before: _Before,
 ) -> list[tuple[str | None, int, np.ndarray]]:
-    """Check one event's rows by version; returns the (event, version, rows) checked."""
+    """Check one event's rows by version; returns the (event, version, rows) checked.
+    ``before``: rows the enforcer blocks before its PII pass (no PII reported there)."""
     checked: list[tuple[str | None, int, np.ndarray]] = []
     if versions is not None and pa.types.is_integer(versions.type):
         wanted = [v for v in pc.unique(versions).to_pylist()]
@@ -448,7 +339,7 @@ def _check_group(
                     if payload is not None and plan.no_rule_omit.get(kind):
                         omit = {f.name: np.ones(len(payload), bool) for f in payload.type}
                     _emit_pii(out, pii, kept, krows, layout, pkey, payload, sources, label, 0,
-                              omitted=omit)  # fmt: skip
+                              skip=before.skip(krows), omitted=omit)  # fmt: skip
             return checked
         key = (compiled.rule.kind, compiled.rule.name, compiled.rule.version)
         if key in seen:
@@ -468,21 +359,16 @@ def _check_group(
         out.checked(label_event, version_no, g.num_rows)
         in_context = _context_traits(g) if compiled.rule.payload_key == "traits" else None
         if in_context is None:
-            grow = _check_rule_rows(plan, compiled, g, grow, layout, kind, out, False)
+            grow = _check_rule_rows(plan, compiled, g, grow, layout, kind, out, False, before)
         else:  # traits sent under context.traits: checked there, as the enforcer does
             kept = [
                 _check_rule_rows(plan, compiled, g.filter(pa.array(m)), grow[m], layout, kind,
-                                 out, ctx)
+                                 out, ctx, before)
                 for m, ctx in ((~in_context, False), (in_context, True)) if m.any()
             ]  # fmt: skip
             grow = np.sort(np.concatenate(kept))
         checked.append((label_event, version_no, grow))
     return checked
-
-
-#: Where identify and group calls of some SDKs send their traits (the enforcer reads them
-#: there when ``traits`` is absent), as the prefix of the scan's field names.
-CONTEXT_TRAITS = "context.traits"
 
 
 def _context_traits(batch: pa.RecordBatch) -> np.ndarray | None:
@@ -504,26 +390,6 @@ def _context_traits(batch: pa.RecordBatch) -> np.ndarray | None:
     return rows if rows.any() else None
 
 
-def _prefixed(prefix: str, fld: str) -> str:
-    """A payload field's name under ``prefix`` (``context.traits.email``)."""
-    if not prefix:
-        return fld
-    return prefix if not fld else prefix + ("" if fld.startswith("[]") else ".") + fld
-
-
-def _omitted_pointer(compiled: CompiledRule, prefix: str, fld: str, keyword: str) -> str | None:
-    """The JSON pointer of the payload property the enforcer drops for a violation at
-    ``fld`` under ``violations: omit`` (None: nothing dropped; a missing required
-    property has nothing to drop)."""
-    if compiled.on_violation != "omit" or not fld:
-        return None
-    top = fld.split(".", 1)[0].split("[]", 1)[0]
-    if not top or (keyword == "required" and fld == top):
-        return None
-    base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "properties")
-    return jp.join(base, top)
-
-
 def _check_rule_rows(
     plan: BatchPlan,
     compiled: CompiledRule,
@@ -531,8 +397,9 @@ def _check_rule_rows(
     grow: np.ndarray,
     layout: Layout,
     kind: str,
-    out: _Out,
+    out: Out,
     in_context: bool,
+    before: _Before,
 ) -> np.ndarray:
     """Check rows of one rule (their payload under ``context.traits`` when ``in_context``);
     returns the row numbers left for the common rule (those not blocked)."""
@@ -572,6 +439,7 @@ def _check_rule_rows(
             g, grow, payload = g.filter(mask), grow[keep], payload.filter(mask)
     blocking = np.zeros(g.num_rows, dtype=bool) if compiled.on_violation == "block" else None
     offending: dict[str, np.ndarray] = {}  # under omit: property -> rows it is dropped from
+    no_object = np.zeros(g.num_rows, dtype=bool)  # a payload that is no object: blocked
     for fld, keyword, fail in compiled.node.evaluate(payload):
         idx = np.flatnonzero(fail.to_numpy(zero_copy_only=False))
         if not len(idx):
@@ -579,37 +447,42 @@ def _check_rule_rows(
         if blocking is not None:
             blocking[idx] = True
         elif compiled.on_violation == "omit" and fld:
-            top = fld.split(".", 1)[0].split("[]", 1)[0]
+            top = top_property(fld)
             rows = offending.setdefault(top, np.zeros(g.num_rows, dtype=bool))
             rows[idx] = True
         out.violations(
             grow[idx],
             label_event,
             version_no,
-            _prefixed(prefix, fld),
+            prefixed(prefix, fld),
             keyword,
             _source_column(sources, fld),
             [] if keyword == "required" else _sample_values(payload, fld, idx),
             forwarded=blocking is None,
-            omit=_omitted_pointer(compiled, prefix, fld, keyword),
+            omit=omitted_pointer(compiled, prefix, fld, keyword),
         )
         key = compiled.rule.payload_key
         if not fld and keyword == "type" and not in_context and key is not None:
             # a payload that is no object breaks the envelope too, as the enforcer reports
             out.violations(grow[idx], label_event, version_no, key, ENVELOPE, key, [])
+            no_object[idx] = True
+    own_blocks: np.ndarray | None = None
     if compiled.call is not None:
         own = _CallFailures(compiled.call, g, 0)
         own.emit(out, np.arange(g.num_rows), label_event, version_no, numbers=grow,
                  forwarded=compiled.on_violation != "block")
+        if blocking is not None and own.fails:
+            own_blocks = np.logical_or.reduce([f for _, _, f in own.fails])
     if compiled.pii is not None:  # offending properties: dropped first, as the enforcer does
         key = compiled.rule.payload_key
+        skip = before.skip(grow, blocking, own_blocks, no_object if no_object.any() else None)
         _emit_pii(out, compiled.pii, g, grow, layout, key, payload, sources, label_event,
-                  version_no, in_context=in_context, skip=blocking, omitted=offending)  # fmt: skip
+                  version_no, in_context=in_context, skip=skip, omitted=offending)  # fmt: skip
     return grow
 
 
 def _emit_pii(
-    out: _Out,
+    out: Out,
     pii: RowPii,
     g: pa.RecordBatch,
     grow: np.ndarray,
@@ -635,22 +508,8 @@ def _emit_pii(
                 f.pointer, f.detail, f.replacement, f.blocked)  # fmt: skip
 
 
-def _json_pii(
-    out: _Out, pii: RowPii | None, event: dict[str, Any], row: np.ndarray, label: str | None,
-    version: int, key: str | None, in_context: bool = False,
-) -> None:  # fmt: skip
-    """:func:`_emit_pii` for one row kept as JSON (the event as the enforcer sees it)."""
-    if pii is None:
-        return
-    for f in pii.run([event]):
-        fld = field_name(f.parts, key, in_context)
-        column = ".".join(str(p) for p in f.parts[:2])
-        out.pii(int(row[0]), label, version, fld, column, f.pointer, f.detail,
-                f.replacement, f.blocked)  # fmt: skip
-
-
 def _block_unplanned(
-    out: _Out,
+    out: Out,
     check: UnplannedCheck | None,
     sub: pa.RecordBatch,
     rows: np.ndarray,
@@ -671,164 +530,8 @@ def _block_unplanned(
     hits, keep = present(check, sub, layout, kind, payload, own=bool(prefix))
     for name, column, holding in hits:
         # no sample: an unplanned property has no x-pii to mask it by
-        named = _prefixed(prefix, name)
+        named = prefixed(prefix, name)
         out.violations(rows[holding], event, version, named, UNPLANNED, column, [])
     return keep
 
 
-def _json_blocked(
-    out: _Out,
-    check: UnplannedCheck | None,
-    payload: Any,
-    row: np.ndarray,
-    event: str | None,
-    version: int,
-    prefix: str = "",
-) -> bool:
-    """The per-row form of :func:`_block_unplanned`: True when the row is blocked."""
-    if check is None or not check.block or type(payload) is not dict or not payload:
-        return False
-    names = check.names(payload)
-    for name in names:
-        named = _prefixed(prefix, name)
-        out.violations(row, event, version, named, UNPLANNED, named, [])
-    return bool(names)
-
-
-def _json_failures(
-    out: _Out,
-    validator: Any,
-    doc: Any,
-    row: np.ndarray,
-    event: str | None,
-    version: int,
-    prefix: str = "",
-    *,
-    forwarded: bool = False,
-    compiled: CompiledRule | None = None,
-) -> list[str]:
-    """The per-row engine's failures of ``doc`` (a payload or a whole call, found under
-    ``prefix``) as violations; the fields failing."""
-    if validator is None or validator.is_valid(doc):
-        return []
-    failures = sorted(row_failures(validator, doc))
-    for fld, keyword in failures:
-        top = fld.split(".", 1)[0].split("[]", 1)[0]
-        value = _pluck(doc, _field_parts(fld))
-        sample = [_value_text(value)] if value is not None else []
-        named = _prefixed(prefix, fld)
-        omit = None if compiled is None else _omitted_pointer(compiled, prefix, fld, keyword)
-        out.violations(row, event, version, named, keyword, _prefixed(prefix, top), sample,
-                       forwarded=forwarded, omit=omit)
-    return [fld for fld, _ in failures]
-
-
-def _json_envelope(
-    out: _Out, kind: str, event: dict[str, Any], row: np.ndarray, label: str | None,
-    version: int,
-) -> None:
-    """The per-row form of the envelope check (see :mod:`trackplan.batch.envelope`)."""
-    if kind not in CALL_KINDS:
-        return
-    for fld in envelope_check(kind).row(event):
-        out.violations(row, label, version, fld, ENVELOPE, fld or None, [])
-
-
-def _forwards_common(plan: BatchPlan, kind: str) -> bool:
-    """Whether the enforcer forwards a call of ``kind`` breaking the common rule."""
-    return plan.plan.controls.for_kind(kind).common_violations != "block"
-
-
-def _check_json_rows(plan: BatchPlan, batch: pa.RecordBatch, offset: int, out: _Out) -> None:
-    """Rows kept as JSON text: the per-row engine, one event at a time."""
-    common = plan.common.validator if plan.common is not None else None
-    counts: dict[tuple[str | None, int], int] = {}
-    for i, text in enumerate(batch.column(JSON_COLUMN).to_pylist()):
-        event = orjson.loads(text) if text is not None else {}
-        if not isinstance(event, dict):
-            event = {}
-        kind = str(event.get("type") or "track")
-        name = event.get("event") if kind == "track" else None
-        row = np.array([offset + i], dtype=np.int64)
-        if kind == "track" and (not isinstance(name, str) or not name):
-            nameless = name if name == "" else None  # as the typed path: no name, or ""
-            keyword = "required" if nameless is None else "minLength"
-            out.checked(nameless, 0, 1)
-            out.violations(row, nameless, 0, "event", keyword, "event", [])
-            check = plan.no_rule.get(kind)
-            if not _json_blocked(out, check, event.get("properties"), row, nameless, 0):
-                _json_failures(out, common, event, row, nameless, 0,
-                               forwarded=_forwards_common(plan, kind))
-                _json_envelope(out, kind, event, row, nameless, 0)
-            continue
-        ctx = event.get("context")
-        proto = ctx.get("protocols") if isinstance(ctx, dict) else None
-        version = proto.get("event_version") if isinstance(proto, dict) else None
-        compiled = plan.select(kind, name, version if isinstance(version, int) else None)
-        if compiled is None:
-            if kind == "track" and plan.block_unplanned:
-                counts[(str(name), 0)] = counts.get((str(name), 0), 0) + 1
-                out.violations(row, name, 0, "event", "unplanned", "event", [])  # nothing else
-            else:
-                label = unplanned_label(kind, name)
-                out.counted("unplanned", label, 0, 1)
-                check = plan.no_rule.get(kind)
-                blocked = False
-                if kind in CALL_KINDS:  # the envelope applies to every call
-                    counts[(label, 0)] = counts.get((label, 0), 0) + 1
-                    payload = event.get(PAYLOAD_KEY.get(kind) or "")
-                    blocked = _json_blocked(out, check, payload, row, label, 0)
-                    if not blocked:
-                        _json_failures(out, common, event, row, label, 0,
-                                       forwarded=_forwards_common(plan, kind))
-                        _json_envelope(out, kind, event, row, label, 0)
-                if not blocked:
-                    pkey = PAYLOAD_KEY.get(kind)
-                    if pkey is not None and plan.no_rule_omit.get(kind) and pkey in event:
-                        payload = event[pkey]
-                        if type(payload) is dict and payload:
-                            event = {**event, pkey: {}}  # every property omitted first
-                    _json_pii(out, plan.no_rule_pii.get(kind), event, row, label, 0, pkey)
-            continue
-        label = compiled.rule.name or compiled.rule.kind
-        key = (label, compiled.rule.version)
-        counts[key] = counts.get(key, 0) + 1
-        payload = event.get(compiled.rule.payload_key or "properties")  # JSON as sent
-        prefix = ""
-        if (compiled.rule.payload_key == "traits" and "traits" not in event
-                and isinstance(ctx, dict) and isinstance(ctx.get("traits"), dict)):
-            payload, prefix = ctx["traits"], CONTEXT_TRAITS  # as the enforcer reads them
-        version_no = compiled.rule.version
-        if _json_blocked(out, compiled.unplanned, payload, row, label, version_no, prefix):
-            continue
-        if payload is None and (compiled.rule.payload_key or "properties") not in event:
-            if compiled.payload_required and not prefix:
-                key_name = compiled.rule.payload_key or "properties"
-                out.violations(row, label, version_no, key_name, "required", key_name, [],
-                               forwarded=compiled.on_violation != "block")
-            payload = {}  # absent: an empty object, as Segment treats it (a null breaks type)
-        elif compiled.unplanned is not None and type(payload) is dict:
-            dropped = set(compiled.unplanned.names(payload))  # omitted before validation
-            payload = {k: v for k, v in payload.items() if k not in dropped}
-            base = "/context/traits" if prefix else jp.join("", compiled.rule.payload_key or "")
-            for name in sorted(dropped):
-                out.dropped(row, label, version_no, _prefixed(prefix, name), jp.join(base, name))
-            if dropped and not prefix:
-                event = {**event, compiled.rule.payload_key or "properties": payload}
-        own_call = compiled.call.validator if compiled.call is not None else None
-        forwards = compiled.on_violation != "block"
-        failed = _json_failures(out, compiled.validator, payload, row, label, version_no, prefix,
-                                forwarded=forwards, compiled=compiled)  # fmt: skip
-        _json_failures(out, common, event, row, label, version_no,
-                       forwarded=_forwards_common(plan, kind))
-        _json_failures(out, own_call, event, row, label, version_no, forwarded=forwards)
-        _json_envelope(out, kind, event, row, label, version_no)
-        if failed and compiled.on_violation == "omit" and type(payload) is dict and not prefix:
-            tops = {f.split(".", 1)[0].split("[]", 1)[0] for f in failed}
-            payload = {k: v for k, v in payload.items() if k not in tops}
-            event = {**event, compiled.rule.payload_key or "properties": payload}
-        if not (failed and compiled.on_violation == "block"):
-            _json_pii(out, compiled.pii, event, row, label, version_no,
-                      compiled.rule.payload_key, bool(prefix))  # fmt: skip
-    for (counted, version), count in counts.items():
-        out.checked(counted, version, count)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from trackplan.atomic import write_text_atomic
+from trackplan.atomic import AtomicOutput
 from trackplan.batch.mapping import LayoutOptions
 from trackplan.batch.report import FORMATS, render
 from trackplan.batch.scan import ScanOptions, scan
 from trackplan.cliopts import output_option
-from trackplan.errors import BatchError
+from trackplan.errors import InputError
 from trackplan.plan.load import load_plan
 
 __all__ = ["COMMANDS", "scan_command"]
@@ -96,22 +96,42 @@ def scan_command(
         from trackplan.batch.redact import output_paths
 
         output_paths(discover(paths), redact_to)  # two inputs to one output: refused up front
+        _output_directory(redact_to)
         writer = RedactWriter(plan, redact_to, keep_blocked=keep_blocked)
+    # the report's place is tried before the scan (a missing or unwritable one fails now)
+    report_out = AtomicOutput(report_file) if report_file is not None else None
     try:
         outcome = scan(plan, paths, options, on_chunk=writer.add if writer else None)
         if writer is not None:
             writer.close()
-    except BatchError:
+        text = render(outcome.report, fmt)
+        if report_out is not None:
+            report_out.write(text.encode("utf-8"))
+            report_out.commit()
+    except BaseException:
         if writer is not None:
             writer.abort()
+        if report_out is not None:
+            report_out.abort()
         raise
-    text = render(outcome.report, fmt)
-    if report_file is not None:
-        write_text_atomic(report_file, text)
     if not quiet:  # the terminal gets the text report whatever the file's format
         click.echo(text if report_file is None else render(outcome.report, "text"), nl=False)
     failing = outcome.report["invalid_rows"] or outcome.report["malformed"]
     click.get_current_context().exit(1 if failing else 0)
+
+
+def _output_directory(path: Path) -> None:
+    """Make the ``--redact-to`` directory (and its parents) if missing.
+
+    Raises:
+        InputError: it is not a directory, or cannot be made or written (names it).
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is not a directory; --redact-to takes a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 COMMANDS = [scan_command]

@@ -39,6 +39,7 @@ from trackplan.batch.readers import (
     display_numbers,
     parquet_batches,
     read_source,
+    refuse_duplicate_columns,
     with_partition,
 )
 from trackplan.errors import BatchError
@@ -141,9 +142,11 @@ def plan_parts(sources: Sequence[Source]) -> list[Part]:
             parts.append(Part(source))
             continue
         try:
-            meta = pq.ParquetFile(source.path).metadata
+            with pq.ParquetFile(source.path) as handle:
+                meta, schema = handle.metadata, handle.schema_arrow
         except (OSError, pa.ArrowException):
             raise BatchError("cannot read parquet metadata", file=str(source.path)) from None
+        refuse_duplicate_columns(schema, source.path)
         offset = 0
         for i in range(meta.num_row_groups):
             parts.append(Part(source, i, offset))

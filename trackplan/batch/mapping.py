@@ -239,8 +239,8 @@ def _remap(arr: pa.Array, schema: object, defs: Mapping[str, object]) -> pa.Arra
                 taken[prop] = names.index(candidate)
                 break
     if all(names[i] == prop for prop, i in taken.items()):
-        children = {name: _remap(pc.struct_field(arr, name), props.get(name), defs)
-                    for name in names}  # fmt: skip
+        children = {name: _remap(pc.struct_field(arr, [i]), props.get(name), defs)
+                    for i, name in enumerate(names)}  # fmt: skip
     else:
         children = {prop: _remap(pc.struct_field(arr, i), props[prop], defs)
                     for prop, i in taken.items()}  # fmt: skip

@@ -269,15 +269,18 @@ class RowPii:
                 continue
             skip = omitted[1] if omitted is not None and omitted[0] == key else None
             if skip and pa.types.is_struct(arr.type):
-                found = self._struct(arr, child, skip)
+                found = self._struct(arr, child, (key,), skip)
             else:
-                found = self._node(arr, child, None)
+                found = self._node(arr, child, None, (key,))
             if found is not None:
                 mask |= found
         return mask
 
-    def _node(self, arr: pa.Array, node: Any, key: str | None) -> np.ndarray | None:
-        """Candidate rows of ``arr``, the values at ``node`` (None: none)."""
+    def _node(
+        self, arr: pa.Array, node: Any, key: str | None, path: tuple[str, ...]
+    ) -> np.ndarray | None:
+        """Candidate rows of ``arr``, the values at ``node`` (None: none); ``path``: the
+        call path of ``node`` (``*`` for list items)."""
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         leaf = node.leaf
@@ -288,9 +291,11 @@ class RowPii:
                 return _present(arr)
             if leaf.category == "free_text" and leaf.action == "allow" and self.values:
                 return self._scan(arr, None, whole=True)
+            if leaf.category == "phone" and leaf.action == "hash":
+                return self._reported(arr, path)  # a value that is no phone number
             return None  # a declared action, applied column-wise, reports nothing
         if pa.types.is_dictionary(arr.type):
-            inner = self._node(arr.dictionary, node, key)
+            inner = self._node(arr.dictionary, node, key, path)
             if inner is None:
                 return None
             taken = pc.take(pa.array(inner), arr.indices)
@@ -298,13 +303,13 @@ class RowPii:
             return mask
         typ = arr.type
         if pa.types.is_struct(typ):
-            return self._struct(arr, node)
+            return self._struct(arr, node, path)
         if pa.types.is_list(typ) or pa.types.is_large_list(typ):
             item = node.star if node.star is not None else (_ANYWHERE if node.detect else None)
             if item is None or len(arr.values) == 0:
                 return None
             flat = pc.list_flatten(arr)
-            inner = self._node(flat, item, None)
+            inner = self._node(flat, item, None, (*path, "*"))
             if inner is None or not inner.any():
                 return None
             parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
@@ -321,7 +326,11 @@ class RowPii:
         return _present(arr) if node.detect else None  # maps, binaries: the walk decides
 
     def _struct(
-        self, arr: pa.Array, node: Any, skip: Mapping[str, np.ndarray] | None = None
+        self,
+        arr: pa.Array,
+        node: Any,
+        path: tuple[str, ...],
+        skip: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray | None:
         out: np.ndarray | None = None
         for i, field in enumerate(arr.type):
@@ -337,12 +346,38 @@ class RowPii:
             if undeclared and self.names and self._names_pii(name, bool(node.person)):
                 found = _present(values)  # the key's name decides, given the value
             else:
-                found = self._node(values, child, name if undeclared else None)
+                found = self._node(values, child, name if undeclared else None, (*path, name))
             if found is not None and skip is not None and name in skip:
                 found = found & ~skip[name]
             if found is not None:
                 out = found if out is None else out | found
         return out
+
+    def _reported(self, arr: pa.Array, path: tuple[str, ...]) -> np.ndarray | None:
+        """Rows of a declared field whose value the transform reports (a declared phone
+        that does not parse): the transform itself decides, once per distinct value."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_nested(arr.type):
+            return _present(arr)
+        encoded = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+        hits = [self._reports(path, v) for v in to_json(encoded.dictionary.to_pylist())]
+        if not any(hits):
+            return None
+        taken = pc.take(pa.array(hits, pa.bool_()), encoded.indices)
+        mask: np.ndarray = pc.fill_null(taken, False).to_numpy(zero_copy_only=False)
+        return mask
+
+    def _reports(self, path: tuple[str, ...], value: Any) -> bool:
+        """Whether the transform reports ``value`` alone at ``path`` (a call path)."""
+        if value is None:
+            return False
+        event = value
+        for token in reversed(path):
+            event = [event] if token == "*" else {token: event}
+        found: list[Any] = []
+        self.transformer(event, found)
+        return any(v.type == "PII" for v in found)
 
     def _names_pii(self, key: str, person: bool) -> bool:
         return name_category(key) is not None or (person and key.strip().lower() == "name")

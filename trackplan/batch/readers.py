@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from trackplan.batch.check import JSON_COLUMN
+from trackplan.engine.readers import BOM
 from trackplan.errors import BatchError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "parquet_batches",
     "dictionary_columns",
     "with_partition",
+    "refuse_duplicate_columns",
     "BATCH_ROWS",
     "Format",
     "LINE_FORMATS",
@@ -310,18 +312,37 @@ def parquet_batches(
             done = 0
 
 
+def refuse_duplicate_columns(schema: pa.Schema, path: Path | str) -> None:
+    """Columns (and fields of struct columns) are found by name: two of one name cannot
+    be told apart, so such a file is refused, by every engine.
+
+    Raises:
+        BatchError: ``schema`` names a column twice (names the file and the columns).
+    """
+    twice: list[str] = []
+
+    def walk(names: list[str], types: list[pa.DataType], where: str) -> None:
+        twice.extend(sorted({where + n for n in names if names.count(n) > 1}))
+        for name, typ in zip(names, types, strict=True):
+            while pa.types.is_list(typ) or pa.types.is_large_list(typ):
+                typ = typ.value_type
+            if pa.types.is_struct(typ):
+                walk([f.name for f in typ], [f.type for f in typ], f"{where}{name}.")
+
+    walk(schema.names, schema.types, "")
+    if twice:
+        raise BatchError(
+            f"duplicate column names {', '.join(map(repr, twice))}: rename them and rerun",
+            file=str(path),
+        )
+
+
 def _parquet(source: Source, batch_rows: int, columns: Columns | None) -> Iterator[pa.RecordBatch]:
     names = None
     dictionary: list[str] = []
     with pq.ParquetFile(source.path) as handle:
         schema = handle.schema_arrow
-    # columns are found by name: two of one name cannot be told apart, so refuse the file
-    twice = sorted({n for n in schema.names if schema.names.count(n) > 1})
-    if twice:
-        raise BatchError(
-            f"duplicate column names {', '.join(map(repr, twice))}: rename them and rerun",
-            file=str(source.path),
-        )
+    refuse_duplicate_columns(schema, source.path)
     if columns is not None:  # a check-only read: as cheap as the file allows
         names = columns(schema)
         dictionary = dictionary_columns(source.path, names)
@@ -368,6 +389,8 @@ def _ndjson(
         line_no = 0
         for line in _lines(stream):
             line_no += 1
+            if line_no == 1:
+                line = line.removeprefix(BOM)  # a leading byte order mark, as validate reads
             if not line.strip():
                 continue
             try:

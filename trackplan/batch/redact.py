@@ -40,7 +40,7 @@ from trackplan.atomic import PartFile, remove_stale_parts
 from trackplan.batch.check import JSON_COLUMN, PII
 from trackplan.batch.mapping import snake_case
 from trackplan.batch.readers import Chunk, Source
-from trackplan.batch.rules import to_json
+from trackplan.batch.rules import struct_child, to_json
 from trackplan.errors import BatchError
 from trackplan.pii.actions import Canon
 from trackplan.plan.model import Plan
@@ -165,20 +165,24 @@ class RedactWriter:
         self.canon = policy.canon()
         self.out_dir = out_dir
         self.keep_blocked = keep_blocked
-        # one action per (event, path): an event's versions may declare a field twice,
-        # and applying hash twice would hash the hash; the stricter action wins
-        chosen: dict[tuple[str | None, tuple[str, ...]], FieldAction] = {}
+        # one action per (kind, event, path): an event's versions may declare a field
+        # twice, and applying hash twice would hash the hash; the stricter action wins.
+        # Declarations that apply to every call (the common rule's, identify traits under
+        # context.traits) are the enforcer's, by the same rule: PiiPolicy.fields_for
+        every = {id(f) for f in policy.fields_for(None)}
+        chosen: dict[tuple[str, str | None, tuple[str, ...]], FieldAction] = {}
         for declared in policy.fields:
             rule = declared.rule
             if declared.category is None or declared.action == "allow":
                 continue
-            event = rule.name if rule.kind == "track" else None
+            kind = "common" if id(declared) in every else rule.kind
+            event = rule.name if kind == "track" else None
             path = tuple(declared.path)
-            before = chosen.get((event, path))
+            before = chosen.get((kind, event, path))
             if before is not None and stricter(before.action, declared.action) == before.action:
                 continue
-            chosen[(event, path)] = FieldAction(
-                event, path, declared.category, declared.action, rule.kind
+            chosen[(kind, event, path)] = FieldAction(
+                event, path, declared.category, declared.action, kind
             )
         self.actions = list(chosen.values())
         # temporaries of an earlier run killed outright (no live writer holds them)
@@ -194,7 +198,11 @@ class RedactWriter:
         drop = [k for k in source.partition if k in batch.schema.names]
         out = self._open.get(source.path)
         if out is None:
-            out = self._open[source.path] = _FileOut(source, self.out_dir)
+            target = self.out_dir / source.relative
+            try:
+                out = self._open[source.path] = _FileOut(source, self.out_dir)
+            except OSError as exc:
+                raise _cannot_write(target, exc) from None
         if drop and out.schema is None:
             out.partition_columns = drop
         blocked = np.zeros(batch.num_rows, dtype=bool)
@@ -223,7 +231,11 @@ class RedactWriter:
             self.rows_removed += int(blocked.sum())
             batch = batch.filter(pa.array(~blocked))
         batch = batch.drop_columns(out.partition_columns) if out.partition_columns else batch
-        out.write(batch)
+        try:
+            out.write(batch)
+        except OSError as exc:  # a full disk, an I/O error: nothing is left half-written
+            self.abort()
+            raise _cannot_write(out.target, exc) from None
         self.rows_written += batch.num_rows
 
     def _apply(self, batch: pa.RecordBatch, blocked: np.ndarray) -> pa.RecordBatch:
@@ -318,10 +330,11 @@ class RedactWriter:
             for candidate in (name, snake_case(name)):
                 if candidate in schema.names:
                     return candidate, rest
-        elif head == "context":
-            candidate = "context_" + snake_case(name)
-            if candidate in schema.names:
-                return candidate, rest
+        elif head == "context":  # context_ip, context_traits_email
+            for k in range(len(path), 1, -1):
+                candidate = "_".join(["context", *(snake_case(p) for p in path[1:k])])
+                if candidate in schema.names:
+                    return candidate, path[k:]
         return None
 
     def close(self) -> None:
@@ -335,6 +348,11 @@ class RedactWriter:
         for out in self._open.values():
             out.abort()
         self._open.clear()
+
+
+def _cannot_write(target: Path, exc: OSError) -> BatchError:
+    """The error of an output file that cannot be written (names it, never a temporary)."""
+    return BatchError(f"cannot write: {exc.strerror or type(exc).__name__}", file=str(target))
 
 
 def _holds(value: Any, path: Sequence[str]) -> bool:
@@ -449,7 +467,7 @@ def _put_findings(batch: pa.RecordBatch, findings: pa.RecordBatch, offset: int) 
 
 def _leaf(arr: pa.Array, path: Sequence[str]) -> pa.Array:
     for part in path:
-        arr = pc.struct_field(arr, part)
+        arr = struct_child(arr, part)
     return arr
 
 
@@ -527,9 +545,7 @@ class _FileOut:
                 self.part.discard()
         except OSError as exc:
             self.abort()
-            raise BatchError(
-                f"cannot write ({type(exc).__name__})", file=str(self.target)
-            ) from None
+            raise _cannot_write(self.target, exc) from None
 
     def abort(self) -> None:
         for handle in (self._parquet, self._csv, self._text):

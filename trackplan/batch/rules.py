@@ -37,6 +37,9 @@ __all__ = [
     "row_failures",
     "Failure",
     "FORMAT_PREFILTERS",
+    "FieldPath",
+    "field_parts",
+    "struct_child",
 ]
 
 Failure = tuple[str, str, pa.BooleanArray]
@@ -78,6 +81,38 @@ def to_json(value: Any) -> Any:
     return value
 
 
+class FieldPath(str):
+    """A field in this module's notation (``products[].price``) that keeps its parts.
+
+    A property name may hold a dot or start with one (``.x``, ``a.b``): the text is for
+    reports, :attr:`parts` (``[]`` for array items) say where the value is.
+    """
+
+    parts: tuple[str, ...]
+
+    def __new__(cls, parts: tuple[str, ...]) -> FieldPath:
+        text = ""
+        for part in parts:
+            text = text + part if part == "[]" or not text else f"{text}.{part}"
+        self = super().__new__(cls, text)
+        self.parts = parts
+        return self
+
+
+def field_parts(field: str) -> tuple[str, ...]:
+    """The parts of a field (a plain string is split at its dots, as it reads)."""
+    if isinstance(field, FieldPath):
+        return field.parts
+    return tuple(p for p in field.replace("[]", ".[].").split(".") if p)
+
+
+def struct_child(arr: Any, name: str) -> Any:
+    """The child ``name`` of a struct array, addressed by its index: pyarrow reads a name
+    starting with ``.`` or ``[`` as a path (``.x`` would be the child ``x``)."""
+    index = next(i for i, f in enumerate(arr.type) if f.name == name)
+    return pc.struct_field(arr, [index])
+
+
 def row_failures(validator: Any, instance: Any, base: str = "") -> set[tuple[str, str]]:
     """The per-row engine's failures as (field, keyword), in this module's field notation."""
     out: set[tuple[str, str]] = set()
@@ -88,17 +123,13 @@ def row_failures(validator: Any, instance: Any, base: str = "") -> set[tuple[str
             missing = getattr(error.kind, "property", None)
             if missing is not None:
                 parts.append(str(missing))
-        field = _join(base, ".".join(parts).replace(".[]", "[]"))
-        out.add((field, keyword))
+        out.add((FieldPath((*field_parts(base), *parts)), keyword))
     return out
 
 
-def _join(base: str, child: str) -> str:
-    if not child:
-        return base
-    if not base:
-        return child
-    return base + child if child.startswith("[]") else f"{base}.{child}"
+def _join(base: str, child: str) -> FieldPath:
+    """``base`` and one more part (a property name, or ``[]``)."""
+    return FieldPath((*field_parts(base), child))
 
 
 def _json_type(typ: pa.DataType) -> str | None:
@@ -392,16 +423,12 @@ class Node:
 
     def _numeric(self, arr: pa.Array, out: list[Failure]) -> None:
         s = self.schema
-        tests = (
-            ("minimum", pc.less),
-            ("maximum", pc.greater),
-            ("exclusiveMinimum", pc.less_equal),
-            ("exclusiveMaximum", pc.greater_equal),
-        )
-        for keyword, op in tests:
+        for keyword, op in (("minimum", "less"), ("maximum", "greater"),
+                            ("exclusiveMinimum", "less_equal"),
+                            ("exclusiveMaximum", "greater_equal")):  # fmt: skip
             bound = s.get(keyword)
             if isinstance(bound, (int, float)) and not isinstance(bound, bool):
-                out.append((self.field, keyword, _fill(op(arr, pa.scalar(bound)))))
+                out.append((self.field, keyword, _fill(_beyond(arr, op, bound))))
 
     def _string(self, arr: pa.Array, out: list[Failure]) -> None:
         s = self.schema
@@ -412,9 +439,9 @@ class Node:
             size = pc.binary_length(arr)
             if isinstance(low, int):
                 length = size if low <= 1 else pc.utf8_length(arr)
-                out.append((self.field, "minLength", _fill(pc.less(length, low))))
-            if isinstance(high, int) and _any(pc.greater(size, high)):
-                too_long = pc.greater(pc.utf8_length(arr), high)
+                out.append((self.field, "minLength", _fill(pc.less(length, _count(low)))))
+            if isinstance(high, int) and _any(pc.greater(size, _count(high))):
+                too_long = pc.greater(pc.utf8_length(arr), _count(high))
                 out.append((self.field, "maxLength", _fill(too_long)))
         pattern = s.get("pattern")
         if isinstance(pattern, str):
@@ -436,21 +463,21 @@ class Node:
         valid = pc.is_valid(arr)
         for name in s.get("required") or ():
             if name in names:
-                missing = pc.and_(valid, pc.is_null(pc.struct_field(arr, name)))
+                missing = pc.and_(valid, pc.is_null(struct_child(arr, name)))
             else:
                 missing = valid
             out.append((_join(self.field, name), "required", _fill(missing)))
         for name, child in self.children.items():
             if name not in names:
                 continue
-            for f, k, mask in child.evaluate(pc.struct_field(arr, name)):
+            for f, k, mask in child.evaluate(struct_child(arr, name)):
                 out.append((f, k, mask))
         if s.get("additionalProperties") is False:
             extra = [n for n in names if n not in self.children]
             if extra:
-                any_extra = pc.is_valid(pc.struct_field(arr, extra[0]))
+                any_extra = pc.is_valid(struct_child(arr, extra[0]))
                 for name in extra[1:]:
-                    any_extra = pc.or_(any_extra, pc.is_valid(pc.struct_field(arr, name)))
+                    any_extra = pc.or_(any_extra, pc.is_valid(struct_child(arr, name)))
                 out.append((self.field, "additionalProperties", _fill(any_extra)))
 
     def _array(self, arr: pa.Array, out: list[Failure]) -> None:
@@ -458,9 +485,11 @@ class Node:
         if "minItems" in s or "maxItems" in s:
             length = pc.list_value_length(arr)
             if isinstance(s.get("minItems"), int):
-                out.append((self.field, "minItems", _fill(pc.less(length, s["minItems"]))))
+                bad = pc.less(length, _count(s["minItems"]))
+                out.append((self.field, "minItems", _fill(bad)))
             if isinstance(s.get("maxItems"), int):
-                out.append((self.field, "maxItems", _fill(pc.greater(length, s["maxItems"]))))
+                bad = pc.greater(length, _count(s["maxItems"]))
+                out.append((self.field, "maxItems", _fill(bad)))
         if self.item_node is None:
             return
         flat = pc.list_flatten(arr)
@@ -516,6 +545,42 @@ class Node:
         for (f, k), rows in masks.items():
             out.append((f, k, _rows_mask(n, rows)))
         return out
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _count(bound: int) -> int:
+    """A length bound as an Arrow scalar can hold it (a length never exceeds int64)."""
+    return min(max(bound, -1), _INT64[1])
+
+
+#: x op bound, for a float x and an integer bound that no float equals: the same as
+#: x op' f with f the float nearest the bound (no float lies between them), where op'
+#: is op when f is on the failing side of the bound, else op with its equality flipped
+_NEAREST = {
+    "less": ("less_equal", "less"),
+    "less_equal": ("less_equal", "less"),
+    "greater": ("greater", "greater_equal"),
+    "greater_equal": ("greater", "greater_equal"),
+}
+
+
+def _beyond(arr: pa.Array, op: str, bound: float) -> pa.Array:
+    """``arr op bound`` exactly, for any JSON number ``bound`` (integers beyond 64 bits
+    included, which an Arrow scalar cannot hold)."""
+    if isinstance(bound, float) or _INT64[0] <= bound <= _INT64[1]:
+        return getattr(pc, op)(arr, pa.scalar(bound))
+    if pa.types.is_unsigned_integer(arr.type) and 0 <= bound < 2**64:
+        return getattr(pc, op)(arr, pa.scalar(bound, pa.uint64()))
+    if pa.types.is_integer(arr.type):  # every value is on one side of such a bound
+        side = (bound < 0) == op.startswith("greater")
+        return pc.if_else(pc.is_valid(arr), pa.scalar(side), pa.scalar(None, pa.bool_()))
+    nearest = float(bound)
+    if nearest == bound:
+        return getattr(pc, op)(arr, pa.scalar(nearest))
+    below, above = _NEAREST[op]
+    return getattr(pc, below if nearest < bound else above)(arr, pa.scalar(nearest))
 
 
 def compile_payload(schema: Any, defs: Mapping[str, Any]) -> Node:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trackplan.batch.mapping import Layout, payload_struct
+from trackplan.batch.rules import struct_child
 from trackplan.engine.compiled import listed_properties
 from trackplan.plan.model import PAYLOAD_KEY, CallControls
 
@@ -95,7 +96,7 @@ def present(
     hits: list[tuple[str, str, np.ndarray]] = []
     blocked: np.ndarray | None = None
     for name in check.names(f.name for f in arr.type):
-        rows = pc.is_valid(pc.struct_field(arr, name)).to_numpy(zero_copy_only=False)
+        rows = pc.is_valid(struct_child(arr, name)).to_numpy(zero_copy_only=False)
         if not rows.any():
             continue
         column = sources.get(name) or (

@@ -88,6 +88,8 @@ class Transformer:
         "values",
         "names",
         "block",
+        "defer",
+        "collector",
         "scrubber",
         "keys_seen",
         "valid",
@@ -100,6 +102,9 @@ class Transformer:
         self.policy = policy
         #: False for the scrubber: ``reject`` redacts instead of blocking
         self.block = block
+        #: True for the collector: a ``reject`` is reported and the walk goes on
+        self.defer = False
+        self.collector: Transformer | None = None
         self.scrubber: Transformer | None = None
         #: per key, outside and inside a person's traits: None when its name could be
         #: PII there, else the clean cache of its key's class (bounded like the caches)
@@ -112,7 +117,7 @@ class Transformer:
         self.values = det.enabled and det.values
         self.names = det.enabled and det.key_names
         root = Node()
-        for f in _fields_for(policy, rule):
+        for f in policy.fields_for(rule):
             node = root
             for token in f.path:
                 node = node.child(token)
@@ -147,11 +152,25 @@ class Transformer:
 
     def __call__(self, event: dict[str, Any], violations: list[Violation]) -> Any:
         """The event to forward (``event`` itself when unchanged), or None to block."""
+        start = len(violations)
         try:
             out = self._visit(event, self.root, (), violations)
         except Block:
+            del violations[start:]
+            self._collect(event, violations)
             return None
         return event if out is DROP else out
+
+    def _collect(self, event: dict[str, Any], violations: list[Violation]) -> None:
+        """Every PII finding of a blocked event, as a walk that does not stop at the first
+        ``reject`` finds them: what is reported does not depend on the order of keys (a
+        columnar copy of the event, a scan, reports the same)."""
+        collector = self.collector
+        if collector is None:
+            collector = self.collector = Transformer(self.policy, None, "alias")._adopt(self.root)
+            collector.defer = True
+            collector.memos = self.memos
+        collector._visit(event, self.root, (), violations)
 
     # -- walking ------------------------------------------------------------------------
     def _visit(
@@ -351,6 +370,8 @@ class Transformer:
                         f.location,
                     )
                 )
+                if self.defer:
+                    return DROP
                 raise Block
             action = "redact"  # the review copy of a blocked event
         if action == "hash" and category == "phone":
@@ -496,6 +517,8 @@ class Transformer:
         spans = [(f.start, f.end, f.category, act) for f, act in zip(found, each, strict=True)]
         action, new = act_on_spans(value, spans, self.key, canon=self.canon)
         if action == "reject":
+            if self.defer:
+                return DROP
             raise Block
         return DROP if action == "drop" else new
 
@@ -511,6 +534,8 @@ class Transformer:
         action = self._action(category)
         violations.append(Violation(PII, pointer, _message(category, pointer, detector, action)))
         if action == "reject":
+            if self.defer:
+                return DROP
             raise Block
         if action == "drop":
             return DROP
@@ -588,18 +613,3 @@ def _wins(new: DeclaredField, old: DeclaredField) -> bool:
     if old.category is None:
         return True
     return stricter(new.action, old.action) == new.action and new.action != old.action
-
-
-def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
-    """Declarations that apply to a call of ``rule``: the common rule's, identify traits
-    under ``context.traits`` (SDKs send them with every call), and the rule's own."""
-    out: list[DeclaredField] = []
-    for f in (*policy.not_pii, *policy.fields):
-        owner = f.rule
-        if owner.kind == "common":
-            out.append(f)
-        elif owner.kind == "identify" and f.path[:2] == ("context", "traits"):
-            out.append(f)
-        elif rule is not None and owner is rule:
-            out.append(f)
-    return out

@@ -518,8 +518,9 @@ def build(
     gen.emit(1, "clean = None")
     gen.emit(1, "try:")
     result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
-    gen.emit(1, f"except {gen.const(Block)}:")
-    gen.emit(2, "return None")
+    gen.emit(1, f"except {gen.const(Block)}:")  # the walk reports every finding, then blocks
+    gen.emit(2, "del violations[:]")
+    gen.emit(2, f"return {gen.const(transformer)}(event, violations)")
     gen.emit(1, f"except {gen.const(ValueError)}:")  # a lone surrogate, which Rust refuses
     gen.emit(2, "del violations[:]")
     gen.emit(2, f"return {gen.const(transformer)}(event, violations)")

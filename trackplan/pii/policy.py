@@ -172,6 +172,21 @@ class PiiPolicy:
         action = self.detection.action
         return default if action == CATEGORY_DEFAULT else stricter(action, default)
 
+    def fields_for(self, rule: Rule | None) -> list[DeclaredField]:
+        """Declarations that apply to a call of ``rule`` (None: a call without a rule):
+        the common rule's, identify traits under ``context.traits`` (SDKs send them with
+        every call), and the rule's own. Every surface applies declarations by this."""
+        out: list[DeclaredField] = []
+        for f in (*self.not_pii, *self.fields):
+            owner = f.rule
+            if owner.kind == "common":
+                out.append(f)
+            elif owner.kind == "identify" and f.path[:2] == ("context", "traits"):
+                out.append(f)
+            elif rule is not None and owner is rule:
+                out.append(f)
+        return out
+
     def needs_key(self) -> list[str]:
         """Where a hash is asked for (``file#pointer`` or section), empty when nowhere."""
         where = [f.location for f in self.fields if f.action == "hash"]

@@ -393,7 +393,10 @@ def build_plan(
         policy=dict(located.get("policy", ("", "", {}))[2] or {}),
         extra={k: v for k, v in doc.items() if k.startswith("x-")},
         source=source,
-        sections={k: f"{f}#{b}" for k, (f, b, _v) in located.items()},
+        sections={
+            **{k: f"{f}#{b}" for k, (f, b, _v) in located.items()},
+            **{k: f"{plan_file}#{jp.join('', k)}" for k in doc if k.startswith("x-")},
+        },
     )
     for rule in plan.rules:
         issues += _ref_issues(plan, rule)

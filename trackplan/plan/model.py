@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+
+from trackplan import pointer as jp
+from trackplan.errors import PlanError, PlanIssue
 
 __all__ = [
     "CALL_KINDS",
@@ -28,6 +32,7 @@ __all__ = [
     "Plan",
     "draft_of",
     "detection_off",
+    "number_problem",
 ]
 
 CallKind = Literal["track", "identify", "page", "screen", "group", "alias"]
@@ -109,6 +114,22 @@ class Controls:
         return value
 
 
+def number_problem(value: Any) -> tuple[str, str] | None:
+    """The first number in ``value`` that JSON has no literal for (NaN, an infinity).
+    Returns (its JSON pointer within ``value``, what to do), or None. Integers of any size
+    are JSON, and kept exactly (the digest, code generation and reports write them)."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        ptr, node = stack.pop()
+        if isinstance(node, Mapping):
+            stack.extend((jp.join(ptr, str(k)), v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list | tuple):
+            stack.extend((jp.join(ptr, i), v) for i, v in reversed(list(enumerate(node))))
+        elif isinstance(node, float) and not math.isfinite(node):
+            return ptr, "NaN and infinite numbers are not JSON; write a finite number"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One rule of the plan: the schema of a track event (one version) or of another call.
@@ -181,6 +202,45 @@ class Plan:
     source: str = ""
     #: where each top-level section was read from: ``{"definitions": "plan.yaml#/definitions"}``
     sections: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        """Refuse numbers JSON has no literal for, however the plan was built (a plan made
+        in Python skips the file checks): every backend reads the plan as JSON.
+
+        Raises:
+            PlanError: naming the file, the rule and the JSON pointer of each.
+        """
+        issues = self._number_issues()
+        if issues:
+            raise PlanError(issues)
+
+    def _number_issues(self) -> list[PlanIssue]:
+        try:  # the C encoder decides for nearly every plan: nothing to walk
+            json.dumps(self.content(), allow_nan=False)
+            return []
+        except (TypeError, ValueError):
+            pass
+        issues: list[PlanIssue] = []
+        for rule in self.rules:
+            parts = [(rule.payload_key or "properties", rule.payload), ("call", rule.call),
+                     *rule.extra.items()]  # fmt: skip
+            for key, value in parts:
+                found = number_problem(value)
+                if found is not None:
+                    where = jp.join(rule.pointer, key) + found[0]
+                    issues.append(PlanIssue(rule.source, where, found[1], rule.label))
+        sections: list[tuple[str, Any]] = [
+            ("definitions", self.definitions), ("pii", self.pii),
+            ("destinations", self.destinations), ("consent", self.consent),
+            ("lint", self.lint), ("policy", self.policy), *self.extra.items(),
+        ]  # fmt: skip
+        for name, value in sections:
+            found = number_problem(value)
+            if found is not None:
+                at = self.sections.get(name) or f"{self.source}#{jp.join('', name)}"
+                file, _, base = at.partition("#")
+                issues.append(PlanIssue(file, base + found[0], found[1]))
+        return issues
 
     # -- lookups -----------------------------------------------------------------
     @property
