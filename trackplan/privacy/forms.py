@@ -22,6 +22,7 @@ Each action is the one function of :mod:`trackplan.pii.actions`; nothing is rede
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,10 @@ class DestinationForms:
         # the keyless policy serves only for that: the key comes from _hash_key below
         self._canon = (policy or policy_without_key(plan)).canon()
         self._plans: dict[Any, tuple[tuple[PiiField, str], ...]] = {}
+        self._dests = privacy.destinations
+        self._rule_plans: dict[Any, _RulePlan] = {}
+        self._todos: dict[Any, tuple[tuple[tuple[int, str], ...], tuple[str, ...]]] = {}
+        self._trees: dict[Any, Any] = {}
         needs_key = any(
             effective_form(f.action, d.form(f.category)) == "hash"
             for d in privacy.destinations
@@ -176,6 +181,261 @@ class DestinationForms:
             else:
                 _rewrite(copy, owned, f.path, f.category, form, self._key, self._canon)
         return copy, ()
+
+
+    def apply_all(
+        self, dests: Sequence[Destination], event: Any, rule: Rule | None = None, *,
+        source: Any = None,
+    ) -> list[tuple[Any, tuple[str, ...]]]:
+        """:meth:`apply` for several destinations at once, sharing the work.
+
+        The declared PII fields are looked up in the event once; destinations whose forms
+        agree on the fields present get the same copy, made once. A copy may therefore be
+        shared by several destinations and shares every unchanged part with ``event``:
+        treat it as read-only. The result is what :meth:`apply` gives each destination.
+        """
+        if type(event) is not dict:
+            return [(event, ())] * len(dests)
+        plan = self._rule_plan(rule)
+        where: dict[int, list[tuple[Any, ...]]] = {}
+        for i, (head, last, wild) in enumerate(plan.paths):
+            found = _parents(event, head, last, wild)
+            if found:
+                where[i] = found
+        if not where:
+            return [(event, ())] * len(dests)
+        present = tuple(where)
+        variants: dict[tuple[tuple[int, str], ...], dict[str, Any]] = {}
+        out: list[tuple[Any, tuple[str, ...]]] = []
+        for dest in dests:
+            if dest.pii is None:
+                out.append((event, ()))
+                continue
+            todo, rejected = self._todo(plan, dest, present)
+            if rejected:
+                out.append((None, rejected))
+            elif not todo:
+                out.append((event, ()))
+            else:
+                copy = variants.get(todo)
+                if copy is None:
+                    copy = variants[todo] = self._variant(plan, todo, where, event, source)
+                out.append((copy, ()))
+        return out
+
+    def _rule_plan(self, rule: Rule | None) -> _RulePlan:
+        key = _rule_key(rule) if rule is not None else None
+        found = self._rule_plans.get(key)
+        if found is None:
+            forms = {d.name: tuple(effective_form(f.action, d.form(f.category))
+                                   for f in self.fields_for(rule)) for d in self._dests}
+            keep = [i for i, f in enumerate(self.fields_for(rule))
+                    if any(per[i] is not None for per in forms.values())]
+            fields = tuple(self.fields_for(rule)[i] for i in keep)
+            found = _RulePlan(
+                key, fields,
+                tuple((f.path[:-1], f.path[-1], ANY in f.path[:-1]) for f in fields),
+                {name: tuple(per[i] for i in keep) for name, per in forms.items()},
+            )
+            self._rule_plans[key] = found
+        return found
+
+    def _todo(self, plan: _RulePlan, dest: Destination, present: tuple[int, ...]
+              ) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
+        """What ``dest`` changes of the fields present, and the categories it rejects."""
+        key = (plan.key, dest.name, present)
+        found = self._todos.get(key)
+        if found is None:
+            forms = plan.forms.get(dest.name)
+            if forms is None:  # a destination this router was not built with
+                forms = tuple(effective_form(f.action, dest.form(f.category))
+                              for f in plan.fields)
+            todo = tuple((i, form) for i in present if (form := forms[i]) is not None)
+            rejected = tuple(sorted({plan.fields[i].category for i, form in todo
+                                     if form == "reject"}))
+            found = (todo, rejected)
+            if len(self._todos) >= 4096:  # bounded: combinations of fields present
+                self._todos.clear()
+                self._trees.clear()
+            self._todos[key] = found
+        return found
+
+    def _variant(self, plan: _RulePlan, todo: tuple[tuple[int, str], ...],
+                 where: dict[int, list[tuple[Any, ...]]], event: dict[str, Any],
+                 source: Any) -> dict[str, Any]:
+        """One destination form of ``event``: containers on the way to a changed field are
+        copied once, everything else is shared."""
+        copy = dict(event)
+        key = (plan.key, todo)
+        tree = self._trees.get(key, _ABSENT)
+        if tree is _ABSENT:
+            tree = self._trees[key] = _tree(plan, todo)
+        if tree is not None:
+            self._run(plan, tree, copy, source)
+            return copy
+        made: dict[tuple[Any, ...], Any] = {(): copy}
+        for i, form in todo:
+            f = plan.fields[i]
+            last = plan.paths[i][1]
+            for prefix in where[i]:
+                parent = _reach(prefix, made)
+                if parent is None:
+                    continue
+                if form == "sha256":
+                    raw = _walk(source if f.action != "allow" else copy, prefix)
+                    for slot in _slots(parent, last):
+                        value = _at(raw, slot)
+                        if value is _ABSENT or value is None or isinstance(value, dict | list):
+                            parent[slot] = apply_action("redact", f.category, parent[slot],
+                                                        None)[1]
+                        else:
+                            parent[slot] = plain_hash(f.category, value, canon=self._canon)
+                    continue
+                for slot in reversed(_slots(parent, last)):
+                    keep, value = apply_action(form, f.category, parent[slot], self._key,
+                                               canon=self._canon)
+                    if keep:
+                        parent[slot] = value
+                    else:
+                        del parent[slot]
+        return copy
+
+
+    def _run(self, plan: _RulePlan, tree: _Tree, parent: Any, raw: Any) -> None:
+        """Apply the forms of ``tree`` under ``parent`` (a container of the copy, owned);
+        ``raw`` is the same place in the event as it came in (for ``sha256``)."""
+        children, leaves = tree
+        for token, sub in children:
+            for slot in _slots(parent, token):
+                child = parent[slot]
+                if type(child) is dict:
+                    child = dict(child)
+                elif type(child) is list:
+                    child = list(child)
+                else:
+                    continue
+                parent[slot] = child
+                self._run(plan, sub, child, _at(raw, slot))
+        for last, index, form in leaves:
+            f = plan.fields[index]
+            if form == "sha256":
+                origin = raw if f.action != "allow" else parent
+                for slot in _slots(parent, last):
+                    value = _at(origin, slot)
+                    if value is _ABSENT or value is None or isinstance(value, dict | list):
+                        parent[slot] = apply_action("redact", f.category, parent[slot], None)[1]
+                    else:
+                        parent[slot] = plain_hash(f.category, value, canon=self._canon)
+                continue
+            for slot in reversed(_slots(parent, last)):
+                keep, value = apply_action(form, f.category, parent[slot], self._key,
+                                           canon=self._canon)
+                if keep:
+                    parent[slot] = value
+                else:
+                    del parent[slot]
+
+
+#: A destination form as a tree: (children: (token, subtree), leaves: (last token, field
+#: index, form)); each container on the way is copied once.
+_Tree = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, int, str], ...]]
+
+
+def _tree(plan: _RulePlan, todo: tuple[tuple[int, str], ...]) -> _Tree | None:
+    """The fields of ``todo`` as a tree; None when one field lies inside another (then
+    the order of the fields matters and the field-by-field walk applies)."""
+    paths = [plan.fields[i].path for i, _ in todo]
+    for a in paths:
+        for b in paths:
+            if a is not b and b[: len(a)] == a:
+                return None
+    root: dict[str, Any] = {}
+    leaves: dict[int, list[tuple[str, int, str]]] = {}
+
+    def node(at: dict[str, Any], token: str) -> dict[str, Any]:
+        found: dict[str, Any] = at.setdefault(token, {})
+        return found
+
+    for i, form in todo:
+        *head, last = plan.fields[i].path
+        at = root
+        for token in head:
+            at = node(at, token)
+        leaves.setdefault(id(at), []).append((last, i, form))
+
+    def freeze(at: dict[str, Any]) -> _Tree:
+        return (tuple((t, freeze(sub)) for t, sub in at.items()), tuple(leaves.get(id(at), ())))
+
+    return freeze(root)
+
+
+@dataclass(frozen=True, slots=True)
+class _RulePlan:
+    """The fields some destination changes in calls of one rule: ``paths`` holds each
+    field's (parent path, last token, whether the parent path has a wildcard) and
+    ``forms`` each destination's effective form per field (None: unchanged)."""
+
+    key: Any
+    fields: tuple[PiiField, ...]
+    paths: tuple[tuple[tuple[str, ...], str, bool], ...]
+    forms: dict[str, tuple[str | None, ...]]
+
+
+def _parents(event: Any, head: tuple[str, ...], last: str, wild: bool) -> list[tuple[Any, ...]]:
+    """The concrete paths (dict keys, list indexes) of the containers under which a field
+    with parent path ``head`` and last token ``last`` is present (as :func:`_present`)."""
+    if not wild:
+        node = event
+        for token in head:
+            if type(node) is not dict:
+                return []
+            node = node.get(token, _ABSENT)
+        if last == ANY:
+            return [head] if type(node) in (dict, list) and node else []
+        return [head] if type(node) is dict and last in node else []
+    out: list[tuple[Any, ...]] = []
+    level: list[tuple[tuple[Any, ...], Any]] = [((), event)]
+    for token in head:
+        nxt = []
+        for at, node in level:
+            for slot in _slots(node, token):
+                nxt.append(((*at, slot), node[slot]))
+        level = nxt
+    for at, node in level:
+        if last == ANY:
+            if type(node) in (dict, list) and node:
+                out.append(at)
+        elif type(node) is dict and last in node:
+            out.append(at)
+    return out
+
+
+def _reach(prefix: tuple[Any, ...], made: dict[tuple[Any, ...], Any]) -> Any:
+    """The container at ``prefix`` in the copy being made, copied (once) on the way; None
+    when an earlier field removed or replaced it."""
+    node = made.get(prefix)
+    if node is not None:
+        return node
+    parent = _reach(prefix[:-1], made)
+    if parent is None:
+        return None
+    slot = prefix[-1]
+    child = _at(parent, slot)
+    if type(child) is dict:
+        child = dict(child)
+    elif type(child) is list:
+        child = list(child)
+    else:
+        return None
+    parent[slot] = child
+    made[prefix] = child
+    return child
+
+
+def _walk(node: Any, prefix: tuple[Any, ...]) -> Any:
+    for slot in prefix:
+        node = _at(node, slot)
+    return node
 
 
 def _plain(
