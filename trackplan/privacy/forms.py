@@ -22,8 +22,9 @@ Each action is the one function of :mod:`trackplan.pii.actions`; nothing is rede
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from trackplan.pii.actions import Canon, apply_action, plain_hash
@@ -128,8 +129,6 @@ class DestinationForms:
         self._plans: dict[Any, tuple[tuple[PiiField, str], ...]] = {}
         self._dests = privacy.destinations
         self._rule_plans: dict[Any, _RulePlan] = {}
-        self._todos: dict[Any, tuple[tuple[tuple[int, str], ...], tuple[str, ...]]] = {}
-        self._trees: dict[Any, Any] = {}
         needs_key = any(
             effective_form(f.action, d.form(f.category)) == "hash"
             for d in privacy.destinations
@@ -205,23 +204,52 @@ class DestinationForms:
         if not where:
             return [(event, ())] * len(dests)
         present = tuple(where)
-        variants: dict[tuple[tuple[int, str], ...], dict[str, Any]] = {}
+        routes = plan.routes.get(present)
+        if routes is None:
+            routes = self._routes(plan, present)
+        made: list[Any] = [None] * len(routes.todos)
         out: list[tuple[Any, tuple[str, ...]]] = []
         for dest in dests:
             if dest.pii is None:
                 out.append((event, ()))
                 continue
-            todo, rejected = self._todo(plan, dest, present)
-            if rejected:
-                out.append((None, rejected))
-            elif not todo:
+            what = routes.by_dest.get(dest.name)
+            if what is None:  # a destination this router was not built with
+                out.append(self.apply(dest, event, rule, source=source))
+            elif isinstance(what, tuple):
+                out.append((None, what))
+            elif what < 0:
                 out.append((event, ()))
             else:
-                copy = variants.get(todo)
+                copy = made[what]
                 if copy is None:
-                    copy = variants[todo] = self._variant(plan, todo, where, event, source)
+                    copy = made[what] = self._variant(plan, routes.todos[what], where, event,
+                                                      source)
                 out.append((copy, ()))
         return out
+
+    def _routes(self, plan: _RulePlan, present: tuple[int, ...]) -> _Routes:
+        """Per destination, for calls of one rule with these fields present: the categories
+        it rejects, -1 (the event as enforced) or the index of its form in ``todos``."""
+        todos: list[tuple[tuple[int, str], ...]] = []
+        by_dest: dict[str, tuple[str, ...] | int] = {}
+        for name, forms in plan.forms.items():
+            todo = tuple((i, form) for i in present if (form := forms[i]) is not None)
+            rejected = tuple(sorted({plan.fields[i].category for i, form in todo
+                                     if form == "reject"}))
+            if rejected:
+                by_dest[name] = rejected
+            elif not todo:
+                by_dest[name] = -1
+            else:
+                if todo not in todos:
+                    todos.append(todo)
+                by_dest[name] = todos.index(todo)
+        found = _Routes(tuple(todos), by_dest)
+        if len(plan.routes) >= 1024:  # bounded: combinations of fields present
+            plan.routes.clear()
+        plan.routes[present] = found
+        return found
 
     def _rule_plan(self, rule: Rule | None) -> _RulePlan:
         key = _rule_key(rule) if rule is not None else None
@@ -240,38 +268,20 @@ class DestinationForms:
             self._rule_plans[key] = found
         return found
 
-    def _todo(self, plan: _RulePlan, dest: Destination, present: tuple[int, ...]
-              ) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
-        """What ``dest`` changes of the fields present, and the categories it rejects."""
-        key = (plan.key, dest.name, present)
-        found = self._todos.get(key)
-        if found is None:
-            forms = plan.forms.get(dest.name)
-            if forms is None:  # a destination this router was not built with
-                forms = tuple(effective_form(f.action, dest.form(f.category))
-                              for f in plan.fields)
-            todo = tuple((i, form) for i in present if (form := forms[i]) is not None)
-            rejected = tuple(sorted({plan.fields[i].category for i, form in todo
-                                     if form == "reject"}))
-            found = (todo, rejected)
-            if len(self._todos) >= 4096:  # bounded: combinations of fields present
-                self._todos.clear()
-                self._trees.clear()
-            self._todos[key] = found
-        return found
-
     def _variant(self, plan: _RulePlan, todo: tuple[tuple[int, str], ...],
                  where: dict[int, list[tuple[Any, ...]]], event: dict[str, Any],
                  source: Any) -> dict[str, Any]:
         """One destination form of ``event``: containers on the way to a changed field are
         copied once, everything else is shared."""
         copy = dict(event)
-        key = (plan.key, todo)
-        tree = self._trees.get(key, _ABSENT)
-        if tree is _ABSENT:
-            tree = self._trees[key] = _tree(plan, todo)
-        if tree is not None:
-            self._run(plan, tree, copy, source)
+        run = plan.runs.get(todo, _ABSENT)
+        if run is _ABSENT:
+            tree = _tree(plan, todo)
+            if len(plan.runs) >= 1024:  # bounded, as plan.routes
+                plan.runs.clear()
+            run = plan.runs[todo] = None if tree is None else self._compile(plan, tree)
+        if run is not None:
+            run(copy, source)
             return copy
         made: dict[tuple[Any, ...], Any] = {(): copy}
         for i, form in todo:
@@ -300,6 +310,67 @@ class DestinationForms:
                         del parent[slot]
         return copy
 
+
+    def _compile(self, plan: _RulePlan, tree: _Tree) -> Callable[[Any, Any], None]:
+        """``tree`` as one straight-line Python function ``(copy, source)``; a tree with
+        wildcards runs through :meth:`_run` instead.
+
+        Path tokens come from the plan: they enter the code only as ``repr`` literals;
+        actions are called through a table of functions, never written into the code.
+        """
+        if _has_wildcard(tree):
+            return lambda copy, source: self._run(plan, tree, copy, source)
+        lines: list[str] = []
+        table: dict[str, Any] = {"_ABSENT": _ABSENT, "_at": _at}
+        names = itertools.count()
+
+        def emit(depth: int, node: str, raw: str, sub: _Tree) -> None:
+            pad = "    " * depth
+            children, leaves = sub
+            for token, child in children:
+                n, r = f"n{next(names)}", f"r{next(names)}"
+                lines.append(f"{pad}{n} = {node}.get({token!r}, _ABSENT)")
+                lines.append(f"{pad}if type({n}) is dict:")
+                lines.append(f"{pad}    {n} = {node}[{token!r}] = dict({n})")
+                lines.append(f"{pad}    {r} = _at({raw}, {token!r})")
+                emit(depth + 1, n, r, child)
+            for last, index, form in leaves:
+                lines.append(f"{pad}if {last!r} in {node}:")
+                if form == "drop":
+                    lines.append(f"{pad}    del {node}[{last!r}]")
+                    continue
+                act = f"a{next(names)}"
+                table[act] = self._leaf(plan.fields[index], form)
+                lines.append(f"{pad}    {node}[{last!r}] = {act}({node}[{last!r}], "
+                             f"_at({raw}, {last!r}))")
+            if not children and not leaves:
+                lines.append(f"{pad}pass")
+
+        emit(1, "copy", "source", tree)
+        code = "def run(copy, source):\n" + "\n".join(lines) + "\n"
+        table["__builtins__"] = {"dict": dict, "type": type}
+        exec(compile(code, "<trackplan destination form>", "exec"), table)  # noqa: S102
+        run: Callable[[Any, Any], None] = table["run"]
+        return run
+
+    def _leaf(self, f: PiiField, form: str) -> Callable[[Any, Any], Any]:
+        """``(value, raw value) -> new value`` for one field in one form (not drop)."""
+        category, key, canon = f.category, self._key, self._canon
+        if form == "sha256":
+            from_raw = f.action != "allow"
+
+            def plain(value: Any, raw: Any) -> Any:
+                origin = raw if from_raw else value
+                if origin is _ABSENT or origin is None or isinstance(origin, dict | list):
+                    return apply_action("redact", category, value, None)[1]
+                return plain_hash(category, origin, canon=canon)
+
+            return plain
+
+        def act(value: Any, raw: Any) -> Any:
+            return apply_action(form, category, value, key, canon=canon)[1]
+
+        return act
 
     def _run(self, plan: _RulePlan, tree: _Tree, parent: Any, raw: Any) -> None:
         """Apply the forms of ``tree`` under ``parent`` (a container of the copy, owned);
@@ -341,6 +412,12 @@ class DestinationForms:
 _Tree = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, int, str], ...]]
 
 
+def _has_wildcard(tree: _Tree) -> bool:
+    children, leaves = tree
+    return any(last == ANY for last, _, _ in leaves) or any(
+        token == ANY or _has_wildcard(sub) for token, sub in children)
+
+
 def _tree(plan: _RulePlan, todo: tuple[tuple[int, str], ...]) -> _Tree | None:
     """The fields of ``todo`` as a tree; None when one field lies inside another (then
     the order of the fields matters and the field-by-field walk applies)."""
@@ -379,6 +456,20 @@ class _RulePlan:
     fields: tuple[PiiField, ...]
     paths: tuple[tuple[tuple[str, ...], str, bool], ...]
     forms: dict[str, tuple[str | None, ...]]
+    #: fields present -> what each destination gets (filled as events arrive)
+    routes: dict[tuple[int, ...], _Routes] = field(default_factory=dict)
+    #: a destination form -> its compiled runner (None: the field-by-field walk)
+    runs: dict[tuple[tuple[int, str], ...], Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    """Destination forms for one set of fields present: ``todos`` the distinct forms
+    (field index, form), ``by_dest`` per destination its rejected categories, -1 (no
+    change) or the index of its form."""
+
+    todos: tuple[tuple[tuple[int, str], ...], ...]
+    by_dest: dict[str, tuple[str, ...] | int]
 
 
 def _parents(event: Any, head: tuple[str, ...], last: str, wild: bool) -> list[tuple[Any, ...]]:
