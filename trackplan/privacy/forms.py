@@ -196,14 +196,9 @@ class DestinationForms:
         if type(event) is not dict:
             return [(event, ())] * len(dests)
         plan = self._rule_plan(rule)
-        where: dict[int, list[tuple[Any, ...]]] = {}
-        for i, (head, last, wild) in enumerate(plan.paths):
-            found = _parents(event, head, last, wild)
-            if found:
-                where[i] = found
-        if not where:
+        present = plan.present(event)
+        if not present:
             return [(event, ())] * len(dests)
-        present = tuple(where)
         routes = plan.routes.get(present)
         if routes is None:
             routes = self._routes(plan, present)
@@ -223,8 +218,7 @@ class DestinationForms:
             else:
                 copy = made[what]
                 if copy is None:
-                    copy = made[what] = self._variant(plan, routes.todos[what], where, event,
-                                                      source)
+                    copy = made[what] = self._variant(plan, routes.todos[what], event, source)
                 out.append((copy, ()))
         return out
 
@@ -260,17 +254,17 @@ class DestinationForms:
             keep = [i for i, f in enumerate(self.fields_for(rule))
                     if any(per[i] is not None for per in forms.values())]
             fields = tuple(self.fields_for(rule)[i] for i in keep)
+            paths = tuple((f.path[:-1], f.path[-1], ANY in f.path[:-1]) for f in fields)
             found = _RulePlan(
-                key, fields,
-                tuple((f.path[:-1], f.path[-1], ANY in f.path[:-1]) for f in fields),
+                key, fields, paths,
                 {name: tuple(per[i] for i in keep) for name, per in forms.items()},
+                _presence(paths),
             )
             self._rule_plans[key] = found
         return found
 
     def _variant(self, plan: _RulePlan, todo: tuple[tuple[int, str], ...],
-                 where: dict[int, list[tuple[Any, ...]]], event: dict[str, Any],
-                 source: Any) -> dict[str, Any]:
+                 event: dict[str, Any], source: Any) -> dict[str, Any]:
         """One destination form of ``event``: containers on the way to a changed field are
         copied once, everything else is shared."""
         copy = dict(event)
@@ -283,11 +277,13 @@ class DestinationForms:
         if run is not None:
             run(copy, source)
             return copy
+        # one field inside another: field by field, in the plan's order, each at the
+        # places it was found in the enforced event
         made: dict[tuple[Any, ...], Any] = {(): copy}
         for i, form in todo:
             f = plan.fields[i]
-            last = plan.paths[i][1]
-            for prefix in where[i]:
+            head, last, wild = plan.paths[i]
+            for prefix in _parents(event, head, last, wild):
                 parent = _reach(prefix, made)
                 if parent is None:
                     continue
@@ -312,45 +308,75 @@ class DestinationForms:
 
 
     def _compile(self, plan: _RulePlan, tree: _Tree) -> Callable[[Any, Any], None]:
-        """``tree`` as one straight-line Python function ``(copy, source)``; a tree with
-        wildcards runs through :meth:`_run` instead.
+        """``tree`` as one straight-line Python function ``(copy, source)``: each container
+        on the way copied once, each field's form applied where it is present.
 
         Path tokens come from the plan: they enter the code only as ``repr`` literals;
         actions are called through a table of functions, never written into the code.
         """
-        if _has_wildcard(tree):
-            return lambda copy, source: self._run(plan, tree, copy, source)
         lines: list[str] = []
         table: dict[str, Any] = {"_ABSENT": _ABSENT, "_at": _at}
         names = itertools.count()
 
-        def emit(depth: int, node: str, raw: str, sub: _Tree) -> None:
+        def slots(node: str) -> str:  # what a wildcard matches: list indexes or dict keys
+            return (f"(range(len({node})) if type({node}) is list else list({node}) "
+                    f"if type({node}) is dict else ())")
+
+        def emit(depth: int, node: str, raw: str | None, sub: _Tree, is_dict: bool) -> None:
             pad = "    " * depth
             children, leaves = sub
             for token, child in children:
-                n, r = f"n{next(names)}", f"r{next(names)}"
-                lines.append(f"{pad}{n} = {node}.get({token!r}, _ABSENT)")
-                lines.append(f"{pad}if type({n}) is dict:")
-                lines.append(f"{pad}    {n} = {node}[{token!r}] = dict({n})")
-                lines.append(f"{pad}    {r} = _at({raw}, {token!r})")
-                emit(depth + 1, n, r, child)
+                n, r, k = f"n{next(names)}", f"r{next(names)}", f"k{next(names)}"
+                lists = _wild_level(child)  # a list below only matters to a wildcard
+                if token == ANY:
+                    lines.append(f"{pad}for {k} in {slots(node)}:")
+                    lines.append(f"{pad}    {n} = {node}[{k}]")
+                    slot, inner = k, pad + "    "
+                else:
+                    get = f"{node}.get({token!r}, _ABSENT)"
+                    lines.append(f"{pad}{n} = {get}" if is_dict else
+                                 f"{pad}{n} = {get} if type({node}) is dict else _ABSENT")
+                    slot, inner = repr(token), pad
+                if lists:
+                    lines.append(f"{inner}if type({n}) is dict or type({n}) is list:")
+                    lines.append(f"{inner}    {n} = {node}[{slot}] = type({n})({n})")
+                else:
+                    lines.append(f"{inner}if type({n}) is dict:")
+                    lines.append(f"{inner}    {n} = {node}[{slot}] = dict({n})")
+                raw_child = None
+                if raw is not None and _plain_below(child):  # sha256 reads the raw event
+                    lines.append(f"{inner}    {r} = _at({raw}, {slot})")
+                    raw_child = r
+                emit(len(inner) // 4 + 1, n, raw_child, child, not lists)
             for last, index, form in leaves:
-                lines.append(f"{pad}if {last!r} in {node}:")
-                if form == "drop":
-                    lines.append(f"{pad}    del {node}[{last!r}]")
-                    continue
                 act = f"a{next(names)}"
-                table[act] = self._leaf(plan.fields[index], form)
-                lines.append(f"{pad}    {node}[{last!r}] = {act}({node}[{last!r}], "
-                             f"_at({raw}, {last!r}))")
+                if form != "drop":
+                    table[act] = self._leaf(plan.fields[index], form)
+                if last == ANY:
+                    k = f"k{next(names)}"
+                    lines.append(f"{pad}for {k} in reversed({slots(node)}):")
+                    slot = k
+                else:
+                    test = f"{last!r} in {node}"
+                    lines.append(f"{pad}if {test}:" if is_dict else
+                                 f"{pad}if type({node}) is dict and {test}:")
+                    slot = repr(last)
+                if form == "drop":
+                    lines.append(f"{pad}    del {node}[{slot}]")
+                else:
+                    given = f"_at({raw}, {slot})" if raw is not None and form == "sha256" \
+                        else "None"
+                    lines.append(f"{pad}    {node}[{slot}] = {act}({node}[{slot}], {given})")
             if not children and not leaves:
                 lines.append(f"{pad}pass")
 
-        emit(1, "copy", "source", tree)
+        emit(1, "copy", "source", tree, True)
         code = "def run(copy, source):\n" + "\n".join(lines) + "\n"
-        table["__builtins__"] = {"dict": dict, "type": type}
+        table["__builtins__"] = {"dict": dict, "list": list, "type": type, "len": len,
+                                 "range": range, "reversed": reversed}
         exec(compile(code, "<trackplan destination form>", "exec"), table)  # noqa: S102
         run: Callable[[Any, Any], None] = table["run"]
+        run.source = code  # type: ignore[attr-defined]
         return run
 
     def _leaf(self, f: PiiField, form: str) -> Callable[[Any, Any], Any]:
@@ -372,50 +398,23 @@ class DestinationForms:
 
         return act
 
-    def _run(self, plan: _RulePlan, tree: _Tree, parent: Any, raw: Any) -> None:
-        """Apply the forms of ``tree`` under ``parent`` (a container of the copy, owned);
-        ``raw`` is the same place in the event as it came in (for ``sha256``)."""
-        children, leaves = tree
-        for token, sub in children:
-            for slot in _slots(parent, token):
-                child = parent[slot]
-                if type(child) is dict:
-                    child = dict(child)
-                elif type(child) is list:
-                    child = list(child)
-                else:
-                    continue
-                parent[slot] = child
-                self._run(plan, sub, child, _at(raw, slot))
-        for last, index, form in leaves:
-            f = plan.fields[index]
-            if form == "sha256":
-                origin = raw if f.action != "allow" else parent
-                for slot in _slots(parent, last):
-                    value = _at(origin, slot)
-                    if value is _ABSENT or value is None or isinstance(value, dict | list):
-                        parent[slot] = apply_action("redact", f.category, parent[slot], None)[1]
-                    else:
-                        parent[slot] = plain_hash(f.category, value, canon=self._canon)
-                continue
-            for slot in reversed(_slots(parent, last)):
-                keep, value = apply_action(form, f.category, parent[slot], self._key,
-                                           canon=self._canon)
-                if keep:
-                    parent[slot] = value
-                else:
-                    del parent[slot]
-
 
 #: A destination form as a tree: (children: (token, subtree), leaves: (last token, field
 #: index, form)); each container on the way is copied once.
 _Tree = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, int, str], ...]]
 
 
-def _has_wildcard(tree: _Tree) -> bool:
+def _plain_below(tree: _Tree) -> bool:
+    """Whether ``tree`` holds a ``sha256`` field (made from the event as it came in)."""
     children, leaves = tree
-    return any(last == ANY for last, _, _ in leaves) or any(
-        token == ANY or _has_wildcard(sub) for token, sub in children)
+    return any(form == "sha256" for _, _, form in leaves) or any(
+        _plain_below(sub) for _, sub in children)
+
+
+def _wild_level(tree: _Tree) -> bool:
+    """Whether the top level of ``tree`` has a wildcard (it then matches list items)."""
+    children, leaves = tree
+    return any(last == ANY for last, _, _ in leaves) or any(t == ANY for t, _ in children)
 
 
 def _tree(plan: _RulePlan, todo: tuple[tuple[int, str], ...]) -> _Tree | None:
@@ -456,6 +455,8 @@ class _RulePlan:
     fields: tuple[PiiField, ...]
     paths: tuple[tuple[tuple[str, ...], str, bool], ...]
     forms: dict[str, tuple[str | None, ...]]
+    #: event -> indexes of the fields present in it, ascending
+    present: Callable[[dict[str, Any]], tuple[int, ...]]
     #: fields present -> what each destination gets (filled as events arrive)
     routes: dict[tuple[int, ...], _Routes] = field(default_factory=dict)
     #: a destination form -> its compiled runner (None: the field-by-field walk)
@@ -470,6 +471,51 @@ class _Routes:
 
     todos: tuple[tuple[tuple[int, str], ...], ...]
     by_dest: dict[str, tuple[str, ...] | int]
+
+
+def _presence(paths: tuple[tuple[tuple[str, ...], str, bool], ...]
+              ) -> Callable[[dict[str, Any]], tuple[int, ...]]:
+    """One generated function telling which of the fields at ``paths`` an event holds (as
+    :func:`_parents` would, each shared prefix looked up once). Tokens enter the code only
+    as ``repr`` literals; fields under a wildcard are asked of :func:`_parents`."""
+    trie: dict[str, Any] = {}
+    #: (id of a trie node, last token) -> the fields that end there
+    marks: dict[tuple[int, str], list[int]] = {}
+    table: dict[str, Any] = {"_ABSENT": _ABSENT}
+    lines = ["    out = []"]
+    for i, (head, last, wild) in enumerate(paths):
+        if wild or last == ANY:
+            table[f"w{i}"] = lambda event, p=paths[i]: bool(_parents(event, *p))
+            lines.append(f"    if w{i}(event):")
+            lines.append(f"        out.append({i})")
+            continue
+        at = trie
+        for token in head:
+            at = at.setdefault(token, {})
+        at.setdefault(last, {})
+        marks.setdefault((id(at), last), []).append(i)
+    names = itertools.count()
+
+    def emit(depth: int, node: str, at: dict[str, Any]) -> None:
+        pad = "    " * depth
+        for token, sub in at.items():
+            n = f"n{next(names)}"
+            lines.append(f"{pad}{n} = {node}.get({token!r}, _ABSENT)")
+            for i in marks.get((id(at), token), ()):
+                lines.append(f"{pad}if {n} is not _ABSENT:")
+                lines.append(f"{pad}    out.append({i})")
+            if sub:
+                lines.append(f"{pad}if type({n}) is dict:")
+                emit(depth + 1, n, sub)
+
+    emit(1, "event", trie)
+    lines.append("    out.sort()")
+    lines.append("    return tuple(out)")
+    code = "def present(event):\n" + "\n".join(lines) + "\n"
+    table["__builtins__"] = {"type": type, "tuple": tuple, "dict": dict}
+    exec(compile(code, "<trackplan pii presence>", "exec"), table)  # noqa: S102
+    fn: Callable[[dict[str, Any]], tuple[int, ...]] = table["present"]
+    return fn
 
 
 def _parents(event: Any, head: tuple[str, ...], last: str, wild: bool) -> list[tuple[Any, ...]]:

@@ -308,9 +308,10 @@ class Gateway:
         result = routing.result
         violations = [v.to_dict() for v in result.violations]
         decision = result.decision
-        self.metrics.inc("trackplan_events_total", decision=decision, source=source)
+        counters = self.metrics.counters
+        counters[("trackplan_events_total", (("decision", decision), ("source", source)))] += 1
         for v in result.violations:
-            self.metrics.inc("trackplan_violations_total", type=v.type)
+            counters[("trackplan_violations_total", (("type", v.type),))] += 1
         destinations = {d.destination: d.reason for d in routing.deliveries}
         item = {"source": source, "decision": decision, "event": result.event,
                 "violations": violations, "destinations": destinations}
