@@ -176,3 +176,33 @@ def test_a_field_inside_another_keeps_the_plan_order() -> None:
     _check(enforcer, events)
     plans = router_of(enforcer).forms._rule_plans.values()  # noqa: SLF001
     assert any(run is None for p in plans for run in p.runs.values()), "the walk ran"
+
+
+HOSTILE = ["'); raise SystemExit('x') #", "\n__import__('os')._exit(3)\n", "a\\'b\"c",
+           "{copy}", "__builtins__", "n0", "é\u2028x", "*x", ""]
+
+
+def test_hostile_property_names_are_data_in_the_generated_code() -> None:
+    """Property names enter the generated presence check and destination forms only as
+    literals: routing events that hold them behaves as the field-by-field walk."""
+    email = {"type": "string", "x-pii": {"category": "email", "action": "allow"}}
+    inner = {name: email for name in HOSTILE}
+    props = {"type": "object", "properties": {
+        **inner, "nested": {"type": "object", "properties": inner},
+        "items": {"type": "array", "items": {"type": "object", "properties": inner}}}}
+    base = {"legal_basis": "contract", "region": "EU", "dpa": True}
+    dests = [{"name": "Drop", **base, "pii": {}},
+             {"name": "Mask", **base, "pii": {"email": "mask"}},
+             {"name": "Ads", **base, "pii": {"email": "sha256"}}]
+    plan = make_plan(dests, {"categories": {}}, events=[{"name": "Viewed", "properties": props}],
+                     pii={"defaults": {"email": "allow"}})
+    enforcer = compile_plan(plan)
+    values = {name: f"p{i}@example.com" for i, name in enumerate(HOSTILE)}
+    event = {"type": "track", "event": "Viewed", "userId": "u",
+             "properties": {**values, "nested": dict(values), "items": [dict(values)] * 2}}
+    _check(enforcer, [event])
+    routing = route(enforcer, event)
+    assert routing.result.allowed
+    assert set(routing.delivery("Drop").event["properties"]) == {"nested", "items"}
+    masked = routing.delivery("Mask").event["properties"]["items"][1]
+    assert all(v.startswith("****@") for v in masked.values())
