@@ -265,7 +265,11 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
         if name.endswith("-2w"):
             cmd += ["--workers", "2"]
         ready = "/ready"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # ``python -m`` puts the working directory first on sys.path: run the baseline from its
+    # own checkout, or this tree's package would be imported instead
+    cwd = Path(args.baseline).resolve() if name.startswith("serve-base") else ROOT
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, ready)
         cpu_before = process_cpu(proc.pid)

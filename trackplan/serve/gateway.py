@@ -315,9 +315,9 @@ class Gateway:
         destinations = {d.destination: d.reason for d in routing.deliveries}
         item = {"source": source, "decision": decision, "event": result.event,
                 "violations": violations, "destinations": destinations}
-        self.qa.add(item, allowed=result.allowed, with_violations=bool(violations))
+        data = self.qa.add(item, allowed=result.allowed, with_violations=bool(violations))
         if self.output_json is not None:
-            self.output_json.write(orjson.dumps(item) + b"\n")
+            self.output_json.write(data + b"\n")
         outs: dict[str, Any] = {}
         if result.allowed:
             for delivery in routing.deliveries:
@@ -370,7 +370,7 @@ class Gateway:
                 if not isinstance(body, dict):
                     raise HttpError(400, "filters must be a JSON object")
                 raw.update(body)
-            return json_response(200, await self.peers.select(self.qa, name, raw))
+            return Response(200, await self.peers.select(self.qa, name, raw))
         if name == "reset" and request.method == "POST":
             return json_response(200, await self.peers.reset(self.qa))
         raise HttpError(404, "QA endpoints: GET /trackplan/all, GET|POST /trackplan/good, "
