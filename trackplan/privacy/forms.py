@@ -23,7 +23,7 @@ Each action is the one function of :mod:`trackplan.pii.actions`; nothing is rede
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,6 +244,12 @@ class DestinationForms:
             plan.routes.clear()
         plan.routes[present] = found
         return found
+
+    def warm_up(self, rules: Iterable[Rule | None]) -> None:
+        """Build now, for each of ``rules``, what is otherwise built at its first event
+        (the fields its destinations change and their generated presence check)."""
+        for rule in rules:
+            self._rule_plan(rule)
 
     def _rule_plan(self, rule: Rule | None) -> _RulePlan:
         key = _rule_key(rule) if rule is not None else None

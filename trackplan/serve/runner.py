@@ -26,7 +26,7 @@ import orjson
 from trackplan.engine import Enforcer, compile_plan
 from trackplan.errors import InputError
 from trackplan.plan import load_plan
-from trackplan.privacy.consent import route
+from trackplan.privacy.consent import route, router_of
 from trackplan.privacy.suppression import SuppressionList, suppressed
 from trackplan.serve.config import ServeConfig, load_config
 from trackplan.serve.gateway import DEFAULT_SOURCE, Gateway
@@ -91,6 +91,11 @@ def build_gateway(
         if key not in cache:
             enforcer = compile_plan(plan if path is None else load_plan(path))
             route(enforcer, {})  # destinations and consent checked before the first event
+            # a server's first requests should cost what later ones do: generate the PII
+            # transforms and routing checks now (before forking: workers share them)
+            enforcer.warm_up()
+            router_of(enforcer).forms.warm_up(
+                [None, *(c.rule for c in enforcer.compiled_rules())])
             if suppression:
                 enforcer = suppressed(enforcer, SuppressionList.load(suppression))
             cache[key] = enforcer
