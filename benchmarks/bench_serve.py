@@ -11,7 +11,10 @@ loopback. Contenders, each run in turn in its own process:
 - ``serve``: ``trackplan serve plans/ecommerce`` with the plan, PII, consent, the spool
   (fsync always) and one file output (Snowflake's copy as NDJSON);
 - ``serve-2w``: the same with ``--workers 2``;
-- ``serve-qa`` (only when named with ``--only``): no outputs, so no spool: the QA collector.
+- ``serve-qa`` (only when named with ``--only``): no outputs, so no spool: the QA collector;
+- with ``--baseline DIR`` (another checkout of trackplan, e.g. a ``git worktree`` of the
+  commit before a change): ``serve-base`` and ``serve-base-2w``, the same runs of that
+  tree's code, interleaved with this tree's, for before/after ratios from one run.
 
 Then, for ``serve``, open-loop runs at shares of its best rate (``--latency-at``, default 0.8)
 for the latency at that load.
@@ -239,6 +242,8 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
                   rate: float | None = None) -> dict[str, Any] | None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if name.startswith("serve-base"):
+        env["PYTHONPATH"] = str(Path(args.baseline).resolve())
     if name.startswith("bare-"):
         module = name.split("-", 1)[1]
         if module != "stdlib":
@@ -257,10 +262,14 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
         cmd = [sys.executable, "-m", "trackplan", "serve", str(ROOT / "plans" / "ecommerce"),
                "--config", str(cfg), "--spool", str(tmp / name / "spool"), "--port", str(port),
                "--fsync", args.fsync]
-        if name == "serve-2w":
+        if name.endswith("-2w"):
             cmd += ["--workers", "2"]
         ready = "/ready"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # ``python -m`` puts the working directory first on sys.path: run the baseline from its
+    # own checkout, or this tree's package would be imported instead
+    cwd = Path(args.baseline).resolve() if name.startswith("serve-base") else ROOT
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, ready)
         cpu_before = process_cpu(proc.pid)
@@ -276,6 +285,10 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
     finally:
         proc.terminate()
         proc.wait(60)
+        if rate is None and name.startswith("serve") and name != "serve-qa":
+            delivered = sum(len(f.read_bytes().splitlines())
+                            for f in (tmp / name / "out").glob("*.ndjson"))
+            assert delivered, f"{name}: nothing reached the file output"
 
 
 def main() -> None:
@@ -296,9 +309,13 @@ def main() -> None:
                         help="open-loop runs at these shares of serve's best rate")
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; best kept")
     parser.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another trackplan checkout to run as serve-base, interleaved")
     args = parser.parse_args()
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "bench-key-not-secret")
     names = args.only or ["bare-stdlib", "bare-aiohttp", "bare-uvicorn", "serve", "serve-2w"]
+    if args.baseline and not args.only:
+        names += ["serve-base", "serve-base-2w"]
     results: dict[str, dict[str, Any]] = {}
     print(f"batches of 100 events ({len(batch_body()) // 1024} KB), {args.connections} "
           f"keep-alive connections, {args.duration:g} s each; {os.cpu_count()} cores")
@@ -311,17 +328,20 @@ def main() -> None:
                 continue  # best of the rounds: the run the machine disturbed least
             results[name] = result
         for name, result in results.items():
-            print(f"{name:14} {result['events_per_s']:>10,.0f} events/s   "
+            print(f"{name:16} {result['events_per_s']:>10,.0f} events/s   "
                   f"p50 {result['p50_ms']:6.1f} ms   p99 {result['p99_ms']:6.1f} ms   "
                   f"server CPU {result['cpu_us']:6.1f} us/event   errors {result['errors']}")
-        if "serve" in results:
-            for share in args.latency_at:
-                rate = results["serve"]["events_per_s"] * share / 100  # requests per second
-                at = run_contender("serve", args, Path(tmp), rate=rate)
+        for share in args.latency_at:
+            for name in ("serve", "serve-base"):  # interleaved, each at its own best rate
+                if name not in results:
+                    continue
+                rate = results[name]["events_per_s"] * share / 100  # requests per second
+                at = run_contender(name, args, Path(tmp), rate=rate)
                 assert at is not None
-                label = f"serve @{share:.0%}"
-                print(f"{label:14} {at['events_per_s']:>10,.0f} events/s   "
-                      f"p50 {at['p50_ms']:6.1f} ms   p99 {at['p99_ms']:6.1f} ms")
+                label = f"{name} @{share:.0%}"
+                print(f"{label:16} {at['events_per_s']:>10,.0f} events/s   "
+                      f"p50 {at['p50_ms']:6.1f} ms   p99 {at['p99_ms']:6.1f} ms   "
+                      f"errors {at['errors']}")
     print("CPU per event, in one process:")
     for step, micros in breakdown().items():
         print(f"  {step:46} {micros:6.1f} us")
@@ -331,9 +351,14 @@ def main() -> None:
             rate = result["events_per_s"] / base["events_per_s"]
             print(f"{name} / bare-stdlib: events/s {rate:.2f}x, "
                   f"CPU per event {result['cpu_us'] / base['cpu_us']:.1f}x")
-    if "serve" in results and "serve-2w" in results:
-        ratio = results["serve-2w"]["events_per_s"] / results["serve"]["events_per_s"]
-        print(f"serve-2w / serve: {ratio:.2f}x")
+    for one, two in (("serve", "serve-2w"), ("serve-base", "serve-base-2w")):
+        if one in results and two in results:
+            ratio = results[two]["events_per_s"] / results[one]["events_per_s"]
+            print(f"{two} / {one}: {ratio:.2f}x")
+    if "serve" in results and "serve-base" in results:
+        now, before = results["serve"], results["serve-base"]
+        print(f"serve / serve-base: events/s {now['events_per_s'] / before['events_per_s']:.2f}x,"
+              f" CPU per event {now['cpu_us'] / before['cpu_us']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,10 @@ class Collector:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = orjson.dumps(body) if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
+        token = getattr(self.gateway, "admin_token", None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers=headers)
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
             return orjson.loads(answer.read())
 

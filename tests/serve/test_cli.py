@@ -57,6 +57,36 @@ def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path: Path) -> N
     assert os.environ.get("TRACKPLAN_HASH_KEY")
 
 
+def test_two_workers_answer_qa_from_one_shared_view(tmp_path: Path) -> None:
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, "
+                   f"file: {{dir: '{tmp_path / 'wh'}'}}}}\n")
+    server = ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
+                           "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+    try:
+        ids = [f"q-{i}" for i in range(100)]
+        for i in range(0, 100, 10):
+            batch = [event(mid=m) for m in ids[i:i + 10]] + [event("Nope", mid=f"bad-{i}")]
+            assert request(f"{server.url}/v1/batch", {"batch": batch})[0] == 200
+        wait_for(lambda: len(ndjson_dir(tmp_path / "wh")) == 100)
+        writers = {p.name.rsplit("-", 2)[1] for p in (tmp_path / "wh").glob("*.ndjson")}
+        assert len(writers) == 2, "both workers took requests"
+        for _ in range(8):  # a new connection each: whichever worker answers, one view
+            counts = request(f"{server.url}/trackplan/all")[1]
+            assert (counts["received"], counts["allowed"], counts["blocked"]) == (110, 100, 10)
+            good = request(f"{server.url}/trackplan/good", {"limit": 15})[1]
+            assert [g["event"]["messageId"] for g in good] == ids[-15:]  # in arrival order
+            bad = request(f"{server.url}/trackplan/bad?limit=100")[1]
+            assert sorted(b["event"]["messageId"] for b in bad) == sorted(
+                f"bad-{i}" for i in range(0, 100, 10))
+        assert request(f"{server.url}/trackplan/reset", method="POST")[1]["received"] == 0
+        for _ in range(4):
+            assert request(f"{server.url}/trackplan/all")[1]["received"] == 0
+            assert request(f"{server.url}/trackplan/good")[1] == []
+    finally:
+        assert server.stop() == 0
+
+
 def test_config_errors_name_the_file_and_pointer(tmp_path: Path) -> None:
     cfg = tmp_path / "serve.yaml"
     cfg.write_text("outputs:\n  - {name: x, http: {url: 'http://127.0.0.1:9/v1/batch'}}\n")

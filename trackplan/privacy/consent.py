@@ -36,9 +36,9 @@ from typing import Any
 
 from trackplan.engine import Enforcer, Result
 from trackplan.pii.policy import PiiPolicy
-from trackplan.plan.model import Plan, Rule
+from trackplan.plan.model import Plan
 from trackplan.plan.reserved import CONSENT_EVENT
-from trackplan.privacy.destinations import Destination, Privacy, load_privacy
+from trackplan.privacy.destinations import Privacy, load_privacy
 from trackplan.privacy.forms import DestinationForms
 
 __all__ = [
@@ -97,7 +97,10 @@ def integrations_allow(name: str, event: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What one destination gets: ``event`` is its own copy, None when not sent.
+    """What one destination gets: ``event`` is its form of the event, None when not sent.
+
+    Destinations that receive the same form share one copy, and a copy shares every part
+    it does not change with the enforced event: treat ``event`` as read-only.
 
     ``reason`` is ``sent``, ``blocked`` (the plan blocked the event), ``consent``,
     ``integrations`` or ``pii`` (the destination rejects a PII category the event holds);
@@ -172,6 +175,9 @@ class Router:
     ) -> None:
         self.privacy = privacy if privacy is not None else load_privacy(plan)
         self.forms: DestinationForms = DestinationForms(plan, self.privacy, policy)
+        self._categories = tuple({c for d in self.privacy.destinations for c in d.consent})
+        self._consent: dict[frozenset[str] | None, tuple[Delivery | None, ...]] = {}
+        self._refusals: dict[tuple[str, str, tuple[str, ...]], Delivery] = {}
 
     def decide(self, result: Result, *, source: Any = None) -> Routing:
         """Deliveries for an enforcement result (``source``: the event as it came in,
@@ -180,30 +186,66 @@ class Router:
         if not result.allowed:
             return Routing(result, tuple(Delivery(d.name, False, BLOCKED) for d in dests))
         event = result.event
-        prefs = self.privacy.normalise(preferences(event))  # CMP ids read as categories
-        out = []
-        for dest in dests:
-            out.append(self._one(dest, event, prefs, result.rule, source))
-        return Routing(result, tuple(out))
+        out = list(self._by_consent(preferences(event)))
+        flags = event.get("integrations") if type(event) is dict else None
+        if type(flags) is dict and flags:
+            for index, dest in enumerate(dests):
+                if out[index] is None and not integrations_allow(dest.name, event):
+                    out[index] = self._refused(dest.name, INTEGRATIONS_OFF, ())
+        passing = [dest for dest, d in zip(dests, out, strict=True) if d is None]
+        if passing:
+            # the PII fields are found once; destinations with the same forms share a copy
+            copies = iter(self.forms.apply_all(passing, event, result.rule, source=source))
+            for index, dest in enumerate(dests):
+                if out[index] is None:
+                    copy, rejected = next(copies)
+                    out[index] = (self._refused(dest.name, PII_REJECTED, rejected)
+                                  if rejected else _sent(dest.name, copy))
+        return Routing(result, tuple(d for d in out if d is not None))
 
-    def _one(
-        self,
-        dest: Destination,
-        event: Any,
-        prefs: Mapping[str, Any] | None,
-        rule: Rule | None,
-        source: Any = None,
-    ) -> Delivery:
-        if not consent_allows(dest.consent, prefs):
-            assert prefs is not None
-            missing = tuple(c for c in dest.consent if prefs.get(c) is not True)
-            return Delivery(dest.name, False, NO_CONSENT, detail=missing)
-        if not integrations_allow(dest.name, event):
-            return Delivery(dest.name, False, INTEGRATIONS_OFF)
-        copy, rejected = self.forms.apply(dest, event, rule, source=source)
-        if rejected:
-            return Delivery(dest.name, False, PII_REJECTED, detail=rejected)
-        return Delivery(dest.name, True, SENT, copy)
+    def _by_consent(self, raw: Mapping[str, Any] | None) -> tuple[Delivery | None, ...]:
+        """Per destination, its refusal for lack of consent, or None when consent lets it
+        receive (cached by the set of granted categories: that is all the rule reads)."""
+        prefs = self.privacy.normalise(raw)  # CMP ids read as categories
+        granted = None if prefs is None else frozenset(
+            c for c in self._categories if prefs.get(c) is True)
+        found = self._consent.get(granted)
+        if found is None:
+            out: list[Delivery | None] = []
+            for dest in self.privacy.destinations:
+                if granted is None or not dest.consent or all(c in granted
+                                                              for c in dest.consent):
+                    out.append(None)
+                else:
+                    missing = tuple(c for c in dest.consent if c not in granted)
+                    out.append(Delivery(dest.name, False, NO_CONSENT, detail=missing))
+            found = self._consent[granted] = tuple(out)
+        return found
+
+    def _refused(self, name: str, reason: str, detail: tuple[str, ...]) -> Delivery:
+        key = (name, reason, detail)
+        found = self._refusals.get(key)
+        if found is None:
+            found = Delivery(name, False, reason, detail=detail)
+            if len(self._refusals) < 4096:
+                self._refusals[key] = found
+        return found
+
+
+_new = object.__new__
+_SET = {name: getattr(Delivery, name).__set__ for name in Delivery.__slots__}
+
+
+def _sent(name: str, copy: Any) -> Delivery:
+    """``Delivery(name, True, SENT, copy)`` without the frozen dataclass's slower
+    ``__init__`` (one per destination and event)."""
+    out: Delivery = _new(Delivery)
+    _SET["destination"](out, name)
+    _SET["send"](out, True)
+    _SET["reason"](out, SENT)
+    _SET["event"](out, copy)
+    _SET["detail"](out, ())
+    return out
 
 
 def router_of(enforcer: Enforcer) -> Router:

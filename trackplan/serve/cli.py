@@ -53,7 +53,7 @@ def serve(plan: str, config_path: str | None, host: str, port: int, workers: int
     def factory(worker: int | None) -> Any:
         return build_gateway(plan, config_path=config_path, suppression=suppression,
                              output_json=stream, spool_dir=spool_dir, fsync=fsync,
-                             worker=worker)
+                             worker=worker, workers=workers)
 
     sys.exit(run(factory, host=host, port=port, workers=workers, drain_timeout=drain_timeout))
 

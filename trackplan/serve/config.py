@@ -9,7 +9,10 @@ From a ``--config`` YAML file, and from the plan: a destination may carry its ou
       - name: web
         write_keys: [WEB_KEY]            # or write_keys_env: WEB_WRITE_KEYS (comma-separated)
         plan: plans/ecommerce            # default: the PLAN argument
-    spool: {dir: .trackplan-spool, fsync: always}
+        rate_limit: {events_per_second: 2000, burst: 4000}   # default: limits' rate
+    spool: {dir: .trackplan-spool, fsync: always, max_mb: 1024}
+    limits: {events_per_second: 5000, burst: 10000, max_pending_events: 50000}
+    admin: {token_env: TRACKPLAN_SERVE_TOKEN}   # the QA endpoints' and /metrics' token
     outputs:
       - {name: amplitude, destination: Amplitude,
          http: {url: "http://127.0.0.1:9000/v1/batch", write_key_env: AMPLITUDE_KEY}}
@@ -21,6 +24,11 @@ An output with ``destination: NAME`` receives that destination's copy (its PII f
 ``integrations`` set to ``{"All": false, NAME: true}``); with ``stamped: true`` instead, the
 enforced event once, with ``integrations`` set to every destination's decision (for a
 downstream Segment workspace to fan out).
+
+Requests over a rate limit, past ``max_pending_events`` in flight, or while an output is
+more than ``spool.max_mb`` behind are answered ``429`` (:mod:`trackplan.serve.limits`).
+The QA endpoints and ``/metrics`` need ``Authorization: Bearer <token>`` when the variable
+``admin.token_env`` names is set; without it they answer loopback clients only.
 """
 
 from __future__ import annotations
@@ -36,9 +44,13 @@ import yaml
 
 from trackplan.errors import InputError
 from trackplan.plan import Plan
+from trackplan.serve.limits import RateSpec
 from trackplan.serve.spool import FSYNC_POLICIES
 
-__all__ = ["OutputSpec", "SourceSpec", "ServeConfig", "load_config"]
+__all__ = ["OutputSpec", "SourceSpec", "ServeConfig", "load_config", "TOKEN_ENV"]
+
+#: The environment variable holding the token of the QA endpoints and ``/metrics``.
+TOKEN_ENV = "TRACKPLAN_SERVE_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,7 @@ class SourceSpec:
     name: str
     write_keys: tuple[str, ...]
     plan: str | None = None
+    rate: RateSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,11 @@ class ServeConfig:
     fsync: str = "always"
     qa_max_events: int = 10000
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: every source's rate limit unless it names its own (None: no limit)
+    rate: RateSpec | None = None
+    max_pending_events: int = 50_000
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    token_env: str = TOKEN_ENV
 
 
 def _fail(where: str, message: str) -> InputError:
@@ -101,6 +119,23 @@ def _output(raw: Any, where: str) -> OutputSpec:
         raise _fail(f"{where}/name", "an output needs a name of letters, digits, - and _")
     return OutputSpec(name, kind, dict(options), destination if isinstance(
         destination, str) else None, stamped)
+
+
+def _rate(raw: Any, where: str) -> RateSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "must be a mapping with events_per_second (and burst)")
+    rate, burst = raw.get("events_per_second"), raw.get("burst")
+    if rate is None:
+        return None
+    if not _positive(rate) or (burst is not None and not _positive(burst)):
+        raise _fail(where, "events_per_second and burst must be numbers above 0")
+    return RateSpec(float(rate), float(burst) if burst is not None else None)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _keys(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -152,7 +187,8 @@ def load_config(path: str | Path | None, plan: Plan) -> ServeConfig:
             raise _fail(at, "a source needs a name")
         plan_path = raw.get("plan")
         sources.append(SourceSpec(raw["name"], _keys(raw, at),
-                                  str(plan_path) if plan_path is not None else None))
+                                  str(plan_path) if plan_path is not None else None,
+                                  _rate(raw.get("rate_limit"), f"{at}/rate_limit")))
     outputs = {o.name: o for o in plan_outputs(plan)}
     for index, raw in enumerate(data.get("outputs", []) or []):
         spec = _output(raw, f"{where}#/outputs/{index}")
@@ -162,6 +198,19 @@ def load_config(path: str | Path | None, plan: Plan) -> ServeConfig:
     if fsync not in FSYNC_POLICIES:
         raise _fail(f"{where}#/spool/fsync", f"must be one of {', '.join(FSYNC_POLICIES)}")
     qa = data.get("qa", {}) or {}
+    limits = data.get("limits", {}) or {}
+    if not isinstance(limits, Mapping):
+        raise _fail(f"{where}#/limits", "must be a mapping")
+    pending = limits.get("max_pending_events", 50_000)
+    if not _positive(pending):
+        raise _fail(f"{where}#/limits/max_pending_events", "must be a number above 0")
+    max_mb = spool.get("max_mb", 1024)
+    if not _positive(max_mb):
+        raise _fail(f"{where}#/spool/max_mb", "must be a number above 0")
+    admin = data.get("admin", {}) or {}
+    token_env = admin.get("token_env", TOKEN_ENV) if isinstance(admin, Mapping) else None
+    if not isinstance(token_env, str) or not token_env:
+        raise _fail(f"{where}#/admin/token_env", "must name an environment variable")
     return ServeConfig(
         sources=tuple(sources),
         outputs=tuple(outputs.values()),
@@ -169,4 +218,8 @@ def load_config(path: str | Path | None, plan: Plan) -> ServeConfig:
         fsync=fsync,
         qa_max_events=int(qa.get("max_events", 10000)),
         extra=dict(data),
+        rate=_rate(limits, f"{where}#/limits"),
+        max_pending_events=int(pending),
+        spool_max_bytes=int(float(max_mb) * 1024 * 1024),
+        token_env=token_env,
     )

@@ -15,7 +15,9 @@ blocked events with PII handled); the deliverers take it from there.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -31,8 +33,9 @@ from trackplan.serve.config import OutputSpec, ServeConfig
 from trackplan.serve.http import HttpError, Limits, Request, Response, json_response, start
 from trackplan.serve.http import close as close_server
 from trackplan.serve.intake import BATCH_LIMIT, CALL_LIMIT, call_type, decode_body, parse
+from trackplan.serve.limits import RateSpec, TokenBucket, retry_after
 from trackplan.serve.outputs import Deliverer, FileOutput, HttpOutput, Output, RetryPolicy
-from trackplan.serve.qa import Filters, Metrics, QaStore
+from trackplan.serve.qa import Metrics, QaPeers, QaStore, is_loopback
 from trackplan.serve.spool import Spool
 
 __all__ = ["Gateway", "DEFAULT_SOURCE"]
@@ -87,9 +90,21 @@ class Gateway:
         output_json: IO[bytes] | None = None,
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
+        workers: int = 1,
+        rates: Mapping[str, RateSpec] | None = None,
     ) -> None:
         self.enforcers = dict(enforcers)
         self.config = config
+        #: the QA endpoints' and /metrics' token (None: loopback clients only); never logged
+        self.admin_token: str | None = os.environ.get(config.token_env) or None
+        #: source -> its token bucket (this worker's share of the source's rate limit)
+        self.buckets: dict[str, TokenBucket] = {}
+        for source, rate in (rates or {}).items():
+            mine = rate.share(workers)
+            self.buckets[source] = TokenBucket(rate=mine.events_per_second, burst=mine.burst)
+        self.pending = 0  # events being decided or waiting for the spool's flush
+        self._spool_bytes = (-1.0, 0)  # (when measured, bytes the outputs are behind)
+        self.peers = QaPeers()
         #: write key -> source; None: every key accepted, events go to DEFAULT_SOURCE
         self.keys = dict(keys) if keys else None
         self.output_json = output_json
@@ -136,6 +151,7 @@ class Gateway:
             self._tasks = [loop.create_task(d.run()) for d in self.deliverers.values()]
         self.server = await start(self.handle, host=host, port=port, limits=self.limits,
                                   reuse_port=reuse_port)
+        await self.peers.start(self.qa)
         self.started = time.time()
         self.ready = True
         return int(self.server.sockets[0].getsockname()[1])
@@ -149,6 +165,7 @@ class Gateway:
         self.ready = False
         if self.server is not None:
             await close_server(self.server)
+        await self.peers.stop()
         for d in self.deliverers.values():
             d.stopping = True
         drained = True
@@ -188,15 +205,62 @@ class Gateway:
         if path.startswith("/v1/projects/") and path.endswith("/settings"):
             return self._settings(request)
         if path.startswith("/trackplan/"):
-            return self._qa(request)
+            self._authorize(request)
+            return await self._qa(request)
         if path in ("/health", "/healthz"):
             return json_response(200, {"status": "ok"})
         if path in ("/ready", "/readyz"):
             return json_response(200 if self.ready else 503, {"ready": self.ready})
         if path == "/metrics":
+            self._authorize(request)
             return Response(200, self.metrics.render().encode(),
                             "text/plain; version=0.0.4; charset=utf-8")
         raise HttpError(404, "no such endpoint")
+
+    def _authorize(self, request: Request) -> None:
+        """The QA endpoints and /metrics: the admin token when one is set, else loopback
+        clients only (they hold events after PII handling, and counts by source)."""
+        if self.admin_token is None:
+            if not is_loopback(request.peer):
+                self.metrics.inc("trackplan_requests_refused_total", reason="admin_remote")
+                raise HttpError(403, f"set {self.config.token_env} to reach this endpoint "
+                                     "from another host (answered to loopback clients only)")
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), self.admin_token.encode()):
+            self.metrics.inc("trackplan_requests_refused_total", reason="admin_token")
+            raise HttpError(401, "this endpoint needs Authorization: Bearer <token> (the "
+                                 f"value of {self.config.token_env})",
+                            headers=[("WWW-Authenticate", 'Bearer realm="trackplan"')])
+
+    def _admit(self, source: str, count: int) -> None:
+        """Refuse the request with 429 (before any event is decided) when the source is
+        over its rate, too many events are in flight, or the spool is full."""
+        bucket = self.buckets.get(source)
+        if bucket is not None:
+            wait = bucket.take(count, now=time.monotonic())
+            if wait:
+                self._refuse("rate_limited", f"source {source!r} is over its rate limit",
+                             wait)
+        if self.pending + count > self.config.max_pending_events:
+            self._refuse("busy", "too many events in flight; retry later", 1.0)
+        if self.deliverers and self._behind() > self.config.spool_max_bytes:
+            self._refuse("spool_full", "the spool is full (outputs are behind); retry later",
+                         5.0)
+
+    def _refuse(self, reason: str, message: str, wait: float) -> None:
+        self.metrics.inc("trackplan_requests_refused_total", reason=reason)
+        raise HttpError(429, message, headers=[("Retry-After", retry_after(wait))])
+
+    def _behind(self) -> int:
+        """Spool bytes the slowest output has not delivered (read at most every 0.5 s)."""
+        now = time.monotonic()
+        at, size = self._spool_bytes
+        if now - at > 0.5:
+            size = max((d.lag for d in self.deliverers.values()), default=0)
+            self._spool_bytes = (now, size)
+        return size
 
     def _source(self, key: str | None) -> str:
         if self.keys is None:
@@ -220,15 +284,21 @@ class Gateway:
             raise
         source = self._source(intake.key)
         enforcer = self.enforcers[source]
-        lines: list[bytes] = []
-        for event in intake.events:
-            line = self._decide(source, enforcer, event)
-            if line is not None:
-                lines.append(line)
-        if self.output_json is not None:
-            self.output_json.flush()
-        if lines and self.spool is not None:
-            await self.spool.append(b"".join(lines))
+        count = len(intake.events)
+        self._admit(source, count)
+        self.pending += count
+        try:
+            lines: list[bytes] = []
+            for event in intake.events:
+                line = self._decide(source, enforcer, event)
+                if line is not None:
+                    lines.append(line)
+            if self.output_json is not None:
+                self.output_json.flush()
+            if lines and self.spool is not None:
+                await self.spool.append(b"".join(lines))
+        finally:
+            self.pending -= count
         self.metrics.inc("trackplan_requests_total", kind=kind)
         return _OK
 
@@ -238,15 +308,16 @@ class Gateway:
         result = routing.result
         violations = [v.to_dict() for v in result.violations]
         decision = result.decision
-        self.metrics.inc("trackplan_events_total", decision=decision, source=source)
+        counters = self.metrics.counters
+        counters[("trackplan_events_total", (("decision", decision), ("source", source)))] += 1
         for v in result.violations:
-            self.metrics.inc("trackplan_violations_total", type=v.type)
+            counters[("trackplan_violations_total", (("type", v.type),))] += 1
         destinations = {d.destination: d.reason for d in routing.deliveries}
         item = {"source": source, "decision": decision, "event": result.event,
                 "violations": violations, "destinations": destinations}
-        self.qa.add(item, allowed=result.allowed, with_violations=bool(violations))
+        data = self.qa.add(item, allowed=result.allowed, with_violations=bool(violations))
         if self.output_json is not None:
-            self.output_json.write(orjson.dumps(item) + b"\n")
+            self.output_json.write(data + b"\n")
         outs: dict[str, Any] = {}
         if result.allowed:
             for delivery in routing.deliveries:
@@ -283,10 +354,11 @@ class Gateway:
         return json_response(200, settings_document(key, host=host, protocol=proto))
 
     # -- QA endpoints ----------------------------------------------------------------------
-    def _qa(self, request: Request) -> Response:
+    async def _qa(self, request: Request) -> Response:
         name = request.path[len("/trackplan/"):].strip("/")
         if name == "all" and request.method == "GET":
-            return json_response(200, {**self.qa.all(), "outputs": {
+            counts = await self.peers.counts(self.qa)
+            return json_response(200, {**counts, "outputs": {
                 n: {"lag_bytes": d.lag} for n, d in self.deliverers.items()}})
         if name in ("good", "bad") and request.method in ("GET", "POST"):
             raw: dict[str, Any] = dict(parse_qsl(request.query))
@@ -298,10 +370,9 @@ class Gateway:
                 if not isinstance(body, dict):
                     raise HttpError(400, "filters must be a JSON object")
                 raw.update(body)
-            return json_response(200, self.qa.select(name, Filters(raw)))
+            return Response(200, await self.peers.select(self.qa, name, raw))
         if name == "reset" and request.method == "POST":
-            self.qa.reset()
-            return json_response(200, self.qa.all())
+            return json_response(200, await self.peers.reset(self.qa))
         raise HttpError(404, "QA endpoints: GET /trackplan/all, GET|POST /trackplan/good, "
                              "GET|POST /trackplan/bad, POST /trackplan/reset")
 

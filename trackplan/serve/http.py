@@ -49,10 +49,12 @@ class Response:
 class HttpError(Exception):
     """An error answer: ``status`` and a message that never holds request values."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,12 @@ def json_response(status: int, value: object, *, headers: list[tuple[str, str]] 
     return Response(status, orjson.dumps(value), "application/json", headers or [])
 
 
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None
+           ) -> Response:
     # ``code`` and ``message`` as Segment answers (segment-analytics-python reads both)
     code = _REASONS.get(status, "error").lower().replace(" ", "_")
     return json_response(status, {"success": False, "code": code, "message": message,
-                                  "error": message})
+                                  "error": message}, headers=list(headers or []))
 
 
 def _encode(response: Response, *, keep_alive: bool, cors_origin: str | None) -> bytes:
@@ -234,7 +237,7 @@ class _Connection:
                     if task is not None:
                         self.idle.discard(task)
                 first = False
-                keep_alive, origin = True, None
+                keep_alive, origin, read = True, None, False
                 try:
                     method, path, query, version, headers = _parse_head(head[:-4])
                     origin = headers.get("origin") if self.cors else None
@@ -253,12 +256,15 @@ class _Connection:
                         return
                     except asyncio.LimitOverrunError:
                         raise HttpError(400, "malformed chunked body") from None
+                    read = True
                     response = await self.handler(
                         Request(method, path, query, headers, body, peer_text)
                     )
                 except HttpError as exc:
-                    # the body may be partly unread: the connection cannot be reused
-                    response, keep_alive = _error(exc.status, exc.message), False
+                    # a body partly unread leaves the connection unusable; once it was
+                    # read (the handler refused it), the client may send the next request
+                    response = _error(exc.status, exc.message, exc.headers)
+                    keep_alive = keep_alive and read
                 except Exception as exc:  # noqa: BLE001 - a bug must not kill the server
                     log.error("request failed", extra={"fields": {
                         "error": type(exc).__name__}})  # the type only: no event values

@@ -187,8 +187,14 @@ class Deliverer:
         on_failure: Callable[[str, str], None] | None = None,
         on_advance: Callable[[], None] | None = None,
         read_bytes: int = 512 * 1024,
+        cursor_seconds: float = 0.2,
     ) -> None:
         self.spool = spool
+        #: while busy the cursor is saved at most this often (a save is a file write and a
+        #: rename); always when the output catches up and on stop. A cursor saved late only
+        #: means events delivered again after a crash, with the same messageId.
+        self.cursor_seconds = cursor_seconds
+        self._saved: tuple[float, Position] = (0.0, (0, 0))
         self.output = output
         self.retry = retry or RetryPolicy()
         self.position: Position = (0, 0)  # read from the cursor file when run() starts
@@ -216,11 +222,15 @@ class Deliverer:
     async def run(self) -> None:
         """Deliver until stopped (after a drain: when stopped and caught up)."""
         self.position = self.spool.load_cursor(self.output.name)
+        self._saved = (time.monotonic(), self.position)
         while True:
             lines, after = self.spool.read(self.position, self.read_bytes)
             if not lines:
                 if self.stopping:
+                    self._save()
                     return
+                if time.monotonic() - self._saved[0] >= self.cursor_seconds:
+                    self._save()  # caught up: record where (idle: within the wait below)
                 self.position = after
                 await self.spool.wait(0.5)
                 continue
@@ -229,9 +239,15 @@ class Deliverer:
             for start in range(0, len(events), size):
                 await self._deliver(events[start:start + size])
             self.position = after
-            self.spool.save_cursor(self.output.name, after)
+            if time.monotonic() - self._saved[0] >= self.cursor_seconds:
+                self._save()
             if self.on_advance:
                 self.on_advance()
+
+    def _save(self) -> None:
+        if self._saved[1] != self.position:
+            self.spool.save_cursor(self.output.name, self.position)
+            self._saved = (time.monotonic(), self.position)
 
     async def _deliver(self, events: list[bytes]) -> None:
         attempt = 0

@@ -2,8 +2,10 @@
 
 Several workers (``--workers N``) are forked after the plans are compiled; each listens on the
 same port with ``SO_REUSEPORT`` (the kernel spreads connections) and keeps its own spool
-(``<spool dir>/worker-<i>``) and QA store. ``SIGTERM`` or ``SIGINT`` stops listening, drains
-the spool to the outputs (up to the drain timeout) and exits 0.
+(``<spool dir>/worker-<i>``) and QA store; the QA endpoints merge every worker's store
+(:class:`trackplan.serve.qa.QaPeers`), and rate limits are shared out between workers.
+``SIGTERM`` or ``SIGINT`` stops listening, drains the spool to the outputs (up to the drain
+timeout) and exits 0.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from typing import IO, Any
@@ -22,10 +26,12 @@ import orjson
 from trackplan.engine import Enforcer, compile_plan
 from trackplan.errors import InputError
 from trackplan.plan import load_plan
-from trackplan.privacy.consent import route
+from trackplan.privacy.consent import route, router_of
 from trackplan.privacy.suppression import SuppressionList, suppressed
 from trackplan.serve.config import ServeConfig, load_config
 from trackplan.serve.gateway import DEFAULT_SOURCE, Gateway
+from trackplan.serve.limits import RateSpec
+from trackplan.serve.qa import is_loopback
 
 __all__ = ["build_gateway", "run", "JsonLogFormatter", "setup_logging"]
 
@@ -67,6 +73,7 @@ def build_gateway(
     spool_dir: str | None = None,
     fsync: str | None = None,
     worker: int | None = None,
+    workers: int = 1,
     **options: Any,
 ) -> Gateway:
     """Load and compile the plan(s), read the config, and build the gateway (not started)."""
@@ -84,6 +91,11 @@ def build_gateway(
         if key not in cache:
             enforcer = compile_plan(plan if path is None else load_plan(path))
             route(enforcer, {})  # destinations and consent checked before the first event
+            # a server's first requests should cost what later ones do: generate the PII
+            # transforms and routing checks now (before forking: workers share them)
+            enforcer.warm_up()
+            router_of(enforcer).forms.warm_up(
+                [None, *(c.rule for c in enforcer.compiled_rules())])
             if suppression:
                 enforcer = suppressed(enforcer, SuppressionList.load(suppression))
             cache[key] = enforcer
@@ -91,10 +103,14 @@ def build_gateway(
 
     enforcers: dict[str, Enforcer] = {}
     keys: dict[str, str] | None = None
+    rates: dict[str, RateSpec] = {}
     if config.sources:
         keys = {}
         for source in config.sources:
             enforcers[source.name] = compiled(source.plan)
+            rate = source.rate or config.rate
+            if rate is not None:
+                rates[source.name] = rate
             for key in source.write_keys:
                 if key in keys:
                     raise InputError(f"{config_path}: a write key is listed for two sources")
@@ -103,6 +119,8 @@ def build_gateway(
             raise InputError(f"{config_path}: sources are configured but none has a write key")
     else:
         enforcers[DEFAULT_SOURCE] = compiled(None)
+        if config.rate is not None:
+            rates[DEFAULT_SOURCE] = config.rate
     for spec in config.outputs:
         if spec.destination is None:
             continue
@@ -113,7 +131,7 @@ def build_gateway(
                     f"{spec.destination!r}, which the plan of source {name!r} does not declare"
                 )
     return Gateway(enforcers=enforcers, config=config, keys=keys, output_json=output_json,
-                   **options)
+                   workers=workers, rates=rates, **options)
 
 
 async def _serve(gateway: Gateway, host: str, port: int, *, reuse_port: bool,
@@ -126,6 +144,10 @@ async def _serve(gateway: Gateway, host: str, port: int, *, reuse_port: bool,
         if gateway.keys is None:
             log.warning("no write keys configured: every write key is accepted "
                         "(local QA mode); configure sources in --config for production",
+                        extra={"fields": {}})
+        if gateway.admin_token is None and not is_loopback(host):
+            log.warning("the QA endpoints and /metrics answer loopback clients only: set "
+                        f"{gateway.config.token_env} to reach them from other hosts",
                         extra={"fields": {}})
         print(f"trackplan serve listening on http://{host}:{bound}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
@@ -148,11 +170,20 @@ def run(gateway_factory: Any, *, host: str, port: int, workers: int = 1,
     if port == 0:
         raise InputError("--workers needs a fixed --port (the workers share it)")
     gateways = [gateway_factory(index) for index in range(workers)]  # compiled before forking
+    # each worker answers the others' QA questions on a Unix socket bound now, so that a
+    # peer that starts later is already reachable (its connections wait in the backlog)
+    qa_dir = tempfile.mkdtemp(prefix="trackplan-qa-")  # mode 0700
+    paths = [os.path.join(qa_dir, f"worker-{index}.sock") for index in range(workers)]
+    for index, gateway in enumerate(gateways):
+        gateway.peers.listen(paths[index], [p for p in paths if p != paths[index]])
     children = []
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
+            for other, gateway in enumerate(gateways):
+                if other != index:
+                    gateway.peers.forget()
             try:
                 code = asyncio.run(_serve(gateways[index], host, port, reuse_port=True,
                                           drain_timeout=drain_timeout, announce=index == 0))
@@ -169,10 +200,13 @@ def run(gateway_factory: Any, *, host: str, port: int, workers: int = 1,
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    for gateway in gateways:
+        gateway.peers.forget()
     code = 0
     for child in children:
         _, status = os.waitpid(child, 0)
         code = code or os.waitstatus_to_exitcode(status)
+    shutil.rmtree(qa_dir, ignore_errors=True)
     return code
 
 
