@@ -1,6 +1,6 @@
 """``trackplan validate`` end to end against the peer loop (issue 17, target 1).
 
-Generates (seeded, see ``segment_shop.py``) a Segment Public API export of an 8-event web
+Generates (seeded, ``examples/segment_shop.py``) a Segment Public API export of an 8-event web
 shop plan and 100,000 NDJSON events of it (about 9% breaking the plan, some PII in free
 text), imports the export with ``trackplan import segment`` (not timed), then times as
 subprocesses, interpreter start included, interleaved round by round:
@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 import orjson
-import segment_shop
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+import segment_shop  # noqa: E402 - examples/segment_shop.py generates the plan and events
 
 PEER = r'''
 import sys

@@ -14,7 +14,7 @@ string, a missing required property, a lowercase currency, a rating out of range
 identity at all...), about 1% carry unplanned properties (omitted), and about 0.5% hold
 PII in free text (an email or a phone number in a review or a search).
 
-    python benchmarks/segment_shop.py PLAN.json EVENTS.ndjson [--events 100000]
+    python examples/segment_shop.py EXPORT.json EVENTS.ndjson [--events 100000]
 """
 
 from __future__ import annotations
