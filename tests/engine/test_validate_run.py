@@ -14,7 +14,9 @@ with spaces or escapes, duplicate keys hiding PII, malformed and blank lines.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,7 @@ import orjson
 import pytest
 import yaml
 
-from trackplan.engine import compile_plan, exactjson
+from trackplan.engine import compile_plan, exactjson, readers
 from trackplan.engine.cli import ValidationReport, _dump_line, _stamped
 from trackplan.engine.enforcer import Enforcer
 from trackplan.engine.typed import LineResult, TypedPath, implied_by_identity, whole_call_schema
@@ -244,3 +246,32 @@ def test_any_of_without_both_identities_stays_untyped() -> None:
     assert not implied_by_identity([{"required": ["userId", "anonymousId"]}])
     assert not implied_by_identity([{"required": ["userId"]}, {"required": ["email"]}])
     assert not implied_by_identity({"required": ["userId"]})
+
+
+def _readline_lines(stream: Any, max_bytes: int) -> list[tuple[int, bytes | None]]:
+    """Lines as ``iter_lines`` cut them before it read blocks: one ``readline`` each."""
+    chunks = iter(lambda: stream.readline(max_bytes + 1), b"")
+    out: list[tuple[int, bytes | None]] = []
+    for number, chunk in enumerate(chunks, start=1):
+        if len(chunk) > max_bytes and not (len(chunk) == max_bytes + 1 and chunk[-1:] == b"\n"):
+            tail = chunk
+            while tail and not tail.endswith(b"\n"):
+                tail = next(chunks, b"")
+            out.append((number, None))
+            continue
+        out.append((number, chunk))
+    return out
+
+
+def test_block_reader_cuts_lines_as_readline_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "_BLOCK", 7)  # lines and long lines across many blocks
+    rng = random.Random(17)
+    for _ in range(3000):
+        parts = [b"x" * rng.randint(0, 14) for _ in range(rng.randint(0, 6))]
+        data = b"\n".join(parts) + (b"\n" if rng.random() < 0.5 else b"")
+        data = data.replace(b"x", b"\r", 1) if rng.random() < 0.2 else data
+        limit = rng.randint(1, 12)
+        got = list(readers.iter_lines(io.BytesIO(data), limit))
+        assert got == _readline_lines(io.BytesIO(data), limit), (data, limit)
+    with_bom = readers.BOM + b'{"a":1}\n{"b":2}'
+    assert list(readers.iter_lines(io.BytesIO(with_bom))) == [(1, b'{"a":1}\n'), (2, b'{"b":2}')]
