@@ -39,7 +39,8 @@ __all__ = ["COMMANDS", "validate", "ValidationReport"]
 _SAMPLE = 20
 _LABELS = 4096  # distinct (type, event) pairs whose label is remembered
 _MISSING = object()
-_BLOCK = 512  # output lines written at a time
+_BLOCK = 512  # output lines written at a time (or fewer, when one is large)
+_LARGE = 1 << 16
 
 
 class ValidationReport:
@@ -340,7 +341,7 @@ class _Run:
                     report.add_malformed(path, item.line, "event nests too deep to write")
                     return
                 self.buffer.append(line)
-        if len(self.buffer) >= _BLOCK:
+        if len(self.buffer) >= _BLOCK or (self.buffer and len(self.buffer[-1]) > _LARGE):
             self.flush()
 
     def exact(self, path: str, number: int, line: bytes) -> None:
@@ -387,7 +388,7 @@ class _Run:
                     if writing:
                         append(line if line[-1:] == b"\n" and line[-2:-1] != b"\r"
                                else line.rstrip(b"\r\n") + b"\n")
-                        if len(buffer) >= _BLOCK:
+                        if len(buffer) >= _BLOCK or len(line) > _LARGE:
                             self.flush()
                     continue
             try:
@@ -412,7 +413,7 @@ class _Run:
                             self.record(path, Item(number), result)  # type: ignore[arg-type]
                         continue
                     append(line)
-                    if len(buffer) >= _BLOCK:
+                    if len(buffer) >= _BLOCK or len(line) > _LARGE:
                         self.flush()
                 try:
                     label = labels[(event.get("type", _MISSING), event.get("event", _MISSING))]

@@ -190,7 +190,8 @@ _BLOCK = 1 << 20  # bytes read at a time: lines are cut from blocks, not read on
 def _stream_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """:func:`iter_lines` of a stream, read in blocks (a line longer than ``max_bytes`` is
     dropped as it is read: at most ``max_bytes`` plus a block are held)."""
-    read = stream.read
+    # read1: what is there (at most a block), so lines piped in slowly are not held back
+    read = getattr(stream, "read1", stream.read)
     number = 0
     rest = b""
     skipping = False  # inside a line already reported as too long
