@@ -16,6 +16,10 @@ steadier than wall time on a shared machine) and in wall time; the ratio is trac
 over the peer's. Target: at most 1.3x, then 1.0x.
 
     python benchmarks/bench_validate.py [--events 100000] [--rounds 5] [--keep DIR]
+                                        [--detection-off]
+
+``--detection-off`` adds the same run on the plan with ``pii: {detection: off}`` (where
+Segment's rules are decided on the typed msgspec path), to show what the detectors cost.
 """
 
 from __future__ import annotations
@@ -55,8 +59,11 @@ with open(sys.argv[2], "rb") as lines, open(sys.argv[3], "wb") as out:
 '''
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+def run(cmd: list[str], env: dict[str, str], *, path: Path | None = None
+        ) -> tuple[float, float, int]:
     """(CPU seconds of the child, wall seconds, exit code)."""
+    if path is not None:  # another checkout's trackplan
+        env = {**env, "PYTHONPATH": str(path)}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -77,6 +84,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
+    parser.add_argument("--also", type=Path, metavar="CHECKOUT",
+                        help="also time the trackplan of another checkout (say, before a "
+                             "change), interleaved with the others")
+    parser.add_argument("--detection-off", action="store_true",
+                        help="also time the plan with PII detection off (for the split)")
     args = parser.parse_args()
 
     env = dict(os.environ)
@@ -91,6 +103,15 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "trackplan", "import", "segment", str(export),
                         "-o", str(plan), "--force"], cwd=ROOT, env=env, check=True,
                        capture_output=True)
+        # the same plan with detection off: what the run costs without the PII detectors
+        # (shown for the split, not the target)
+        plain = work / "plan-detection-off"
+        subprocess.run([sys.executable, "-m", "trackplan", "import", "segment", str(export),
+                        "-o", str(plain), "--force"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        head = plain / "plan.yaml"
+        head.write_text(head.read_text(encoding="utf-8") + "pii:\n  detection: 'off'\n",
+                        encoding="utf-8")
         peer = work / "peer.py"
         peer.write_text(PEER, encoding="utf-8")
         out_tp, out_peer, report = work / "trackplan.out", work / "peer.out", work / "report"
@@ -99,16 +120,26 @@ def main() -> None:
                                    str(events), "--out", str(out_tp), "--format", "json"],
             "peer loop": [sys.executable, str(peer), str(export), str(events), str(out_peer)],
         }
+        paths: dict[str, Path | None] = {name: None for name in contenders}
+        if args.also is not None:
+            name = f"trackplan ({args.also.name})"
+            contenders[name] = [*contenders["trackplan validate"][:-4], str(work / "also.out"),
+                                "--format", "json"]
+            paths[name] = args.also.resolve()
+        if args.detection_off:
+            contenders["(detection off)"] = [
+                sys.executable, "-m", "trackplan", "validate", str(plain), str(events), "--out",
+                str(work / "plain.out"), "--format", "json"]
         size = events.stat().st_size
         print(f"{args.events} events, {size / args.events:.0f} B/event, "
               f"{args.rounds} rounds interleaved, best of each")
-        for cmd in contenders.values():  # warm the page cache and the bytecode cache
-            run(cmd, env)
+        for name, cmd in contenders.items():  # warm the page cache and the bytecode cache
+            run(cmd, env, path=paths.get(name))
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.rounds):
             for name, cmd in contenders.items():
-                c, w, _code = run(cmd, env)
+                c, w, _code = run(cmd, env, path=paths.get(name))
                 cpu[name].append(c)
                 wall[name].append(w)
         with_report = subprocess.run(contenders["trackplan validate"], cwd=ROOT, env=env,
@@ -120,6 +151,13 @@ def main() -> None:
         print(f"trackplan: {summary['allowed']} allowed, {summary['blocked']} blocked, "
               f"{summary['violations']} violations, {forwarded} lines written; "
               f"peer: {valid} valid lines written")
+        if args.also is not None:
+            other = subprocess.run(contenders[f"trackplan ({args.also.name})"], cwd=ROOT,
+                                   env={**env, "PYTHONPATH": str(args.also.resolve())},
+                                   capture_output=True)
+            same = (other.stdout == with_report.stdout
+                    and (work / "also.out").read_bytes() == out_tp.read_bytes())
+            print(f"--out and --format json identical to {args.also}'s: {same}")
         base_cpu, base_wall = min(cpu["peer loop"]), min(wall["peer loop"])
         print(f"{'':22} {'CPU s':>7} {'x peer':>7} {'wall s':>7} {'x peer':>7} "
               f"{'us/event':>9}")
