@@ -123,7 +123,7 @@ def main() -> None:
         paths: dict[str, Path | None] = {name: None for name in contenders}
         if args.also is not None:
             name = f"trackplan ({args.also.name})"
-            contenders[name] = [*contenders["trackplan validate"][:-4], str(work / "also.out"),
+            contenders[name] = [*contenders["trackplan validate"][:-3], str(work / "also.out"),
                                 "--format", "json"]
             paths[name] = args.also.resolve()
         if args.detection_off:
