@@ -59,13 +59,14 @@ with open(sys.argv[2], "rb") as lines, open(sys.argv[3], "wb") as out:
 '''
 
 
-def run(cmd: list[str], env: dict[str, str], *, path: Path | None = None
+def run(cmd: list[str], env: dict[str, str], *, cwd: Path, path: Path | None = None
         ) -> tuple[float, float, int]:
     """(CPU seconds of the child, wall seconds, exit code)."""
     if path is not None:  # another checkout's trackplan
         env = {**env, "PYTHONPATH": str(path)}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    # run outside any checkout: ``python -m`` would import the trackplan of its cwd first
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -134,15 +135,15 @@ def main() -> None:
         print(f"{args.events} events, {size / args.events:.0f} B/event, "
               f"{args.rounds} rounds interleaved, best of each")
         for name, cmd in contenders.items():  # warm the page cache and the bytecode cache
-            run(cmd, env, path=paths.get(name))
+            run(cmd, env, cwd=work, path=paths.get(name))
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.rounds):
             for name, cmd in contenders.items():
-                c, w, _code = run(cmd, env, path=paths.get(name))
+                c, w, _code = run(cmd, env, cwd=work, path=paths.get(name))
                 cpu[name].append(c)
                 wall[name].append(w)
-        with_report = subprocess.run(contenders["trackplan validate"], cwd=ROOT, env=env,
+        with_report = subprocess.run(contenders["trackplan validate"], cwd=work, env=env,
                                      capture_output=True)
         report.write_bytes(with_report.stdout)
         summary = orjson.loads(with_report.stdout)
@@ -152,7 +153,7 @@ def main() -> None:
               f"{summary['violations']} violations, {forwarded} lines written; "
               f"peer: {valid} valid lines written")
         if args.also is not None:
-            other = subprocess.run(contenders[f"trackplan ({args.also.name})"], cwd=ROOT,
+            other = subprocess.run(contenders[f"trackplan ({args.also.name})"], cwd=work,
                                    env={**env, "PYTHONPATH": str(args.also.resolve())},
                                    capture_output=True)
             same = (other.stdout == with_report.stdout
