@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,20 @@ import orjson
 from trackplan.atomic import AtomicOutput
 from trackplan.cliopts import output_option
 from trackplan.engine import exactjson
-from trackplan.engine.compiled import Result, stamp
-from trackplan.engine.enforcer import compile_plan
-from trackplan.engine.readers import INPUT_FORMATS, MAX_LINE_BYTES
-from trackplan.engine.typed import LineResult, iter_results
+from trackplan.engine.compiled import Allowed, Result, stamp
+from trackplan.engine.enforcer import Enforcer, compile_plan
+from trackplan.engine.readers import (
+    INPUT_FORMATS,
+    MAX_LINE_BYTES,
+    Item,
+    choose_format,
+    iter_events,
+    iter_file,
+    iter_lines,
+    read_document,
+    reading,
+)
+from trackplan.engine.typed import LineResult, TypedPath
 from trackplan.errors import InputError
 from trackplan.pii.labels import safe_label
 from trackplan.plan.load import load_plan
@@ -26,6 +37,10 @@ from trackplan.plan.load import load_plan
 __all__ = ["COMMANDS", "validate", "ValidationReport"]
 
 _SAMPLE = 20
+_LABELS = 4096  # distinct (type, event) pairs whose label is remembered
+_MISSING = object()
+_BLOCK = 512  # output lines written at a time (or fewer, when one is large)
+_LARGE = 1 << 16
 
 
 class ValidationReport:
@@ -41,11 +56,41 @@ class ValidationReport:
         self.by_type: Counter[str] = Counter()
         self.by_event: dict[str, Counter[str]] = {}
         self.first: list[dict[str, Any]] = []
+        #: label -> events allowed as they came (no violation, nothing omitted), counted by
+        #: the NDJSON loop without a Counter per event; :meth:`fold` adds them to the rest
+        self.passed: dict[str, int] = {}
+        #: ``(type, event)`` of an event -> its label (:func:`_event_label`, which scans
+        #: names for PII): a dict lookup per event instead of a scan
+        self.labels: dict[tuple[Any, Any], str] = {}
 
     @property
     def clean(self) -> bool:
         """True when nothing was blocked, violated or unreadable."""
+        self.fold()
         return not (self.blocked or self.violations or self.malformed)
+
+    def fold(self) -> None:
+        """Add the events counted in :attr:`passed` to the totals (idempotent)."""
+        for name, count in self.passed.items():
+            self.events += count
+            self.allowed += count
+            counts = self.by_event.setdefault(name, Counter())
+            counts["events"] += count
+            counts["blocked"] += 0
+        self.passed.clear()
+
+    def label(self, event: dict[str, Any]) -> str:
+        """:func:`_event_label` of a dict event, remembered by its ``type`` and ``event``."""
+        try:
+            key = (event.get("type", _MISSING), event.get("event", _MISSING))
+            found = self.labels.get(key)
+        except TypeError:  # an unhashable type or name
+            return _event_label(event)
+        if found is None:
+            found = _event_label(event)
+            if len(self.labels) < _LABELS:
+                self.labels[key] = found
+        return found
 
     def add_malformed(self, file: str, line: int, error: str) -> None:
         self.events += 1
@@ -82,6 +127,7 @@ class ValidationReport:
                 )
 
     def to_json(self) -> dict[str, Any]:
+        self.fold()
         return {
             "events": self.events,
             "allowed": self.allowed,
@@ -95,6 +141,7 @@ class ValidationReport:
         }
 
     def to_text(self) -> str:
+        self.fold()
         lines = [
             f"{self.events} events: {self.allowed} allowed, {self.blocked} blocked, "
             f"{self.violations} violations, {self.omitted} properties omitted"
@@ -212,29 +259,23 @@ def validate(
         _refuse_overwriting_inputs(out, inputs)
     report = ValidationReport()
     sink = _Sink(out) if out else None
+    run = _Run(enforcer, report, sink, include_blocked=include_blocked)
     try:
         for path in inputs:
-            # NDJSON goes through enforce_bytes: valid events are decided while parsing
-            for item, result in iter_results(
-                enforcer, path, input_format,  # type: ignore[arg-type]
-                max_bytes=max_line_bytes, exact=sink is not None,
-            ):
-                if result is None:
-                    report.add_malformed(path, item.line, item.error or "unreadable")
+            if input_format not in ("auto", "ndjson"):
+                run.items(path, iter_file(path, input_format,  # type: ignore[arg-type]
+                                          max_bytes=max_line_bytes))
+                continue
+            with reading(path) as raw:
+                chosen = choose_format(raw, input_format)  # type: ignore[arg-type]
+                if chosen == "ndjson":
+                    run.lines(path, iter_lines(raw, max_line_bytes), max_line_bytes)
                     continue
-                if isinstance(result, LineResult):  # allowed as it is: forward its bytes
-                    report.add(path, item.line, None, result, label=result.rule_label)
-                    if sink is not None:
-                        sink.write(result.line.rstrip(b"\r\n") + b"\n")
-                    continue
-                event = item.event if item.event is not None else result.event
-                report.add(path, item.line, event, result)
-                if sink is not None and (result.allowed or include_blocked):
-                    line = _dump_line(_stamped(result))
-                    if line is None:
-                        report.add_malformed(path, item.line, "event nests too deep to write")
-                        continue
-                    sink.write(line)
+                data = read_document(raw, max_line_bytes)
+            run.items(path, iter([Item(1, None, f"JSON document longer than {max_line_bytes} "
+                                               "bytes")]) if data is None
+                      else iter_events(data, chosen, max_bytes=max_line_bytes))  # type: ignore[arg-type]
+        run.flush()
         if sink is not None:
             sink.commit()
     except BaseException:
@@ -245,6 +286,154 @@ def validate(
         else report.to_text()
     click.echo(text, err=(out == "-"))
     sys.exit(0 if report.clean else 1)
+
+
+class _Run:
+    """One ``validate`` run: enforces events, counts them in the report, writes the output.
+
+    NDJSON lines go through :meth:`lines`, which keeps the common case (an event allowed as
+    it came) to one parse, one enforce, one dict lookup to count it and, with ``--out``,
+    one ``orjson.dumps`` compared with the line: when they are equal the line is what the
+    event would be written as, so no number in it can be one orjson reads inexactly, and
+    the exact parse of #15 (:mod:`trackplan.engine.exactjson`) cannot change the verdict.
+    Only other lines pay the exact-number filter and, when it matches, the exact parse.
+    Output goes out in blocks. Everything written and reported is what the event-by-event
+    path (:meth:`record`) gives for the same input.
+    """
+
+    __slots__ = ("enforcer", "report", "sink", "include_blocked", "buffer")
+
+    def __init__(self, enforcer: Enforcer, report: ValidationReport, sink: _Sink | None, *,
+                 include_blocked: bool) -> None:
+        self.enforcer = enforcer
+        self.report = report
+        self.sink = sink
+        self.include_blocked = include_blocked
+        self.buffer: list[bytes] = []
+
+    def flush(self) -> None:
+        if self.buffer and self.sink is not None:
+            self.sink.write(b"".join(self.buffer))
+        self.buffer.clear()
+
+    def items(self, path: str, items: Iterator[Item]) -> None:
+        """Events read by the document readers (arrays, batch bodies, forced formats)."""
+        enforce = self.enforcer.enforce
+        for item in items:
+            self.record(path, item, None if item.error is not None else enforce(item.event))
+
+    def record(self, path: str, item: Item, result: Result | None) -> None:
+        """Count one event (or unreadable line) and write what it forwards."""
+        report = self.report
+        if result is None:
+            report.add_malformed(path, item.line, item.error or "unreadable")
+            return
+        if isinstance(result, LineResult):  # allowed as it is: forward its bytes
+            report.add(path, item.line, None, result, label=result.rule_label)
+            if self.sink is not None:
+                self.buffer.append(result.line.rstrip(b"\r\n") + b"\n")
+        else:
+            event = item.event if item.event is not None else result.event
+            report.add(path, item.line, event, result)
+            if self.sink is not None and (result.allowed or self.include_blocked):
+                line = _dump_line(_stamped(result))
+                if line is None:
+                    report.add_malformed(path, item.line, "event nests too deep to write")
+                    return
+                self.buffer.append(line)
+        if len(self.buffer) >= _BLOCK or (self.buffer and len(self.buffer[-1]) > _LARGE):
+            self.flush()
+
+    def exact(self, path: str, number: int, line: bytes) -> None:
+        """A line whose numbers orjson may read inexactly: parsed and enforced exactly."""
+        try:
+            event = exactjson.loads(line)
+        except ValueError as exc:
+            self.record(path, Item(number, None, f"invalid JSON: {exc}"), None)
+            return
+        self.record(path, Item(number, event), self.enforcer.enforce(event))
+
+    def lines(self, path: str, lines: Iterator[tuple[int, bytes | None]],
+              max_bytes: int) -> None:
+        """NDJSON lines (see the class doc)."""
+        enforcer = self.enforcer
+        typed = TypedPath.of(enforcer)
+        match = typed.match if typed.entries else None
+        enforce = enforcer.enforce
+        loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+        newline = orjson.OPT_APPEND_NEWLINE
+        may_lose = exactjson.may_lose
+        report = self.report
+        passed = report.passed
+        labels = report.labels
+        buffer = self.buffer
+        append = buffer.append
+        writing = self.sink is not None
+        rule_labels: dict[int, str] = {}  # id of a typed rule -> its label
+        for number, line in lines:
+            if line is None:
+                report.add_malformed(path, number, f"line longer than {max_bytes} bytes")
+                continue
+            if line[:1] != b"{" and not line.strip():
+                continue
+            if match is not None:
+                entry = match(line)
+                if entry is not None and entry.compiled.transform is None:
+                    # valid as it came, decided while decoding: forward the line itself
+                    rule = entry.compiled.rule
+                    label = rule_labels.get(id(rule))
+                    if label is None:  # (the enforcer keeps its rules alive: ids are fixed)
+                        label = rule_labels[id(rule)] = LineResult(line, rule).rule_label
+                    passed[label] = passed.get(label, 0) + 1
+                    if writing:
+                        append(line if line[-1:] == b"\n" and line[-2:-1] != b"\r"
+                               else line.rstrip(b"\r\n") + b"\n")
+                        if len(buffer) >= _BLOCK or len(line) > _LARGE:
+                            self.flush()
+                    continue
+            try:
+                event = loads(line)
+            except decode_error as exc:
+                if may_lose(line):  # (1e400 is JSON orjson refuses)
+                    self.exact(path, number, line)
+                else:
+                    self.record(path, Item(number, None, f"invalid JSON: {exc}"), None)
+                continue
+            result: Any = enforce(event)
+            if result.__class__ is Allowed and result[0] is event:
+                if writing:
+                    try:
+                        data = dumps(event, option=newline)
+                    except (TypeError, orjson.JSONEncodeError):
+                        data = b""
+                    if data != line:  # not as orjson writes it: the event-by-event path
+                        if may_lose(line):
+                            self.exact(path, number, line)
+                        else:
+                            self.record(path, Item(number), result)  # type: ignore[arg-type]
+                        continue
+                    append(line)
+                    if len(buffer) >= _BLOCK or len(line) > _LARGE:
+                        self.flush()
+                try:
+                    label = labels[(event.get("type", _MISSING), event.get("event", _MISSING))]
+                except (KeyError, TypeError):
+                    label = report.label(event)
+                passed[label] = passed.get(label, 0) + 1
+                continue
+            if writing and _changes(event, line) and may_lose(line):
+                self.exact(path, number, line)
+                continue
+            self.record(path, Item(number), result)
+
+
+def _changes(event: Any, line: bytes) -> bool:
+    """Whether ``line`` differs from ``event`` as orjson writes it (then its numbers may be
+    ones orjson reads inexactly; when equal, none is)."""
+    try:
+        return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) != line
+    except (TypeError, orjson.JSONEncodeError):
+        return True
 
 
 def _stamped(result: Result) -> Any:

@@ -51,6 +51,9 @@ __all__ = ["Enforcer", "Result", "compile_plan"]
 
 
 
+_WHERE = 1 << 16  # schema locations remembered
+
+
 def _blocked(event: Any, vtype: str, pointer: str, message: str) -> Result:
     return Result(False, event, (Violation(vtype, pointer, message),))
 
@@ -89,6 +92,9 @@ class Enforcer:
         self._install_pii()
         #: review copies of blocked values no rule describes: scanned everywhere
         self._review_scrubber: Any = None
+        #: (compiled rule, *schema path) -> :func:`schema_location`: failing events repeat
+        #: the same few paths, and the location is string work
+        self._where: dict[tuple[Any, ...], tuple[int, str]] = {}
 
     def _install_pii(self) -> None:
         """Set each compiled rule's ``transform`` from the plan's PII policy: a
@@ -296,9 +302,17 @@ class Enforcer:
         except (ValueError, TypeError, OverflowError) as exc:
             kind = type(exc).__name__
             return _blocked(self._review(event), OTHER, "", f"event is not plain JSON ({kind})")
+        where = self._where
         for err in errors:
             path = list(err.schema_path)
-            branch, location = schema_location(compiled, path)
+            try:
+                branch, location = where[compiled, *path]
+            except KeyError:
+                branch, location = schema_location(compiled, path)
+                if len(where) < _WHERE:
+                    where[compiled, *path] = branch, location
+            except TypeError:  # not a plain path
+                branch, location = schema_location(compiled, path)
             ipath = list(err.instance_path)
             if in_context and ipath and ipath[0] == "traits":
                 ipath = ["context", "traits", *ipath[1:]]

@@ -58,7 +58,10 @@ from trackplan.schema.msgtypes import (
 if TYPE_CHECKING:
     from trackplan.schema.violations import Violation
 
-__all__ = ["Enforcing", "LineResult", "TypedPath", "Unsupported", "iter_results", "typed_rule"]
+__all__ = [
+    "Enforcing", "LineResult", "TypedPath", "Unsupported", "implied_by_identity", "iter_results",
+    "typed_rule",
+]
 
 
 class Enforcing(Protocol):
@@ -127,7 +130,8 @@ def typed_rule(compiled: CompiledRule) -> tuple[Any, _Entry]:
         raise Unsupported("no identity check")
     branches = [
         {k: v for k, v in b.items() if k != "anyOf"}
-        if isinstance(b, dict) and b.get("anyOf") == IDENTITY_ANYOF else b
+        if isinstance(b, dict) and (b.get("anyOf") == IDENTITY_ANYOF
+                                    or implied_by_identity(b.get("anyOf"))) else b
         for b in branches
     ]
     builder = Builder(schema)
@@ -144,6 +148,20 @@ def typed_rule(compiled: CompiledRule) -> tuple[Any, _Entry]:
     wire = {v: k for k, v in _rename_map(struct).items()}
     identity = (wire.get("userId", ""), wire.get("anonymousId", ""))
     return struct, _Entry(compiled, compile_check(check, identity))
+
+
+#: what Segment's exports put on each rule's whole call: "userId or anonymousId present"
+_PRESENT = ({"required": ["userId"]}, {"required": ["anonymousId"]})
+
+
+def implied_by_identity(any_of: Any) -> bool:
+    """Whether an ``anyOf`` on the whole call holds whenever the envelope's identity check
+    does (userId or anonymousId present and non-empty): one of its branches asks only for
+    ``userId`` to be present and another only for ``anonymousId``, as Segment's exports
+    write on every rule. Such an ``anyOf`` adds nothing to the envelope's, which the typed
+    path checks (:func:`~trackplan.schema.msgtypes.compile_check`), so it is dropped there.
+    """
+    return isinstance(any_of, list) and all(b in any_of for b in _PRESENT)
 
 
 def _rename_map(struct: Any) -> dict[str, str]:

@@ -27,8 +27,11 @@ def refuse_remote(uri: str) -> Any:
     )
 
 
-def make_validator(schema: Mapping[str, Any] | bool) -> Any:
+def make_validator(schema: Mapping[str, Any] | bool, *, mask: str | None = None) -> Any:
     """A jsonschema-rs validator with formats asserted and remote refs refused.
+
+    ``mask`` replaces instance values in the errors' messages: cheaper errors (a value is
+    not written out) that hold no property value.
 
     Raises:
         ValueError: a custom meta-schema (another document: refused like a remote $ref).
@@ -36,7 +39,8 @@ def make_validator(schema: Mapping[str, Any] | bool) -> Any:
     """
     value = schema if isinstance(schema, bool) else dict(schema)
     try:
-        return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote)
+        return jsonschema_rs.validator_for(value, validate_formats=True, retriever=refuse_remote,
+                                           mask=mask)
     except jsonschema_rs.ValidationError as exc:
         meta = value.get("$schema") if isinstance(value, dict) else None
         if isinstance(meta, str) and str(exc).startswith("Unknown meta-schema"):

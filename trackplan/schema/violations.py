@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from trackplan import pointer as jp
@@ -73,7 +74,7 @@ class Violation:
     @property
     def field(self) -> str:
         """Segment's dotted field name (``properties.total``)."""
-        return jp.dotted(jp.parse(self.pointer))
+        return _field(self.pointer)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stamped into ``context.protocols.violations``."""
@@ -100,6 +101,11 @@ class Violation:
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message} - at {self.pointer or '/'}"
+
+
+@lru_cache(maxsize=4096)  # failing events repeat the same few pointers
+def _field(pointer: str) -> str:
+    return jp.dotted(jp.parse(pointer))
 
 
 _RANGE_WORDS = {
