@@ -211,3 +211,28 @@ def test_call_fields_found_in_every_layout(
     for i, row in enumerate(arr.to_pylist()):  # and the per-row engine agrees
         expected = row_failures(bp.common.validator, to_json(row))
         assert expected == {key for key, mask in got.items() if mask[i]}
+
+
+@pytest.mark.parametrize("fmt", ["ipv4", "uri", "email", "date-time"])
+def test_format_check_agrees_with_exact_check_on_both_sides_of_the_prefilter_threshold(
+    fmt: str,
+) -> None:
+    """Short arrays skip the prefilter, long ones use it: both flag what jsonschema-rs does."""
+    from trackplan.batch.formats import PREFILTER_MIN
+
+    odd = ["", "nope", "1.2.3", "999.1.2.3", "01.2.3.4", "2001:db8::1", "a@b", "http//x",
+           "https://shop.example.com/p/1", "10.0.0.1", "user@example.com",
+           "2026-12-07T03:00:00Z", "2026-02-30T03:00:00Z", None]  # fmt: skip
+    n = PREFILTER_MIN
+    common = {
+        "ipv4": [f"10.{i % 256}.{i // 256 % 256}.7" for i in range(n)],
+        "uri": [f"https://shop.example.com/p/{i}" for i in range(n)],
+        "email": [f"user.{i}@mail.example.com" for i in range(n)],
+        "date-time": [f"2026-01-{1 + i % 28:02d}T10:00:{i % 60:02d}Z" for i in range(n)],
+    }[fmt]
+    exact = make_validator({"format": fmt})
+    for values in (odd, common + odd):
+        arr = pa.array(values, pa.string())
+        bad = FormatCheck(fmt).failing(arr)
+        got = bad.to_pylist() if bad is not None else [False] * len(values)
+        assert got == [v is not None and not exact.is_valid(v) for v in values]

@@ -370,3 +370,23 @@ def test_dictionary_encoded_free_text_is_scanned_by_its_values(ecommerce_plan: P
     assert mask.tolist() == [False, False, True, False]
     plain = pa.StructArray.from_arrays([coupons.dictionary_decode()], names=["coupon"])
     assert pii.candidates({"properties": plain}, len(coupons)).tolist() == mask.tolist()
+
+
+def test_dictionary_encoded_free_text_with_nulls_and_without_pii(ecommerce_plan: Plan) -> None:
+    # a null index (an absent coupon) is no candidate, and a dictionary with nothing a
+    # detector could find makes no row one, both as the decoded column says
+    from trackplan.batch.pii import RowPii, batch_policy
+
+    rule = ecommerce_plan.event("Order Completed", 1)
+    pii = RowPii(batch_policy(ecommerce_plan), rule, "track")
+    for values, expected in (
+        ([None, "call 07700 900742", None, "WINTER"], [False, True, False, False]),
+        (["WINTER", None, "SAVE10"], [False, False, False]),
+    ):
+        coupons = pa.array(values, pa.string()).dictionary_encode()
+        assert coupons.indices.null_count == values.count(None)
+        encoded = pa.StructArray.from_arrays([coupons], names=["coupon"])
+        plain = pa.StructArray.from_arrays([coupons.dictionary_decode()], names=["coupon"])
+        mask = pii.candidates({"properties": encoded}, len(values))
+        assert mask.tolist() == expected
+        assert pii.candidates({"properties": plain}, len(values)).tolist() == expected

@@ -57,7 +57,7 @@ def _identified(child: pa.Array) -> np.ndarray:
         child = child.cast(child.type.value_type)
     typ = child.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        ok = pc.greater_equal(pc.utf8_length(child), 1)
+        ok = pc.greater_equal(pc.binary_length(child), 1)  # non-empty: a byte or more
     elif pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
         ok = pc.is_valid(child)
     else:  # no other type is a string or a number: the id is of the wrong type

@@ -48,6 +48,12 @@ FORMAT_PREFILTERS: dict[str, str] = {
     "uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
 }
 
+#: Fewer values than this go straight to the exact check: compiling a prefilter costs
+#: Arrow about as much as a few thousand exact checks (the ``uri`` one 2 ms a call), and
+#: short arrays (dictionaries of distinct values, what an ``anyOf`` branch has left) do
+#: not repay it.
+PREFILTER_MIN = 4096
+
 #: Values sampled per batch to find frequent email domains, and the share that counts.
 DOMAIN_SAMPLE = 256
 DOMAIN_SHARE = 0.1
@@ -98,7 +104,7 @@ class FormatCheck:
         if self.format == "email":
             sure = self._email_fast(arr)
         rest = arr if sure is None else pc.filter(arr, pc.invert(sure))
-        if self.prefilter is not None and len(rest):
+        if self.prefilter is not None and len(rest) >= PREFILTER_MIN:
             ok = _fill(match_repetitive(rest, self.prefilter))
             rest = pc.filter(rest, pc.invert(ok))
         unique = pc.unique(rest.drop_null()) if len(rest) else rest

@@ -218,6 +218,17 @@ def strings_mask(arr: pa.Array, key: str | None) -> np.ndarray:
     return out
 
 
+def _by_index(inner: np.ndarray, indices: pa.Array) -> np.ndarray | None:
+    """Rows of a dictionary array whose value is true in ``inner`` (one per distinct
+    value; a null index: none), or None when no value is."""
+    if not inner.any():
+        return None
+    if indices.null_count:
+        indices = pc.fill_null(indices, len(inner))  # points past the dictionary: false
+    rows: np.ndarray = np.append(inner, False)[indices.to_numpy(zero_copy_only=False)]
+    return rows
+
+
 def _present(arr: pa.Array) -> np.ndarray:
     mask: np.ndarray = pc.is_valid(arr).to_numpy(zero_copy_only=False)
     return mask
@@ -296,11 +307,7 @@ class RowPii:
             return None  # a declared action, applied column-wise, reports nothing
         if pa.types.is_dictionary(arr.type):
             inner = self._node(arr.dictionary, node, key, path)
-            if inner is None:
-                return None
-            taken = pc.take(pa.array(inner), arr.indices)
-            mask: np.ndarray = pc.fill_null(taken, False).to_numpy(zero_copy_only=False)
-            return mask
+            return None if inner is None else _by_index(inner, arr.indices)
         typ = arr.type
         if pa.types.is_struct(typ):
             return self._struct(arr, node, path)
@@ -388,11 +395,7 @@ class RowPii:
         if pa.types.is_dictionary(arr.type):
             # declared free text read dictionary-encoded: its distinct values, once each
             inner = self._scan(arr.dictionary, key, whole=whole)
-            if inner is None:
-                return None
-            taken = pc.take(pa.array(inner), arr.indices)
-            mask: np.ndarray = pc.fill_null(taken, False).to_numpy(zero_copy_only=False)
-            return mask
+            return None if inner is None else _by_index(inner, arr.indices)
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             return _present(arr) if whole else None
         if len(arr) == 0 or arr.null_count == len(arr):
