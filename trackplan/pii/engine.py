@@ -593,13 +593,7 @@ def _wins(new: DeclaredField, old: DeclaredField) -> bool:
 def _fields_for(policy: PiiPolicy, rule: Rule | None) -> list[DeclaredField]:
     """Declarations that apply to a call of ``rule``: the common rule's, identify traits
     under ``context.traits`` (SDKs send them with every call), and the rule's own."""
-    out: list[DeclaredField] = []
-    for f in (*policy.not_pii, *policy.fields):
-        owner = f.rule
-        if owner.kind == "common":
-            out.append(f)
-        elif owner.kind == "identify" and f.path[:2] == ("context", "traits"):
-            out.append(f)
-        elif rule is not None and owner is rule:
-            out.append(f)
-    return out
+    shared, by_rule = policy.declared_by_rule
+    own = by_rule.get(id(rule), ()) if rule is not None else ()
+    # in declaration order, as one pass over the policy's declarations gives them
+    return [f for _place, f in sorted((*shared, *own), key=lambda pf: pf[0])]

@@ -28,6 +28,7 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -150,6 +151,27 @@ class PiiPolicy:
     phone_regions: tuple[str, ...] = ()
     #: countries whose identity numbers the detectors know (``pii.id_countries``)
     id_countries: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def declared_by_rule(
+        self,
+    ) -> tuple[tuple[tuple[int, DeclaredField], ...],
+               Mapping[int, tuple[tuple[int, DeclaredField], ...]]]:
+        """The declarations that apply to every call (the common rule's, and identify
+        traits under ``context.traits``), and those of each rule by ``id(rule)``, each with
+        its place in declaration order (``not_pii``, then ``fields``). Built once per
+        policy, so each compiled rule finds its own without scanning the whole plan's."""
+        shared: list[tuple[int, DeclaredField]] = []
+        own: dict[int, list[tuple[int, DeclaredField]]] = {}
+        for place, f in enumerate((*self.not_pii, *self.fields)):
+            owner = f.rule
+            if owner.kind == "common" or (
+                owner.kind == "identify" and f.path[:2] == ("context", "traits")
+            ):
+                shared.append((place, f))
+            else:
+                own.setdefault(id(owner), []).append((place, f))
+        return tuple(shared), {k: tuple(v) for k, v in own.items()}  # fmt: skip
 
     def canon(self) -> dict[str, Callable[[str], str | None]]:
         """The ``canon`` of :mod:`trackplan.pii.actions` under this policy: phones in
