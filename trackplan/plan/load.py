@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
-import yaml
 
 from trackplan import pointer as jp
 from trackplan.errors import PlanError, PlanIssue
 from trackplan.plan.assemble import rule_call_schema
+from trackplan.plan.cache import plan_key, read_entry, write_entry
 from trackplan.plan.format_schema import EVENT_FILE_SCHEMA, PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
 from trackplan.plan.model import (
@@ -35,7 +35,10 @@ from trackplan.plan.model import (
     draft_of,
 )
 
-__all__ = ["load_plan", "read_document", "build_plan", "PLAN_FILE_NAMES", "SECTION_FILES"]
+__all__ = [
+    "load_plan", "read_document", "read_file", "parse_document", "build_plan", "PLAN_FILE_NAMES",
+    "SECTION_FILES",
+]  # fmt: skip
 
 PLAN_FILE_NAMES = ("plan.yaml", "plan.yml", "plan.json")
 SECTION_FILES = (
@@ -46,18 +49,62 @@ _DOC_SUFFIXES = (".yaml", ".yml", ".json")
 _RULE_SECTIONS = ("common", "identify", "group", "page", "screen")
 
 
-# libyaml's parser when PyYAML has it (about 10x faster on plans of hundreds of files)
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq"))
+_PLAIN_SCALARS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null")
+)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe YAML without implicit timestamps: ``2026-01-01`` stays a string, as in JSON."""
+class _Unusual(Exception):
+    """A document the direct construction leaves to PyYAML's (merge keys, keys that are
+    not strings, explicit tags other than the JSON ones)."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+@functools.cache
+def _yaml() -> tuple[Any, Any, Any]:
+    """PyYAML (imported when a plan file is parsed: a cached plan needs none of it), its
+    loader for plans, and the base loader class.
+
+    The loader is libyaml's parser when PyYAML has it, without implicit timestamps
+    (``2026-01-01`` stays a string, as in JSON), building the document directly from the
+    composed nodes: plans are JSON-shaped, and the generic constructor's per-node
+    bookkeeping cost more than parsing.
+    """
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc]
+        def construct_document(self, node: Any) -> Any:
+            try:
+                return self._direct(node)
+            except _Unusual:
+                return super().construct_document(node)
+
+        def _direct(self, node: Any) -> Any:
+            tag = node.tag
+            if tag == _STR and isinstance(node, yaml.ScalarNode):
+                return node.value
+            if tag == _MAP and isinstance(node, yaml.MappingNode):
+                out = {}
+                direct = self._direct
+                for key, value in node.value:
+                    if key.tag != _STR or not isinstance(key, yaml.ScalarNode):
+                        raise _Unusual
+                    out[key.value] = direct(value)
+                return out
+            if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+                direct = self._direct
+                return [direct(item) for item in node.value]
+            if tag in _PLAIN_SCALARS and isinstance(node, yaml.ScalarNode):
+                return self.yaml_constructors[tag](self, node)
+            raise _Unusual
+
+    Loader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml, Loader, base
 
 
 #: The largest plan file read (plans are text written by people; this bounds hostile ones).
@@ -83,7 +130,8 @@ def _has_alias(text: str) -> bool:
     exponentially while composing."""
     if "*" not in text:
         return False
-    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_BaseLoader))
+    yaml, _loader, base = _yaml()
+    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=base))
 
 
 def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = None) -> Any:
@@ -93,6 +141,13 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
     :data:`MAX_PLAN_FILE_BYTES` and YAML aliases are refused (plans from untrusted pull
     requests are read in CI).
     """
+    raw = read_file(path, issues, root=root)
+    return None if raw is None else parse_document(path, raw, issues)
+
+
+def read_file(path: Path, issues: list[PlanIssue], *, root: Path | None = None) -> bytes | None:
+    """The bytes of one plan file, or ``None`` with the reason in ``issues`` (a symbolic
+    link, a file outside ``root``, unreadable or over :data:`MAX_PLAN_FILE_BYTES`)."""
     name = str(path)
     refused = _outside(path, root)
     if refused is not None:
@@ -107,6 +162,14 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
     if len(raw) > MAX_PLAN_FILE_BYTES:
         issues.append(PlanIssue(name, "", f"file is larger than {MAX_PLAN_FILE_BYTES} bytes"))
         return None
+    return raw
+
+
+def parse_document(path: Path, raw: bytes, issues: list[PlanIssue]) -> Any:
+    """Parse the bytes of one YAML or JSON plan file (by ``path``'s suffix); problems go
+    to ``issues`` and ``None`` is returned. YAML aliases are refused."""
+    name = str(path)
+    yaml, loader, _base = _yaml()
     try:
         if path.suffix == ".json":
             # the standard parser keeps big integers exact (plans are small)
@@ -118,7 +181,7 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
                     name, "", "YAML aliases (*name) are not allowed in plan files; "
                     "write the value out or use a $ref"))
                 return None
-            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+            doc = yaml.load(text, Loader=loader)  # noqa: S506 - SafeLoader subclass
     except json.JSONDecodeError as exc:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
@@ -250,39 +313,73 @@ def _doc_files(root: Path) -> list[Path]:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Load and check a plan directory or file; raise :class:`PlanError` with every issue."""
+    """Load and check a plan directory or file; raise :class:`PlanError` with every issue.
+
+    A plan loaded before from the same bytes comes from the cache
+    (:mod:`trackplan.plan.cache`) without being parsed or checked again.
+    """
     root = Path(path)
     issues: list[PlanIssue] = []
+    # every file's bytes first: they are the cache key
     if root.is_dir():
         plan_file = next((root / n for n in PLAN_FILE_NAMES if (root / n).is_file()), None)
         if plan_file is None:
             raise PlanError(
                 [PlanIssue(str(root), "", f"no {' or '.join(PLAN_FILE_NAMES)} in the directory")]
             )
-        doc = read_document(plan_file, issues, root=root)
-        sections: dict[str, tuple[str, Any]] = {}
+        files = [plan_file]
+        section_files: dict[str, Path] = {}
         for name in SECTION_FILES:
             for suffix in _DOC_SUFFIXES:
                 candidate = root / f"{name}{suffix}"
                 if candidate.is_file() or candidate.is_symlink():
-                    sections[name] = (str(candidate), read_document(candidate, issues, root=root))
+                    section_files[name] = candidate
+                    files.append(candidate)
         events_dir = root / "events"
         if events_dir.is_symlink():
             issues.append(PlanIssue(str(events_dir), "", "is a symbolic link; plan files must "
                                     "be regular files inside the plan folder"))
-        event_docs = [
-            (str(p), read_document(p, issues, root=root)) for p in _doc_files(events_dir)
-        ] if events_dir.is_dir() and not events_dir.is_symlink() else []
-        source = str(root)
+        event_files = (_doc_files(events_dir)
+                       if events_dir.is_dir() and not events_dir.is_symlink() else [])
+        files += event_files
+        raw = {f: read_file(f, issues, root=root) for f in files}
+        base = root
     elif root.is_file():
-        plan_file = root
-        doc = read_document(root, issues)
-        sections, event_docs, source = {}, [], str(root)
+        plan_file, section_files, event_files = root, {}, []
+        raw = {root: read_file(root, issues)}
+        base = root
     else:
         raise PlanError([PlanIssue(str(root), "", "no such file or directory")])
+
+    key = None
+    if not issues:
+        named = [(_cache_name(f, base), data) for f, data in raw.items() if data is not None]
+        key = plan_key(named)
+        cached = read_entry(key, base)
+        if cached is not None:
+            return cached
+
+    def parsed(file: Path) -> Any:
+        data = raw[file]
+        return None if data is None else parse_document(file, data, issues)
+
+    doc = parsed(plan_file)
+    sections = {name: (str(f), parsed(f)) for name, f in section_files.items()}
+    event_docs = [(str(f), parsed(f)) for f in event_files]
     if issues:
         raise PlanError(issues)
-    return build_plan(str(plan_file), doc, sections, event_docs, source=source)
+    plan = build_plan(str(plan_file), doc, sections, event_docs, source=str(root))
+    if key is not None:
+        write_entry(key, base, plan)
+    return plan
+
+
+def _cache_name(file: Path, base: Path) -> str:
+    """How a file is named in the cache key: its path inside the plan folder, or its own
+    name for a plan that is one file (the suffix says how it is parsed)."""
+    if file == base:
+        return file.name
+    return file.relative_to(base).as_posix()
 
 
 def build_plan(
@@ -547,6 +644,7 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
         for _, node in walk_schemas(whole)
         if isinstance(node.get("$id"), str)
     }
+    anchors: set[str] | None = None
     for _part, base, schema in parts:
         for path, node in walk_schemas(schema):
             ref = node.get("$ref")
@@ -559,10 +657,33 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
                     continue
                 out.append(PlanIssue(rule.source, where, _refusal(ref), rule.label))
                 continue
+            if fragment and not fragment.startswith("/"):
+                if anchors is None:
+                    anchors = _anchor_names(root)
+                if fragment not in anchors:
+                    out.append(PlanIssue(rule.source, where, f"$ref '#{fragment}' names an "
+                                         "anchor no schema in the plan declares", rule.label))
+                continue
             problem = _resolve_local(root, fragment)
             if problem:
                 out.append(PlanIssue(rule.source, where, problem, rule.label))
     return out
+
+
+def _anchor_names(root: Any) -> set[str]:
+    """Every anchor name declared in ``root`` (``$anchor``, ``$dynamicAnchor``, or a
+    draft-07 ``$id``/``id`` of the form ``#name``), wherever it sits."""
+    names: set[str] = set()
+    for _path, node in walk_schemas(root):
+        for key in ("$anchor", "$dynamicAnchor", "$recursiveAnchor"):
+            value = node.get(key)
+            if isinstance(value, str):
+                names.add(value)
+        for key in ("$id", "id"):
+            value = node.get(key)
+            if isinstance(value, str) and "#" in value:
+                names.add(value.split("#", 1)[1])
+    return names
 
 
 def _refusal(ref: str) -> str:
