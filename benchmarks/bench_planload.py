@@ -45,6 +45,8 @@ from trackplan.plan.write import dump_yaml  # noqa: E402  (block YAML, as plans 
 _PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
+import trackplan
+assert trackplan.__file__.startswith(sys.argv[2]), trackplan.__file__
 from trackplan.engine import compile_plan
 from trackplan.plan.load import load_plan
 t1 = time.perf_counter()
@@ -142,8 +144,10 @@ def make_plan(root: Path, events: int, seed: int = 17) -> None:
 
 def _run(plan: Path, env: dict[str, str], pythonpath: str) -> dict[str, float]:
     run_env = {**env, "PYTHONPATH": pythonpath}
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(plan)], env=run_env, cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    # run outside any checkout: ``python -c`` puts the working directory first on the path
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(plan), pythonpath], env=run_env,
+                          cwd=plan.parent, capture_output=True, text=True,
+                          check=False)  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"probe failed:\n{done.stderr}")
     result: dict[str, float] = json.loads(done.stdout)
@@ -181,7 +185,8 @@ def main() -> None:
                                            here))  # fmt: skip
             contenders["no cache"].append(_run(plan, {**env, "TRACKPLAN_NO_CACHE": "1"}, here))
             if args.before is not None:
-                contenders["before"].append(_run(plan, env, str(args.before.resolve())))
+                before_env = {**env, "TRACKPLAN_CACHE_DIR": str(Path(tmp) / "before-cache")}
+                contenders["before"].append(_run(plan, before_env, str(args.before.resolve())))
         rules = contenders["cold"][0]["rules"]
         print(f"{args.events}-event plan: {len(files)} files, {size / 1e6:.1f} MB, "
               f"{rules:.0f} compiled rules; median of {args.runs} fresh processes, interleaved")

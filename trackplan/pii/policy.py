@@ -39,7 +39,7 @@ from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import ACTIONS, CATEGORIES
 from trackplan.pii.national_ids import ID_COUNTRIES
 from trackplan.pii.phones import canon_for, known_region
-from trackplan.plan.assemble import rule_call_schema
+from trackplan.plan.assemble import rule_call_view
 from trackplan.plan.model import Plan, Rule, detection_off
 
 __all__ = [
@@ -350,7 +350,7 @@ def _declared(
     Local ``$ref`` to the plan's definitions are followed (once per chain: cycles end).
     Identify traits are declared under ``context.traits`` as well, where SDKs put them.
     """
-    root = rule_call_schema(rule)
+    root = rule_call_view(rule)  # read only: never changed below
     defs = dict(plan.definitions)
     for key in ("definitions", "$defs"):
         own = root.get(key)

@@ -26,7 +26,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -49,8 +48,6 @@ FORMAT = 1
 
 #: Entries kept; older ones are removed when a new one is written.
 MAX_ENTRIES = 64
-
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 #: Third-party parsers whose version changes what a plan file reads as.
 _PARSERS = ("yaml", "jsonschema_rs")
@@ -221,9 +218,9 @@ def read_entry(key: str, root: Path) -> Plan | None:
     except OSError:
         return None
     try:
-        # orjson reads integers beyond 64 bits as floats: the standard parser keeps them
-        # exact (a run of 19 digits may be one; inside a string it only costs speed)
-        entry = json.loads(raw) if _LONG_DIGITS.search(raw) else orjson.loads(raw)
+        # written by the standard encoder (integers beyond 64 bits, which orjson would
+        # read as floats) when it starts with a space: then read exactly by its parser
+        entry = json.loads(raw) if raw[:1] == b" " else orjson.loads(raw)
         if entry.get("format") != FORMAT or entry.get("key") != key:
             return None
         return plan_from_data(entry["plan"], root)
@@ -244,7 +241,7 @@ def write_entry(key: str, root: Path, plan: Plan) -> None:
     try:
         blob = orjson.dumps(entry)
     except TypeError:  # integers beyond 64 bits: the standard encoder writes them exactly
-        blob = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+        blob = b" " + json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
     try:
         write_bytes_atomic(_entry_path(directory, key), blob)
         _prune(directory / "plans")

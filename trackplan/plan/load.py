@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import jsonschema_rs
 
 from trackplan import pointer as jp
 from trackplan.errors import PlanError, PlanIssue
-from trackplan.plan.assemble import rule_call_schema
+from trackplan.plan.assemble import rule_call_view
 from trackplan.plan.cache import plan_key, read_entry, write_entry
 from trackplan.plan.format_schema import EVENT_FILE_SCHEMA, PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
@@ -111,16 +112,18 @@ def _yaml() -> tuple[Any, Any, Any]:
 MAX_PLAN_FILE_BYTES = 8 << 20
 
 
-def _outside(path: Path, root: Path | None) -> str | None:
+def _outside(path: Path, root: Path | None, real_root: str | None = None) -> str | None:
     """Why ``path`` may not be read as part of the plan folder ``root``, if it may not (a
-    plan file named directly on the command line is the user's own choice)."""
+    plan file named directly on the command line is the user's own choice). ``real_root``
+    is ``os.path.realpath(root)``, when the caller has it already."""
     if root is None:
         return None
-    if path.is_symlink():
+    name = os.fspath(path)
+    if os.path.islink(name):
         return "is a symbolic link; plan files must be regular files inside the plan folder"
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
+    real_root = os.path.realpath(root) if real_root is None else real_root
+    real = os.path.realpath(name)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         return "resolves outside the plan folder"
     return None
 
@@ -145,17 +148,34 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
     return None if raw is None else parse_document(path, raw, issues)
 
 
-def read_file(path: Path, issues: list[PlanIssue], *, root: Path | None = None) -> bytes | None:
+def read_file(
+    path: Path, issues: list[PlanIssue], *, root: Path | None = None, real_root: str | None = None
+) -> bytes | None:
     """The bytes of one plan file, or ``None`` with the reason in ``issues`` (a symbolic
-    link, a file outside ``root``, unreadable or over :data:`MAX_PLAN_FILE_BYTES`)."""
+    link, a file outside ``root``, unreadable or over :data:`MAX_PLAN_FILE_BYTES`).
+    ``real_root``: ``os.path.realpath(root)``, computed once for many files."""
     name = str(path)
-    refused = _outside(path, root)
+    refused = _outside(path, root, real_root)
     if refused is not None:
         issues.append(PlanIssue(name, "", refused))
         return None
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PLAN_FILE_BYTES + 1)
+        # inside a plan folder a link is refused above; O_NOFOLLOW keeps it so if one is
+        # swapped in between
+        flags = os.O_RDONLY | (getattr(os, "O_NOFOLLOW", 0) if root is not None else 0)
+        fd = os.open(name, flags)
+        try:
+            chunks = []
+            left = MAX_PLAN_FILE_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        raw = b"".join(chunks)
     except OSError as exc:
         issues.append(PlanIssue(name, "", f"cannot read file: {exc.strerror or exc}"))
         return None
@@ -306,9 +326,15 @@ def _doc_files(root: Path) -> list[Path]:
     for directory, subdirs, names in os.walk(root):  # never follows linked folders
         subdirs.sort()
         for name in names:
-            path = Path(directory) / name
-            if path.suffix in _DOC_SUFFIXES and (path.is_file() or path.is_symlink()):
-                out.append(path)  # a link is listed so that it is refused, not skipped
+            if os.path.splitext(name)[1] not in _DOC_SUFFIXES:
+                continue
+            full = os.path.join(directory, name)
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                out.append(Path(full))  # a link is listed so that it is refused, not skipped
     return sorted(out)
 
 
@@ -342,7 +368,8 @@ def load_plan(path: str | Path) -> Plan:
         event_files = (_doc_files(events_dir)
                        if events_dir.is_dir() and not events_dir.is_symlink() else [])
         files += event_files
-        raw = {f: read_file(f, issues, root=root) for f in files}
+        real_root = os.path.realpath(root)
+        raw = {f: read_file(f, issues, root=root, real_root=real_root) for f in files}
         base = root
     elif root.is_file():
         plan_file, section_files, event_files = root, {}, []
@@ -637,7 +664,7 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
         parts.append((rule.payload_key, jp.join(rule.pointer, rule.payload_key), rule.payload))
     if rule.call is not None:
         parts.append(("call", jp.join(rule.pointer, "call"), rule.call))
-    whole = rule_call_schema(rule)
+    whole = rule_call_view(rule)  # read only
     root = {"definitions": dict(plan.definitions), "$defs": dict(plan.definitions), **whole}
     embedded_ids = {
         urldefrag(urljoin(_BASE, node["$id"]))[0]
