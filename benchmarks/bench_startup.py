@@ -6,7 +6,8 @@ the median wall time of ``--runs`` runs each of:
 - ``python -c pass`` (the floor: the interpreter alone, in the same environment);
 - ``trackplan --help``;
 - ``trackplan validate plans/ecommerce ONE_EVENT.ndjson`` (a one-event file: start-up, plan
-  load and compile, one event);
+  load and compile, one event), as a user's second run does it (the plan from the cache of
+  loaded plans, in a directory of this run) and with ``TRACKPLAN_NO_CACHE=1``;
 - ``trackplan scan plans/ecommerce examples/export.parquet`` (for scale: a batch command
   that needs pyarrow).
 
@@ -60,7 +61,10 @@ def main() -> None:
     # as a user runs it: bytecode caches written by the first run and used after
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["TRACKPLAN_HASH_KEY"] = "bench-key"
+    env.pop("TRACKPLAN_NO_CACHE", None)
     with tempfile.TemporaryDirectory() as tmp:
+        env["TRACKPLAN_CACHE_DIR"] = str(Path(tmp) / "cache")  # never the user's own
+        no_cache = {**env, "TRACKPLAN_NO_CACHE": "1"}
         one = Path(tmp) / "one.ndjson"
         one.write_bytes(EVENT)
         tp = [sys.executable, "-m", "trackplan"] if args.module else _trackplan()
@@ -68,15 +72,17 @@ def main() -> None:
             "python -c pass": [sys.executable, "-c", "pass"],
             "trackplan --help": [*tp, "--help"],
             "trackplan validate (1 event)": [*tp, "validate", "plans/ecommerce", str(one)],
+            "  same, no plan cache": [*tp, "validate", "plans/ecommerce", str(one)],
             "trackplan scan (1,200 rows)": [*tp, "scan", "plans/ecommerce",
                                             "examples/export.parquet", "--quiet"],
         }  # fmt: skip
-        for cmd in contenders.values():  # warm the file cache once
-            _time(cmd, env)
+        envs = {name: no_cache if "no plan cache" in name else env for name in contenders}
+        for name, cmd in contenders.items():  # warm the file cache (and plan cache) once
+            _time(cmd, envs[name])
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.runs):
             for name, cmd in contenders.items():
-                times[name].append(_time(cmd, env))
+                times[name].append(_time(cmd, envs[name]))
         floor = statistics.median(times["python -c pass"])
         print(f"median of {args.runs} runs, interleaved; ratio to `python -c pass`")
         print(f"{'command':<32}{'median ms':>10}{'ratio':>8}")

@@ -76,13 +76,22 @@ def _yaml() -> tuple[Any, Any, Any]:
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class Loader(base):  # type: ignore[misc]
+        #: set when the document was built directly: then it is JSON (string keys, finite
+        #: numbers) no deeper than MAX_DEPTH, and need not be checked again
+        checked = False
+
         def construct_document(self, node: Any) -> Any:
+            self.checked = False
             try:
-                return self._direct(node)
+                doc = self._direct(node, 0)
             except _Unusual:
                 return super().construct_document(node)
+            self.checked = True
+            return doc
 
-        def _direct(self, node: Any) -> Any:
+        def _direct(self, node: Any, depth: int) -> Any:
+            if depth > MAX_DEPTH:
+                raise _Unusual  # the generic path, then the loader's own depth check
             tag = node.tag
             if tag == _STR and isinstance(node, yaml.ScalarNode):
                 return node.value
@@ -92,13 +101,19 @@ def _yaml() -> tuple[Any, Any, Any]:
                 for key, value in node.value:
                     if key.tag != _STR or not isinstance(key, yaml.ScalarNode):
                         raise _Unusual
-                    out[key.value] = direct(value)
+                    out[key.value] = direct(value, depth + 1)
                 return out
             if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+                items = []
                 direct = self._direct
-                return [direct(item) for item in node.value]
+                for item in node.value:  # a loop, not a comprehension: one frame a level
+                    items.append(direct(item, depth + 1))
+                return items
             if tag in _PLAIN_SCALARS and isinstance(node, yaml.ScalarNode):
-                return self.yaml_constructors[tag](self, node)
+                value = self.yaml_constructors[tag](self, node)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise _Unusual  # reported by the loader's JSON check
+                return value
             raise _Unusual
 
     Loader.yaml_implicit_resolvers = {
@@ -190,6 +205,7 @@ def parse_document(path: Path, raw: bytes, issues: list[PlanIssue]) -> Any:
     to ``issues`` and ``None`` is returned. YAML aliases are refused."""
     name = str(path)
     yaml, loader, _base = _yaml()
+    checked = False
     try:
         if path.suffix == ".json":
             # the standard parser keeps big integers exact (plans are small)
@@ -201,7 +217,12 @@ def parse_document(path: Path, raw: bytes, issues: list[PlanIssue]) -> Any:
                     name, "", "YAML aliases (*name) are not allowed in plan files; "
                     "write the value out or use a $ref"))
                 return None
-            doc = yaml.load(text, Loader=loader)  # noqa: S506 - SafeLoader subclass
+            parser = loader(text)  # a SafeLoader subclass, as yaml.load(text, loader) uses it
+            try:
+                doc = parser.get_single_data()
+                checked = parser.checked
+            finally:
+                parser.dispose()
     except json.JSONDecodeError as exc:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
@@ -221,6 +242,8 @@ def parse_document(path: Path, raw: bytes, issues: list[PlanIssue]) -> Any:
     except RecursionError:
         issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
         return None
+    if checked:
+        return doc  # built directly from YAML: JSON, and not too deep
     if depth_exceeds(doc):
         issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
         return None
@@ -395,7 +418,8 @@ def load_plan(path: str | Path) -> Plan:
     event_docs = [(str(f), parsed(f)) for f in event_files]
     if issues:
         raise PlanError(issues)
-    plan = build_plan(str(plan_file), doc, sections, event_docs, source=str(root))
+    plan = build_plan(str(plan_file), doc, sections, event_docs, source=str(root),
+                      depth_checked=True)  # fmt: skip
     if key is not None:
         write_entry(key, base, plan)
     return plan
@@ -416,13 +440,19 @@ def build_plan(
     event_docs: list[tuple[str, Any]] | None = None,
     *,
     source: str = "",
+    depth_checked: bool = False,
 ) -> Plan:
-    """Check parsed documents and build the :class:`Plan` (raises :class:`PlanError`)."""
+    """Check parsed documents and build the :class:`Plan` (raises :class:`PlanError`).
+
+    ``depth_checked``: the documents come from :func:`parse_document`, which refuses
+    nesting deeper than ``MAX_DEPTH`` (so it is not walked again here).
+    """
     issues: list[PlanIssue] = []
     sections = dict(sections or {})
     event_docs = list(event_docs or [])
-    too_deep = [f for f, v in [(plan_file, doc), *sections.values(), *event_docs]
-                if depth_exceeds(v)]  # fmt: skip
+    too_deep = [] if depth_checked else [
+        f for f, v in [(plan_file, doc), *sections.values(), *event_docs] if depth_exceeds(v)
+    ]  # fmt: skip
     if too_deep:
         # checked first: the schema validators below recurse and would overflow the stack
         raise PlanError([PlanIssue(f, "", f"nesting is deeper than {MAX_DEPTH} levels")
