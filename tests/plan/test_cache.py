@@ -128,6 +128,21 @@ def test_a_damaged_entry_is_ignored_and_rewritten(
         assert json.loads(entry.read_bytes())["key"] == entry.stem  # rewritten whole
 
 
+def test_an_entry_others_could_have_written_is_not_trusted(
+    cache: Path, plan_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_plan(plan_dir)
+    [entry] = entries(cache)
+    data = json.loads(entry.read_text())
+    data["plan"]["description"] = "planted"
+    entry.write_text(json.dumps(data))
+    entry.chmod(0o666)
+    plan = load_plan(plan_dir)
+    same(plan, uncached(plan_dir, monkeypatch))
+    assert not entry.stat().st_mode & 0o022  # rewritten as the user's own
+    assert json.loads(entry.read_text())["plan"]["description"] != "planted"
+
+
 def test_no_cache_env_writes_nothing(
     cache: Path, plan_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,8 +12,9 @@ same plan in another place (``trackplan diff``'s checkout of a revision) hits to
 
 The cache directory is ``$TRACKPLAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/trackplan``, else
 ``~/.cache/trackplan``; ``TRACKPLAN_NO_CACHE=1`` turns the cache off. It is safe to delete
-at any time. An entry that cannot be read or does not match its key is ignored (and
-rewritten); a directory that cannot be written only costs the next run its speed.
+at any time. An entry that cannot be read, does not match its key, or that another user
+could have written is ignored (and rewritten); a directory that cannot be written only
+costs the next run its speed.
 
 >>> key = plan_key([("plan.yaml", b"name: Shop\\n")])            # doctest: +SKIP
 >>> read_entry(key, Path("plans/shop")) is None                  # doctest: +SKIP
@@ -26,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -214,7 +216,10 @@ def read_entry(key: str, root: Path) -> Plan | None:
     if directory is None:
         return None
     try:
-        raw = _entry_path(directory, key).read_bytes()
+        with open(_entry_path(directory, key), "rb") as handle:
+            if not _own(os.fstat(handle.fileno())):
+                return None
+            raw = handle.read()
     except OSError:
         return None
     try:
@@ -226,6 +231,15 @@ def read_entry(key: str, root: Path) -> Plan | None:
         return plan_from_data(entry["plan"], root)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
+
+
+def _own(st: os.stat_result) -> bool:
+    """Whether an entry is this user's and only theirs to change: an entry another user
+    could have written (a shared TRACKPLAN_CACHE_DIR) would be another plan."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # pragma: no cover - Windows: no owners to compare
+        return True
+    return st.st_uid == getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def write_entry(key: str, root: Path, plan: Plan) -> None:
@@ -242,8 +256,14 @@ def write_entry(key: str, root: Path, plan: Plan) -> None:
         blob = orjson.dumps(entry)
     except TypeError:  # integers beyond 64 bits: the standard encoder writes them exactly
         blob = b" " + json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+    target = _entry_path(directory, key)
     try:
-        write_bytes_atomic(_entry_path(directory, key), blob)
+        if not _own(os.lstat(target)):
+            target.unlink()  # else the rewrite would keep its mode
+    except OSError:
+        pass
+    try:
+        write_bytes_atomic(target, blob)
         _prune(directory / "plans")
     except (OSError, TrackplanError):
         return
