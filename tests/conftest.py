@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ ECOMMERCE_DIR = ROOT / "plans" / "ecommerce"
 # The example plan hashes emails and phones: compiling it needs a key (a test-only value;
 # tests of the missing-key error remove it explicitly). CLI subprocesses inherit it.
 os.environ.setdefault("TRACKPLAN_HASH_KEY", "trackplan-test-key-not-secret")
+# Loaded plans are cached (trackplan.plan.cache): in a directory of this run, never the
+# user's own cache. CLI subprocesses inherit it.
+os.environ.setdefault("TRACKPLAN_CACHE_DIR", tempfile.mkdtemp(prefix="trackplan-test-cache-"))
 
 
 def shared_path(*parts: str) -> Path:

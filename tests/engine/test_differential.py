@@ -194,8 +194,10 @@ def targets(plan: Plan) -> list[tuple[str, str | None, int]]:
 
 
 def gen_schema(plan: Plan, kind: str, name: str | None, version: int) -> dict[str, Any]:
-    """The whole-call schema, pinned to one call type, event name and version."""
-    schema = whole_schema(plan, kind, find_rule(plan, kind, name, version))
+    """The whole-call schema, pinned to one call type, event name and version (a copy:
+    hypothesis-jsonschema resolves $refs in the schema it is given, and the plan's
+    definitions are shared, read-only)."""
+    schema = copy.deepcopy(whole_schema(plan, kind, find_rule(plan, kind, name, version)))
     pin: dict[str, Any] = {"required": ["type"], "properties": {"type": {"const": kind}}}
     if kind == "track":
         pin["required"] = ["type", "event", "context"]

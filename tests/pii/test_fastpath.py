@@ -137,7 +137,8 @@ def _strings(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def _draw_call(which: str, data: st.DataObject) -> tuple[Any, dict[str, Any]]:
     """A rule with a transform of ``ENFORCERS[which]`` and a call drawn from its schema."""
     compiled = data.draw(st.sampled_from(_rules(ENFORCERS[which])))
-    event = data.draw(from_schema(compiled.schema))
+    # hypothesis-jsonschema resolves $refs in the schema it is given: hand it a copy
+    event = data.draw(from_schema(copy.deepcopy(compiled.schema)))
     assume(isinstance(event, dict))
     return compiled, event
 

@@ -203,6 +203,27 @@ def test_refs_to_an_embedded_id_are_allowed(tmp_path: Path) -> None:
     assert enforcer.enforce({**base, "properties": {"total": -3}}).violations != ()
 
 
+def test_a_ref_to_an_undeclared_anchor_is_a_plan_error(tmp_path: Path) -> None:
+    """Found by the loader, not at the rule's first event (rules compile on first use)."""
+    props = {
+        "type": "object",
+        "properties": {
+            "money": {"$anchor": "money", "type": "number", "minimum": 0},
+            "total": {"$ref": "#money"},
+            "lost": {"$ref": "#nowhere"},
+        },
+    }
+    write(tmp_path, {"plan.yaml": {"name": "Anchors", "draft": "2020-12"},
+                     "events/e.yaml": {"name": "E", "properties": props}})  # fmt: skip
+    issue = find(issues_of(tmp_path), "e.yaml", "/properties/properties/lost/$ref")
+    assert "anchor" in issue.message and "#nowhere" in issue.message
+    del props["properties"]["lost"]
+    write(tmp_path, {"events/e.yaml": {"name": "E", "properties": props}})
+    enforcer = compile_plan(load_plan(tmp_path)).compile_all()
+    base = {"type": "track", "event": "E", "userId": "u", "messageId": "m"}
+    assert enforcer.enforce({**base, "properties": {"total": -3}}).violations != ()
+
+
 # -- cycles and recursion --------------------------------------------------------------------
 def test_ref_cycles_are_reported_not_hanging(tmp_path: Path) -> None:
     write(

@@ -178,7 +178,7 @@ def check(plan: Path, fmt: str, output: Path | None) -> None:
     if loaded is not None:
         try:
             # a schema the loader accepts can still be beyond the engine (a regex dialect gap)
-            compile_plan(loaded)
+            compile_plan(loaded).compile_all()
         except MissingSecretError:
             pass  # secrets come from the environment where events are enforced, not here
         except CompileError as exc:

@@ -149,13 +149,23 @@ def listed_properties(
 
 
 class CompiledRule:
-    """One compiled rule: its validator and what the controls need to know about it."""
+    """One compiled rule: its validators and what the controls need to know about it.
+
+    The whole-call schema and its two validators are built at the rule's first use
+    (:meth:`compile`): a run that sees a few of a plan's events pays for those rules only.
+    What can refuse a rule cheaply (its ``patternProperties`` regexes) is checked here, up
+    front; :meth:`Enforcer.compile_all <trackplan.engine.enforcer.Enforcer.compile_all>`
+    compiles every rule now, so that a schema the engine cannot compile is reported before
+    the first event.
+    """
 
     __slots__ = (
         "rule",
         "kind",
-        "validator",
-        "fast",
+        "_plan",
+        "_schema",
+        "_validator",
+        "_fast",
         "is_valid_fast",
         "payload_key",
         "planned",
@@ -165,7 +175,6 @@ class CompiledRule:
         "check_unplanned",
         "_transform",
         "transform_valid",
-        "schema",
     )
 
     def __init__(
@@ -174,37 +183,18 @@ class CompiledRule:
         self.rule = rule
         self.kind = kind
         self.payload_key = PAYLOAD_KEY.get(kind)
-        envelope = envelope_schema(kind)
-        if rule is None:
-            # no rule for this call type: envelope and common rule only
-            placeholder_kind = cast(RuleKind, kind if kind != "alias" else "track")
-            placeholder = Rule(placeholder_kind, None, 1, None, None, None, plan.draft, "", "")
-            schema = call_schema(plan, placeholder, extra=[envelope])
-        else:
-            schema = call_schema(plan, rule, extra=[envelope])
-        if plan.common is None:
-            # keep branch indexes stable: envelope, common, rule
-            schema["allOf"].insert(COMMON_BRANCH, True)
-        try:
-            # explains failing events: errors masked (classified by kind, never by message)
-            self.validator = make_validator(schema, mask="<value>")
-        except (ValueError, jsonschema_rs.ValidationError) as exc:
-            where = rule.source if rule else plan.source
-            label = rule.label if rule else kind
-            raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
-        self.fast = self.validator
-        #: the assembled whole-call schema (envelope, common rule, rule) the validators check
-        self.schema = schema
+        self._plan = plan
+        self._schema: dict[str, Any] | None = None
+        self._validator: Any = None
+        self._fast: Any = None
+        #: the fast validator's bound is_valid: one attribute lookup on the hot path (until
+        #: the first call, a stand-in that compiles the rule and puts the real one here)
+        self.is_valid_fast: Callable[[Any], bool] = self._compile_then_is_valid
         self.controls = controls
         payload = rule.payload if rule is not None else None
         where = f"{rule.source if rule else plan.source} [{rule.label if rule else kind}]"
         self.planned, self.patterns, listed_only = listed_properties(payload, where)
         self.check_unplanned = controls.unplanned_properties != "allow" and listed_only
-        fast_schema = self.fast_schema(schema)
-        if fast_schema is not schema:
-            self.fast = make_validator(fast_schema)
-        #: the fast validator's bound is_valid: one attribute lookup on the hot path
-        self.is_valid_fast = self.fast.is_valid
         common = plan.common
         self.locations = (
             "",
@@ -215,6 +205,75 @@ class CompiledRule:
         self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
         #: the transform for events the fast validator accepted (its ``valid`` variant)
         self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The assembled whole-call schema (envelope, common rule, rule) the validators
+        check. Read-only: it is the rule's own; copy it before handing it to anything that
+        may change it. The validators are compiled before it is handed out, so what a
+        caller does to it cannot change what this rule enforces."""
+        self.compile()
+        return self._assembled()
+
+    def _assembled(self) -> dict[str, Any]:
+        if self._schema is None:
+            plan, rule, kind = self._plan, self.rule, self.kind
+            envelope = envelope_schema(kind)
+            if rule is None:
+                # no rule for this call type: envelope and common rule only
+                placeholder_kind = cast(RuleKind, kind if kind != "alias" else "track")
+                placeholder = Rule(placeholder_kind, None, 1, None, None, None, plan.draft, "",
+                                   "")  # fmt: skip
+                schema = call_schema(plan, placeholder, extra=[envelope])
+            else:
+                schema = call_schema(plan, rule, extra=[envelope])
+            if plan.common is None:
+                # keep branch indexes stable: envelope, common, rule
+                schema["allOf"].insert(COMMON_BRANCH, True)
+            self._schema = schema
+        return self._schema
+
+    @property
+    def validator(self) -> Any:
+        """The validator of :attr:`schema`, which explains a refused event."""
+        if self._validator is None:
+            self.compile()
+        return self._validator
+
+    @property
+    def fast(self) -> Any:
+        """The fast validator: :meth:`fast_schema` of :attr:`schema`."""
+        if self._fast is None:
+            self.compile()
+        return self._fast
+
+    def compile(self) -> CompiledRule:
+        """Compile both validators now (done at first use otherwise). Returns the rule.
+
+        Raises:
+            CompileError: a schema jsonschema-rs cannot compile.
+        """
+        if self._fast is not None:
+            return self
+        schema = self._assembled()
+        rule = self.rule
+        try:
+            # explains failing events: errors masked (classified by kind, never by message)
+            validator = make_validator(schema, mask="<value>")
+            fast_schema = self.fast_schema(schema)
+            fast = validator if fast_schema is schema else make_validator(fast_schema)
+        except (ValueError, jsonschema_rs.ValidationError) as exc:
+            where = rule.source if rule else self._plan.source
+            label = rule.label if rule else self.kind
+            raise CompileError(f"{where} [{label}]: cannot compile schema: {exc}") from None
+        self._validator = validator
+        self._fast = fast
+        self.is_valid_fast = fast.is_valid
+        return self
+
+    def _compile_then_is_valid(self, event: Any) -> bool:
+        is_valid: Callable[[Any], bool] = self.compile().is_valid_fast
+        return is_valid(event)
 
     def fast_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """The schema the fast validator checks, made from an assembled call ``schema``:

@@ -65,10 +65,12 @@ class Enforcer:
         self.plan = plan
         controls = plan.controls
         self._track: dict[str, tuple[CompiledRule, ...]] = {}
-        for name in plan.event_names:
-            self._track[name] = tuple(
-                CompiledRule(plan, "track", rule, controls.track) for rule in plan.versions(name)
-            )
+        versions: dict[str, list[CompiledRule]] = {}  # one pass: plans have hundreds of events
+        for event in plan.events:  # sorted by name, then version
+            compiled = CompiledRule(plan, "track", event, controls.track)
+            versions.setdefault(str(event.name), []).append(compiled)
+        for name in sorted(versions):
+            self._track[name] = tuple(versions[name])
         self._kinds: dict[str, CompiledRule] = {}
         for kind in ("identify", "group", "page", "screen", "alias"):
             rule = plan.rule(kind) if kind != "alias" else None  # type: ignore[arg-type]
@@ -131,10 +133,25 @@ class Enforcer:
         """identify, group, page, screen and alias: their compiled rule."""
         return self._kinds
 
+    def compile_all(self) -> Enforcer:
+        """Compile every rule's validators now (each is otherwise compiled at the rule's
+        first event), so that a schema the engine cannot compile is reported up front.
+        Returns the enforcer.
+
+        Raises:
+            CompileError: a rule whose schema jsonschema-rs cannot compile.
+        """
+        reserved = [c for versions in self._reserved.values() for c in versions]
+        for compiled in [*self.compiled_rules(), *reserved]:
+            compiled.compile()
+        return self
+
     def warm_up(self) -> Enforcer:
-        """Generate now what is otherwise generated at each rule's first event (the PII
-        transforms for valid events), so a long-running server's first requests cost no
-        more than later ones. Returns the enforcer."""
+        """Compile and generate now what is otherwise done at each rule's first event (its
+        validators, :meth:`compile_all`, and the PII transforms for valid events), so a
+        long-running server's first requests cost no more than later ones. Returns the
+        enforcer."""
+        self.compile_all()
         reserved = [c for versions in self._reserved.values() for c in versions]
         for compiled in [*self.compiled_rules(), *reserved]:
             install = getattr(compiled.transform_valid, "install", None)
@@ -479,5 +496,10 @@ def _build_on_first_use(
 
 
 def compile_plan(plan: Plan) -> Enforcer:
-    """Compile ``plan`` into an :class:`Enforcer` (raises :class:`CompileError`)."""
+    """Compile ``plan`` into an :class:`Enforcer` (raises :class:`CompileError`).
+
+    Each rule's validators are compiled at its first event; :meth:`Enforcer.compile_all`
+    compiles them all now (``trackplan check`` and the gateway do), reporting a schema the
+    engine cannot compile before any event is enforced.
+    """
     return Enforcer(plan)

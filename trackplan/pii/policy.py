@@ -28,6 +28,7 @@ an object (``x-pii: {category: email, action: hash, basis: contract}``), or ``fa
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from trackplan.errors import CompileError, MissingSecretError
 from trackplan.pii.actions import ACTIONS, CATEGORIES
 from trackplan.pii.national_ids import ID_COUNTRIES, id_canon
 from trackplan.pii.phones import canon_for, known_region
-from trackplan.plan.assemble import rule_call_schema
+from trackplan.plan.assemble import rule_call_view
 from trackplan.plan.model import Plan, Rule, detection_off
 
 __all__ = [
@@ -151,6 +152,27 @@ class PiiPolicy:
     #: countries whose identity numbers the detectors know (``pii.id_countries``)
     id_countries: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def declared_by_rule(
+        self,
+    ) -> tuple[tuple[tuple[int, DeclaredField], ...],
+               Mapping[int, tuple[tuple[int, DeclaredField], ...]]]:
+        """The declarations that apply to every call (the common rule's, and identify
+        traits under ``context.traits``), and those of each rule by ``id(rule)``, each with
+        its place in declaration order (``not_pii``, then ``fields``). Built once per
+        policy, so each compiled rule finds its own without scanning the whole plan's."""
+        shared: list[tuple[int, DeclaredField]] = []
+        own: dict[int, list[tuple[int, DeclaredField]]] = {}
+        for place, f in enumerate((*self.not_pii, *self.fields)):
+            owner = f.rule
+            if owner.kind == "common" or (
+                owner.kind == "identify" and f.path[:2] == ("context", "traits")
+            ):
+                shared.append((place, f))
+            else:
+                own.setdefault(id(owner), []).append((place, f))
+        return tuple(shared), {k: tuple(v) for k, v in own.items()}  # fmt: skip
+
     def canon(self) -> dict[str, Callable[[str], str | None]]:
         """The ``canon`` of :mod:`trackplan.pii.actions` under this policy: phones in
         E.164 (numbers without a country code read in :attr:`default_region`), and ids
@@ -176,16 +198,10 @@ class PiiPolicy:
         """Declarations that apply to a call of ``rule`` (None: a call without a rule):
         the common rule's, identify traits under ``context.traits`` (SDKs send them with
         every call), and the rule's own. Every surface applies declarations by this."""
-        out: list[DeclaredField] = []
-        for f in (*self.not_pii, *self.fields):
-            owner = f.rule
-            if owner.kind == "common":
-                out.append(f)
-            elif owner.kind == "identify" and f.path[:2] == ("context", "traits"):
-                out.append(f)
-            elif rule is not None and owner is rule:
-                out.append(f)
-        return out
+        shared, by_rule = self.declared_by_rule
+        own = by_rule.get(id(rule), ()) if rule is not None else ()
+        # in declaration order, as one pass over the policy's declarations gives them
+        return [f for _place, f in sorted((*shared, *own), key=lambda pf: pf[0])]
 
     def needs_key(self) -> list[str]:
         """Where a hash is asked for (``file#pointer`` or section), empty when nowhere."""
@@ -347,7 +363,7 @@ def _declared(
     Local ``$ref`` to the plan's definitions are followed (once per chain: cycles end).
     Identify traits are declared under ``context.traits`` as well, where SDKs put them.
     """
-    root = rule_call_schema(rule)
+    root = rule_call_view(rule)  # read only: never changed below
     defs = dict(plan.definitions)
     for key in ("definitions", "$defs"):
         own = root.get(key)

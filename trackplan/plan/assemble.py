@@ -9,18 +9,29 @@ from typing import Any
 from trackplan.plan.jsonutil import walk_schemas
 from trackplan.plan.model import DRAFT_URIS, PAYLOAD_KEY, Plan, Rule
 
-__all__ = ["rule_call_schema", "split_call_schema", "call_schema", "DEFS_KEYS"]
+__all__ = ["rule_call_schema", "rule_call_view", "split_call_schema", "call_schema", "DEFS_KEYS"]
 
 DEFS_KEYS = ("definitions", "$defs")
 
 
 def rule_call_schema(rule: Rule) -> dict[str, Any]:
-    """The Segment ``jsonSchema`` form of a rule: ``call`` with the payload put back in."""
-    schema: dict[str, Any] = copy.deepcopy(dict(rule.call)) if rule.call is not None else {}
+    """The Segment ``jsonSchema`` form of a rule: ``call`` with the payload put back in.
+
+    A copy the caller may change; :func:`rule_call_view` is the same without copying.
+    """
+    return copy.deepcopy(rule_call_view(rule))
+
+
+def rule_call_view(rule: Rule) -> dict[str, Any]:
+    """:func:`rule_call_schema` sharing the rule's own schemas, for readers: only the
+    top-level mapping and its ``properties`` are new, so it must not be changed deeper
+    (plans are read-only). Deep-copying a whole plan's schemas cost more than reading
+    them."""
+    schema: dict[str, Any] = dict(rule.call) if rule.call is not None else {}
     key = rule.payload_key
     if key is not None and rule.payload is not None:
         props = dict(schema.get("properties", {}))
-        props[key] = copy.deepcopy(rule.payload)
+        props[key] = rule.payload
         schema["properties"] = props
     return schema
 

@@ -12,17 +12,18 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
-import yaml
 
 from trackplan import pointer as jp
 from trackplan.errors import PlanError, PlanIssue
-from trackplan.plan.assemble import rule_call_schema
+from trackplan.plan.assemble import rule_call_view
+from trackplan.plan.cache import plan_key, read_entry, write_entry
 from trackplan.plan.format_schema import EVENT_FILE_SCHEMA, PLAN_FORMAT_SCHEMA
 from trackplan.plan.jsonutil import MAX_DEPTH, depth_exceeds, walk_schemas
 from trackplan.plan.model import (
@@ -35,7 +36,10 @@ from trackplan.plan.model import (
     draft_of,
 )
 
-__all__ = ["load_plan", "read_document", "build_plan", "PLAN_FILE_NAMES", "SECTION_FILES"]
+__all__ = [
+    "load_plan", "read_document", "read_file", "parse_document", "build_plan", "PLAN_FILE_NAMES",
+    "SECTION_FILES",
+]  # fmt: skip
 
 PLAN_FILE_NAMES = ("plan.yaml", "plan.yml", "plan.json")
 SECTION_FILES = (
@@ -46,34 +50,95 @@ _DOC_SUFFIXES = (".yaml", ".yml", ".json")
 _RULE_SECTIONS = ("common", "identify", "group", "page", "screen")
 
 
-# libyaml's parser when PyYAML has it (about 10x faster on plans of hundreds of files)
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq"))
+_PLAIN_SCALARS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null")
+)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe YAML without implicit timestamps: ``2026-01-01`` stays a string, as in JSON."""
+class _Unusual(Exception):
+    """A document the direct construction leaves to PyYAML's (merge keys, keys that are
+    not strings, explicit tags other than the JSON ones)."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+@functools.cache
+def _yaml() -> tuple[Any, Any, Any]:
+    """PyYAML (imported when a plan file is parsed: a cached plan needs none of it), its
+    loader for plans, and the base loader class.
+
+    The loader is libyaml's parser when PyYAML has it, without implicit timestamps
+    (``2026-01-01`` stays a string, as in JSON), building the document directly from the
+    composed nodes: plans are JSON-shaped, and the generic constructor's per-node
+    bookkeeping cost more than parsing.
+    """
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc]
+        #: set when the document was built directly: then it is JSON (string keys, finite
+        #: numbers) no deeper than MAX_DEPTH, and need not be checked again
+        checked = False
+
+        def construct_document(self, node: Any) -> Any:
+            self.checked = False
+            try:
+                doc = self._direct(node, 0)
+            except _Unusual:
+                return super().construct_document(node)
+            self.checked = True
+            return doc
+
+        def _direct(self, node: Any, depth: int) -> Any:
+            if depth > MAX_DEPTH:
+                raise _Unusual  # the generic path, then the loader's own depth check
+            tag = node.tag
+            if tag == _STR and isinstance(node, yaml.ScalarNode):
+                return node.value
+            if tag == _MAP and isinstance(node, yaml.MappingNode):
+                out = {}
+                direct = self._direct
+                for key, value in node.value:
+                    if key.tag != _STR or not isinstance(key, yaml.ScalarNode):
+                        raise _Unusual
+                    out[key.value] = direct(value, depth + 1)
+                return out
+            if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+                items = []
+                direct = self._direct
+                for item in node.value:  # a loop, not a comprehension: one frame a level
+                    items.append(direct(item, depth + 1))
+                return items
+            if tag in _PLAIN_SCALARS and isinstance(node, yaml.ScalarNode):
+                value = self.yaml_constructors[tag](self, node)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise _Unusual  # reported by the loader's JSON check
+                return value
+            raise _Unusual
+
+    Loader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml, Loader, base
 
 
 #: The largest plan file read (plans are text written by people; this bounds hostile ones).
 MAX_PLAN_FILE_BYTES = 8 << 20
 
 
-def _outside(path: Path, root: Path | None) -> str | None:
+def _outside(path: Path, root: Path | None, real_root: str | None = None) -> str | None:
     """Why ``path`` may not be read as part of the plan folder ``root``, if it may not (a
-    plan file named directly on the command line is the user's own choice)."""
+    plan file named directly on the command line is the user's own choice). ``real_root``
+    is ``os.path.realpath(root)``, when the caller has it already."""
     if root is None:
         return None
-    if path.is_symlink():
+    name = os.fspath(path)
+    if os.path.islink(name):
         return "is a symbolic link; plan files must be regular files inside the plan folder"
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
+    real_root = os.path.realpath(root) if real_root is None else real_root
+    real = os.path.realpath(name)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         return "resolves outside the plan folder"
     return None
 
@@ -83,7 +148,8 @@ def _has_alias(text: str) -> bool:
     exponentially while composing."""
     if "*" not in text:
         return False
-    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_BaseLoader))
+    yaml, _loader, base = _yaml()
+    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=base))
 
 
 def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = None) -> Any:
@@ -93,20 +159,53 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
     :data:`MAX_PLAN_FILE_BYTES` and YAML aliases are refused (plans from untrusted pull
     requests are read in CI).
     """
+    raw = read_file(path, issues, root=root)
+    return None if raw is None else parse_document(path, raw, issues)
+
+
+def read_file(
+    path: Path, issues: list[PlanIssue], *, root: Path | None = None, real_root: str | None = None
+) -> bytes | None:
+    """The bytes of one plan file, or ``None`` with the reason in ``issues`` (a symbolic
+    link, a file outside ``root``, unreadable or over :data:`MAX_PLAN_FILE_BYTES`).
+    ``real_root``: ``os.path.realpath(root)``, computed once for many files."""
     name = str(path)
-    refused = _outside(path, root)
+    refused = _outside(path, root, real_root)
     if refused is not None:
         issues.append(PlanIssue(name, "", refused))
         return None
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PLAN_FILE_BYTES + 1)
+        # inside a plan folder a link is refused above; O_NOFOLLOW keeps it so if one is
+        # swapped in between
+        flags = os.O_RDONLY | (getattr(os, "O_NOFOLLOW", 0) if root is not None else 0)
+        fd = os.open(name, flags)
+        try:
+            chunks = []
+            left = MAX_PLAN_FILE_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        raw = b"".join(chunks)
     except OSError as exc:
         issues.append(PlanIssue(name, "", f"cannot read file: {exc.strerror or exc}"))
         return None
     if len(raw) > MAX_PLAN_FILE_BYTES:
         issues.append(PlanIssue(name, "", f"file is larger than {MAX_PLAN_FILE_BYTES} bytes"))
         return None
+    return raw
+
+
+def parse_document(path: Path, raw: bytes, issues: list[PlanIssue]) -> Any:
+    """Parse the bytes of one YAML or JSON plan file (by ``path``'s suffix); problems go
+    to ``issues`` and ``None`` is returned. YAML aliases are refused."""
+    name = str(path)
+    yaml, loader, _base = _yaml()
+    checked = False
     try:
         if path.suffix == ".json":
             # the standard parser keeps big integers exact (plans are small)
@@ -118,7 +217,12 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
                     name, "", "YAML aliases (*name) are not allowed in plan files; "
                     "write the value out or use a $ref"))
                 return None
-            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+            parser = loader(text)  # a SafeLoader subclass, as yaml.load(text, loader) uses it
+            try:
+                doc = parser.get_single_data()
+                checked = parser.checked
+            finally:
+                parser.dispose()
     except json.JSONDecodeError as exc:
         issues.append(PlanIssue(name, "", f"invalid JSON: {exc}"))
         return None
@@ -138,6 +242,8 @@ def read_document(path: Path, issues: list[PlanIssue], *, root: Path | None = No
     except RecursionError:
         issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
         return None
+    if checked:
+        return doc  # built directly from YAML: JSON, and not too deep
     if depth_exceeds(doc):
         issues.append(PlanIssue(name, "", f"nesting is deeper than {MAX_DEPTH} levels"))
         return None
@@ -243,46 +349,88 @@ def _doc_files(root: Path) -> list[Path]:
     for directory, subdirs, names in os.walk(root):  # never follows linked folders
         subdirs.sort()
         for name in names:
-            path = Path(directory) / name
-            if path.suffix in _DOC_SUFFIXES and (path.is_file() or path.is_symlink()):
-                out.append(path)  # a link is listed so that it is refused, not skipped
+            if os.path.splitext(name)[1] not in _DOC_SUFFIXES:
+                continue
+            full = os.path.join(directory, name)
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                out.append(Path(full))  # a link is listed so that it is refused, not skipped
     return sorted(out)
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Load and check a plan directory or file; raise :class:`PlanError` with every issue."""
+    """Load and check a plan directory or file; raise :class:`PlanError` with every issue.
+
+    A plan loaded before from the same bytes comes from the cache
+    (:mod:`trackplan.plan.cache`) without being parsed or checked again.
+    """
     root = Path(path)
     issues: list[PlanIssue] = []
+    # every file's bytes first: they are the cache key
     if root.is_dir():
         plan_file = next((root / n for n in PLAN_FILE_NAMES if (root / n).is_file()), None)
         if plan_file is None:
             raise PlanError(
                 [PlanIssue(str(root), "", f"no {' or '.join(PLAN_FILE_NAMES)} in the directory")]
             )
-        doc = read_document(plan_file, issues, root=root)
-        sections: dict[str, tuple[str, Any]] = {}
+        files = [plan_file]
+        section_files: dict[str, Path] = {}
         for name in SECTION_FILES:
             for suffix in _DOC_SUFFIXES:
                 candidate = root / f"{name}{suffix}"
                 if candidate.is_file() or candidate.is_symlink():
-                    sections[name] = (str(candidate), read_document(candidate, issues, root=root))
+                    section_files[name] = candidate
+                    files.append(candidate)
         events_dir = root / "events"
         if events_dir.is_symlink():
             issues.append(PlanIssue(str(events_dir), "", "is a symbolic link; plan files must "
                                     "be regular files inside the plan folder"))
-        event_docs = [
-            (str(p), read_document(p, issues, root=root)) for p in _doc_files(events_dir)
-        ] if events_dir.is_dir() and not events_dir.is_symlink() else []
-        source = str(root)
+        event_files = (_doc_files(events_dir)
+                       if events_dir.is_dir() and not events_dir.is_symlink() else [])
+        files += event_files
+        real_root = os.path.realpath(root)
+        raw = {f: read_file(f, issues, root=root, real_root=real_root) for f in files}
+        base = root
     elif root.is_file():
-        plan_file = root
-        doc = read_document(root, issues)
-        sections, event_docs, source = {}, [], str(root)
+        plan_file, section_files, event_files = root, {}, []
+        raw = {root: read_file(root, issues)}
+        base = root
     else:
         raise PlanError([PlanIssue(str(root), "", "no such file or directory")])
+
+    key = None
+    if not issues:
+        named = [(_cache_name(f, base), data) for f, data in raw.items() if data is not None]
+        key = plan_key(named)
+        cached = read_entry(key, base)
+        if cached is not None:
+            return cached
+
+    def parsed(file: Path) -> Any:
+        data = raw[file]
+        return None if data is None else parse_document(file, data, issues)
+
+    doc = parsed(plan_file)
+    sections = {name: (str(f), parsed(f)) for name, f in section_files.items()}
+    event_docs = [(str(f), parsed(f)) for f in event_files]
     if issues:
         raise PlanError(issues)
-    return build_plan(str(plan_file), doc, sections, event_docs, source=source)
+    plan = build_plan(str(plan_file), doc, sections, event_docs, source=str(root),
+                      depth_checked=True)  # fmt: skip
+    if key is not None:
+        write_entry(key, base, plan)
+    return plan
+
+
+def _cache_name(file: Path, base: Path) -> str:
+    """How a file is named in the cache key: its path inside the plan folder, or its own
+    name for a plan that is one file (the suffix says how it is parsed)."""
+    if file == base:
+        return file.name
+    return file.relative_to(base).as_posix()
 
 
 def build_plan(
@@ -292,13 +440,19 @@ def build_plan(
     event_docs: list[tuple[str, Any]] | None = None,
     *,
     source: str = "",
+    depth_checked: bool = False,
 ) -> Plan:
-    """Check parsed documents and build the :class:`Plan` (raises :class:`PlanError`)."""
+    """Check parsed documents and build the :class:`Plan` (raises :class:`PlanError`).
+
+    ``depth_checked``: the documents come from :func:`parse_document`, which refuses
+    nesting deeper than ``MAX_DEPTH`` (so it is not walked again here).
+    """
     issues: list[PlanIssue] = []
     sections = dict(sections or {})
     event_docs = list(event_docs or [])
-    too_deep = [f for f, v in [(plan_file, doc), *sections.values(), *event_docs]
-                if depth_exceeds(v)]  # fmt: skip
+    too_deep = [] if depth_checked else [
+        f for f, v in [(plan_file, doc), *sections.values(), *event_docs] if depth_exceeds(v)
+    ]  # fmt: skip
     if too_deep:
         # checked first: the schema validators below recurse and would overflow the stack
         raise PlanError([PlanIssue(f, "", f"nesting is deeper than {MAX_DEPTH} levels")
@@ -545,13 +699,14 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
         parts.append((rule.payload_key, jp.join(rule.pointer, rule.payload_key), rule.payload))
     if rule.call is not None:
         parts.append(("call", jp.join(rule.pointer, "call"), rule.call))
-    whole = rule_call_schema(rule)
+    whole = rule_call_view(rule)  # read only
     root = {"definitions": dict(plan.definitions), "$defs": dict(plan.definitions), **whole}
     embedded_ids = {
         urldefrag(urljoin(_BASE, node["$id"]))[0]
         for _, node in walk_schemas(whole)
         if isinstance(node.get("$id"), str)
     }
+    anchors: set[str] | None = None
     for _part, base, schema in parts:
         for path, node in walk_schemas(schema):
             ref = node.get("$ref")
@@ -563,6 +718,13 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
                 if target in embedded_ids:
                     continue
                 out.append(PlanIssue(rule.source, where, _refusal(ref), rule.label))
+                continue
+            if fragment and not fragment.startswith("/"):
+                if anchors is None:
+                    anchors = _anchor_names(root)
+                if fragment not in anchors:
+                    out.append(PlanIssue(rule.source, where, f"$ref '#{fragment}' names an "
+                                         "anchor no schema in the plan declares", rule.label))
                 continue
             problem = _resolve_local(root, fragment)
             if problem:
@@ -590,6 +752,22 @@ def _definition_ref_issues(
                 out.append(PlanIssue(dfile, pointer, problem + ": a definition may refer "
                                      "only to '#/definitions/<name>'", f"definition {name}"))
     return out
+
+
+def _anchor_names(root: Any) -> set[str]:
+    """Every anchor name declared in ``root`` (``$anchor``, ``$dynamicAnchor``, or a
+    draft-07 ``$id``/``id`` of the form ``#name``), wherever it sits."""
+    names: set[str] = set()
+    for _path, node in walk_schemas(root):
+        for key in ("$anchor", "$dynamicAnchor", "$recursiveAnchor"):
+            value = node.get(key)
+            if isinstance(value, str):
+                names.add(value)
+        for key in ("$id", "id"):
+            value = node.get(key)
+            if isinstance(value, str) and "#" in value:
+                names.add(value.split("#", 1)[1])
+    return names
 
 
 def _refusal(ref: str) -> str:

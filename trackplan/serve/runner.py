@@ -89,7 +89,8 @@ def build_gateway(
     def compiled(path: str | None) -> Enforcer:
         key = path or plan_path
         if key not in cache:
-            enforcer = compile_plan(plan if path is None else load_plan(path))
+            # every rule compiled now: a plan the engine cannot compile fails at start
+            enforcer = compile_plan(plan if path is None else load_plan(path)).compile_all()
             route(enforcer, {})  # destinations and consent checked before the first event
             # a server's first requests should cost what later ones do: generate the PII
             # transforms and routing checks now (before forking: workers share them)
