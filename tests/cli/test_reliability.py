@@ -6,10 +6,13 @@ import gzip
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trackplan.engine import exactjson
 from trackplan.engine.readers import detect_format, iter_events
@@ -96,6 +99,27 @@ def test_exactjson_round_trips_what_orjson_changes() -> None:
     assert exactjson.dumps(value) == b'{"a":[1e-400,1.5,0.1,18446744073709551616,-1,2500.0]}'
     assert exactjson.may_lose(text) and not exactjson.may_lose(b'{"a":1.5}')
     assert orjson.loads(b"1e-400") == 0.0  # what the exact path exists for
+    # significant digits on both sides of the point count together
+    assert exactjson.may_lose(b'{"a":12345678.123456789}')
+
+
+@settings(max_examples=400, deadline=None)
+@given(whole=st.text("0123456789", min_size=1, max_size=20),
+       frac=st.text("0123456789", max_size=20),
+       exp=st.none() | st.integers(-420, 420))
+def test_a_number_the_filter_passes_is_one_orjson_reads_exactly(
+    whole: str, frac: str, exp: int | None
+) -> None:
+    text = whole.lstrip("0") or "0"
+    if frac:
+        text += "." + frac
+    if exp is not None:
+        text += f"e{exp}"
+    data = b'{"n":' + text.encode() + b"}"
+    if exactjson.may_lose(data):
+        return
+    value = orjson.loads(data)["n"]
+    assert Decimal(repr(value)) == Decimal(text)
 
 
 # -- item 6 ----------------------------------------------------------------------------------

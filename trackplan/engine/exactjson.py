@@ -22,10 +22,11 @@ import orjson
 
 __all__ = ["ExactFloat", "may_lose", "loads", "dumps"]
 
-#: Bytes that may hold a number orjson does not read exactly: 16 or more digits in a row
-#: (before or after a decimal point), or an exponent of three digits. A cheap filter
-#: anchored on a digit (about 2 us a line): a match inside a string only costs time.
-_RISKY = re.compile(rb"[0-9](?:[0-9]{15}|[eE][+-]?[0-9]{3}|\.[0-9]{16})")
+#: Bytes that may hold a number orjson does not read exactly: 16 or more significant digits
+#: (a run of 17 digits and a decimal point, or 16 digits without one; a double keeps any 15),
+#: or an exponent of three digits. A cheap filter anchored on a digit (about 2 us a line):
+#: a match inside a string only costs time.
+_RISKY = re.compile(rb"[0-9](?:[0-9]{15}|[0-9.]{16}|[eE][+-]?[0-9]{3})")
 
 
 class ExactFloat(float):
