@@ -432,3 +432,80 @@ def test_a_new_id_per_event_costs_no_whole_event_check() -> None:
         result = enforcer.enforce(event)
         assert result.allowed and not result.violations
     assert calls == []
+
+
+def _warm(enforcer: Enforcer, event: dict[str, Any]) -> None:
+    """Enforce ``event`` twice, so its clean strings are in the caches (the guards' case)."""
+    enforcer.enforce(copy.deepcopy(event))
+    enforcer.enforce(copy.deepcopy(event))
+
+
+def test_a_clean_object_guard_falls_back_on_an_unknown_key_with_pii() -> None:
+    # page properties: every planned key free text, so the guard checks keys and values in
+    # one go; an unplanned key must still reach the walk's extras, with its email found
+    enforcer = ENFORCERS["example"]
+    compiled = enforcer.call_rules["page"]
+    base = {"type": "page", "userId": "u1", "name": "Home",
+            "context": {"ip": "203.0.113.79"},
+            "properties": {"path": "/", "url": "https://shop.example.com/", "title": "Shop"}}
+    _warm(enforcer, base)
+    assert ".values())" in compiled.transform.valid.source  # the one-call form
+    event = copy.deepcopy(base)
+    event["properties"]["contact"] = "mail jane.doe@example.com"
+    assert compiled.fast.is_valid(event)
+    agree(compiled, event)
+    result = enforcer.enforce(event)
+    assert "jane.doe@example.com" not in json.dumps(result.event)
+    assert [v.pointer for v in result.violations] == ["/properties/contact"]
+    planted = copy.deepcopy(base)
+    planted["properties"]["title"] = "Call +44 20 7946 0958"  # a known key, a new string
+    agree(compiled, planted)
+    assert enforcer.enforce(planted).violations
+
+
+def test_a_list_precheck_hands_a_later_item_with_pii_to_the_loop() -> None:
+    # the first items are clean and cached: the precheck passes them and must stop at the
+    # third, whose brand holds an email; earlier items are kept as they are (shared)
+    enforcer = ENFORCERS["example"]
+    compiled = enforcer.track_rules["Checkout Started"][0]
+    product = {"product_id": "p-1", "sku": "SKU-1", "name": "Mug", "brand": "Acme",
+               "price": 9.5, "quantity": 1}
+    base = track({"order_id": "o-1", "value": 28.5, "currency": "EUR",
+                  "products": [dict(product), dict(product), dict(product)]},
+                 name="Checkout Started")
+    _warm(enforcer, base)
+    assert enforcer.enforce(base).event["properties"]["products"] is base["properties"]["products"]
+    for at in range(3):
+        event = copy.deepcopy(base)
+        event["properties"]["products"][at]["brand"] = "ada@example.org"
+        assert compiled.fast.is_valid(event)
+        agree(compiled, event)
+        result = enforcer.enforce(event)
+        items = result.event["properties"]["products"]
+        assert "ada@example.org" not in json.dumps(items)
+        assert [v.pointer for v in result.violations] == [f"/properties/products/{at}/brand"]
+        assert all(items[i] is event["properties"]["products"][i] for i in range(3) if i != at)
+    extra = copy.deepcopy(base)
+    extra["properties"]["products"][1]["gift_note"] = "for jane.doe@example.com"
+    if compiled.fast.is_valid(extra):  # an unlisted key in an item: the walk's extras
+        agree(compiled, extra)
+        assert "jane.doe@example.com" not in json.dumps(enforcer.enforce(extra).event)
+
+
+def test_an_object_with_nothing_to_do_emits_no_code() -> None:
+    # Product Added with detection off: its properties hold nothing declared, so the
+    # generated code never looks at them (only at context.ip, which it masks)
+    plan = load_plan(ROOT / "plans" / "ecommerce")
+    import dataclasses
+
+    enforcer = compile_with_key(
+        dataclasses.replace(plan, pii={**plan.pii, "detection": False})).warm_up()
+    compiled = enforcer.track_rules["Product Added"][0]
+    source = compiled.transform.valid.source
+    scope = compiled.transform.valid.__globals__
+    names = {name for name, value in scope.items() if value == "properties"}
+    assert names and not any(name in source for name in names)
+    event = track({"product_id": "p-1", "price": 1.0}, name="Product Added")
+    event["context"] = {"ip": "203.0.113.79"}
+    agree(compiled, event, enforcer)
+    assert enforcer.enforce(event).event["context"]["ip"] == "203.0.113.0"

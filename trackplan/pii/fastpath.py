@@ -123,6 +123,15 @@ def kind_of(schema: Any, root: Any) -> Kind:
     return _UNKNOWN, None
 
 
+def _string_only(schema: Any, root: Any) -> bool:
+    """Whether every value valid against ``schema`` is a string."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, dict):
+        return False
+    raw = schema.get("type")
+    return raw == "string" or raw == ["string"]
+
+
 def _clean_scalar(value: Any) -> bool:
     if value is None or type(value) in (bool, int, float):
         return True
@@ -147,6 +156,31 @@ class _Path:
         return _Path(self.parts[:-1])
 
 
+class _Shape:
+    """The parts of an object's generated code (see :meth:`_Gen.shape`)."""
+
+    __slots__ = ("props", "leaves", "checked", "children", "scan_keys", "known", "extras")
+
+    def __init__(self, props: dict[str, Any]) -> None:
+        #: the object's ``properties``
+        self.props = props
+        #: declared fields with an action to apply
+        self.leaves: list[tuple[str, Node]] = []
+        #: declared free text (``allow``): scanned unless in the clean cache
+        self.checked: list[tuple[str, Node]] = []
+        #: (key, node, schema, undeclared): objects and arrays to go into
+        self.children: list[tuple[str, Node, Any, bool]] = []
+        #: undeclared planned strings: scanned unless in their key's clean cache
+        self.scan_keys: list[str] = []
+        #: the keys the code handles; others go to the walk (``extras``)
+        self.known: frozenset[str] = frozenset()
+        self.extras = False
+
+    def pure(self) -> bool:
+        """Whether the code only checks strings against the clean caches (and keys)."""
+        return not self.leaves and not self.children
+
+
 class _Gen:
     """Emits one rule's function."""
 
@@ -167,6 +201,10 @@ class _Gen:
         #: the global the prefiltered validator's ``is_valid`` is bound to (after exec)
         self.prefiltered = self.const(_PrefilterSlot)
         self.missing = self.const(_MISSING)
+        #: the whole-call schema (where its local ``$ref``s point)
+        self.root: Any = None
+        #: whether the code asks the prefiltered validator
+        self.asks = False
 
     # -- names ----------------------------------------------------------------------------
     def const(self, value: Any) -> str:
@@ -203,6 +241,7 @@ class _Gen:
     def unless_prefiltered(self, ind: int, cleared: list[str], scan: list[str]) -> None:
         """Code running ``cleared`` when the prefiltered validator passes the event (asked
         once per event, on the first cache miss), else ``scan``."""
+        self.asks = True
         self.emit(ind, "if clean is None:")
         self.emit(ind + 1, f"clean = {self.prefiltered}(event)")
         self.emit(ind, "if clean:")
@@ -213,39 +252,94 @@ class _Gen:
             self.emit(ind + 1, line)
 
     # -- blocks ---------------------------------------------------------------------------
-    def assign(self, ind: int, src: str, out: str, key: str, old: str, new: str) -> None:
-        """Copy-on-write store of ``new`` under ``key`` when it is not ``old``."""
+    def assign(
+        self, ind: int, src: str, out: str, key: str, old: str, new: str, *,
+        may_drop: bool = True,
+    ) -> None:
+        """Copy-on-write store of ``new`` under ``key`` when it is not ``old`` (``may_drop``:
+        ``new`` may be DROP, which removes the key)."""
         self.emit(ind, f"if {new} is not {old}:")
-        self.emit(ind + 1, f"if {out} is None:")
-        self.emit(ind + 2, f"{out} = {src}.copy()")
-        self.emit(ind + 1, f"if {new} is {self.drop}:")
-        self.emit(ind + 2, f"del {out}[{key}]")
-        self.emit(ind + 1, "else:")
-        self.emit(ind + 2, f"{out}[{key}] = {new}")
+        self.store(ind + 1, src, out, key, new, may_drop=may_drop)
+
+    def store(
+        self, ind: int, src: str, out: str, key: str, new: str, *, may_drop: bool = True
+    ) -> None:
+        """Copy-on-write store of ``new`` under ``key``."""
+        self.emit(ind, f"if {out} is None:")
+        self.emit(ind + 1, f"{out} = {src}.copy()")
+        if may_drop:
+            self.emit(ind, f"if {new} is {self.drop}:")
+            self.emit(ind + 1, f"del {out}[{key}]")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{out}[{key}] = {new}")
+        else:
+            self.emit(ind, f"{out}[{key}] = {new}")
 
     def obj(
         self, ind: int, src: str, node: Node, props: dict[str, Any], path: _Path,
         root: Any, depth: int, closed: frozenset[str] | None = None,
-    ) -> str:
-        """Code turning the dict in ``src`` into its transform; returns the result's name.
+    ) -> str | None:
+        """Code turning the dict in ``src`` into its transform. Returns the name that holds
+        the changed copy (None at run time while nothing changed), or None when the code
+        could change nothing (then nothing is emitted).
 
         ``closed``: the keys the object is known to be limited to (a payload validated
         closed to unplanned properties), so no other key needs a look.
         """
-        t = self.t
+        mark = len(self.lines)
         out = self.fresh("o")
         self.emit(ind, f"{out} = None")
+        shape = self.shape(node, props, root, depth, closed)
+        for key, child in shape.leaves:
+            self.leaf(ind, src, out, key, child, path.key(key), props)
+        for key, child, schema, undeclared in shape.children:
+            closed_child = self.closed if depth == 0 and key == self.payload_key else None
+            self.child(ind, src, out, key, child, schema, path, root, depth,
+                       undeclared=undeclared, person=node.person, closed=closed_child)
+        extras_at = ind
+        if shape.checked or shape.scan_keys:
+            # the common case first: every string this object's code checks is in its
+            # key's clean cache (absent keys give None, which every cache holds); only
+            # when one is not does the code below look at each and scan what is new
+            test, with_keys = self.clean_test(ind, src, shape)
+            self.emit(ind, f"if not ({test}):")
+            for key, child in shape.checked:
+                self.leaf(ind + 1, src, out, key, child, path.key(key), props)
+            if shape.scan_keys:
+                self.scan_new(ind + 1, src, out, shape.scan_keys, props, path)
+            if with_keys:
+                extras_at = ind + 1  # keys unknown to the code fail the test
+        if shape.extras:
+            known_set = self.token(shape.known)
+            self.emit(extras_at, f"if not {src}.keys() <= {known_set}:")
+            self.emit(extras_at + 1, f"{out} = {self.const(self.t._extras)}({src}, "
+                                     f"{self.const(node)}, {known_set}, {self.path(path)}, "
+                                     f"violations, {out})")
+        if len(self.lines) == mark + 1:  # nothing to do here
+            del self.lines[mark:]
+            return None
+        return out
+
+    def shape(
+        self, node: Node, props: dict[str, Any], root: Any, depth: int,
+        closed: frozenset[str] | None,
+    ) -> _Shape:
+        """What the code of an object at ``node`` (its schema's ``props``) does."""
+        t = self.t
+        shape = _Shape(props)
         known: set[str] = set()
         for key, child in node.keys.items():
             known.add(key)
-            if child.leaf is not None:
-                self.leaf(ind, src, out, key, child, path.key(key), props)
-                continue
-            closed_child = self.closed if depth == 0 and key == self.payload_key else None
-            self.child(ind, src, out, key, child, props.get(key, True), path, root, depth,
-                       closed=closed_child)
+            f = child.leaf
+            if f is None:
+                shape.children.append((key, child, props.get(key, True), False))
+            elif f.category is None:
+                continue  # declared not PII
+            elif f.action == "allow" and f.category == "free_text" and t.values:
+                shape.checked.append((key, child))  # free text: scanned unless clean
+            elif f.action != "allow":
+                shape.leaves.append((key, child))
         if node.detect and node.star is None:  # (with a star, the walk routes every key)
-            scan_keys: list[str] = []
             for key, schema in props.items():
                 if key in known or self.names_key(key, node.person):
                     continue
@@ -254,38 +348,59 @@ class _Gen:
                     known.add(key)
                 elif kind == _STRING:
                     known.add(key)
-                    scan_keys.append(key)
+                    shape.scan_keys.append(key)
                 elif kind in (_OBJECT, _ARRAY):
                     known.add(key)
-                    self.child(ind, src, out, key, self.detect_all, schema, path, root, depth,
-                               undeclared=True, person=node.person)
-            if scan_keys:
-                self.scanned.extend((id(props), key, key) for key in scan_keys)
-                # every planned string in the clean cache of its key's class, or new and
-                # ruled out by the detectors' prefilter (in Rust, then cached): one chain
-                # of C-level calls, no Python frame unless a string is new
-                get = self.fresh("g")
-                self.emit(ind, f"{get} = {src}.get")
-                keep = self.const(_keep)
-                tests = []
-                for key in scan_keys:
-                    value, cache = self.fresh("s"), self.const(clean_set(key))
-                    ruled_out = self.const(_RULED_OUT_UNDER_ID if key_class(key)[0]
-                                           else RULED_OUT)
-                    tests.append(f"(({value} := {get}({self.token(key)})) in {cache} or "
-                                 f"{ruled_out}({value}) and {keep}({cache}, {value}))")
-                keys = self.token(tuple(scan_keys))
-                self.emit(ind, f"if not ({' and '.join(tests)}):")
-                self.emit(ind + 1, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
-                                   f"{self.path(path)}, violations, {out})")
-        if (node.detect or node.star is not None) and not (closed is not None and known >= closed):
-            known_set = self.token(frozenset(known))
-            self.emit(ind, f"if not {src}.keys() <= {known_set}:")
-            self.emit(ind + 1, f"{out} = {self.const(t._extras)}({src}, {self.const(node)}, "
-                               f"{known_set}, {self.path(path)}, violations, {out})")
-        result = self.fresh("n")
-        self.emit(ind, f"{result} = {src} if {out} is None else {out}")
-        return result
+                    shape.children.append((key, self.detect_all, schema, True))
+        shape.known = frozenset(known)
+        shape.extras = bool((node.detect or node.star is not None)
+                            and not (closed is not None and known >= closed))
+        return shape
+
+    def clean_test(self, ind: int, src: str, shape: _Shape) -> tuple[str, bool]:
+        """An expression true when every string ``shape`` checks is in its clean cache:
+        no Python frame, one lookup per key (one C loop over the values when the object
+        may hold nothing else). Also whether the expression checks the keys too (then it
+        is false when the object holds a key ``shape`` does not know)."""
+        pairs = [(key, CLEAN) for key, _ in shape.checked]
+        pairs += [(key, clean_set(key)) for key in shape.scan_keys]
+        if (shape.extras and shape.known == {key for key, _ in pairs}
+                and all(cache is CLEAN for _, cache in pairs)
+                and all(kind_of(shape.props.get(key), self.root)[0] == _STRING
+                        for key, _ in pairs)):
+            # every key it may hold is a checked string (or null: hashable), so once its
+            # keys are known its values go to the cache in one call
+            return (f"{src}.keys() <= {self.token(shape.known)} and "
+                    f"{self.const(CLEAN.issuperset)}({src}.values())"), True
+        get = f"{src}.get"
+        if len(pairs) > 1:
+            get = self.fresh("g")
+            self.emit(ind, f"{get} = {src}.get")
+        return " and ".join(f"{get}({self.token(key)}) in {self.const(cache)}"
+                            for key, cache in pairs), False
+
+    def scan_new(
+        self, ind: int, src: str, out: str, scan_keys: list[str], props: dict[str, Any],
+        path: _Path,
+    ) -> None:
+        """Code for planned strings missing from their clean caches: each new one ruled
+        out by the detectors' prefilter (in Rust, then cached) in one chain of C-level
+        calls, or scanned in Python."""
+        t = self.t
+        self.scanned.extend((id(props), key, key) for key in scan_keys)
+        get = self.fresh("g")
+        self.emit(ind, f"{get} = {src}.get")
+        keep = self.const(_keep)
+        tests = []
+        for key in scan_keys:
+            value, cache = self.fresh("s"), self.const(clean_set(key))
+            ruled_out = self.const(_RULED_OUT_UNDER_ID if key_class(key)[0] else RULED_OUT)
+            tests.append(f"(({value} := {get}({self.token(key)})) in {cache} or "
+                         f"{ruled_out}({value}) and {keep}({cache}, {value}))")
+        keys = self.token(tuple(scan_keys))
+        self.emit(ind, f"if not ({' and '.join(tests)}):")
+        self.emit(ind + 1, f"{out} = {self.const(t._scan_keys)}({src}, {keys}, "
+                           f"{self.path(path)}, violations, {out})")
 
     def child(
         self, ind: int, src: str, out: str, key: str, node: Node, schema: Any, path: _Path,
@@ -298,9 +413,17 @@ class _Gen:
         kind, sub = kind_of(schema, root)
         if kind == _OBJECT and depth + 1 <= _MAX_DEPTH:
             # valid: an object when present (None when absent), so no fallback is needed
+            mark = len(self.lines)
             self.emit(ind, f"{value} = {src}.get({k})")
             self.emit(ind, f"if {value}.__class__ is dict:")
-            new = self.obj(ind + 1, value, node, sub, path.key(key), root, depth + 1, closed)
+            changed = self.obj(ind + 1, value, node, sub, path.key(key), root, depth + 1,
+                               closed)
+            if changed is None:  # nothing to do in it
+                del self.lines[mark:]
+                return
+            self.emit(ind + 1, f"if {changed} is not None:")
+            self.store(ind + 2, src, out, k, changed, may_drop=False)
+            return
         else:
             self.emit(ind, f"{value} = {src}.get({k}, {self.missing})")
             self.emit(ind, f"if {value} is not {self.missing}:")
@@ -351,13 +474,25 @@ class _Gen:
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"{new} = {call}")
         elif f.action in MEMO_ACTIONS:
-            memo = self.t.memo(f.action, f.category)
-            self.emit(ind + 1, f"if {value}.__class__ is str:")
-            self.emit(ind + 2, f"{new} = {self.const(memo)}.get({value})")
-            self.emit(ind + 2, f"if {new} is None:")  # a miss: _declared fills the memo
-            self.emit(ind + 3, f"{new} = {call}")
-            self.emit(ind + 1, "else:")
-            self.emit(ind + 2, f"{new} = {call}")
+            # hash, mask and redact keep the key (reject raises Block): never DROP
+            memo = self.const(self.t.memo(f.action, f.category))
+            if _string_only(props.get(key), self.root):
+                # valid: a string when present, so the absent key is None
+                self.lines[-2:] = []
+                self.emit(ind, f"{value} = {src}.get({k})")
+                self.emit(ind, f"if {value} is not None:")
+                self.emit(ind + 1, f"{new} = {memo}.get({value})")
+                self.emit(ind + 1, f"if {new} is None:")  # a miss: _declared fills the memo
+                self.emit(ind + 2, f"{new} = {call}")
+            else:
+                self.emit(ind + 1, f"if {value}.__class__ is str:")
+                self.emit(ind + 2, f"{new} = {memo}.get({value})")
+                self.emit(ind + 2, f"if {new} is None:")
+                self.emit(ind + 3, f"{new} = {call}")
+                self.emit(ind + 1, "else:")
+                self.emit(ind + 2, f"{new} = {call}")
+            self.assign(ind + 1, src, out, k, value, new, may_drop=False)
+            return
         else:
             self.emit(ind + 1, f"{new} = {call}")
         self.assign(ind + 1, src, out, k, value, new)
@@ -381,8 +516,11 @@ class _Gen:
             return result
         if kind == _OBJECT:
             self.emit(ind, f"if {src}.__class__ is dict:")
-            new = self.obj(ind + 1, src, node, sub, path, root, depth, closed)
-            self.emit(ind + 1, f"{result} = {new}")
+            changed = self.obj(ind + 1, src, node, sub, path, root, depth, closed)
+            if changed is None:
+                self.emit(ind + 1, f"{result} = {src}")
+            else:
+                self.emit(ind + 1, f"{result} = {src} if {changed} is None else {changed}")
             self.emit(ind, "else:")
             self.emit(ind + 1, f"{result} = {walk}")
             return result
@@ -424,22 +562,46 @@ class _Gen:
             item_walk = (f"{self.const(t._detect)}(None, {item}, {self.path(item_path)}, "
                          f"False, violations, index=True)")
         self.emit(ind, f"if {src}.__class__ is list:")
-        self.emit(ind + 1, f"{items} = None")
-        self.emit(ind + 1, f"for {index}, {item} in enumerate({src}):")
-        self.emit(ind + 2, f"if {item}.__class__ is dict:")
-        new = self.obj(ind + 3, item, items_node, item_props, item_path, root, depth + 1)
-        new_item = self.fresh("n")
-        self.emit(ind + 3, f"{new_item} = {new}")
-        self.emit(ind + 2, "else:")
-        self.emit(ind + 3, f"{new_item} = {item_walk}")
-        self.emit(ind + 2, f"if {new_item} is not {item}:")
-        self.emit(ind + 3, f"if {items} is None:")
-        self.emit(ind + 4, f"{items} = {src}[:{index}]")
-        self.emit(ind + 2, f"elif {items} is None:")
-        self.emit(ind + 3, "continue")
-        self.emit(ind + 2, f"if {new_item} is not {self.drop}:")
-        self.emit(ind + 3, f"{items}.append({new_item})")
-        self.emit(ind + 1, f"{result} = {src} if {items} is None else {items}")
+        loop = ind + 1
+        shape = self.shape(items_node, item_props, root, depth + 1, None)
+        start = len(self.lines)
+        if shape.pure():
+            # the common case first: every item's checked strings in their clean caches
+            # and no key the code does not know; the loop below only when one is not
+            first = self.fresh("e")
+            self.emit(ind + 1, f"{result} = {src}")
+            self.emit(ind + 1, f"for {first} in {src}:")
+            tests = [f"{first}.__class__ is dict"]
+            with_keys = False
+            if shape.checked or shape.scan_keys:
+                test, with_keys = self.clean_test(ind + 2, first, shape)
+                tests.append(test)
+            if shape.extras and not with_keys:
+                tests.append(f"{first}.keys() <= {self.token(shape.known)}")
+            self.emit(ind + 2, f"if not ({' and '.join(tests)}):")
+            loop = ind + 3
+        self.emit(loop, f"{items} = None")
+        self.emit(loop, f"for {index}, {item} in enumerate({src}):")
+        self.emit(loop + 1, f"if {item}.__class__ is dict:")
+        changed = self.obj(loop + 2, item, items_node, item_props, item_path, root, depth + 1)
+        if changed is None:  # valid items are objects, and there is nothing to do in them
+            del self.lines[start:]
+            self.emit(ind + 1, f"{result} = {src}")
+        else:
+            new_item = self.fresh("n")
+            self.emit(loop + 2, f"{new_item} = {item} if {changed} is None else {changed}")
+            self.emit(loop + 1, "else:")
+            self.emit(loop + 2, f"{new_item} = {item_walk}")
+            self.emit(loop + 1, f"if {new_item} is not {item}:")
+            self.emit(loop + 2, f"if {items} is None:")
+            self.emit(loop + 3, f"{items} = {src}[:{index}]")
+            self.emit(loop + 1, f"elif {items} is None:")
+            self.emit(loop + 2, "continue")
+            self.emit(loop + 1, f"if {new_item} is not {self.drop}:")
+            self.emit(loop + 2, f"{items}.append({new_item})")
+            self.emit(loop, f"{result} = {src} if {items} is None else {items}")
+            if shape.pure():
+                self.emit(loop, "break")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{result} = {walk}")
         return result
@@ -507,6 +669,7 @@ def build(
         (the same event and findings; findings may come in another order).
     """
     gen = _Gen(transformer, payload_key, closed)
+    gen.root = root_schema
     props: dict[str, Any] = {}
     branches = root_schema.get("allOf", []) if isinstance(root_schema, dict) else []
     common = branches[1] if len(branches) > 1 else None
@@ -515,9 +678,12 @@ def build(
         props[payload_key] = (rule.get("properties") or {}).get(payload_key, True)
     if isinstance(common, dict):
         props["context"] = (common.get("properties") or {}).get("context", True)
-    gen.emit(1, "clean = None")
+    gen.emit(1, "clean = None")  # (removed below when the code never asks)
     gen.emit(1, "try:")
-    result = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
+    changed = gen.obj(2, "event", transformer.root, props, _Path(), root_schema, 0)
+    result = "event" if changed is None else f"event if {changed} is None else {changed}"
+    if changed is None:
+        gen.emit(2, "pass")
     gen.emit(1, f"except {gen.const(Block)}:")  # the walk reports every finding, then blocks
     gen.emit(2, "del violations[:]")
     gen.emit(2, f"return {gen.const(transformer)}(event, violations)")
@@ -525,6 +691,8 @@ def build(
     gen.emit(2, "del violations[:]")
     gen.emit(2, f"return {gen.const(transformer)}(event, violations)")
     gen.emit(1, f"return {result}")
+    if not gen.asks:
+        gen.lines.remove("    clean = None")
     source = "def transform(event, violations):\n" + "\n".join(gen.lines) + "\n"
     namespace: dict[str, Any] = dict(gen.names)
     namespace["__builtins__"] = {"map": map, "enumerate": enumerate, "dict": dict, "str": str,
