@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from trackplan.pii.engine import Transformer
+from trackplan.pii.national_ids import ID_FORMATS
 from trackplan.pii.phones import numbering_data
 from trackplan.pii.policy import PiiPolicy
 from trackplan.plan.model import Plan, Rule
@@ -66,6 +67,7 @@ class ClientPii:
         key_env: str,
         needs_key: bool,
         phone: dict[str, Any] | None = None,
+        ids: list[str] | None = None,
     ) -> None:
         self._trees = trees
         self.detection = detection
@@ -73,6 +75,9 @@ class ClientPii:
         self.needs_key = needs_key
         #: ``{"region": default region, "data": numbering data}`` for phones in E.164
         self.phone = phone or {"region": None, "data": {"codes": {}, "regions": {}}}
+        #: python-stdnum modules (under ``stdnum.``) of the plan's ``pii.id_countries``, in
+        #: order: a declared government id valid under one is hashed in its compact form
+        self.ids = ids or []
 
     def tree(self, kind: str, rule: Rule | None) -> dict[str, Any] | None:
         """The walk of a ``kind`` call of ``rule`` (None: the client leaves it alone)."""
@@ -136,7 +141,9 @@ def client_pii(plan: Plan) -> ClientPii:
     region = policy.default_region
     regions = sorted({*([region] if region else []), *policy.phone_regions})
     phone = {"region": region, "data": numbering_data(regions)}
-    return ClientPii(trees, detection, policy.hash_key_env, "hash" in used, phone)
+    # government ids hashed in python-stdnum's compact form, as the pipeline hashes them
+    ids = [module for c in policy.id_countries for module, _ in ID_FORMATS.get(c, ())]
+    return ClientPii(trees, detection, policy.hash_key_env, "hash" in used, phone, ids)
 
 
 def _source(name: str) -> str:

@@ -297,6 +297,7 @@ class _Generator:
             # named `stamp`) can never shadow them (ruff's isort puts them here)
             "from ._runtime import checker as _tp_checker",
             "from ._runtime import describe as _tp_describe",
+            *(["from ._runtime import id_canon as _tp_id_canon"] if self.pii else []),
             "from ._runtime import stamp as _tp_stamp",
             "",
             "__all__ = [",
@@ -424,6 +425,7 @@ class _Generator:
         out.append(
             "        self._tp_phone = _tp_pii_e164.canon(PII_PHONE['region'], PII_PHONE['data'])"
         )
+        out.append("        self._tp_ids = _tp_id_canon(PII_IDS)")
         return out + [
             "",
             "    def _tp_protect(",
@@ -440,6 +442,7 @@ class _Generator:
             "            _tp_pii_detect,",
             "            phone=self._tp_phone,",
             "            region=PII_PHONE['region'],",
+            "            government_id=self._tp_ids,",
             "        )",
             "        if found:  # a rejected value (nothing is sent) or a phone that did not parse",
             "            self._tp_on_violation(_tp_describe(label, found), found)",
@@ -461,6 +464,9 @@ class _Generator:
             "#: phones are hashed in E.164: the plan's default region and, for a client without",
             "#: phonenumbers, the numbering data of its regions (from phonenumbers' metadata)",
             f"PII_PHONE: Final[dict[str, Any]] = {_lit(self.pii.phone, 0, 35)}",
+            "#: government ids are hashed in python-stdnum's compact form where valid under one",
+            "#: of these modules (the plan's pii.id_countries), as the pipeline hashes them",
+            f"PII_IDS: Final[list[str]] = {_lit(self.pii.ids, 0, 29)}",
         ]
 
     def _signature(self, m: _Method, identity: str | None) -> list[str]:
