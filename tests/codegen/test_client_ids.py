@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from trackplan.engine import compile_plan
+from trackplan.pii import detect
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import Plan
 
@@ -46,7 +47,9 @@ print(json.dumps({"sent": sent, "warnings": [str(w.message) for w in caught]}))
 def _plan() -> Plan:
     return build_plan("plan.yaml", {
         "name": "Ids",
-        "pii": {"client_side": True, "id_countries": ["nl", "fi"]},
+        # detection off: id_countries would otherwise turn on process-wide national
+        # detectors for the rest of the test session; hashing does not need them
+        "pii": {"client_side": True, "id_countries": ["nl", "fi"], "detection": "off"},
         "identify": {"traits": {"type": "object", "properties": {"national_id": {
             "type": "string", "x-pii": {"category": "government_id", "action": "hash"}}}}},
     })  # fmt: skip
@@ -62,6 +65,12 @@ def _server(plan: Plan, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         assert result.allowed
         out.append(result.event["traits"]["national_id"])
     return out
+
+
+def test_the_plan_leaves_the_process_wide_detectors_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dict(detect._NATIONAL)
+    _server(_plan(), monkeypatch)
+    assert detect._NATIONAL == before
 
 
 def test_client_with_stdnum_hashes_ids_as_the_pipeline(
