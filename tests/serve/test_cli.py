@@ -87,6 +87,37 @@ def test_two_workers_answer_qa_from_one_shared_view(tmp_path: Path) -> None:
         assert server.stop() == 0
 
 
+def _metric(text: str, line_start: str) -> float:
+    [value] = [line.rsplit(" ", 1)[1] for line in text.splitlines()
+               if line.startswith(line_start + " ")]  # fmt: skip
+    return float(value)
+
+
+def test_two_workers_answer_metrics_summed_over_both(tmp_path: Path) -> None:
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, "
+                   f"file: {{dir: '{tmp_path / 'wh'}'}}}}\n")
+    server = ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
+                           "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+    try:
+        for i in range(0, 100, 10):
+            batch = [event(mid=f"m-{j}") for j in range(i, i + 10)] + [event("Nope")]
+            assert request(f"{server.url}/v1/batch", {"batch": batch})[0] == 200
+        wait_for(lambda: len(ndjson_dir(tmp_path / "wh")) == 100)
+        writers = {p.name.rsplit("-", 2)[1] for p in (tmp_path / "wh").glob("*.ndjson")}
+        assert len(writers) == 2, "both workers took requests"
+        allowed = 'trackplan_events_total{decision="allowed",source="default"}'
+        blocked = 'trackplan_events_total{decision="blocked",source="default"}'
+        for _ in range(6):  # a new connection each: whichever worker answers, every event
+            status, text = request(f"{server.url}/metrics")
+            assert status == 200
+            assert _metric(text, allowed) == 100 and _metric(text, blocked) == 10
+            assert _metric(text, 'trackplan_requests_total{kind="batch"}') == 10
+            assert "trackplan_spool_bytes" in text and "m-1" not in text
+    finally:
+        assert server.stop() == 0
+
+
 def test_config_errors_name_the_file_and_pointer(tmp_path: Path) -> None:
     cfg = tmp_path / "serve.yaml"
     cfg.write_text("outputs:\n  - {name: x, http: {url: 'http://127.0.0.1:9/v1/batch'}}\n")

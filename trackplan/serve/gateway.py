@@ -151,7 +151,7 @@ class Gateway:
             self._tasks = [loop.create_task(d.run()) for d in self.deliverers.values()]
         self.server = await start(self.handle, host=host, port=port, limits=self.limits,
                                   reuse_port=reuse_port)
-        await self.peers.start(self.qa)
+        await self.peers.start(self.qa, self.metrics)
         self.started = time.time()
         self.ready = True
         return int(self.server.sockets[0].getsockname()[1])
@@ -213,7 +213,7 @@ class Gateway:
             return json_response(200 if self.ready else 503, {"ready": self.ready})
         if path == "/metrics":
             self._authorize(request)
-            return Response(200, self.metrics.render().encode(),
+            return Response(200, (await self.peers.metrics(self.metrics)).encode(),
                             "text/plain; version=0.0.4; charset=utf-8")
         raise HttpError(404, "no such endpoint")
 

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -172,8 +172,9 @@ class QaPeers:
             self.sock.close()
             self.sock = None
 
-    async def start(self, store: QaStore) -> None:
-        """Answer the peers' questions about ``store`` (when a socket is bound)."""
+    async def start(self, store: QaStore, metrics: Metrics | None = None) -> None:
+        """Answer the peers' questions about ``store`` and ``metrics`` (when a socket is
+        bound)."""
         if self.sock is None:
             return
 
@@ -184,6 +185,8 @@ class QaPeers:
                 raise HttpError(400, "not JSON") from None
             if request.path == "/counts":
                 return json_response(200, store.all())
+            if request.path == "/metrics" and metrics is not None:
+                return json_response(200, metrics.samples())
             if request.path in ("/good", "/bad") and isinstance(raw, dict):
                 items = store.keyed(request.path[1:], Filters(raw))
                 return Response(200, b"".join(b"%d\t%s\n" % pair for pair in items),
@@ -247,6 +250,11 @@ class QaPeers:
             items = _limited(items, filters.limit)
         return b"[" + b",".join(data for _, data in items) + b"]"
 
+    async def metrics(self, metrics: Metrics) -> str:
+        """Every worker's metrics, summed, in Prometheus' text format."""
+        others = await self._ask("/metrics") if self.others else []
+        return metrics.render(others)
+
     async def reset(self, store: QaStore) -> dict[str, int]:
         """Clear every worker's store; the counts after (zeros)."""
         store.reset()
@@ -282,18 +290,45 @@ class Metrics:
         self.gauges[name] = read
         self.help[name] = help_text
 
-    def render(self) -> str:
-        """The exposition text."""
+    def samples(self) -> list[list[Any]]:
+        """Every counter and gauge now, as ``[kind, name, [[label, value], ...], value]``:
+        what a worker sends the one answering a scrape (names and labels only)."""
+        out: list[list[Any]] = [
+            ["counter", name, [list(pair) for pair in labels], value]
+            for (name, labels), value in self.counters.items()
+        ]
+        for name, read in self.gauges.items():
+            out += [["gauge", name, [list(pair) for pair in labels], value]
+                    for labels, value in read()]  # fmt: skip
+        return out
+
+    def render(self, others: Iterable[Any] = ()) -> str:
+        """The exposition text: this worker's figures plus ``others``' :meth:`samples`
+        (the other workers'), summed. Each worker has its own spool and outputs, so their
+        lags and spool sizes add up as their counters do."""
+        counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter(self.counters)
+        gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for name, read in self.gauges.items():
+            values = gauges[name] = {}
+            for labels, value in read():
+                values[labels] = values.get(labels, 0.0) + value
+        for samples in others:
+            for kind, name, labels, value in samples if isinstance(samples, list) else ():
+                key = tuple((str(k), str(v)) for k, v in labels)
+                if kind == "counter":
+                    counters[(str(name), key)] += int(value)
+                elif kind == "gauge" and name in gauges:
+                    gauges[name][key] = gauges[name].get(key, 0.0) + float(value)
         lines: list[str] = []
         seen: set[str] = set()
-        for (name, labels), value in sorted(self.counters.items()):
+        for (name, labels), count in sorted(counters.items()):
             if name not in seen:
                 seen.add(name)
                 lines.append(f"# TYPE {name} counter")
-            lines.append(f"{name}{_labels(labels)} {value}")
-        for name, read in self.gauges.items():
+            lines.append(f"{name}{_labels(labels)} {count}")
+        for name, values in gauges.items():
             lines.append(f"# HELP {name} {self.help[name]}")
             lines.append(f"# TYPE {name} gauge")
-            for labels, gvalue in read():
+            for labels, gvalue in values.items():
                 lines.append(f"{name}{_labels(labels)} {gvalue:g}")
         return "\n".join(lines) + "\n"
