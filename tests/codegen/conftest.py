@@ -47,6 +47,20 @@ def write_package(plan: Plan, parent: Path, name: str) -> Path:
     return out
 
 
+def run_stdlib_only(package: Path, runner: str, stdin: Any, key: str) -> dict[str, Any]:
+    """Run ``runner`` (given the package's parent folder and name as argv) in ``python -I
+    -S``, the standard library only, with ``stdin`` as JSON and the hash key ``key``; its
+    printed JSON."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", runner, str(package.parent), package.name],
+        input=json.dumps(stdin), capture_output=True, text=True, timeout=300,
+        env={"TRACKPLAN_HASH_KEY": key, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def import_package(path: Path) -> ModuleType:
     """Import a generated package from its directory (names are unique per test)."""
     sys.path.insert(0, str(path.parent))

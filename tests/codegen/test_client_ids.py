@@ -7,9 +7,6 @@ when python-stdnum is importable; without it, it warns once and hashes ids as wr
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from trackplan.pii import detect
 from trackplan.plan.load import build_plan
 from trackplan.plan.model import Plan
 
-from .conftest import import_package, write_package
+from .conftest import import_package, run_stdlib_only, write_package
 
 KEY = "client-id-key"
 #: one Dutch BSN and one Finnish personal identity code, each spelled several ways, then
@@ -99,13 +96,7 @@ def test_client_without_stdnum_warns_and_still_hashes(
     plan = _plan()
     server = _server(plan, monkeypatch)
     package = write_package(plan, tmp_path, "ids_stdlib")
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(package.parent), package.name],
-        input=json.dumps(IDS), capture_output=True, text=True, timeout=300,
-        env={"TRACKPLAN_HASH_KEY": KEY, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = run_stdlib_only(package, RUNNER, IDS, KEY)
     assert any("python-stdnum is not installed" in w for w in result["warnings"])
     sent = result["sent"]
     assert all(v not in sent for v in IDS)  # hashed all the same, never sent raw

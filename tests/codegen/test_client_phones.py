@@ -11,9 +11,6 @@ pipeline reports it (and hashed as its digits, on both sides alike).
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ from trackplan.pii.e164 import e164_from_data
 from trackplan.pii.phones import e164, numbering_data
 from trackplan.plan.model import Plan
 
-from .conftest import import_package, write_package
+from .conftest import import_package, run_stdlib_only, write_package
 
 KEY = "client-phone-key"
 SPELLINGS = ["+44 20 7946 0958", "020 7946 0958", "+44 (0)20 7946 0958", "0044 20 7946 0958"]
@@ -91,13 +88,7 @@ def _server(plan: Plan, phones: list[str], monkeypatch: pytest.MonkeyPatch) -> l
 
 def _stdlib_client(package: Path, phones: list[str]) -> dict[str, Any]:
     """The calls through the client in ``python -I -S``: standard library only."""
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(package.parent), package.name],
-        input=json.dumps(phones), capture_output=True, text=True, timeout=300,
-        env={"TRACKPLAN_HASH_KEY": KEY, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
+    result = run_stdlib_only(package, RUNNER, phones, KEY)
     assert result["phonenumbers"] is False
     return result
 

@@ -34,12 +34,17 @@ def test_plan_alone_is_a_local_collector_and_streams_decisions(tmp_path: Path) -
     assert not (tmp_path / ".trackplan-spool").exists()  # no outputs: nothing spooled
 
 
-def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path: Path) -> None:
+def _two_workers(tmp_path: Path) -> ServeProcess:
+    """Two workers writing every allowed event to ``tmp_path/wh``, spools under ``spool``."""
     cfg = tmp_path / "serve.yaml"
     cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, "
                    f"file: {{dir: '{tmp_path / 'wh'}'}}}}\n")
-    server = ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
-                           "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+    return ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
+                         "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+
+
+def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path: Path) -> None:
+    server = _two_workers(tmp_path)
     try:
         ids = [f"w-{i}" for i in range(200)]
         for i in range(0, 200, 10):
@@ -58,11 +63,7 @@ def test_two_workers_share_the_port_each_with_its_own_spool(tmp_path: Path) -> N
 
 
 def test_two_workers_answer_qa_from_one_shared_view(tmp_path: Path) -> None:
-    cfg = tmp_path / "serve.yaml"
-    cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, "
-                   f"file: {{dir: '{tmp_path / 'wh'}'}}}}\n")
-    server = ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
-                           "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+    server = _two_workers(tmp_path)
     try:
         ids = [f"q-{i}" for i in range(100)]
         for i in range(0, 100, 10):
@@ -94,11 +95,7 @@ def _metric(text: str, line_start: str) -> float:
 
 
 def test_two_workers_answer_metrics_summed_over_both(tmp_path: Path) -> None:
-    cfg = tmp_path / "serve.yaml"
-    cfg.write_text(f"outputs:\n  - {{name: wh, destination: Snowflake, "
-                   f"file: {{dir: '{tmp_path / 'wh'}'}}}}\n")
-    server = ServeProcess([str(PLAN), "--config", str(cfg), "--workers", "2",
-                           "--spool", str(tmp_path / "spool")], cwd=tmp_path).start()
+    server = _two_workers(tmp_path)
     try:
         for i in range(0, 100, 10):
             batch = [event(mid=f"m-{j}") for j in range(i, i + 10)] + [event("Nope")]
