@@ -50,6 +50,7 @@ __all__ = [
     "DeclaredField",
     "Detection",
     "PiiPolicy",
+    "applies_to_every_call",
     "parse_annotation",
     "stricter",
 ]
@@ -134,6 +135,15 @@ def parse_annotation(raw: Any) -> tuple[str | None, str | None, str | None] | st
     return "x-pii must be a category, {category, action}, or false"
 
 
+def applies_to_every_call(f: DeclaredField) -> bool:
+    """Whether a declaration applies to calls of every rule: the common rule's, and
+    identify traits under ``context.traits`` (SDKs send them with every call)."""
+    owner = f.rule
+    return owner.kind == "common" or (
+        owner.kind == "identify" and f.path[:2] == ("context", "traits")
+    )
+
+
 @dataclass(frozen=True)
 class PiiPolicy:
     """The compiled PII policy of a plan. The hash key never appears in its repr."""
@@ -164,13 +174,10 @@ class PiiPolicy:
         shared: list[tuple[int, DeclaredField]] = []
         own: dict[int, list[tuple[int, DeclaredField]]] = {}
         for place, f in enumerate((*self.not_pii, *self.fields)):
-            owner = f.rule
-            if owner.kind == "common" or (
-                owner.kind == "identify" and f.path[:2] == ("context", "traits")
-            ):
+            if applies_to_every_call(f):
                 shared.append((place, f))
             else:
-                own.setdefault(id(owner), []).append((place, f))
+                own.setdefault(id(f.rule), []).append((place, f))
         return tuple(shared), {k: tuple(v) for k, v in own.items()}  # fmt: skip
 
     def canon(self) -> dict[str, Callable[[str], str | None]]:

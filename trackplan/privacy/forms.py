@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackplan.pii.actions import Canon, apply_action, plain_hash
-from trackplan.pii.policy import PiiPolicy
+from trackplan.pii.policy import PiiPolicy, applies_to_every_call
 from trackplan.plan.model import Plan, Rule
 from trackplan.privacy.destinations import FORM_RANK, Destination, Privacy
 
@@ -65,10 +65,7 @@ def pii_fields(plan: Plan, policy: PiiPolicy | None = None) -> list[PiiField]:
     for f in policy.fields:
         if f.category is None:
             continue
-        everywhere = f.rule.kind == "common" or (
-            f.rule.kind == "identify" and f.path[:2] == ("context", "traits")
-        )
-        key = None if everywhere else _rule_key(f.rule)
+        key = None if applies_to_every_call(f) else _rule_key(f.rule)
         out.append(PiiField(key, tuple(f.path), f.category, f.action))
     return out
 
@@ -255,11 +252,12 @@ class DestinationForms:
         key = _rule_key(rule) if rule is not None else None
         found = self._rule_plans.get(key)
         if found is None:
+            declared = self.fields_for(rule)
             forms = {d.name: tuple(effective_form(f.action, d.form(f.category))
-                                   for f in self.fields_for(rule)) for d in self._dests}
-            keep = [i for i, f in enumerate(self.fields_for(rule))
+                                   for f in declared) for d in self._dests}
+            keep = [i for i in range(len(declared))
                     if any(per[i] is not None for per in forms.values())]
-            fields = tuple(self.fields_for(rule)[i] for i in keep)
+            fields = tuple(declared[i] for i in keep)
             paths = tuple((f.path[:-1], f.path[-1], ANY in f.path[:-1]) for f in fields)
             found = _RulePlan(
                 key, fields, paths,
