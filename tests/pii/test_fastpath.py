@@ -509,3 +509,91 @@ def test_an_object_with_nothing_to_do_emits_no_code() -> None:
     event["context"] = {"ip": "203.0.113.79"}
     agree(compiled, event, enforcer)
     assert enforcer.enforce(event).event["context"]["ip"] == "203.0.113.0"
+
+
+# -- events that break only assertions the transform does not rely on -------------------
+_WALKS = {"example": _walk_only()}
+
+
+def _walk_only_nested() -> Enforcer:
+    enforcer = compile_with_key(make_plan(PROPERTIES))
+    for compiled in enforcer.compiled_rules():
+        if compiled.transform is not None:
+            compiled.transform = _WalkOnly(compiled.transform)
+    return enforcer
+
+
+_WALKS["nested"] = _walk_only_nested()
+
+
+def _shape_only(compiled: Any, event: dict[str, Any]) -> bool:
+    """Invalid, but of a valid event's shape (the case the shape check sends to the
+    generated transform)."""
+    return not compiled.fast.is_valid(event) and compiled.shape_is_valid(event)
+
+
+@pytest.mark.parametrize("which", sorted(ENFORCERS))
+@SETTINGS
+@given(data=st.data())
+def test_events_of_a_valid_shape_agree_with_the_walk(which: str, data: st.DataObject) -> None:
+    """Calls drawn from a rule's shape (required properties, patterns and bounds dropped),
+    PII planted in some strings: where the event breaks the rule only there, the enforcer
+    (which then runs the generated transform) gives the general walk's result exactly."""
+    from trackplan.schema.relax import shape_of
+
+    compiled = data.draw(st.sampled_from(_rules(ENFORCERS[which])))
+    event = data.draw(from_schema(shape_of(copy.deepcopy(compiled.schema))))
+    assume(isinstance(event, dict))
+    paths = _strings(event)
+    if paths:
+        for path in data.draw(st.lists(st.sampled_from(paths), max_size=3)):
+            _set(event, path, data.draw(st.sampled_from(PII_SAMPLES)))
+    assume(_shape_only(compiled, event))
+    before = copy.deepcopy(event)
+    fast = ENFORCERS[which].enforce(event)
+    assert event == before, "enforce mutated its input"
+    _same_result(fast, _WALKS[which].enforce(event))
+
+
+def test_example_events_missing_a_required_property_take_the_generated_transform() -> None:
+    """Each example event made to miss a required property (every other one also with PII
+    planted in another string): the generated transform runs for it, and the result is the
+    walk's."""
+    enforcer, walk = ENFORCERS["example"], _WALKS["example"]
+    lines = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines()
+    calls = {"n": 0}
+    for compiled in _rules(enforcer):
+        generated = compiled.transform_valid
+
+        def counting(event: Any, violations: list[Any], generated: Any = generated) -> Any:
+            calls["n"] += 1
+            return generated(event, violations)
+
+        compiled.transform_valid = counting
+    try:
+        broken = 0
+        for number, line in enumerate(lines):
+            event = orjson.loads(line)
+            props = event.get("properties")
+            versions = enforcer.track_rules.get(event.get("event"), [])
+            if event.get("type") != "track" or len(versions) != 1 or not isinstance(props, dict):
+                continue
+            rule = versions[0]
+            payload = rule.schema["allOf"][2].get("properties", {}).get("properties", {})
+            required = [k for k in payload.get("required", []) if k in props]
+            if not required or not rule.fast.is_valid(event):
+                continue
+            del props[required[number % len(required)]]
+            strings = [k for k, v in props.items() if isinstance(v, str)]
+            if number % 2 and strings:
+                props[strings[0]] = PII_SAMPLES[number % len(PII_SAMPLES)]
+            if not _shape_only(rule, event):
+                continue
+            before, calls_before = broken, calls["n"]
+            broken += 1
+            _same_result(enforcer.enforce(event), walk.enforce(event))
+            assert calls["n"] == calls_before + 1, (number, before)
+        assert broken > 100
+    finally:
+        for compiled in _rules(enforcer):
+            compiled.transform_valid = compiled.transform.valid

@@ -27,6 +27,7 @@ from trackplan.plan.assemble import call_schema
 from trackplan.plan.model import PAYLOAD_KEY, CallControls, Plan, Rule, RuleKind
 from trackplan.schema.envelope import envelope_schema
 from trackplan.schema.flatten import flatten
+from trackplan.schema.relax import shape_of
 from trackplan.schema.validator import make_validator
 from trackplan.schema.violations import Violation
 
@@ -175,6 +176,7 @@ class CompiledRule:
         "check_unplanned",
         "_transform",
         "transform_valid",
+        "_shape",
     )
 
     def __init__(
@@ -205,6 +207,7 @@ class CompiledRule:
         self._transform: Callable[[dict[str, Any], list[Violation]], Any] | None = None
         #: the transform for events the fast validator accepted (its ``valid`` variant)
         self.transform_valid: Callable[[dict[str, Any], list[Violation]], Any] | None = None
+        self._shape: Callable[[Any], bool] | None = None
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -270,6 +273,21 @@ class CompiledRule:
         self._fast = fast
         self.is_valid_fast = fast.is_valid
         return self
+
+    def shape_is_valid(self, event: Any) -> bool:
+        """Whether ``event`` has the shape of a valid event (:mod:`trackplan.schema.relax`:
+        valid but for missing required properties, patterns and bounds), which is what the
+        valid-event transform relies on. Compiled at first use."""
+        check = self._shape
+        if check is None:
+            fast_schema = self.fast_schema(self._assembled())
+            shape = shape_of(fast_schema)
+            check = self.fast.is_valid if shape == fast_schema else make_validator(shape).is_valid
+            self._shape = check
+        try:
+            return check(event)
+        except (ValueError, TypeError, OverflowError):
+            return False
 
     def _compile_then_is_valid(self, event: Any) -> bool:
         is_valid: Callable[[Any], bool] = self.compile().is_valid_fast

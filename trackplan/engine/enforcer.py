@@ -384,16 +384,14 @@ class Enforcer:
         compiled: CompiledRule, out: dict[str, Any], violations: list[Violation]
     ) -> Any:
         """The transform of an explained event: the specialised one when what is left after
-        omissions is valid and it finds nothing to report, else the general walk."""
+        omissions has the shape of a valid event (it may still miss a required property or
+        break a pattern or a bound, which the transform does not rely on) and it finds
+        nothing to report, else the general walk."""
         walk = compiled.transform
         assert walk is not None
         fast = compiled.transform_valid
         if fast is not walk and fast is not None:
-            try:
-                valid = compiled.fast.is_valid(out)
-            except (ValueError, TypeError, OverflowError):
-                valid = False
-            if valid:
+            if compiled.shape_is_valid(out):
                 found: list[Violation] = []
                 changed = fast(out, found)
                 if changed is not None and not found:
