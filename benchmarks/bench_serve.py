@@ -6,6 +6,10 @@ loopback. Contenders, each run in turn in its own process:
 
 - ``bare-stdlib``: the HTTP server trackplan serve uses (asyncio streams), ``orjson.loads``,
   200;
+- ``bare-validate``: the stdlib server doing the kind of work serve does, without trackplan:
+  each event validated by jsonschema-rs against its rule's whole-call schema, the valid
+  ones appended to a file (fsync'd per batch as ``--fsync`` says); no PII, consent or
+  routing. ``serve`` is also compared with it;
 - ``bare-aiohttp`` and ``bare-uvicorn`` (a raw ASGI app on uvicorn with httptools): the same
   on the candidate stacks, when installed (``pip install aiohttp uvicorn httptools``);
 - ``serve``: ``trackplan serve plans/ecommerce`` with the plan, PII, consent, the spool
@@ -70,6 +74,49 @@ def bare_stdlib(port: int) -> None:
 
     async def handler(request: Request) -> Response:
         orjson.loads(request.body)
+        return ok
+
+    async def main() -> None:
+        await start(handler, port=port, limits=Limits(max_body_bytes=2 << 20))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def bare_validate(port: int, out_dir: str, fsync: str) -> None:
+    """The peer that does the same kind of work without trackplan: the stdlib server, each
+    event of the batch validated by jsonschema-rs against its rule's whole-call schema
+    (taken from the plan once, before serving), the valid ones appended to a file (one
+    write per batch, fsync'd as the spool's policy says)."""
+    import jsonschema_rs
+
+    from trackplan.engine.enforcer import Enforcer
+    from trackplan.plan.load import load_plan
+    from trackplan.serve.http import Limits, Request, Response, start
+
+    enforcer = Enforcer(load_plan(ROOT / "plans" / "ecommerce"))
+    by_name = {name: jsonschema_rs.validator_for(versions[0].schema).is_valid
+               for name, versions in enforcer.track_rules.items()}
+    by_kind = {kind: jsonschema_rs.validator_for(rule.schema).is_valid
+               for kind, rule in enforcer.call_rules.items()}
+    ok = Response(200, b'{"success":true}')
+    sink = open(Path(out_dir) / "valid.ndjson", "ab")  # noqa: SIM115 - open while serving
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+
+    async def handler(request: Request) -> Response:
+        body = orjson.loads(request.body)
+        lines = []
+        for event in body.get("batch", ()):
+            if event.get("type") == "track":
+                check = by_name.get(event.get("event"))
+            else:
+                check = by_kind.get(event.get("type"))
+            if check is not None and check(event):
+                lines.append(dumps(event, option=newline))
+        sink.write(b"".join(lines))
+        sink.flush()
+        if fsync == "always":
+            os.fsync(sink.fileno())
         return ok
 
     async def main() -> None:
@@ -246,13 +293,16 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
         env["PYTHONPATH"] = str(Path(args.baseline).resolve())
     if name.startswith("bare-"):
         module = name.split("-", 1)[1]
-        if module != "stdlib":
+        if module not in ("stdlib", "validate"):
             try:
                 __import__({"aiohttp": "aiohttp", "uvicorn": "uvicorn"}[module])
             except ImportError:
                 print(f"{name}: skipped ({module} is not installed)")
                 return None
         cmd = [sys.executable, __file__, "_server", name, str(port)]
+        if name == "bare-validate":
+            (tmp / name).mkdir(exist_ok=True)
+            cmd += [str(tmp / name), args.fsync]
         ready = ""
     else:
         cfg = tmp / f"{name}.yaml"
@@ -293,6 +343,9 @@ def run_contender(name: str, args: argparse.Namespace, tmp: Path,
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_server":
+        if sys.argv[2] == "bare-validate":
+            bare_validate(int(sys.argv[3]), sys.argv[4], sys.argv[5])
+            return
         {"bare-stdlib": bare_stdlib, "bare-aiohttp": bare_aiohttp,
          "bare-uvicorn": bare_uvicorn}[sys.argv[2]](int(sys.argv[3]))
         return
@@ -313,7 +366,8 @@ def main() -> None:
                         help="another trackplan checkout to run as serve-base, interleaved")
     args = parser.parse_args()
     os.environ.setdefault("TRACKPLAN_HASH_KEY", "bench-key-not-secret")
-    names = args.only or ["bare-stdlib", "bare-aiohttp", "bare-uvicorn", "serve", "serve-2w"]
+    names = args.only or ["bare-stdlib", "bare-aiohttp", "bare-uvicorn", "bare-validate",
+                          "serve", "serve-2w"]
     if args.baseline and not args.only:
         names += ["serve-base", "serve-base-2w"]
     results: dict[str, dict[str, Any]] = {}
@@ -351,6 +405,14 @@ def main() -> None:
             rate = result["events_per_s"] / base["events_per_s"]
             print(f"{name} / bare-stdlib: events/s {rate:.2f}x, "
                   f"CPU per event {result['cpu_us'] / base['cpu_us']:.1f}x")
+    peer = results.get("bare-validate")
+    if peer:
+        for name in ("serve", "serve-2w", "serve-base"):
+            if name in results:
+                result = results[name]
+                print(f"{name} / bare-validate: events/s "
+                      f"{result['events_per_s'] / peer['events_per_s']:.2f}x, CPU per event "
+                      f"{result['cpu_us'] / peer['cpu_us']:.1f}x")
     for one, two in (("serve", "serve-2w"), ("serve-base", "serve-base-2w")):
         if one in results and two in results:
             ratio = results[two]["events_per_s"] / results[one]["events_per_s"]

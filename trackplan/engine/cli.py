@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import orjson
 
 from trackplan.atomic import AtomicOutput
 from trackplan.cliopts import output_option
-from trackplan.engine import exactjson
+from trackplan.engine import exactjson, split
 from trackplan.engine.compiled import Allowed, Result, stamp
 from trackplan.engine.enforcer import Enforcer, compile_plan
 from trackplan.engine.readers import (
@@ -125,6 +127,23 @@ class ValidationReport:
                      "pointer": v.pointer, "message": v.message,
                      "schema": v.schema_location}
                 )
+
+    def merge(self, other: ValidationReport, line_offset: int) -> None:
+        """Add ``other``, the report of a later part of the same file whose line numbers
+        start after ``line_offset`` lines (its first violations come after these)."""
+        other.fold()
+        self.fold()
+        self.events += other.events
+        self.allowed += other.allowed
+        self.blocked += other.blocked
+        self.malformed += other.malformed
+        self.violations += other.violations
+        self.omitted += other.omitted
+        self.by_type.update(other.by_type)
+        for name, counts in other.by_event.items():
+            self.by_event.setdefault(name, Counter()).update(counts)
+        for entry in other.first[: max(0, _SAMPLE - len(self.first))]:
+            self.first.append({**entry, "line": entry["line"] + line_offset})
 
     def to_json(self) -> dict[str, Any]:
         self.fold()
@@ -242,9 +261,12 @@ def _refuse_overwriting_inputs(out: str, inputs: tuple[str, ...]) -> None:
 @click.option("--max-line-bytes", type=click.IntRange(min=1), default=MAX_LINE_BYTES,
               show_default=True,
               help="Longest NDJSON line or JSON document read; longer ones are malformed.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes for a large NDJSON file (0: one per core; 1: this process "
+                   "only). Files under 32 MB, stdin and .gz files use one.")
 def validate(
     plan: str, inputs: tuple[str, ...], out: str | None, fmt: str, input_format: str,
-    include_blocked: bool, max_line_bytes: int,
+    include_blocked: bool, max_line_bytes: int, jobs: int,
 ) -> None:
     """Enforce PLAN on event files (NDJSON, JSON array or batch bodies; '-' for stdin).
 
@@ -269,7 +291,11 @@ def validate(
             with reading(path) as raw:
                 chosen = choose_format(raw, input_format)  # type: ignore[arg-type]
                 if chosen == "ndjson":
-                    run.lines(path, iter_lines(raw, max_line_bytes), max_line_bytes)
+                    bounds = _ranges(path, jobs)
+                    if bounds is None:
+                        run.lines(path, iter_lines(raw, max_line_bytes), max_line_bytes)
+                    else:
+                        run.lines_split(path, bounds, max_line_bytes, out)
                     continue
                 data = read_document(raw, max_line_bytes)
             run.items(path, iter([Item(1, None, f"JSON document longer than {max_line_bytes} "
@@ -343,6 +369,51 @@ class _Run:
                 self.buffer.append(line)
         if len(self.buffer) >= _BLOCK or (self.buffer and len(self.buffer[-1]) > _LARGE):
             self.flush()
+
+    def lines_split(self, path: str, bounds: list[tuple[int, int]], max_bytes: int,
+                    out: str | None) -> None:
+        """NDJSON lines of one large file, its line-aligned byte ``bounds`` checked at once
+        (:mod:`trackplan.engine.split`): the first here, the others in forked children
+        that write their output to part files, appended here in order. The output and the
+        report are the ones :meth:`lines` gives for the whole file."""
+        parts_dir = None
+        if self.sink is not None:
+            near = Path(out).resolve().parent if out and out != "-" else None
+            try:
+                parts_dir = tempfile.mkdtemp(prefix=".trackplan-validate-",
+                                             dir=near if near is not None and near.is_dir()
+                                             else None)
+            except OSError:
+                parts_dir = tempfile.mkdtemp(prefix="trackplan-validate-")
+        children: list[split.Forked] = []
+        try:
+            for index, (start, end) in enumerate(bounds[1:], start=1):
+                part = os.path.join(parts_dir, f"part-{index}") if parts_dir else None
+                children.append(split.Forked(_check_range, self.enforcer, path, start, end,
+                                             max_bytes, self.include_blocked, part))
+            first = _Counted()
+            try:
+                with open(path, "rb", buffering=_READ_BUFFER) as fh:
+                    start, end = bounds[0]
+                    self.lines(path, first.count(iter_lines(
+                        split.SliceReader(fh, start, end - start), max_bytes)), max_bytes)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            self.flush()
+            offset = first.last
+            for index, child in enumerate(children, start=1):
+                report, count = child.result()
+                self.report.merge(report, offset)
+                offset += count
+                if parts_dir is not None and self.sink is not None:
+                    with open(os.path.join(parts_dir, f"part-{index}"), "rb") as part_file:
+                        while block := part_file.read(_COPY_BLOCK):
+                            self.sink.write(block)
+        finally:
+            for child in children:
+                child.kill()  # (nothing left to end when each gave its result)
+            if parts_dir is not None:
+                shutil.rmtree(parts_dir, ignore_errors=True)
 
     def exact(self, path: str, number: int, line: bytes) -> None:
         """A line whose numbers orjson may read inexactly: parsed and enforced exactly."""
@@ -425,6 +496,76 @@ class _Run:
                 self.exact(path, number, line)
                 continue
             self.record(path, Item(number), result)
+
+
+_READ_BUFFER = 1 << 20
+_COPY_BLOCK = 1 << 20
+#: Files at least this large are split when ``--jobs`` allows (two ranges of 16 MB).
+_SPLIT_AT = 2 * split.MIN_CHUNK
+
+
+def _ranges(path: str, jobs: int) -> list[tuple[int, int]] | None:
+    """The byte ranges to check ``path`` in, one per process; None: one process (stdin, a
+    compressed file, a small file, ``--jobs 1``, or a platform without fork)."""
+    if jobs == 1 or path == "-" or path.endswith(".gz") or not split.available():
+        return None
+    parts = jobs or split.cores()
+    try:
+        if parts < 2 or os.path.getsize(path) < _SPLIT_AT:
+            return None
+        bounds = split.chunk_bounds(path, parts)
+    except OSError:
+        return None  # the one-process path reports it
+    return bounds if len(bounds) > 1 else None
+
+
+class _Counted:
+    """Passes ``(number, line)`` pairs through, keeping the last number (the lines read)."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def count(self, lines: Iterator[tuple[int, bytes | None]]
+              ) -> Iterator[tuple[int, bytes | None]]:
+        for number, line in lines:
+            self.last = number
+            yield number, line
+
+
+class _PartSink:
+    """A worker's output: a plain file, appended to the real output by the parent."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _check_range(enforcer: Enforcer, path: str, start: int, end: int, max_bytes: int,
+                 include_blocked: bool, part: str | None) -> tuple[ValidationReport, int]:
+    """In a forked child: the report (and the part file of output) of the lines in
+    ``[start, end)`` of ``path``, numbered from 1, and how many lines there were."""
+    report = ValidationReport()
+    sink = _PartSink(part) if part is not None else None
+    run = _Run(enforcer, report, sink, include_blocked=include_blocked)  # type: ignore[arg-type]
+    counted = _Counted()
+    try:
+        with open(path, "rb", buffering=_READ_BUFFER) as fh:
+            run.lines(path, counted.count(iter_lines(
+                split.SliceReader(fh, start, end - start), max_bytes, bom=False)), max_bytes)
+        run.flush()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        if sink is not None:
+            sink.close()
+    report.fold()
+    report.labels.clear()
+    return report, counted.last
 
 
 def _changes(event: Any, line: bytes) -> bool:

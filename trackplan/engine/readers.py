@@ -21,7 +21,7 @@ import io
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import orjson
 
@@ -163,15 +163,22 @@ def _ndjson_items(lines: IO[bytes] | list[bytes], max_bytes: int = MAX_LINE_BYTE
             yield Item(number, None, f"invalid JSON: {exc}")
 
 
-def iter_lines(lines: IO[bytes] | list[bytes], max_bytes: int = MAX_LINE_BYTES
-               ) -> Iterator[tuple[int, bytes | None]]:
-    """``(number, line)`` for each line (the first without a byte order mark); ``None``
-    for a line longer than ``max_bytes``, which is skipped without being kept in memory.
+class Readable(Protocol):
+    """What the line reader needs of a stream (a binary file, or a slice of one)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def iter_lines(lines: Readable | list[bytes], max_bytes: int = MAX_LINE_BYTES, *,
+               bom: bool = True) -> Iterator[tuple[int, bytes | None]]:
+    """``(number, line)`` for each line (the first without a byte order mark, unless
+    ``bom`` is false: a stream that starts inside a file); ``None`` for a line longer than
+    ``max_bytes``, which is skipped without being kept in memory.
 
     Lines keep their ``\\n`` (the last one may have none); only ``\\n`` ends a line.
     """
     if not isinstance(lines, list):
-        yield from _stream_lines(lines, max_bytes)
+        yield from _stream_lines(lines, max_bytes, bom=bom)
         return
     number = 0
     for chunk in lines:
@@ -187,7 +194,8 @@ def iter_lines(lines: IO[bytes] | list[bytes], max_bytes: int = MAX_LINE_BYTES
 _BLOCK = 1 << 20  # bytes read at a time: lines are cut from blocks, not read one by one
 
 
-def _stream_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+def _stream_lines(stream: Readable, max_bytes: int, *, bom: bool = True
+                  ) -> Iterator[tuple[int, bytes | None]]:
     """:func:`iter_lines` of a stream, read in blocks (a line longer than ``max_bytes`` is
     dropped as it is read: at most ``max_bytes`` plus a block are held)."""
     # read1: what is there (at most a block), so lines piped in slowly are not held back
@@ -195,7 +203,7 @@ def _stream_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, byte
     number = 0
     rest = b""
     skipping = False  # inside a line already reported as too long
-    first = True
+    first = bom
     while True:
         block = read(_BLOCK)
         if not block:

@@ -1,0 +1,218 @@
+"""``trackplan validate --jobs``: a large NDJSON file checked in line-aligned ranges by
+forked processes writes and reports exactly what one process does, and an interrupted run
+leaves nothing behind.
+
+The input is the Segment-shaped shop events of ``examples/segment_shop.py`` with the lines
+of ``test_validate_run`` that take every branch of the loop (exact numbers, escapes,
+duplicate keys, malformed, blank and over-long lines, a last line without a newline), and a
+byte order mark in front.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from trackplan.engine import compile_plan, split
+from trackplan.engine.cli import ValidationReport, _Run, _Sink
+from trackplan.engine.readers import BOM, iter_lines
+from trackplan.errors import InputError
+from trackplan.plan.load import load_plan
+
+from .test_validate_run import KEY, _input, _write_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not split.available(), reason="no os.fork on this platform")
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_plan(tmp_path_factory.mktemp("split"), detection=True)
+
+
+@pytest.fixture(scope="module")
+def events(plan: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src, lines = _input(tmp_path_factory.mktemp("events"), 2500, 5)
+    src.write_bytes(BOM + b"".join(lines))
+    return src
+
+
+def _one_process(plan: Path, src: Path, out: Path, max_bytes: int, include_blocked: bool
+                 ) -> tuple[bytes, dict[str, Any]]:
+    report = ValidationReport()
+    run = _Run(compile_plan(load_plan(plan)), report, _Sink(str(out)),
+               include_blocked=include_blocked)
+    with open(src, "rb") as fh:
+        run.lines(str(src), iter_lines(fh, max_bytes), max_bytes)
+    run.flush()
+    assert run.sink is not None
+    run.sink.commit()
+    return out.read_bytes(), report.to_json()
+
+
+def _split(plan: Path, src: Path, out: Path, bounds: list[tuple[int, int]], max_bytes: int,
+           include_blocked: bool) -> tuple[bytes, dict[str, Any]]:
+    report = ValidationReport()
+    run = _Run(compile_plan(load_plan(plan)), report, _Sink(str(out)),
+               include_blocked=include_blocked)
+    run.lines_split(str(src), bounds, max_bytes, str(out))
+    assert run.sink is not None
+    run.sink.commit()
+    return out.read_bytes(), report.to_json()
+
+
+@pytest.mark.parametrize(("parts", "max_bytes", "include_blocked"),
+                         [(2, 1 << 20, False), (3, 1 << 20, True), (7, 1500, False)])
+def test_ranges_in_forked_processes_equal_one_process(
+    plan: Path, events: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parts: int,
+    max_bytes: int, include_blocked: bool,
+) -> None:
+    monkeypatch.setenv("TRACKPLAN_HASH_KEY", KEY)
+    bounds = split.chunk_bounds(str(events), parts, min_bytes=1 << 14)
+    assert len(bounds) == parts
+    one = _one_process(plan, events, tmp_path / "one.ndjson", max_bytes, include_blocked)
+    many = _split(plan, events, tmp_path / "many.ndjson", bounds, max_bytes, include_blocked)
+    assert many[0] == one[0]
+    assert many[1] == one[1]
+    report = one[1]
+    assert report["blocked"] and report["violations"] and report["malformed"]
+    assert len(report["first_violations"]) == 20
+    lines = events.read_bytes().split(b"\n")
+    for entry in report["first_violations"]:  # numbered as lines of the whole file
+        assert 1 <= entry["line"] <= len(lines)
+    assert not list(tmp_path.glob(".trackplan-validate-*"))  # the part files are gone
+
+
+def test_chunk_bounds_are_line_aligned_and_cover_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "lines.ndjson"
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * (i % 97)) for i in range(5000))
+    path.write_bytes(data)
+    for parts in (1, 2, 5, 13):
+        bounds = split.chunk_bounds(str(path), parts, min_bytes=1000)
+        assert len(bounds) == parts
+        assert bounds[0][0] == 0 and bounds[-1][1] == len(data)
+        for (_, end), (start, _) in zip(bounds, bounds[1:], strict=False):
+            assert end == start and data[start - 1 : start] == b"\n"
+    assert len(split.chunk_bounds(str(path), 8, min_bytes=len(data))) == 1  # too small
+    one_line = tmp_path / "one.ndjson"
+    one_line.write_bytes(b'{"x":"' + b"y" * 100_000 + b'"}')
+    assert split.chunk_bounds(str(one_line), 4, min_bytes=1000) == [(0, 100_008)]
+
+
+def _raise_input_error(message: str) -> None:
+    raise InputError(message)
+
+
+class _TwoArgs(Exception):
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a, b)
+
+
+def _raise_two_args() -> None:
+    raise _TwoArgs("left", "right")
+
+
+def test_forked_results_and_errors_come_back() -> None:
+    assert split.Forked(sum, [1, 2, 3]).result() == 6
+    with pytest.raises(InputError, match="events.ndjson: cannot read"):
+        split.Forked(_raise_input_error, "events.ndjson: cannot read").result()
+    with pytest.raises(RuntimeError, match="_TwoArgs"):
+        split.Forked(_raise_two_args).result()
+    child = split.Forked(time.sleep, 60)
+    child.kill()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child.pid or -1, os.WNOHANG)
+
+
+def _big_input(events: Path, tmp: Path) -> Path:
+    """The events repeated past the size a run splits at (32 MB)."""
+    body = events.read_bytes().removeprefix(BOM)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    big = tmp / "big.ndjson"
+    with big.open("wb") as fh:
+        written = 0
+        while written < (33 << 20):
+            fh.write(body)
+            written += len(body)
+    return big
+
+
+def _cli(plan: Path, src: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "TRACKPLAN_HASH_KEY": KEY}
+    return subprocess.run([sys.executable, "-m", "trackplan", "validate", str(plan), str(src),
+                           "--format", "json", *args], capture_output=True, env=env, cwd=ROOT)
+
+
+def test_cli_splits_a_large_file_and_writes_what_one_process_does(
+    plan: Path, events: Path, tmp_path: Path
+) -> None:
+    big = _big_input(events, tmp_path)
+    one = _cli(plan, big, "--out", str(tmp_path / "one.ndjson"), "--jobs", "1")
+    many = _cli(plan, big, "--out", str(tmp_path / "many.ndjson"), "--jobs", "3")
+    assert one.returncode == many.returncode == 1, many.stderr.decode()
+    assert many.stdout == one.stdout
+    assert (tmp_path / "many.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
+    streamed = _cli(plan, big, "--out", "-", "--jobs", "2")  # to stdout, report on stderr
+    assert streamed.returncode == 1
+    assert streamed.stdout == (tmp_path / "one.ndjson").read_bytes()
+    assert orjson.loads(streamed.stderr) == orjson.loads(one.stdout)
+    report = orjson.loads(one.stdout)
+    assert report["events"] > 20_000
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see workers")
+def test_an_interrupted_split_run_leaves_no_output_no_parts_and_no_workers(
+    plan: Path, events: Path, tmp_path: Path
+) -> None:
+    big = _big_input(events, tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "events.ndjson"
+    env = {**os.environ, "TRACKPLAN_HASH_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "trackplan", "validate", str(plan), str(big),
+                             "--out", str(target), "--jobs", "2"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while not (list(out_dir.glob(".trackplan-validate-*")) and workers):  # workers running
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+        workers = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) != 0
+    assert not target.exists()
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _zombie_or_gone(pid)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
