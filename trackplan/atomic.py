@@ -259,6 +259,12 @@ def remove_dead_temps(directory: Path) -> int:
     return removed
 
 
+#: ``copy_file_range`` errors that mean "not here" (another file system, a kernel or file
+#: type without it): the copy then goes through user space.
+_NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                            errno.EBADF})
+
+
 class AtomicOutput:
     """A binary file handle whose content replaces ``target`` on :meth:`commit`.
 
@@ -296,6 +302,32 @@ class AtomicOutput:
         """Write ``data``; a full disk or I/O error discards the temporary."""
         try:
             self.fh.write(data)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None
+
+    def append_file(self, source: str | Path) -> None:
+        """Append the whole content of the file ``source`` (in the kernel where it can:
+        ``copy_file_range``); errors as for :meth:`write`."""
+        try:
+            self.fh.flush()
+            with open(source, "rb") as src:
+                size = os.fstat(src.fileno()).st_size
+                copied = 0
+                copy_range = getattr(os, "copy_file_range", None)
+                if copy_range is not None and not self.direct:
+                    try:
+                        while copied < size:
+                            done = copy_range(src.fileno(), self.fh.fileno(), size - copied)
+                            if done == 0:
+                                break
+                            copied += done
+                    except OSError as exc:
+                        if exc.errno not in _NO_COPY_RANGE or copied:
+                            raise
+                src.seek(copied)
+                while block := src.read(1 << 20):
+                    self.fh.write(block)
         except OSError as exc:
             self.abort()
             raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -219,6 +220,16 @@ class _Sink:
         else:
             sys.stdout.buffer.write(data)
 
+    def append_file(self, path: str) -> None:
+        """Append the content of the file ``path``."""
+        if self.file is not None:
+            self.file.append_file(path)
+            return
+        out = sys.stdout.buffer
+        with open(path, "rb") as part:
+            while block := part.read(_COPY_BLOCK):
+                out.write(block)
+
     def commit(self) -> None:
         if self.file is not None:
             self.file.commit()
@@ -387,10 +398,16 @@ class _Run:
                 parts_dir = tempfile.mkdtemp(prefix="trackplan-validate-")
         children: list[split.Forked] = []
         try:
-            for index, (start, end) in enumerate(bounds[1:], start=1):
-                part = os.path.join(parts_dir, f"part-{index}") if parts_dir else None
-                children.append(split.Forked(_check_range, self.enforcer, path, start, end,
-                                             max_bytes, self.include_blocked, part))
+            # what exists now is shared with the children: kept out of the collector, whose
+            # passes would otherwise write to (and so copy) every page of it in each child
+            gc.freeze()
+            try:
+                for index, (start, end) in enumerate(bounds[1:], start=1):
+                    part = os.path.join(parts_dir, f"part-{index}") if parts_dir else None
+                    children.append(split.Forked(_check_range, self.enforcer, path, start,
+                                                 end, max_bytes, self.include_blocked, part))
+            finally:
+                gc.unfreeze()
             first = _Counted()
             try:
                 with open(path, "rb", buffering=_READ_BUFFER) as fh:
@@ -406,9 +423,7 @@ class _Run:
                 self.report.merge(report, offset)
                 offset += count
                 if parts_dir is not None and self.sink is not None:
-                    with open(os.path.join(parts_dir, f"part-{index}"), "rb") as part_file:
-                        while block := part_file.read(_COPY_BLOCK):
-                            self.sink.write(block)
+                    self.sink.append_file(os.path.join(parts_dir, f"part-{index}"))
         finally:
             for child in children:
                 child.kill()  # (nothing left to end when each gave its result)
