@@ -64,7 +64,7 @@ def _split(plan: Path, src: Path, out: Path, bounds: list[tuple[int, int]], max_
     report = ValidationReport()
     run = _Run(compile_plan(load_plan(plan)), report, _Sink(str(out)),
                include_blocked=include_blocked)
-    run.lines_split(str(src), bounds, max_bytes, str(out))
+    run.lines_split(str(src), bounds, max_bytes)
     assert run.sink is not None
     run.sink.commit()
     return out.read_bytes(), report.to_json()
@@ -216,3 +216,18 @@ def _zombie_or_gone(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_a_part_that_cannot_be_written_names_itself(tmp_path: Path) -> None:
+    """A worker's part file that cannot be made or written raises trackplan's own error
+    (carried to the parent by :class:`split.Forked`, as the test above shows)."""
+    from trackplan.engine.cli import _PartSink
+
+    with pytest.raises(InputError, match="missing/part-1: cannot write a part"):
+        _PartSink(str(tmp_path / "missing" / "part-1"))
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    sink = _PartSink("/dev/full")
+    with pytest.raises(InputError, match="/dev/full: cannot write a part of the output"):
+        sink.write(b"x" * (1 << 20))
+        sink.close()

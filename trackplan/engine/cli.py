@@ -306,7 +306,7 @@ def validate(
                     if bounds is None:
                         run.lines(path, iter_lines(raw, max_line_bytes), max_line_bytes)
                     else:
-                        run.lines_split(path, bounds, max_line_bytes, out)
+                        run.lines_split(path, bounds, max_line_bytes)
                     continue
                 data = read_document(raw, max_line_bytes)
             run.items(path, iter([Item(1, None, f"JSON document longer than {max_line_bytes} "
@@ -381,19 +381,21 @@ class _Run:
         if len(self.buffer) >= _BLOCK or (self.buffer and len(self.buffer[-1]) > _LARGE):
             self.flush()
 
-    def lines_split(self, path: str, bounds: list[tuple[int, int]], max_bytes: int,
-                    out: str | None) -> None:
+    def lines_split(self, path: str, bounds: list[tuple[int, int]], max_bytes: int) -> None:
         """NDJSON lines of one large file, its line-aligned byte ``bounds`` checked at once
         (:mod:`trackplan.engine.split`): the first here, the others in forked children
         that write their output to part files, appended here in order. The output and the
         report are the ones :meth:`lines` gives for the whole file."""
         parts_dir = None
         if self.sink is not None:
-            near = Path(out).resolve().parent if out and out != "-" else None
+            # beside the output file (the same file system: appended in the kernel, and
+            # room for the output is room for its parts); for stdout, a pipe or a device,
+            # in the temporary directory
+            target = self.sink.file
+            near = (target.target.resolve().parent
+                    if target is not None and not target.direct else None)
             try:
-                parts_dir = tempfile.mkdtemp(prefix=".trackplan-validate-",
-                                             dir=near if near is not None and near.is_dir()
-                                             else None)
+                parts_dir = tempfile.mkdtemp(prefix=".trackplan-validate-", dir=near)
             except OSError:
                 parts_dir = tempfile.mkdtemp(prefix="trackplan-validate-")
         children: list[split.Forked] = []
@@ -551,13 +553,26 @@ class _PartSink:
     """A worker's output: a plain file, appended to the real output by the parent."""
 
     def __init__(self, path: str) -> None:
-        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.path = path
+        try:
+            self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write a part of the output: "
+                             f"{exc.strerror or exc}") from None
 
     def write(self, data: bytes) -> None:
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write a part of the output: "
+                             f"{exc.strerror or exc}") from None
 
     def close(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write a part of the output: "
+                             f"{exc.strerror or exc}") from None
 
 
 def _check_range(enforcer: Enforcer, path: str, start: int, end: int, max_bytes: int,
