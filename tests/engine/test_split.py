@@ -49,24 +49,22 @@ def events(plan: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _one_process(plan: Path, src: Path, out: Path, max_bytes: int, include_blocked: bool
                  ) -> tuple[bytes, dict[str, Any]]:
     report = ValidationReport()
-    run = _Run(compile_plan(load_plan(plan)), report, _Sink(str(out)),
-               include_blocked=include_blocked)
+    sink = _Sink(str(out))
+    run = _Run(compile_plan(load_plan(plan)), report, sink, include_blocked=include_blocked)
     with open(src, "rb") as fh:
         run.lines(str(src), iter_lines(fh, max_bytes), max_bytes)
     run.flush()
-    assert run.sink is not None
-    run.sink.commit()
+    sink.commit()
     return out.read_bytes(), report.to_json()
 
 
 def _split(plan: Path, src: Path, out: Path, bounds: list[tuple[int, int]], max_bytes: int,
            include_blocked: bool) -> tuple[bytes, dict[str, Any]]:
     report = ValidationReport()
-    run = _Run(compile_plan(load_plan(plan)), report, _Sink(str(out)),
-               include_blocked=include_blocked)
+    sink = _Sink(str(out))
+    run = _Run(compile_plan(load_plan(plan)), report, sink, include_blocked=include_blocked)
     run.lines_split(str(src), bounds, max_bytes)
-    assert run.sink is not None
-    run.sink.commit()
+    sink.commit()
     return out.read_bytes(), report.to_json()
 
 

@@ -340,7 +340,8 @@ class _Run:
 
     __slots__ = ("enforcer", "report", "sink", "include_blocked", "buffer")
 
-    def __init__(self, enforcer: Enforcer, report: ValidationReport, sink: _Sink | None, *,
+    def __init__(self, enforcer: Enforcer, report: ValidationReport,
+                 sink: _Sink | _PartSink | None, *,
                  include_blocked: bool) -> None:
         self.enforcer = enforcer
         self.report = report
@@ -387,11 +388,13 @@ class _Run:
         that write their output to part files, appended here in order. The output and the
         report are the ones :meth:`lines` gives for the whole file."""
         parts_dir = None
-        if self.sink is not None:
+        sink = self.sink
+        assert not isinstance(sink, _PartSink)  # (a worker's run does not split again)
+        if sink is not None:
             # beside the output file (the same file system: appended in the kernel, and
             # room for the output is room for its parts); for stdout, a pipe or a device,
             # in the temporary directory
-            target = self.sink.file
+            target = sink.file
             near = (target.target.resolve().parent
                     if target is not None and not target.direct else None)
             try:
@@ -424,8 +427,8 @@ class _Run:
                 report, count = child.result()
                 self.report.merge(report, offset)
                 offset += count
-                if parts_dir is not None and self.sink is not None:
-                    self.sink.append_file(os.path.join(parts_dir, f"part-{index}"))
+                if parts_dir is not None and sink is not None:
+                    sink.append_file(os.path.join(parts_dir, f"part-{index}"))
         finally:
             for child in children:
                 child.kill()  # (nothing left to end when each gave its result)
@@ -581,7 +584,7 @@ def _check_range(enforcer: Enforcer, path: str, start: int, end: int, max_bytes:
     ``[start, end)`` of ``path``, numbered from 1, and how many lines there were."""
     report = ValidationReport()
     sink = _PartSink(part) if part is not None else None
-    run = _Run(enforcer, report, sink, include_blocked=include_blocked)  # type: ignore[arg-type]
+    run = _Run(enforcer, report, sink, include_blocked=include_blocked)
     counted = _Counted()
     try:
         with open(path, "rb", buffering=_READ_BUFFER) as fh:
