@@ -126,9 +126,11 @@ def test_forked_results_and_errors_come_back() -> None:
     with pytest.raises(RuntimeError, match="_TwoArgs"):
         split.Forked(_raise_two_args).result()
     child = split.Forked(time.sleep, 60)
+    pid = child.pid
     child.kill()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(child.pid or -1, os.WNOHANG)
+    assert child.pid == 0
+    with pytest.raises(ChildProcessError):  # ended and reaped: no such child any more
+        os.waitpid(pid, os.WNOHANG)
 
 
 def _big_input(events: Path, tmp: Path) -> Path:
