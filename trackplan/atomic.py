@@ -46,6 +46,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -254,6 +255,67 @@ def remove_dead_temps(directory: Path) -> int:
             removed += 1
         except OSError:
             pass  # a live run is writing it
+        finally:
+            os.close(fd)
+    return removed
+
+
+#: Directories of part files (``validate --jobs``): ``.trackplan-parts-<random>``.
+_PARTS = ".trackplan-parts-"
+
+
+class PartsDir:
+    """A private directory (mode 0700) for the part files of one run, beside its output
+    (or in the temporary directory), removed by :meth:`close`.
+
+    The run holds an ``flock`` on the directory while it lives (forked workers share it),
+    so a run killed before :meth:`close` leaves one whose lock is free: the next run in the
+    same place removes it (:func:`remove_dead_parts`), as :class:`AtomicOutput` does with
+    its temporaries.
+    """
+
+    def __init__(self, near: Path | None) -> None:
+        base = near if near is not None else Path(tempfile.gettempdir())
+        remove_dead_parts(base)
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=_PARTS, dir=base))
+        except OSError:
+            if near is None:
+                raise
+            self.path = Path(tempfile.mkdtemp(prefix=_PARTS))
+        self._fd = os.open(self.path, os.O_RDONLY)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        """Remove the directory and everything in it, then release the lock."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def remove_dead_parts(directory: Path) -> int:
+    """Remove ``.trackplan-parts-*`` directories in ``directory`` no live run holds."""
+    if fcntl is None:  # pragma: no cover
+        return 0
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(_PARTS)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        except OSError:
+            pass  # a live run is using it
         finally:
             os.close(fd)
     return removed

@@ -87,7 +87,7 @@ def test_ranges_in_forked_processes_equal_one_process(
     lines = events.read_bytes().split(b"\n")
     for entry in report["first_violations"]:  # numbered as lines of the whole file
         assert 1 <= entry["line"] <= len(lines)
-    assert not list(tmp_path.glob(".trackplan-validate-*"))  # the part files are gone
+    assert not list(tmp_path.glob(".trackplan-parts-*"))  # the part files are gone
 
 
 def test_chunk_bounds_are_line_aligned_and_cover_the_file(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_an_interrupted_split_run_leaves_no_output_no_parts_and_no_workers(
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     workers: list[int] = []
-    while not (list(out_dir.glob(".trackplan-validate-*")) and workers):  # workers running
+    while not (list(out_dir.glob(".trackplan-parts-*")) and workers):  # workers running
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -231,3 +231,94 @@ def test_a_part_that_cannot_be_written_names_itself(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="/dev/full: cannot write a part of the output"):
         sink.write(b"x" * (1 << 20))
         sink.close()
+
+
+_HOLD_PARTS = """
+import sys
+from pathlib import Path
+from trackplan.atomic import PartsDir
+parts = PartsDir(Path(sys.argv[1]))
+print(parts.path, flush=True)
+sys.stdin.read()  # held until the test closes stdin or kills this process
+"""
+
+
+def test_parts_of_a_killed_run_are_removed_by_the_next_and_live_ones_kept(
+    tmp_path: Path,
+) -> None:
+    from trackplan.atomic import PartsDir, remove_dead_parts
+
+    live = subprocess.Popen([sys.executable, "-c", _HOLD_PARTS, str(tmp_path)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert live.stdout is not None
+    held = Path(live.stdout.readline().decode().strip())
+    (held / "part-1").write_bytes(b"{}\n")
+    try:
+        mine = PartsDir(tmp_path)  # another run in the same place
+        assert held.is_dir()  # the live run's parts are kept
+        mine.close()
+        assert not mine.path.exists()
+    finally:
+        live.kill()
+        live.wait(30)
+    assert held.is_dir()  # killed: nothing removed it ...
+    assert remove_dead_parts(tmp_path) == 1  # ... until a run looks
+    assert not held.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see workers")
+def test_a_killed_run_leaves_parts_that_the_next_run_removes(
+    plan: Path, events: Path, tmp_path: Path
+) -> None:
+    big = _big_input(events, tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "events.ndjson"
+    env = {**os.environ, "TRACKPLAN_HASH_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "trackplan", "validate", str(plan), str(big),
+                             "--out", str(target), "--jobs", "2"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while not workers:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+        workers = _children(proc.pid)
+    proc.kill()
+    proc.wait(30)
+    deadline = time.monotonic() + 30
+    while not all(_zombie_or_gone(pid) for pid in workers):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert not target.exists()
+    assert list(out_dir.glob(".trackplan-parts-*"))  # left by the killed run
+    done = _cli(plan, big, "--out", str(target), "--jobs", "2")
+    assert done.returncode == 1, done.stderr.decode()
+    assert target.exists()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["events.ndjson"]
+
+
+_PARENT = """
+import sys, time
+from trackplan.engine import split
+child = split.Forked(time.sleep, 120)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_dies_with_its_killed_parent() -> None:
+    """A worker sleeping two minutes is gone within seconds of its parent's SIGKILL."""
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], cwd=ROOT, stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    assert not _zombie_or_gone(worker)
+    parent.kill()
+    parent.wait(30)
+    deadline = time.monotonic() + 20
+    while not _zombie_or_gone(worker):
+        assert time.monotonic() < deadline, "the worker outlived its killed parent"
+        time.sleep(0.02)

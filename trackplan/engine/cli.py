@@ -5,9 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from trackplan.atomic import AtomicOutput
+from trackplan.atomic import AtomicOutput, PartsDir
 from trackplan.cliopts import output_option
 from trackplan.engine import exactjson, split
 from trackplan.engine.compiled import Allowed, Result, stamp
@@ -387,7 +385,7 @@ class _Run:
         (:mod:`trackplan.engine.split`): the first here, the others in forked children
         that write their output to part files, appended here in order. The output and the
         report are the ones :meth:`lines` gives for the whole file."""
-        parts_dir = None
+        parts: PartsDir | None = None
         sink = self.sink
         assert not isinstance(sink, _PartSink)  # (a worker's run does not split again)
         if sink is not None:
@@ -395,12 +393,13 @@ class _Run:
             # room for the output is room for its parts); for stdout, a pipe or a device,
             # in the temporary directory
             target = sink.file
-            near = (target.target.resolve().parent
-                    if target is not None and not target.direct else None)
             try:
-                parts_dir = tempfile.mkdtemp(prefix=".trackplan-validate-", dir=near)
-            except OSError:
-                parts_dir = tempfile.mkdtemp(prefix="trackplan-validate-")
+                parts = PartsDir(target.target.resolve().parent
+                                 if target is not None and not target.direct else None)
+            except OSError as exc:
+                raise InputError(f"cannot make a directory for the parts of the output: "
+                                 f"{exc.strerror or exc}") from None
+        parts_dir = str(parts.path) if parts is not None else None
         children: list[split.Forked] = []
         try:
             # what exists now is shared with the children: kept out of the collector, whose
@@ -432,8 +431,8 @@ class _Run:
         finally:
             for child in children:
                 child.kill()  # (nothing left to end when each gave its result)
-            if parts_dir is not None:
-                shutil.rmtree(parts_dir, ignore_errors=True)
+            if parts is not None:
+                parts.close()
 
     def exact(self, path: str, number: int, line: bytes) -> None:
         """A line whose numbers orjson may read inexactly: parsed and enforced exactly."""

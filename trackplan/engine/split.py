@@ -9,9 +9,11 @@ ones one process gives. POSIX only (``os.fork``); elsewhere ``available()`` is F
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from typing import IO, Any
@@ -88,6 +90,23 @@ class SliceReader:
     read = read1
 
 
+def _end_with_parent(parent: int) -> None:
+    """In a child: be killed when the parent dies (Linux ``PR_SET_PDEATHSIG``), so a
+    killed run leaves no worker behind; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        return
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class Forked:
     """One forked child running ``fn(*args)``; :meth:`result` returns what it returned
     (raising what it raised, as ``RuntimeError`` with its traceback, or as the same
@@ -95,10 +114,12 @@ class Forked:
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the caller's code
             os.close(read_end)
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once
+            _end_with_parent(parent)
             status = 0
             try:
                 try:
