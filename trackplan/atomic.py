@@ -234,27 +234,34 @@ def _why(exc: OSError) -> str:
 
 def remove_dead_temps(directory: Path) -> int:
     """Remove ``.trackplan-*.tmp`` files in ``directory`` no live writer holds."""
+    return _remove_unlocked(
+        directory, lambda name: name.startswith(_PREFIX) and name.endswith(_SUFFIX),
+        os.O_RDONLY | os.O_NOFOLLOW, Path.unlink)
+
+
+def _remove_unlocked(directory: Path, match: Callable[[str], bool], flags: int,
+                     remove: Callable[[Path], object]) -> int:
+    """``remove`` each entry of ``directory`` whose name ``match``es and that no live
+    process holds an ``flock`` on (opened with ``flags``); how many were removed."""
     if fcntl is None:  # pragma: no cover
         return 0
-    removed = 0
     try:
-        names = os.listdir(directory)
+        names = [name for name in os.listdir(directory) if match(name)]
     except OSError:
         return 0
+    removed = 0
     for name in names:
-        if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX)):
-            continue
         path = directory / name
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(path, flags)
         except OSError:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path.unlink()
+            remove(path)
             removed += 1
         except OSError:
-            pass  # a live run is writing it
+            pass  # a live run holds it
         finally:
             os.close(fd)
     return removed
@@ -297,28 +304,10 @@ class PartsDir:
 
 def remove_dead_parts(directory: Path) -> int:
     """Remove ``.trackplan-parts-*`` directories in ``directory`` no live run holds."""
-    if fcntl is None:  # pragma: no cover
-        return 0
-    try:
-        names = [n for n in os.listdir(directory) if n.startswith(_PARTS)]
-    except OSError:
-        return 0
-    removed = 0
-    for name in names:
-        path = directory / name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-        except OSError:
-            pass  # a live run is using it
-        finally:
-            os.close(fd)
-    return removed
+    return _remove_unlocked(
+        directory, lambda name: name.startswith(_PARTS),
+        os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY,
+        lambda path: shutil.rmtree(path, ignore_errors=True))
 
 
 #: ``copy_file_range`` errors that mean "not here" (another file system, a kernel or file
