@@ -174,6 +174,21 @@ def test_cli_splits_a_large_file_and_writes_what_one_process_does(
 def test_an_interrupted_split_run_leaves_no_output_no_parts_and_no_workers(
     plan: Path, events: Path, tmp_path: Path
 ) -> None:
+    proc, target, workers = _running_split(plan, events, tmp_path)
+    out_dir = target.parent
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) != 0
+    assert not target.exists()
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _zombie_or_gone(pid)
+
+
+def _running_split(plan: Path, events: Path, tmp_path: Path
+                   ) -> tuple[subprocess.Popen[bytes], Path, list[int]]:
+    """A ``validate --jobs 2`` run of :func:`_big_input` into ``tmp_path/out``, once its
+    parts directory exists and its worker runs: the process, the output's path and the
+    workers' pids."""
     big = _big_input(events, tmp_path)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -184,17 +199,12 @@ def test_an_interrupted_split_run_leaves_no_output_no_parts_and_no_workers(
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     workers: list[int] = []
-    while not (list(out_dir.glob(".trackplan-parts-*")) and workers):  # workers running
+    while not (list(out_dir.glob(".trackplan-parts-*")) and workers):
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert time.monotonic() < deadline
         time.sleep(0.01)
         workers = _children(proc.pid)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) != 0
-    assert not target.exists()
-    assert sorted(p.name for p in out_dir.iterdir()) == []
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or _zombie_or_gone(pid)
+    return proc, target, workers
 
 
 def _children(pid: int) -> list[int]:
@@ -271,20 +281,8 @@ def test_parts_of_a_killed_run_are_removed_by_the_next_and_live_ones_kept(
 def test_a_killed_run_leaves_parts_that_the_next_run_removes(
     plan: Path, events: Path, tmp_path: Path
 ) -> None:
-    big = _big_input(events, tmp_path)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    target = out_dir / "events.ndjson"
-    env = {**os.environ, "TRACKPLAN_HASH_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "trackplan", "validate", str(plan), str(big),
-                             "--out", str(target), "--jobs", "2"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    workers: list[int] = []
-    while not workers:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-        workers = _children(proc.pid)
+    proc, target, workers = _running_split(plan, events, tmp_path)
+    out_dir = target.parent
     proc.kill()
     proc.wait(30)
     deadline = time.monotonic() + 30
@@ -293,7 +291,7 @@ def test_a_killed_run_leaves_parts_that_the_next_run_removes(
         time.sleep(0.02)
     assert not target.exists()
     assert list(out_dir.glob(".trackplan-parts-*"))  # left by the killed run
-    done = _cli(plan, big, "--out", str(target), "--jobs", "2")
+    done = _cli(plan, tmp_path / "big.ndjson", "--out", str(target), "--jobs", "2")
     assert done.returncode == 1, done.stderr.decode()
     assert target.exists()
     assert sorted(p.name for p in out_dir.iterdir()) == ["events.ndjson"]
