@@ -356,3 +356,28 @@ def test_the_bundled_plan_loads() -> None:
     plan = load_plan(ECOMMERCE)
     assert plan.event("Order Completed", 2).version == 2
     assert len(plan.event_names) >= 7
+
+
+def test_a_ref_under_an_embedded_id_is_read_against_that_schema() -> None:
+    """``$id`` inside a rule starts a schema of its own: ``#/definitions/a`` below it
+    points into that schema, not at the plan's definitions. Where it does not resolve
+    there, the plan is refused at load with the pointer (the validator would refuse to
+    compile it at the rule's first event); where it does, the plan loads and enforces it."""
+    doc: dict[str, Any] = {
+        "name": "Ids", "definitions": {"a": {"type": "string"}},
+        "events": [{"name": "A", "properties": {
+            "$id": "urn:example:a", "type": "object",
+            "properties": {"x": {"$ref": "#/definitions/a"}}}}],
+    }
+    with pytest.raises(PlanError) as caught:
+        build_plan("plan.yaml", doc)
+    issue = find(caught.value.issues, "plan.yaml", "/events/0/properties/properties/x/$ref")
+    assert issue.event == "A"
+    assert "urn:example:a" in issue.message and "/events/0/properties" in issue.message
+    own = json.loads(json.dumps(doc))
+    own["events"][0]["properties"]["definitions"] = {"a": {"type": "integer"}}
+    enforcer = compile_plan(build_plan("plan.yaml", own)).compile_all()
+    call = {"type": "track", "event": "A", "userId": "u", "properties": {"x": "text"}}
+    result = enforcer.enforce(call)
+    assert [v.type for v in result.violations] == ["Datatype-Mismatch"]  # its own integer
+    assert not enforcer.enforce({**call, "properties": {"x": 7}}).violations

@@ -167,7 +167,10 @@ class Enforcer:
         yield self._unplanned_track
 
     def enforce(self, event: Any) -> Result:
-        """Enforce the plan on one event (a dict as parsed from JSON). Never raises."""
+        """Enforce the plan on one event (a dict as parsed from JSON). Never raises for
+        any event; a rule whose schema the engine cannot compile raises
+        :class:`~trackplan.errors.CompileError` at its first event (:meth:`compile_all`
+        reports those before any event)."""
         # The common case costs two dict lookups and one validator call; everything else
         # (versions, unplanned events, odd shapes) goes through _dispatch.
         if type(event) is not dict:

@@ -726,10 +726,43 @@ def _ref_issues(plan: Plan, rule: Rule) -> list[PlanIssue]:
                     out.append(PlanIssue(rule.source, where, f"$ref '#{fragment}' names an "
                                          "anchor no schema in the plan declares", rule.label))
                 continue
+            resource = _enclosing_resource(schema, path)
+            if resource is not None:
+                # an embedded $id changes the base: '#/...' points into that schema
+                at, node_id, scope = resource
+                problem = _resolve_local(scope, fragment)
+                if problem:
+                    out.append(PlanIssue(
+                        rule.source, where,
+                        f"$ref '{ref}' is read inside the schema whose $id is {node_id!r} "
+                        f"(at {jp.join(base, *at)}), where it does not resolve: drop that "
+                        "$id to refer to the plan's definitions", rule.label))
+                continue
             problem = _resolve_local(root, fragment)
             if problem:
                 out.append(PlanIssue(rule.source, where, problem, rule.label))
     return out
+
+
+def _enclosing_resource(
+    schema: Any, path: tuple[str | int, ...]
+) -> tuple[tuple[str | int, ...], str, dict[str, Any]] | None:
+    """The nearest schema above ``path`` whose ``$id`` (not a bare ``#anchor``) starts a
+    resource of its own (``(its path, its $id, the schema)``), or None: then local refs
+    resolve against the whole call."""
+    found = None
+    node: Any = schema
+    for depth in range(len(path)):
+        if isinstance(node, dict):
+            node_id = node.get("$id")
+            if isinstance(node_id, str) and not node_id.startswith("#"):
+                found = (path[:depth], node_id, node)
+        try:
+            token = path[depth]
+            node = node[token]
+        except (KeyError, IndexError, TypeError):
+            return found
+    return found
 
 
 def _definition_ref_issues(
