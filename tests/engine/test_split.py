@@ -24,7 +24,7 @@ import pytest
 from trackplan.engine import compile_plan, split
 from trackplan.engine.cli import ValidationReport, _Run, _Sink
 from trackplan.engine.readers import BOM, iter_lines
-from trackplan.errors import InputError
+from trackplan.errors import InputError, TrackplanError
 from trackplan.plan.load import load_plan
 
 from .test_validate_run import KEY, _input, _write_plan
@@ -123,8 +123,10 @@ def test_forked_results_and_errors_come_back() -> None:
     assert split.Forked(sum, [1, 2, 3]).result() == 6
     with pytest.raises(InputError, match="events.ndjson: cannot read"):
         split.Forked(_raise_input_error, "events.ndjson: cannot read").result()
-    with pytest.raises(RuntimeError, match="_TwoArgs"):
+    with pytest.raises(TrackplanError, match="worker process failed: _TwoArgs at "
+                                             "test_split.py:[0-9]+ in _raise_two_args") as err:
         split.Forked(_raise_two_args).result()
+    assert "left" not in str(err.value)  # the message, which may quote values, stays there
     child = split.Forked(time.sleep, 60)
     pid = child.pid
     child.kill()

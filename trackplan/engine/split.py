@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
+from trackplan.errors import TrackplanError
+
 __all__ = ["available", "cores", "chunk_bounds", "SliceReader", "Forked"]
 
 #: The least bytes a range is given: below it, a process costs more than it saves.
@@ -107,10 +109,22 @@ def _end_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def _where(exc: BaseException) -> str:
+    """An unexpected exception without its message: its type and the last frames."""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    places = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
+                        for f in reversed(frames))
+    return f"{type(exc).__name__} at {places}" if places else type(exc).__name__
+
+
 class Forked:
-    """One forked child running ``fn(*args)``; :meth:`result` returns what it returned
-    (raising what it raised, as ``RuntimeError`` with its traceback, or as the same
-    exception class when it takes one message)."""
+    """One forked child running ``fn(*args)``; :meth:`result` returns what it returned.
+
+    A trackplan error raised there is raised again here, as it was (their messages never
+    hold event values). Anything else is raised as :class:`TrackplanError` naming the
+    exception's type and where it was raised, but not its message, which may quote a
+    value; so is a child that ends without a result (killed, out of memory).
+    """
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         read_end, write_end = os.pipe()
@@ -126,12 +140,13 @@ class Forked:
                     payload = ("ok", fn(*args))
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
                     status = 1
-                    payload = ("error", (type(exc), str(exc), traceback.format_exc()))
+                    payload = ("error", (type(exc), str(exc)) if isinstance(
+                        exc, TrackplanError) else (None, _where(exc)))
                 try:
                     data = pickle.dumps(payload)
                 except Exception:  # noqa: BLE001 - something that does not pickle
                     status = 1
-                    data = pickle.dumps(("error", (RuntimeError, "", traceback.format_exc())))
+                    data = pickle.dumps(("error", (None, "its result could not be sent")))
                 with os.fdopen(write_end, "wb") as pipe:
                     pipe.write(data)
             finally:
@@ -147,16 +162,18 @@ class Forked:
         os.waitpid(self.pid, 0)
         self.pid = 0
         if not data:
-            raise RuntimeError("a worker process ended without a result")
+            raise TrackplanError("a worker process ended without a result (killed?)")
         kind, value = pickle.loads(data)  # noqa: S301 - our own child's pipe
         if kind == "ok":
             return value
-        cls, message, trace = value
+        cls, message = value
+        if cls is None:
+            raise TrackplanError(f"a worker process failed: {message}")
         try:
-            error = cls(message) if message else None
-        except Exception:  # noqa: BLE001 - an exception class that takes other arguments
-            error = None
-        raise error if error is not None else RuntimeError(f"a worker process failed:\n{trace}")
+            error = cls(message)
+        except Exception:  # noqa: BLE001 - an error class that takes other arguments
+            error = TrackplanError(message)
+        raise error
 
     def kill(self) -> None:
         """End the child now (after an error or an interrupt in the parent)."""
