@@ -235,36 +235,42 @@ def _why(exc: OSError) -> str:
 def remove_dead_temps(directory: Path) -> int:
     """Remove ``.trackplan-*.tmp`` files in ``directory`` no live writer holds."""
     return _remove_unlocked(
-        directory, lambda name: name.startswith(_PREFIX) and name.endswith(_SUFFIX),
-        os.O_RDONLY | os.O_NOFOLLOW, Path.unlink)
+        directory, lambda name: name.startswith(_PREFIX) and name.endswith(_SUFFIX))
 
 
-def _remove_unlocked(directory: Path, match: Callable[[str], bool], flags: int,
-                     remove: Callable[[Path], object]) -> int:
-    """``remove`` each entry of ``directory`` whose name ``match``es and that no live
-    process holds an ``flock`` on (opened with ``flags``); how many were removed."""
-    if fcntl is None:  # pragma: no cover
-        return 0
+def _remove_unlocked(directory: Path, match: Callable[[str], bool], *,
+                     tree: bool = False) -> int:
+    """:func:`remove_if_unlocked` on each entry of ``directory`` whose name ``match``es;
+    how many were removed."""
     try:
         names = [name for name in os.listdir(directory) if match(name)]
     except OSError:
         return 0
-    removed = 0
-    for name in names:
-        path = directory / name
-        try:
-            fd = os.open(path, flags)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            remove(path)
-            removed += 1
-        except OSError:
-            pass  # a live run holds it
-        finally:
-            os.close(fd)
-    return removed
+    return sum(remove_if_unlocked(directory / name, tree=tree) for name in names)
+
+
+def remove_if_unlocked(path: Path, *, tree: bool = False) -> bool:
+    """Remove ``path`` (a file; with ``tree``, a directory and all in it) when no live
+    process holds an ``flock`` on it, as a dead run leaves its temporaries; True when
+    removed. Links are not followed; without ``flock`` (not POSIX) nothing is removed."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if tree else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if tree:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+        return True
+    except OSError:
+        return False  # a live run holds it (or it vanished meanwhile)
+    finally:
+        os.close(fd)
 
 
 #: Directories of part files (``validate --jobs``): ``.trackplan-parts-<random>``.
@@ -304,10 +310,7 @@ class PartsDir:
 
 def remove_dead_parts(directory: Path) -> int:
     """Remove ``.trackplan-parts-*`` directories in ``directory`` no live run holds."""
-    return _remove_unlocked(
-        directory, lambda name: name.startswith(_PARTS),
-        os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY,
-        lambda path: shutil.rmtree(path, ignore_errors=True))
+    return _remove_unlocked(directory, lambda name: name.startswith(_PARTS), tree=True)
 
 
 #: ``copy_file_range`` errors that mean "not here" (another file system, a kernel or file

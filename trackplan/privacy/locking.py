@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from trackplan import atomic
-from trackplan.atomic import fsync_dir
+from trackplan.atomic import fsync_dir, remove_if_unlocked
 
 try:
     import fcntl
@@ -106,23 +106,6 @@ class OwnedTemp:
         self.discard()
 
 
-def _take_if_dead(path: Path) -> bool:
-    """Remove ``path`` when no live process holds its lock; True when removed."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        path.unlink()
-        return True
-    except OSError:
-        return False  # its writer is alive (or it vanished meanwhile)
-    finally:
-        os.close(fd)
-
-
 def remove_dead_temps(directory: Path, *, held: frozenset[Path] = frozenset()) -> int:
     """Remove temporaries in ``directory`` whose writers are dead; returns how many.
 
@@ -144,7 +127,7 @@ def remove_dead_temps(directory: Path, *, held: frozenset[Path] = frozenset()) -
         if target not in held and lock is None:
             continue  # a live run is rewriting that file
         try:
-            removed += sum(_take_if_dead(t) for t in temps)
+            removed += sum(remove_if_unlocked(t) for t in temps)
         finally:
             if lock is not None:
                 lock.release()
