@@ -481,14 +481,10 @@ class _Gen:
                 self.lines[-2:] = []
                 self.emit(ind, f"{value} = {src}.get({k})")
                 self.emit(ind, f"if {value} is not None:")
-                self.emit(ind + 1, f"{new} = {memo}.get({value})")
-                self.emit(ind + 1, f"if {new} is None:")  # a miss: _declared fills the memo
-                self.emit(ind + 2, f"{new} = {call}")
+                self.memo_lookup(ind + 1, value, new, memo, call)
             else:
                 self.emit(ind + 1, f"if {value}.__class__ is str:")
-                self.emit(ind + 2, f"{new} = {memo}.get({value})")
-                self.emit(ind + 2, f"if {new} is None:")
-                self.emit(ind + 3, f"{new} = {call}")
+                self.memo_lookup(ind + 2, value, new, memo, call)
                 self.emit(ind + 1, "else:")
                 self.emit(ind + 2, f"{new} = {call}")
             self.assign(ind + 1, src, out, k, value, new, may_drop=False)
@@ -496,6 +492,13 @@ class _Gen:
         else:
             self.emit(ind + 1, f"{new} = {call}")
         self.assign(ind + 1, src, out, k, value, new)
+
+    def memo_lookup(self, ind: int, value: str, new: str, memo: str, call: str) -> None:
+        """``new``: the memoised result for the string in ``value``, or on a miss ``call``
+        (which fills the memo)."""
+        self.emit(ind, f"{new} = {memo}.get({value})")
+        self.emit(ind, f"if {new} is None:")
+        self.emit(ind + 1, f"{new} = {call}")
 
     def value(
         self, ind: int, src: str, node: Node, schema: Any, path: _Path, root: Any,
