@@ -380,8 +380,7 @@ class AtomicOutput:
                         if exc.errno not in _NO_COPY_RANGE or copied:
                             raise
                 src.seek(copied)
-                while block := src.read(1 << 20):
-                    self.fh.write(block)
+                shutil.copyfileobj(src, self.fh, 1 << 20)
         except OSError as exc:
             self.abort()
             raise InputError(f"{self.target}: cannot write: {_why(exc)}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -223,10 +224,8 @@ class _Sink:
         if self.file is not None:
             self.file.append_file(path)
             return
-        out = sys.stdout.buffer
         with open(path, "rb") as part:
-            while block := part.read(_COPY_BLOCK):
-                out.write(block)
+            shutil.copyfileobj(part, sys.stdout.buffer, _COPY_BLOCK)
 
     def commit(self) -> None:
         if self.file is not None:
